@@ -1,0 +1,169 @@
+"""The agent's configuration: one TOML file decoded into these Structs.
+
+Unknown keys and wrong types are errors that name the file and the key
+(`agent.toml: wal.fsync: expected one of 'always', 'interval', 'never', got 'sometimes'`).
+Every default works for a user run without root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from agents.errors import ConfigError
+from shipper import endpoint
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class IntakeConfig(_Section):
+    max_frame_bytes: int = 1024 * 1024
+    """Frames larger than this are rejected (to rejects/) instead of appended."""
+    batch_max: int = 1024
+    """At most this many frames are appended to the WAL per write."""
+    confirm_interval_ms: int = 20
+    """How often watermarks are published to emitters."""
+    spool_scan_interval_s: float = 2.0
+    """How often the spool directories are looked at for emitters' spill files."""
+    dedupe_horizon_s: float = 7 * 24 * 3600.0
+    """How long the intake remembers an emitter it has not heard from, to drop its repeats."""
+    send_hwm: int = 10_000
+    receive_hwm: int = 100_000
+
+
+class WalConfig(_Section):
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_ms: int = 200
+    segment_bytes: int = 64 * 1024 * 1024
+    max_bytes: int = 2 * 1024 * 1024 * 1024
+    """Past this size the intake stops reading (emitters spill) until sinks catch up."""
+
+
+class RestartConfig(_Section):
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    flap_restarts: int = 5
+    """A worker that exits this many times within `flap_window_s` is given up on (FATAL)."""
+    flap_window_s: float = 60.0
+
+
+class SupervisorConfig(_Section):
+    drain_timeout_s: float = 30.0
+    """On SIGTERM: how long sinks get to catch up with the WAL before they are killed."""
+    restart: RestartConfig = msgspec.field(default_factory=RestartConfig)
+    stats_interval_s: float = 1.0
+
+
+class FileSinkConfig(_Section):
+    enabled: bool = True
+    path: str = "files/audit.jsonl"
+    """Relative paths are under data_dir."""
+    format: Literal["json", "text"] = "json"
+    max_file_size: int = 100 * 1024 * 1024
+    max_files: int = 10
+    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    encrypt_sensitive: bool = True
+    batch_size: int = 1000
+    flush_interval_s: float = 0.2
+
+
+class ConsoleSinkConfig(_Section):
+    enabled: bool = False
+    format: Literal["json", "text"] = "text"
+    stream: Literal["stdout", "stderr"] = "stdout"
+    batch_size: int = 1000
+    flush_interval_s: float = 0.2
+
+
+class SinksConfig(_Section):
+    file: FileSinkConfig = msgspec.field(default_factory=FileSinkConfig)
+    console: ConsoleSinkConfig = msgspec.field(default_factory=ConsoleSinkConfig)
+
+
+class AgentConfig(_Section):
+    data_dir: str = "./auditship-data"
+    """WAL, files, spool, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
+    runtime_dir: str = ""
+    """Sockets live here; empty means the default (see shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
+    endpoint: str = ""
+    """The intake endpoint; empty means ipc in runtime_dir. `AUDITSHIP_ENDPOINT` overrides."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    intake: IntakeConfig = msgspec.field(default_factory=IntakeConfig)
+    wal: WalConfig = msgspec.field(default_factory=WalConfig)
+    supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    sinks: SinksConfig = msgspec.field(default_factory=SinksConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(os.environ.get("AUDITSHIP_DATA_DIR") or self.data_dir).absolute()
+
+    @property
+    def runtime_path(self) -> Path:
+        if os.environ.get("AUDITSHIP_RUNTIME_DIR") or not self.runtime_dir:
+            return endpoint.runtime_dir().absolute()
+        return Path(self.runtime_dir).absolute()
+
+    @property
+    def intake_endpoint(self) -> str:
+        return os.environ.get("AUDITSHIP_ENDPOINT") or self.endpoint or endpoint.intake_endpoint(self.runtime_path)
+
+    def enabled_sinks(self) -> list[str]:
+        return [name for name in SinksConfig.__struct_fields__ if getattr(self.sinks, name).enabled]
+
+
+def load_config(path: Path | None) -> AgentConfig:
+    """Read and validate a TOML config file; no path means every default."""
+    if path is None:
+        return AgentConfig()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: bytes | str, source: str = "<config>") -> AgentConfig:
+    try:
+        config = msgspec.toml.decode(raw, type=AgentConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_readable(str(exc))}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    _check_values(config, source)
+    return config
+
+
+def _readable(message: str) -> str:
+    """msgspec says `Object contains unknown field `x` - at `$.wal``; say `wal.x: unknown key`."""
+    text, _, where = message.partition(" - at `")
+    where = where.rstrip("`").removeprefix("$").lstrip(".")
+    if text.startswith("Object contains unknown field `"):
+        key = text.split("`")[1]
+        return f"{where + '.' if where else ''}{key}: unknown key"
+    return f"{where or '(top level)'}: {text}"
+
+
+def _check_values(config: AgentConfig, source: str) -> None:
+    positive = {
+        "intake.max_frame_bytes": config.intake.max_frame_bytes,
+        "intake.batch_max": config.intake.batch_max,
+        "wal.segment_bytes": config.wal.segment_bytes,
+        "wal.max_bytes": config.wal.max_bytes,
+        "sinks.file.max_file_size": config.sinks.file.max_file_size,
+        "sinks.file.max_files": config.sinks.file.max_files,
+        "sinks.file.batch_size": config.sinks.file.batch_size,
+        "sinks.console.batch_size": config.sinks.console.batch_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: {key}: must be positive, got {value}")
+    if config.endpoint:
+        try:
+            endpoint.confirm_endpoint(config.endpoint)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: endpoint: {exc}") from exc

@@ -1,0 +1,39 @@
+"""What every sink is: a config Struct and a class with `open()`, `write_batch()` and `close()`.
+
+The sink runner (agents/sinks/runner.py) owns the guarantees: it reads the sink's WAL cursor, calls
+`write_batch`, commits the cursor only when the batch is DELIVERED, backs off on ERRORED and sends
+REJECTED batches to dead letters. A sink never commits, counts or sleeps itself.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Protocol
+
+import msgspec
+
+from shipper.event import AuditEvent
+
+
+class Delivery(enum.Enum):
+    DELIVERED = "delivered"  # the destination has the whole batch; the cursor may move past it
+    ERRORED = "errored"  # a transient failure; the same batch is offered again after a backoff
+    REJECTED = "rejected"  # the destination refused it for good; it goes to dead letters
+
+
+class Entry(msgspec.Struct, frozen=True):
+    """One WAL record as a sink sees it: its WAL sequence number and the event it carries, with
+    `sensitive` values already encrypted by the intake."""
+
+    seq: int
+    event: AuditEvent
+
+
+class Sink(Protocol):
+    name: str
+
+    def open(self) -> None: ...
+
+    def write_batch(self, batch: list[Entry]) -> Delivery: ...
+
+    def close(self) -> None: ...

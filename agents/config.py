@@ -62,18 +62,26 @@ class SupervisorConfig(_Section):
 class FileSinkConfig(_Section):
     enabled: bool = True
     path: str = "files/audit.jsonl"
-    """Relative paths are under data_dir."""
+    """The current file; relative paths are under data_dir. Closed files sit beside it."""
     format: Literal["json", "text"] = "json"
+    """`json`: JSON Lines, what `audit-query` reads; `text`: one readable line per event."""
     max_file_size: int = 100 * 1024 * 1024
+    """The current file is closed and compressed after the batch that takes it past this size."""
     max_files: int = 10
+    """Closed files kept; the oldest beyond this are deleted."""
     compression: Literal["zstd", "gzip", "none"] = "zstd"
     encrypt_sensitive: bool = True
+    """False is a deliberate opt-out: `sensitive` values are decrypted and written in plaintext."""
+    fsync: bool = True
+    """fsync each batch before it counts as delivered. False is faster and still safe against a crash of
+    the agent (the kernel keeps the bytes), but a power cut can lose the last batches written."""
     batch_size: int = 1000
     flush_interval_s: float = 0.2
 
 
 class ConsoleSinkConfig(_Section):
     enabled: bool = False
+    """For development: each event on the terminal."""
     format: Literal["json", "text"] = "text"
     stream: Literal["stdout", "stderr"] = "stdout"
     batch_size: int = 1000
@@ -89,7 +97,7 @@ class AgentConfig(_Section):
     data_dir: str = "./auditship-data"
     """WAL, files, spool, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
     runtime_dir: str = ""
-    """Sockets live here; empty means the default (see shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
+    """Sockets live here; empty means the default (shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
     endpoint: str = ""
     """The intake endpoint; empty means ipc in runtime_dir. `AUDITSHIP_ENDPOINT` overrides."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -110,7 +118,11 @@ class AgentConfig(_Section):
 
     @property
     def intake_endpoint(self) -> str:
-        return os.environ.get("AUDITSHIP_ENDPOINT") or self.endpoint or endpoint.intake_endpoint(self.runtime_path)
+        return (
+            os.environ.get("AUDITSHIP_ENDPOINT")
+            or self.endpoint
+            or endpoint.intake_endpoint(self.runtime_path)
+        )
 
     def enabled_sinks(self) -> list[str]:
         return [name for name in SinksConfig.__struct_fields__ if getattr(self.sinks, name).enabled]

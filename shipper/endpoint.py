@@ -2,7 +2,8 @@
 
 The runtime directory holds the agent's sockets (`intake.sock`, `confirm.sock`, `control.sock`) and a
 `spool` link to the agent's spool directory. It is `AUDITSHIP_RUNTIME_DIR` when set, else
-`/run/auditship` for root, else `$XDG_RUNTIME_DIR/auditship`, else `/tmp/auditship-<uid>`.
+`/run/auditship` for root or when it exists (the system agent's, which services of any user find
+there), else `$XDG_RUNTIME_DIR/auditship`, else `/tmp/auditship-<uid>`.
 `AUDITSHIP_ENDPOINT` overrides the intake endpoint (ipc:// or tcp://).
 """
 
@@ -16,8 +17,9 @@ def runtime_dir() -> Path:
     explicit = os.environ.get("AUDITSHIP_RUNTIME_DIR")
     if explicit:
         return Path(explicit)
-    if os.geteuid() == 0:
-        return Path("/run/auditship")
+    system = Path("/run/auditship")
+    if os.geteuid() == 0 or system.is_dir():
+        return system
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return Path(xdg) / "auditship"

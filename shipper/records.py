@@ -29,7 +29,7 @@ def encode_record(payload: bytes) -> bytes:
 
 
 def scan_records(buffer: bytes | memoryview, start: int = 0) -> Iterator[tuple[int, bytes]]:
-    """Yield `(end_offset, payload)` for each valid record from `start`; `classify_tail` says why it stopped."""
+    """Yield `(end_offset, payload)` per valid record from `start`; `classify_tail` says why it stopped."""
     view = memoryview(buffer)
     offset = start
     size = len(view)

@@ -1,0 +1,92 @@
+"""audit-agent: run the agent, check a config file, ask a running agent for its status, or run a demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import msgspec
+import zmq
+
+from agents import messages
+from agents.config import AgentConfig, load_config
+from agents.errors import AuditshipError
+from agents.logs import configure_logging
+from shipper import endpoint as endpoints
+
+EXIT_USAGE = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="audit-agent", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the agent in the foreground (what systemd starts)")
+    run.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    check = commands.add_parser("check-config", help="validate a config file and print the result")
+    check.add_argument("file", type=Path)
+    status = commands.add_parser("status", help="counters of a running agent's workers")
+    status.add_argument("--config", type=Path)
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    demo = commands.add_parser("demo", help="run the agent with a demo emitter writing real events")
+    demo.add_argument("--config", type=Path)
+    demo.add_argument("--events", type=int, default=10_000)
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config if args.command != "check-config" else args.file)
+        match args.command:
+            case "run":
+                return _run(config)
+            case "check-config":
+                sys.stdout.write(msgspec.toml.encode(config).decode())
+                return 0
+            case "status":
+                return _status(config, as_json=args.json)
+            case _:
+                from agents.demo import run_demo
+
+                return run_demo(config, args.events)
+    except AuditshipError as exc:
+        print(f"audit-agent: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(config: AgentConfig) -> int:
+    from agents.supervisor.supervisor import Supervisor
+
+    configure_logging(config.log_level, "supervisor")
+    return Supervisor(config).run()
+
+
+def request_status(config: AgentConfig, timeout_s: float = 2.0) -> messages.Status | None:
+    """A running agent's status, or None when none answers within the timeout."""
+    with zmq.Context() as context, context.socket(zmq.DEALER) as socket:
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.connect(endpoints.control_endpoint(config.runtime_path))
+        socket.send(messages.encoder.encode(messages.StatusRequest()))
+        if not socket.poll(int(timeout_s * 1000)):
+            return None
+        reply = messages.decoder.decode(socket.recv())
+    return reply if isinstance(reply, messages.Status) else None
+
+
+def _status(config: AgentConfig, *, as_json: bool) -> int:
+    status = request_status(config)
+    if status is None:
+        print(
+            f"audit-agent: no agent answers on {endpoints.control_endpoint(config.runtime_path)}",
+            file=sys.stderr,
+        )
+        return 1
+    if as_json:
+        print(msgspec.json.encode(status).decode())
+        return 0
+    print(f"audit-agent pid {status.pid}")
+    for worker in status.workers:
+        counters = " ".join(f"{key}={value}" for key, value in sorted(worker.counters.items()))
+        print(f"  {worker.name:<14} {worker.state:<9} pid={worker.pid} restarts={worker.restarts} {counters}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""Field encryption and the spool seal, on the agent's side.
+
+keyring.py holds the keys (keys/ in the data directory); fields.py turns `sensitive` values into
+envelopes and back; seal.py opens spool records that emitters sealed with shipper/seal.py.
+"""
+
+from agents.crypto.errors import CryptoError, DecryptionError, KeyringError
+from agents.crypto.fields import decrypt_sensitive, encrypt_sensitive, is_envelope
+from agents.crypto.keyring import Keyring
+from agents.crypto.seal import unseal
+
+__all__ = [
+    "CryptoError",
+    "DecryptionError",
+    "Keyring",
+    "KeyringError",
+    "decrypt_sensitive",
+    "encrypt_sensitive",
+    "is_envelope",
+    "unseal",
+]

@@ -1,0 +1,249 @@
+"""The intake: takes frames off the PULL socket and spool files, validates them, appends them to the WAL
+and confirms to each emitter what the WAL holds.
+
+A frame is validated by a typed decode. A bad one goes to rejects/ with the reason; a repeat (an
+emitter's resend, or a spool record already received) is dropped; sensitive values are encrypted
+before the WAL sees them. A failed WAL write is retried, holding the batch, until it succeeds; the
+socket is not read meanwhile, so emitters spill instead of losing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import msgspec
+import zmq
+
+from agents.config import AgentConfig
+from agents.crypto.fields import encrypt_sensitive
+from agents.crypto.keyring import Keyring
+from agents.intake import spool
+from agents.intake.dedupe import DedupeIndex
+from agents.intake.rejects import RejectLog
+from agents.layout import DataLayout
+from agents.mailbox import Mailbox
+from agents.messages import Stop
+from agents.wal import WriteAheadLog
+from shipper import endpoint as endpoints
+from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder, header_decoder
+
+log = logging.getLogger("auditship.intake")
+MAINTENANCE_INTERVAL_S = 1.0
+RETRY_PAUSE_S = 0.5
+
+
+class Intake:
+    def __init__(
+        self, config: AgentConfig, context: zmq.Context[zmq.Socket[bytes]], mailbox: Mailbox
+    ) -> None:
+        self.config = config
+        self.settings = config.intake
+        self.mailbox = mailbox
+        self.layout = DataLayout(config.data_path)
+        self.keyring = Keyring.load_or_create(self.layout.keys)
+        self.wal = WriteAheadLog(self.layout.wal, config.wal, config.enabled_sinks())
+        self.index = self._load_index()
+        self.rejects = RejectLog(self.layout.rejects)
+        self.instance = os.urandom(8).hex()
+        self.pending: dict[str, int] = {}
+        self.counters: dict[str, int | float] = dict.fromkeys(
+            ("received", "appended", "repeats", "spooled_in", "spool_files", "write_errors", "paused"), 0
+        )
+        self._spool_dirs = self._spool_directories(config.runtime_path)
+
+        endpoint = config.intake_endpoint
+        self.pull = context.socket(zmq.PULL)
+        self.pull.setsockopt(zmq.RCVHWM, self.settings.receive_hwm)
+        self.pull.bind(endpoint)
+        self.pub = context.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
+        self.pub.bind(endpoints.confirm_endpoint(endpoint))
+        log.info("intake %s listening on %s (WAL next seq %d)", self.instance, endpoint, self.wal.next_seq)
+
+    def _load_index(self) -> DedupeIndex:
+        index, covered = DedupeIndex.load(self.layout.dedupe_index, self.settings.dedupe_horizon_s)
+        now = time.time()
+        for record in self.wal.records_after(covered):
+            header = header_decoder.decode(record.payload)
+            index.accept(header.emitter, header.seq, now)
+        return index
+
+    def _spool_directories(self, runtime: Path) -> list[Path]:
+        """Our spool, and the runtime dir's `spool` when emitters made it a real directory before the
+        agent could link it to ours."""
+        directories = [self.layout.spool]
+        runtime_spool = runtime / "spool"
+        if runtime_spool.is_dir() and not runtime_spool.is_symlink():
+            directories.append(runtime_spool)
+        return directories
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.pull, zmq.POLLIN)
+        poller.register(self.mailbox.socket, zmq.POLLIN)
+        confirm_every = self.settings.confirm_interval_ms / 1000
+        next_confirm = next_maintenance = next_spool = 0.0
+        while not self.mailbox.orphaned():
+            paused = self.wal.over_limit()
+            if paused != bool(self.counters["paused"]):
+                self.counters["paused"] = int(paused)
+                log.warning(
+                    "WAL at %d bytes, wal.max_bytes is %d: %s",
+                    self.wal.size_bytes(),
+                    self.config.wal.max_bytes,
+                    "intake paused, emitters spill until sinks catch up" if paused else "intake resumed",
+                )
+            poller.modify(self.pull, 0 if paused else zmq.POLLIN)
+            ready = dict(poller.poll(int(confirm_every * 1000)))
+            if self.mailbox.socket in ready and self._stop_requested():
+                break
+            if self.pull in ready:
+                self._receive()
+            now = time.monotonic()
+            if now >= next_confirm:
+                next_confirm = now + confirm_every
+                self._confirm()
+            self.wal.sync_if_due()
+            if now >= next_spool and not paused:
+                next_spool = now + self.settings.spool_scan_interval_s
+                self._ingest_spool()
+            if now >= next_maintenance:
+                next_maintenance = now + MAINTENANCE_INTERVAL_S
+                self._maintain()
+            self.mailbox.report(self._counters(), self.config.supervisor.stats_interval_s)
+        self._shutdown()
+
+    def _stop_requested(self) -> bool:
+        while (message := self.mailbox.receive()) is not None:
+            if isinstance(message, Stop):
+                return True
+        return False
+
+    def _receive(self) -> None:
+        frames: list[bytes] = []
+        for _ in range(self.settings.batch_max):
+            try:
+                frames.append(self.pull.recv(zmq.NOBLOCK, copy=True))
+            except zmq.Again:
+                break
+        self._append(self._accept(frames, "socket"))
+
+    def _accept(self, frames: list[bytes], source: str) -> list[bytes]:
+        """Validate and deduplicate; returns what goes into the WAL."""
+        accepted: list[bytes] = []
+        now = time.time()
+        limit = self.settings.max_frame_bytes
+        for raw in frames:
+            self.counters["received"] += 1
+            if len(raw) > limit:
+                self.rejects.write(
+                    raw, source, f"frame of {len(raw)} bytes exceeds intake.max_frame_bytes={limit}"
+                )
+                continue
+            try:
+                frame = frame_decoder.decode(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                self.rejects.write(raw, source, f"invalid frame: {exc}")
+                continue
+            if frame.tx and self.pending.get(frame.emitter, 0) < frame.tx:
+                self.pending[frame.emitter] = frame.tx
+            if not self.index.accept(frame.emitter, frame.seq, now):
+                self.counters["repeats"] += 1
+                continue
+            if frame.event.sensitive:
+                sealed = encrypt_sensitive(frame.event, self.keyring)
+                accepted.append(frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, sealed)))
+            else:
+                accepted.append(raw)
+        return accepted
+
+    def _append(self, payloads: list[bytes]) -> None:
+        if not payloads:
+            return
+        while True:
+            try:
+                self.wal.append(payloads)
+            except OSError as exc:
+                # Nothing of the batch is confirmed yet; hold it and try again, without reading more.
+                self.counters["write_errors"] += 1
+                log.error(
+                    "WAL append of %d events failed (%s); holding them and retrying in %.1fs",
+                    len(payloads),
+                    exc,
+                    RETRY_PAUSE_S,
+                )
+                time.sleep(RETRY_PAUSE_S)
+                if self.mailbox.orphaned():
+                    raise
+                continue
+            self.counters["appended"] += len(payloads)
+            return
+
+    def _confirm(self) -> None:
+        """Publish each emitter's watermark; everything before it is in the WAL (written, and fsynced
+        under wal.fsync = "always")."""
+        for emitter, tx in self.pending.items():
+            message = emitter.encode() + frame_encoder.encode(Confirmation(self.instance, tx))
+            try:
+                self.pub.send(message, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+        self.pending.clear()
+
+    def _ingest_spool(self) -> None:
+        for path in spool.claim(self._spool_dirs):
+            frames: list[bytes] = []
+            count = 0
+            for record in spool.read(path, self.keyring):
+                if record.reason is not None:
+                    self.rejects.write(record.frame, f"spool:{path.name}", record.reason)
+                    continue
+                frames.append(record.frame)
+                if len(frames) >= self.settings.batch_max:
+                    count += self._append_spooled(frames)
+                    frames = []
+            count += self._append_spooled(frames)
+            # The file goes only once what it held is durable in the WAL.
+            self.wal.sync()
+            path.unlink()
+            self.counters["spool_files"] += 1
+            log.info("ingested spool file %s: %d new events", path.name, count)
+
+    def _append_spooled(self, frames: list[bytes]) -> int:
+        accepted = self._accept(frames, "spool")
+        self._append(accepted)
+        self.counters["spooled_in"] += len(accepted)
+        return len(accepted)
+
+    def _maintain(self) -> None:
+        """Save the dedupe index, then let the WAL delete what every sink has passed (in this order:
+        the index must cover every record before the record can go)."""
+        self.index.forget_idle(time.time())
+        self.index.save(self.layout.dedupe_index, self.wal.next_seq - 1)
+        self.wal.collect()
+
+    def _counters(self) -> dict[str, int | float]:
+        return {
+            **self.counters,
+            "rejected": self.rejects.count,
+            "last_seq": self.wal.next_seq - 1,
+            "wal_bytes": self.wal.size_bytes(),
+            "emitters": len(self.index),
+        }
+
+    def _shutdown(self) -> None:
+        """Take what is already queued (briefly), confirm it, and close the WAL cleanly."""
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and self.pull.poll(0):
+            self._receive()
+        self.wal.sync()
+        self._confirm()
+        self._maintain()
+        self.wal.close()
+        self.mailbox.report(self._counters(), 0, force=True)
+        self.pull.close(linger=0)
+        self.pub.close(linger=500)
+        log.info("intake stopped at WAL seq %d", self.wal.next_seq - 1)

@@ -1,0 +1,41 @@
+"""The data directory's layout (see DESIGN.md), in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+
+
+class DataLayout(msgspec.Struct, frozen=True):
+    root: Path
+
+    @property
+    def wal(self) -> Path:
+        return self.root / "wal"
+
+    @property
+    def files(self) -> Path:
+        return self.root / "files"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def rejects(self) -> Path:
+        return self.root / "rejects"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "keys"
+
+    @property
+    def dedupe_index(self) -> Path:
+        return self.wal / "emitters.index"
+
+    def prepare(self) -> None:
+        """Create the directories, owner-only whatever the umask."""
+        for directory in (self.root, self.wal, self.files, self.spool, self.rejects, self.keys):
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)

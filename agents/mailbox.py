@@ -1,0 +1,49 @@
+"""A worker's line to the supervisor: one DEALER socket, named after the worker."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+
+import zmq
+
+from agents import messages
+from agents.messages import Hello, Message, Stats
+
+
+class Mailbox:
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, worker: str) -> None:
+        self.worker = worker
+        self.socket = context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.IDENTITY, worker.encode())
+        self.socket.setsockopt(zmq.LINGER, 1000)
+        self.socket.connect(endpoint)
+        self._parent = os.getppid()
+        self._next_stats = 0.0
+        self.send(Hello(worker, os.getpid()))
+
+    def send(self, message: Message) -> None:
+        self.socket.send(messages.encoder.encode(message), zmq.NOBLOCK)
+
+    def receive(self) -> Message | None:
+        """The next message if one is waiting; never blocks."""
+        try:
+            return messages.decoder.decode(self.socket.recv(zmq.NOBLOCK))
+        except zmq.Again:
+            return None
+
+    def report(self, counters: dict[str, int | float], interval_s: float, *, force: bool = False) -> None:
+        """Send counters to the supervisor at most every `interval_s`."""
+        now = time.monotonic()
+        if force or now >= self._next_stats:
+            self._next_stats = now + interval_s
+            with contextlib.suppress(zmq.Again):
+                self.send(Stats(self.worker, counters))
+
+    def orphaned(self) -> bool:
+        """True once the supervisor is gone (SIGKILLed); a worker must not outlive it."""
+        return os.getppid() != self._parent
+
+    def close(self) -> None:
+        self.socket.close()

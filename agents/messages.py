@@ -1,0 +1,60 @@
+"""Messages between the supervisor, its workers and the `audit-agent` CLI, as tagged Structs.
+
+All travel over the supervisor's ROUTER socket (`control.sock` in the runtime directory): workers
+connect a DEALER whose identity is their name, the CLI a DEALER with a random one.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Message(msgspec.Struct, tag=True, array_like=True):
+    pass
+
+
+class Hello(Message):
+    """A worker announces itself after start; its pid lets the supervisor match it to the process."""
+
+    worker: str
+    pid: int
+
+
+class Stop(Message):
+    """Stop the worker. With `drain`, a sink first delivers everything the WAL holds."""
+
+    drain: bool = False
+
+
+class Stats(Message):
+    """A worker's counters, sent every `supervisor.stats_interval_s`, and the supervisor's reply
+    to a `StatusRequest` is made of them."""
+
+    worker: str
+    counters: dict[str, int | float]
+
+
+class StatusRequest(Message):
+    pass
+
+
+class WorkerStatus(msgspec.Struct):
+    name: str
+    state: str
+    pid: int | None
+    restarts: int
+    counters: dict[str, int | float]
+
+
+class Status(Message):
+    pid: int
+    workers: list[WorkerStatus]
+
+
+class Failed(Message):
+    reason: str
+
+
+AnyMessage = Hello | Stop | Stats | StatusRequest | Status | Failed
+encoder = msgspec.msgpack.Encoder()
+decoder = msgspec.msgpack.Decoder(AnyMessage)

@@ -1,0 +1,240 @@
+"""The file sink: JSON Lines (or readable text) in data_dir/files/, rotated by size and compressed.
+
+Idempotent across crashes. Every line ends with its WAL sequence number, so on open the sink truncates
+a torn last line (a crash mid-write), reads the last sequence number written (from the last line, or
+from the newest closed file's name when the current file is empty) and from then on skips entries at
+or below it: a batch the runner offers again after a crash is never written twice.
+
+A batch is DELIVERED only once its bytes are written and flushed (and fsynced, with `fsync = true`).
+A failed write is cut back to the size before the batch and reported as ERRORED: the batch stays in
+the WAL and is offered again. If even the cut fails, the file is re-read on the next batch exactly as
+on open, so whatever made it to disk counts and nothing is written twice.
+
+Rotation: past `max_file_size` the current file is renamed `audit-<first>-<last>.jsonl` and compressed
+(filestore.compress: a temporary name, then a rename, then the original is removed). A crash at any
+step is finished on the next open. At most `max_files` closed files are kept.
+
+Sensitive values arrive encrypted by the intake and stay so, unless `encrypt_sensitive = false`: that
+is the user's deliberate opt-out, and the sink then decrypts them with the keyring before writing.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from pathlib import Path
+
+from agents.config import FileSinkConfig
+from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
+from agents.errors import PermanentSinkError
+from agents.sinks import filestore
+from agents.sinks.base import Delivery, Entry
+from agents.sinks.formats import line_encoder, seq_of_line
+from shipper.event import AuditEvent
+
+logger = logging.getLogger("auditship.sinks.file")
+
+_OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class FileSink:
+    name = "file"
+
+    def __init__(self, config: FileSinkConfig, data_dir: Path, keyring: Keyring) -> None:
+        self._config = config
+        self._path = data_dir / config.path  # an absolute config.path stays as it is
+        self._stem = self._path.stem
+        self._keyring = keyring
+        self._encode = line_encoder(config.format)
+        self._fd = -1  # -1: closed, or must be re-read before the next write (see _undo)
+        self._size = 0
+        self._first_seq: int | None = None  # of the current file; None while it is empty
+        self._last_seq = -1  # the newest sequence number on disk; entries at or below it are repeats
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def open(self) -> None:
+        _make_private_dirs(self._path.parent)
+        self._finish_closed_files()
+        self._open_current()
+        if self._size >= self._config.max_file_size:
+            self._rotate()
+        self._prune()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def write_batch(self, batch: list[Entry]) -> Delivery:
+        if self._fd < 0:
+            try:
+                self._open_current()
+            except OSError as exc:
+                logger.error("file sink: cannot open %s: %s; the batch stays in the WAL", self._path, exc)
+                return Delivery.ERRORED
+        fresh = [entry for entry in batch if entry.seq > self._last_seq]
+        if not fresh:
+            return Delivery.DELIVERED
+        data = b"".join(self._encode(entry.seq, self._prepare(entry.event)) for entry in fresh)
+        first, last = fresh[0].seq, fresh[-1].seq
+        try:
+            _write_all(self._fd, data)
+            if self._config.fsync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            logger.error(
+                "file sink: writing batch %d-%d to %s failed (%s: %s); "
+                "batch %d-%d stays in the WAL and is retried",
+                first,
+                last,
+                self._path,
+                errno.errorcode.get(exc.errno or 0, "no errno"),
+                exc.strerror or exc,
+                first,
+                last,
+            )
+            self._undo()
+            return Delivery.ERRORED
+        self._size += len(data)
+        self._last_seq = last
+        if self._first_seq is None:
+            self._first_seq = first
+        if self._size >= self._config.max_file_size:
+            self._rotate()
+        return Delivery.DELIVERED
+
+    def _prepare(self, event: AuditEvent) -> AuditEvent:
+        if self._config.encrypt_sensitive:
+            # The intake has encrypted already; this is a guard (free for envelopes) so that a
+            # plaintext value can never reach the file through a bug upstream.
+            return encrypt_sensitive(event, self._keyring)
+        try:
+            return decrypt_sensitive(event, self._keyring)
+        except DecryptionError as exc:
+            logger.warning("file sink: %s; the event is written with its values still encrypted", exc)
+            return event
+
+    def _open_current(self) -> None:
+        fd = os.open(self._path, _OPEN_FLAGS, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask; an old file may be wider
+            self._recover(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _recover(self, fd: int) -> None:
+        """Cut a torn last line and learn the first and last sequence numbers on disk."""
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            keep = filestore.last_line_start(fd, size)
+            logger.warning(
+                "file sink: %s ended in a torn line (%d bytes, a crash mid-write); cut it off, its "
+                "events are still in the WAL and are written again",
+                self._path,
+                size - keep,
+            )
+            os.ftruncate(fd, keep)
+            os.fsync(fd)
+            size = keep
+        self._size = size
+        if size == 0:
+            closed = filestore.closed_files(self._path.parent, self._stem)
+            self._first_seq = None
+            self._last_seq = max((c.last_seq for c in closed), default=-1)
+            return
+        start = filestore.last_line_start(fd, size - 1)
+        self._first_seq = self._seq(filestore.first_line(fd), "first")
+        self._last_seq = self._seq(os.pread(fd, size - 1 - start, start), "last")
+
+    def _seq(self, line: bytes, which: str) -> int:
+        seq = seq_of_line(line)
+        if seq is None:
+            raise PermanentSinkError(
+                f"{self._path}: its {which} line has no WAL sequence number, so the sink cannot tell what "
+                "it already wrote; move the file aside (it was edited, or is not the sink's)"
+            )
+        return seq
+
+    def _undo(self) -> None:
+        """Cut the file back to its size before the failed batch; if that fails too, close it so that
+        the next batch re-reads it as on open (complete lines then count as written)."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError as exc:
+            logger.error("file sink: cannot cut %s back after a failed write: %s", self._path, exc)
+            self.close()
+
+    def _rotate(self) -> None:
+        if self._first_seq is None:
+            return
+        name = filestore.closed_name(self._stem, self._first_seq, self._last_seq, self._config.format)
+        closed = self._path.with_name(name)
+        try:
+            self._path.rename(closed)
+        except OSError as exc:
+            logger.warning("file sink: cannot rotate %s: %s; it grows until the next try", self._path, exc)
+            return
+        self.close()
+        try:
+            filestore.fsync_dir(self._path.parent)
+            self._open_current()
+        except OSError as exc:  # what was written is safe in `closed`; the next batch opens the file again
+            logger.error("file sink: after rotating %s to %s: %s", self._path, closed.name, exc)
+        self._finish_closed_files()
+        self._prune()
+
+    def _finish_closed_files(self) -> None:
+        """Compress closed files that are not yet (a rotation cut short, or a failed compression)."""
+        directory = self._path.parent
+        for temp in directory.glob(f"{self._stem}-*.tmp"):
+            temp.unlink(missing_ok=True)
+        if self._config.compression == "none":
+            return
+        for closed in filestore.scan_closed(directory, self._stem):
+            if closed.compressed:
+                continue
+            packed = closed.path.with_name(closed.path.name + filestore.SUFFIXES[self._config.compression])
+            try:
+                if packed.exists():  # compressed, but the crash came before the original was removed
+                    closed.path.unlink()
+                else:
+                    filestore.compress(closed.path, self._config.compression, durable=self._config.fsync)
+            except OSError as exc:
+                logger.warning(
+                    "file sink: cannot compress %s: %s; it is retried at the next rotation", closed.path, exc
+                )
+
+    def _prune(self) -> None:
+        closed = filestore.closed_files(self._path.parent, self._stem)
+        for old in closed[: max(0, len(closed) - self._config.max_files)]:
+            try:
+                old.path.unlink()
+            except OSError as exc:
+                logger.warning("file sink: cannot delete %s: %s", old.path, exc)
+            else:
+                logger.info(
+                    "file sink: deleted %s (keeping %d closed files)", old.path.name, self._config.max_files
+                )
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create `directory` and any missing parents as 0700, whatever the umask; existing ones are left."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)

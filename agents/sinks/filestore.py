@@ -1,0 +1,168 @@
+"""The file sink's directory: closed files' names, their compression, and reading them back.
+
+    files/audit.jsonl                          the current file, appended to
+    files/audit-<first>-<last>.jsonl           a closed file (`.log` in text format), before compression
+    files/audit-<first>-<last>.jsonl.zst       a closed, compressed file (`.gz` with gzip)
+    files/audit-<first>-<last>.jsonl.zst.tmp   a compression in progress; removed on the sink's next open
+
+<first> and <last> are the WAL sequence numbers of the file's first and last event. The sink writes
+these files and `audit-query` reads them; both take the names and the readers from here, so they agree.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, Literal, NamedTuple
+
+import zstandard
+
+Compression = Literal["zstd", "gzip", "none"]
+SUFFIXES: dict[str, str] = {"zstd": ".zst", "gzip": ".gz", "none": ""}
+_CHUNK = 1 << 20
+_TAIL_BLOCK = 64 * 1024
+
+
+class ClosedFile(NamedTuple):
+    path: Path
+    first_seq: int
+    last_seq: int
+    compressed: bool
+
+
+class CorruptFileError(Exception):
+    """A compressed file that does not decompress; the message names the file."""
+
+
+def closed_name(stem: str, first_seq: int, last_seq: int, fmt: str) -> str:
+    return f"{stem}-{first_seq}-{last_seq}.{'jsonl' if fmt == 'json' else 'log'}"
+
+
+def scan_closed(directory: Path, stem: str) -> list[ClosedFile]:
+    """Every closed file in `directory`, oldest first; a range may appear both plain and compressed
+    (a compression that a crash interrupted, or one in progress)."""
+    pattern = re.compile(rf"{re.escape(stem)}-(\d+)-(\d+)\.(?:jsonl|log)(\.zst|\.gz)?")
+    found = []
+    for path in directory.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match:
+            found.append(ClosedFile(path, int(match[1]), int(match[2]), match[3] is not None))
+    return sorted(found, key=lambda closed: (closed.first_seq, closed.last_seq, closed.compressed))
+
+
+def closed_files(directory: Path, stem: str) -> list[ClosedFile]:
+    """Each closed range once, oldest first, the compressed copy when there are two (it is complete:
+    it got its name only after it was written)."""
+    by_range = {(closed.first_seq, closed.last_seq): closed for closed in scan_closed(directory, stem)}
+    return list(by_range.values())
+
+
+def compress(path: Path, compression: Compression, *, durable: bool) -> Path:
+    """Compress `path` to `path` + suffix via a temporary name, then remove `path`; returns the new path.
+
+    With `durable`, the compressed data and its name are fsynced before the original goes, so a power
+    cut leaves one complete copy or the other, never neither.
+    """
+    target = path.with_name(path.name + SUFFIXES[compression])
+    temp = target.with_name(target.name + ".tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb", closefd=False) as sink, path.open("rb") as source:
+            if compression == "zstd":
+                zstandard.ZstdCompressor(level=3).copy_stream(source, sink)
+            else:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0) as packed:
+                    shutil.copyfileobj(source, packed, _CHUNK)
+        if durable:
+            os.fsync(fd)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    temp.replace(target)
+    if durable:
+        fsync_dir(target.parent)
+    path.unlink()
+    return target
+
+
+def read_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a sink file, each with its newline, decompressing by suffix; a last line without a
+    newline (being written, or torn by a crash) is not yielded.
+
+    Raises OSError when the file cannot be read and CorruptFileError when it does not decompress.
+    """
+    with path.open("rb") as file:
+        if path.suffix == ".zst":
+            chunks = _zstd_chunks(file, path)
+        elif path.suffix == ".gz":
+            chunks = _gzip_chunks(file, path)
+        else:
+            chunks = iter(lambda: file.read(_CHUNK), b"")
+        pending = b""
+        for chunk in chunks:
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                yield line + b"\n"
+
+
+def last_line_start(fd: int, end: int) -> int:
+    """The offset just after the last newline before `end` in the file `fd` (0 if there is none)."""
+    position = end
+    while position > 0:
+        start = max(0, position - _TAIL_BLOCK)
+        newline = os.pread(fd, position - start, start).rfind(b"\n")
+        if newline >= 0:
+            return start + newline + 1
+        position = start
+    return 0
+
+
+def first_line(fd: int) -> bytes:
+    """The first line of the file `fd`, without its newline."""
+    parts: list[bytes] = []
+    offset = 0
+    while chunk := os.pread(fd, _TAIL_BLOCK, offset):
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            parts.append(chunk[:newline])
+            break
+        parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _zstd_chunks(file: BinaryIO, path: Path) -> Iterator[bytes]:
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    try:
+        for chunk in iter(lambda: file.read(_CHUNK), b""):
+            yield decompressor.decompress(chunk)
+    except zstandard.ZstdError as exc:
+        raise CorruptFileError(f"{path}: not valid zstd: {exc}") from exc
+    # A stream cut short decompresses to less, silently; only the frame's end tells it was complete.
+    if not decompressor.eof:
+        raise CorruptFileError(f"{path}: truncated zstd data (the frame has no end)")
+
+
+def _gzip_chunks(file: BinaryIO, path: Path) -> Iterator[bytes]:
+    try:
+        with gzip.GzipFile(fileobj=file, mode="rb") as unpacked:
+            yield from iter(lambda: unpacked.read(_CHUNK), b"")
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise CorruptFileError(f"{path}: not valid gzip: {exc}") from exc

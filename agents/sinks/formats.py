@@ -1,0 +1,115 @@
+"""How the file and console sinks write an event: a JSON Lines record or one readable line of text.
+
+    json  {"event_type":"data_read",...,"wal_seq":17}
+    text  2024-05-01T12:00:00.123Z HIGH data_read success user=alice resource=document/42 "Read it"
+          ip=10.0.0.1 changes.title=Draft sensitive.ssn=aesgcm1:... id=0190... seq=17
+
+Both end with the event's WAL sequence number: that is how the file sink, after a crash, finds the last
+event it wrote, and how `audit-query` names a record. In text, every value that is not a plain word is
+double-quoted with backslash escapes, and every non-printable character (newline, tab, the Unicode line
+separators) is escaped, so one event is always exactly one line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+
+from shipper.event import AuditEvent
+
+Format = Literal["json", "text"]
+LineEncoder = Callable[[int, AuditEvent], bytes]
+
+_json = msgspec.json.Encoder()
+_event_decoder = msgspec.json.Decoder(AuditEvent)
+
+
+class _Seq(msgspec.Struct):
+    wal_seq: int
+
+
+_seq_decoder = msgspec.json.Decoder(_Seq)
+_TEXT_SEQ = re.compile(rb" seq=(\d+)\Z")
+_BARE = re.compile(r'[^ "\\=]+')
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def line_encoder(fmt: Format) -> LineEncoder:
+    return encode_json if fmt == "json" else encode_text
+
+
+def encode_json(seq: int, event: AuditEvent) -> bytes:
+    body = _json.encode(event)
+    # An event always has `event_type`, so `body` is a non-empty object: splicing the sequence number in
+    # before its closing brace is free, where a wider Struct would copy every event.
+    return b'%s,"wal_seq":%d}\n' % (body[:-1], seq)
+
+
+def encode_text(seq: int, event: AuditEvent) -> bytes:
+    words = [_timestamp(event.timestamp), event.severity.upper(), event.event_type, event.outcome]
+    if event.user_id is not None:
+        words.append(f"user={_token(event.user_id)}")
+    if event.resource_type is not None or event.resource_id is not None:
+        resource = "/".join(part for part in (event.resource_type, event.resource_id) if part is not None)
+        words.append(f"resource={_token(resource)}")
+    if event.service_name is not None:
+        words.append(f"service={_token(event.service_name)}")
+    if event.message:
+        words.append(f'"{_escape(event.message)}"')
+    for prefix, values in (("", event.details), ("changes.", event.changes), ("sensitive.", event.sensitive)):
+        words.extend(f"{_token(prefix + str(key))}={_token(_text(value))}" for key, value in values.items())
+    words.append(f"id={_token(event.event_id)}")
+    words.append(f"seq={seq}")
+    return (" ".join(words) + "\n").encode()
+
+
+def seq_of_line(line: bytes) -> int | None:
+    """The WAL sequence number at the end of a line in either format (without its newline), or None."""
+    if line.startswith(b"{"):
+        try:
+            return _seq_decoder.decode(line).wal_seq
+        except msgspec.DecodeError:
+            return None
+    match = _TEXT_SEQ.search(line)
+    return int(match[1]) if match else None
+
+
+def decode_json_line(line: bytes) -> tuple[int, AuditEvent]:
+    """The sequence number and the event of a JSON Lines record; msgspec.DecodeError if it is not one."""
+    return _seq_decoder.decode(line).wal_seq, _event_decoder.decode(line)
+
+
+def _timestamp(moment: datetime) -> str:
+    if moment.tzinfo is None:  # the event model says UTC; a naive value is taken to be UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else _json.encode(value).decode()
+
+
+def _token(value: str) -> str:
+    """`value` as one word: bare when it is plain, else double-quoted with escapes."""
+    if _BARE.fullmatch(value) and value.isprintable():
+        return value
+    return f'"{_escape(value)}"'
+
+
+def _escape(value: str) -> str:
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return value
+    return "".join(_escape_char(char) for char in value)
+
+
+def _escape_char(char: str) -> str:
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

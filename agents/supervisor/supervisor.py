@@ -1,0 +1,151 @@
+"""The supervisor: the agent's main process. It starts the workers (spawn), restarts a crashed one with
+backoff, gives up loudly on one that flaps, answers `audit-agent status`, and on SIGTERM drains: the
+intake stops, the sinks deliver what the WAL holds, then everything exits, within a timeout."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from types import FrameType
+
+import zmq
+
+from agents import messages
+from agents.config import AgentConfig
+from agents.layout import DataLayout
+from agents.messages import Hello, Stats, Status, StatusRequest, Stop, WorkerStatus
+from agents.supervisor import runtime, systemd
+from agents.supervisor.process import State, WorkerProcess, WorkerSpec
+from shipper import endpoint as endpoints
+
+log = logging.getLogger("auditship.supervisor")
+TICK_MS = 100
+
+
+class Supervisor:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.layout = DataLayout(config.data_path)
+        specs = [WorkerSpec("intake", "intake")] + [
+            WorkerSpec(f"sink:{name}", "sink", name) for name in config.enabled_sinks()
+        ]
+        self.workers = {spec.name: WorkerProcess(spec, config.supervisor.restart) for spec in specs}
+        self._stop_signal: int | None = None
+        self.exit_code = 0
+
+    def run(self) -> int:
+        self._locks = runtime.prepare(self.layout, self.config.runtime_path)
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.control = self.context.socket(zmq.ROUTER)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.bind(endpoints.control_endpoint(self.config.runtime_path))
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        log.info(
+            "audit-agent %d: data in %s, intake on %s, sinks: %s",
+            os.getpid(),
+            self.layout.root,
+            self.config.intake_endpoint,
+            ", ".join(self.config.enabled_sinks()) or "none",
+        )
+        for worker in self.workers.values():
+            worker.start(self.config)
+        systemd.notify("READY=1")
+        self._supervise()
+        self._drain()
+        self.control.close()
+        self.context.term()
+        return self.exit_code
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self._stop_signal = signum
+
+    def _supervise(self) -> None:
+        watchdog = systemd.watchdog_interval()
+        next_watchdog = 0.0
+        while self._stop_signal is None:
+            self._handle_messages(TICK_MS)
+            now = time.monotonic()
+            for worker in self.workers.values():
+                if worker.state in (State.STARTING, State.RUNNING) and not worker.alive:
+                    worker.exited(now)
+                    if worker.state is State.FATAL and worker.spec.role == "intake":
+                        log.critical("without an intake the agent accepts nothing: stopping with exit code 1")
+                        self.exit_code = 1
+                        return
+                worker.maybe_restart(self.config, now)
+            if watchdog is not None and now >= next_watchdog:
+                next_watchdog = now + watchdog
+                systemd.notify("WATCHDOG=1")
+        log.info("signal %d: draining", self._stop_signal)
+
+    def _handle_messages(self, timeout_ms: int) -> None:
+        if not self.control.poll(timeout_ms):
+            return
+        while True:
+            try:
+                identity, payload = self.control.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:
+                continue  # not [identity, payload]: nobody we know
+            try:
+                message = messages.decoder.decode(payload)
+            except Exception as exc:  # noqa: BLE001 - a bad control message must not stop the supervisor
+                self._reply(identity, messages.Failed(f"undecodable control message: {exc}"))
+                continue
+            self._dispatch(identity, message)
+
+    def _dispatch(self, identity: bytes, message: messages.Message) -> None:
+        worker = self.workers.get(identity.decode(errors="replace"))
+        match message:
+            case Hello() if worker is not None:
+                worker.transition(State.RUNNING)
+            case Stats() if worker is not None:
+                worker.counters = message.counters
+            case StatusRequest():
+                self._reply(identity, self.status())
+            case _:
+                self._reply(identity, messages.Failed(f"unexpected message {type(message).__name__}"))
+
+    def _reply(self, identity: bytes, message: messages.Message) -> None:
+        try:
+            self.control.send_multipart([identity, messages.encoder.encode(message)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            log.debug("reply to %r lost: %s", identity, exc)
+
+    def status(self) -> Status:
+        return Status(
+            os.getpid(),
+            [
+                WorkerStatus(name, w.state.value, w.pid, w.restarts, w.counters)
+                for name, w in self.workers.items()
+            ],
+        )
+
+    def _drain(self) -> None:
+        """Intake first (nothing new comes in), then the sinks catch up with the WAL, then exit."""
+        systemd.notify("STOPPING=1")
+        deadline = time.monotonic() + self.config.supervisor.drain_timeout_s
+        intake = [w for w in self.workers.values() if w.spec.role == "intake"]
+        sinks = [w for w in self.workers.values() if w.spec.role == "sink"]
+        self._stop(intake, Stop(drain=False), deadline)
+        self._stop(sinks, Stop(drain=True), deadline)
+
+    def _stop(self, workers: list[WorkerProcess], message: Stop, deadline: float) -> None:
+        for worker in workers:
+            worker.transition(State.STOPPING if worker.alive else State.EXITED)
+        while any(w.alive for w in workers) and time.monotonic() < deadline:
+            # Sent again each tick: a worker still starting has not connected yet and would miss it.
+            for worker in workers:
+                if worker.alive:
+                    self._reply(worker.spec.name.encode(), message)
+            self._handle_messages(TICK_MS * 5)
+        for worker in workers:
+            if worker.alive:
+                self.exit_code = 1
+                log.error("worker %s did not drain within supervisor.drain_timeout_s", worker.spec.name)
+            worker.kill()
+        log.info("stopped: %s", ", ".join(w.spec.name for w in workers))

@@ -1,0 +1,43 @@
+"""The entry point of every worker process (the spawn target): logging, signals, mailbox, then the role."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import zmq
+
+from agents.config import AgentConfig
+from agents.logs import configure_logging
+from agents.mailbox import Mailbox
+from agents.supervisor.process import WorkerSpec
+from shipper import endpoint as endpoints
+
+log = logging.getLogger("auditship.worker")
+
+
+def worker_main(spec: WorkerSpec, config: AgentConfig) -> None:
+    # The supervisor orchestrates shutdown (a Stop message, then SIGKILL); a terminal's Ctrl-C or a
+    # SIGTERM sent to the whole process group must not cut a worker short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    configure_logging(config.log_level, spec.name)
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    mailbox = Mailbox(context, endpoints.control_endpoint(config.runtime_path), spec.name)
+    try:
+        if spec.role == "intake":
+            from agents.intake.worker import Intake
+
+            Intake(config, context, mailbox).run()
+        else:
+            from agents.sinks.registry import build_runner
+
+            build_runner(spec.sink, config, mailbox).run()
+    except Exception:
+        log.exception("worker %s failed; the supervisor restarts it", spec.name)
+        mailbox.close()
+        context.destroy(linger=0)
+        sys.exit(1)
+    mailbox.close()
+    context.term()

@@ -1,0 +1,260 @@
+"""emit(): hand an event to the local agent in a few microseconds, and never lose it while we live.
+
+The path of one event:
+1. It gets a per-emitter sequence number and is sent on a ZeroMQ PUSH socket without blocking.
+2. It stays in a bounded window until the intake confirms it is in the WAL. Confirmations (a
+   watermark per emitter) arrive on a SUB socket that is read every `poll_every` emits, never waited on.
+3. A confirmation from an intake instance we have not seen before means the agent restarted and may
+   have lost what was in flight, so the whole window is sent again; the intake drops repeats by
+   sequence number.
+4. When the window or the socket's HWM is full, or no agent is connected, the event goes to a spool
+   file instead; at interpreter exit whatever is still unconfirmed goes there too. The agent ingests
+   spool files when it starts and while it runs.
+
+One lock makes emit() safe from many threads (a ZeroMQ socket is not); after fork() the child starts
+with its own identity, sockets and window, and the parent's unconfirmed events stay the parent's.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import zmq
+
+from shipper import endpoint as endpoints
+from shipper import logger as hooks
+from shipper.event import AuditEvent
+from shipper.spool import SealUnavailable, SpoolWriter
+from shipper.wire import Confirmation, Frame, confirmation_decoder, frame_encoder
+
+log = logging.getLogger("auditship.emitter")
+
+
+class EmitterStats(msgspec.Struct):
+    """Counters since this emitter started (or since fork, in a child).
+
+    sent: frames handed to the socket (first sends; resends are counted in `resent`);
+    confirmed: events the agent confirmed as in its WAL; spilled: events written to the spool;
+    dropped: events lost for good (spool unwritable, or a sensitive event with no key to seal it);
+    failed: emit() calls that raised inside (an event that cannot be encoded); pending: unconfirmed now.
+    """
+
+    sent: int = 0
+    confirmed: int = 0
+    resent: int = 0
+    spilled: int = 0
+    dropped: int = 0
+    failed: int = 0
+    pending: int = 0
+
+
+class Emitter:
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        window: int = 10_000,
+        send_hwm: int = 10_000,
+        poll_every: int = 256,
+        spool_dir: Path | None = None,
+    ) -> None:
+        self.endpoint = endpoint or endpoints.intake_endpoint()
+        self._confirm_endpoint = endpoints.confirm_endpoint(self.endpoint)
+        self._spool_dir = spool_dir or endpoints.spool_dir(self.endpoint)
+        self._window_size = window
+        self._send_hwm = send_hwm
+        self._poll_every = poll_every
+        self._start()
+        os.register_at_fork(after_in_child=self._start)
+
+    def _start(self) -> None:
+        """(Re)initialise all per-process state; also the fork handler, so nothing is shared with a parent."""
+        self.id = os.urandom(8).hex()
+        self._topic = self.id.encode()
+        self._lock = threading.Lock()
+        self._context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self._push: zmq.Socket[bytes] | None = None
+        self._sub: zmq.Socket[bytes] | None = None
+        # (tx, seq, event), in tx order: what the agent has not confirmed yet.
+        self._window: collections.deque[tuple[int, int, AuditEvent]] = collections.deque()
+        self._seq = 0
+        self._tx = 0
+        self._instance: str | None = None
+        self._countdown = self._poll_every
+        self._spool = SpoolWriter(self._spool_dir, self.id)
+        self._stats = EmitterStats()
+        self._warned: set[str] = set()
+
+    @property
+    def stats(self) -> EmitterStats:
+        with self._lock:
+            return msgspec.structs.replace(self._stats, pending=len(self._window))
+
+    def emit(self, event: AuditEvent) -> None:
+        """Send one event; never blocks for long and never raises."""
+        try:
+            with self._lock:
+                self._seq += 1
+                self._countdown -= 1
+                # A full window is read every time: only confirmations can make room in it.
+                if self._countdown <= 0 or len(self._window) >= self._window_size:
+                    self._countdown = self._poll_every
+                    if self._sub is not None:
+                        self._read_confirmations()
+                if len(self._window) >= self._window_size:
+                    self._spill([(self._seq, event)])
+                    return
+                push = self._push or self._connect()
+                self._tx += 1
+                try:
+                    push.send(frame_encoder.encode(Frame(self.id, self._seq, self._tx, event)), zmq.NOBLOCK)
+                except zmq.Again:
+                    self._spill([(self._seq, event)])
+                    return
+                self._window.append((self._tx, self._seq, event))
+                self._stats.sent += 1
+        except Exception as exc:  # noqa: BLE001 - emit() must never raise into the service
+            self._stats.failed += 1
+            self._warn_once("failed", f"emit() failed and the event was not sent: {exc!r}")
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait up to `timeout` seconds for the agent to confirm everything sent; True when it has."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._window:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._sub is None:
+                    return False
+                if self._sub.poll(max(1, int(min(remaining, 0.05) * 1000))):
+                    self._read_confirmations()
+            return True
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush, spool what is still unconfirmed, and close the sockets. emit() after close reconnects."""
+        self.flush(timeout)
+        with self._lock:
+            if self._window:
+                self._spill([(seq, event) for _, seq, event in self._window])
+                self._window.clear()
+            for socket in (self._push, self._sub):
+                if socket is not None:
+                    socket.close(linger=0)
+            self._push = self._sub = None
+            if self._context is not None:
+                self._context.term()
+                self._context = None
+            self._spool.close()
+
+    def _connect(self) -> zmq.Socket[bytes]:
+        self._context = zmq.Context()
+        push = self._context.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, self._send_hwm)
+        # IMMEDIATE: with no agent connected a send fails at once (and spills) instead of queueing
+        # into a pipe that would be thrown away.
+        push.setsockopt(zmq.IMMEDIATE, 1)
+        push.setsockopt(zmq.LINGER, 0)
+        push.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        push.connect(self.endpoint)
+        sub = self._context.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, self._topic)
+        sub.connect(self._confirm_endpoint)
+        self._push, self._sub = push, sub
+        return push
+
+    def _read_confirmations(self) -> None:
+        latest: Confirmation | None = None
+        assert self._sub is not None
+        while True:
+            try:
+                message = self._sub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            latest = confirmation_decoder.decode(memoryview(message)[len(self._topic) :])
+            if latest.instance != self._instance:
+                self._instance = latest.instance
+                self._resend_window()
+                latest = None
+        if latest is not None:
+            window = self._window
+            while window and window[0][0] <= latest.tx:
+                window.popleft()
+                self._stats.confirmed += 1
+
+    def _resend_window(self) -> None:
+        """A new intake instance: what it has not confirmed may be lost, so send all of it again."""
+        assert self._push is not None
+        entries = list(self._window)
+        self._window.clear()
+        for index, (_, seq, event) in enumerate(entries):
+            self._tx += 1
+            try:
+                self._push.send(frame_encoder.encode(Frame(self.id, seq, self._tx, event)), zmq.NOBLOCK)
+            except zmq.Again:
+                self._spill([(s, e) for _, s, e in entries[index:]])
+                return
+            self._window.append((self._tx, seq, event))
+            self._stats.resent += 1
+
+    def _spill(self, events: list[tuple[int, AuditEvent]]) -> None:
+        frames = [
+            (frame_encoder.encode(Frame(self.id, seq, 0, event)), bool(event.sensitive))
+            for seq, event in events
+        ]
+        try:
+            self._write_spool(frames)
+        except SealUnavailable as exc:
+            # Only the sensitive ones cannot go; the rest still must.
+            plain = [frame for frame in frames if not frame[1]]
+            self._stats.dropped += len(frames) - len(plain)
+            self._warn_once("seal", f"events with sensitive values were dropped, not spooled: {exc}")
+            self._write_spool(plain)
+
+    def _write_spool(self, frames: list[tuple[bytes, bool]]) -> None:
+        if not frames:
+            return
+        try:
+            self._spool.write(frames)
+        except OSError as exc:
+            self._stats.dropped += len(frames)
+            self._warn_once("spool", f"spool {self._spool.path} unwritable, events dropped: {exc}")
+            return
+        self._stats.spilled += len(frames)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s (further occurrences are counted in Emitter.stats)", message)
+
+
+_default: Emitter | None = None
+_default_lock = threading.Lock()
+
+
+def get_emitter() -> Emitter:
+    """The process-wide emitter, created on first use with the default endpoint."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Emitter()
+                atexit.register(_default.close)
+    return _default
+
+
+def emit(event: AuditEvent) -> None:
+    """Send an event to the local audit agent. Never raises; see Emitter for the guarantees.
+
+    Inside `shipper.testing.capture_events()` the event goes to the capture instead."""
+    capture = hooks._capture
+    if capture is not None:
+        capture(event)
+        return
+    (_default or get_emitter()).emit(event)

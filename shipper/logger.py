@@ -1,0 +1,337 @@
+"""`AuditLogger`: the seed's logging methods, turning calls into AuditEvents handed to `emit`.
+
+The pipeline is fixed when the logger is built. Filters (`min_severity`, `excluded_event_types`)
+become two frozensets, so a call costs two set lookups whether or not anything is filtered, and an
+event that is filtered out is counted in `logger.filtered` before anything is built. Each event
+that passes gets the context's service fields and compliance tags and the correlation ids in effect
+(see shipper.correlation), and goes to `emit`.
+
+A logger built without `emit` uses `default_emit`, which sends to `shipper.emitter.emit` (imported
+at first use) or, while `shipper.testing.capture_events()` is active, to that capture.
+
+The methods are `async def` because the seed awaits them; none of them waits for anything, since
+`emit` hands the event over without blocking.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shipper import correlation
+from shipper.builder import AuditEventBuilder
+from shipper.config import AuditConfig, AuditContext
+from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
+
+Emit = Callable[[AuditEvent], None]
+
+# Where default_emit sends while shipper.testing.capture_events() is active; swapped only by
+# _swap_capture. Module-level on purpose: loggers created before the capture began are captured too.
+_capture: Emit | None = None
+_emitter_emit: Emit | None = None
+
+
+def default_emit(event: AuditEvent) -> None:
+    """Send to the active capture, else to `shipper.emitter.emit`.
+
+    An emitter that cannot be imported raises ImportError at the first event: a broken install
+    must be seen, not lose audit events quietly.
+    """
+    global _emitter_emit
+    capture = _capture
+    if capture is not None:
+        capture(event)
+        return
+    if _emitter_emit is None:
+        # Imported here, not at the top: a service that only builds events, or a test capturing
+        # them, never needs the emitter (and its ZeroMQ socket) to exist.
+        from shipper.emitter import emit
+
+        _emitter_emit = emit
+    _emitter_emit(event)
+
+
+def _swap_capture(capture: Emit | None) -> Emit | None:
+    """Make `capture` receive what `default_emit` is given; returns the one it replaces."""
+    global _capture
+    previous, _capture = _capture, capture
+    return previous
+
+
+# Severity when the caller gives none, by outcome: a refused or failed attempt matters more than a
+# success, and an error (the system could not decide) most.
+_SEVERITY_BY_OUTCOME = {
+    AuditOutcome.SUCCESS: AuditSeverity.INFO,
+    AuditOutcome.FAILURE: AuditSeverity.MEDIUM,
+    AuditOutcome.ERROR: AuditSeverity.HIGH,
+    AuditOutcome.UNKNOWN: AuditSeverity.LOW,
+}
+
+
+def classify_status(status_code: int) -> tuple[AuditOutcome, AuditSeverity]:
+    """Outcome and severity of an HTTP response: 1xx-3xx succeed (INFO); 4xx fail (LOW, but 401 and
+    403 MEDIUM: someone was refused); 5xx are errors (HIGH); anything else is UNKNOWN (LOW)."""
+    if 100 <= status_code < 400:
+        return AuditOutcome.SUCCESS, AuditSeverity.INFO
+    if 400 <= status_code < 500:
+        severity = AuditSeverity.MEDIUM if status_code in (401, 403) else AuditSeverity.LOW
+        return AuditOutcome.FAILURE, severity
+    if 500 <= status_code < 600:
+        return AuditOutcome.ERROR, AuditSeverity.HIGH
+    return AuditOutcome.UNKNOWN, AuditSeverity.LOW
+
+
+class AuditLogger:
+    """Logs a service's audit events; each method returns the event logged, or None if filtered out.
+
+    `config` and `context` are read once, here: later changes to them do not affect this logger.
+    Each method takes positionally only what identifies the event (as the seed's examples pass it);
+    the rest is keyword-only, so an argument cannot land in the wrong slot. Raises ValueError when
+    `min_severity` or `excluded_event_types` holds something that is not a severity or an event type.
+    """
+
+    def __init__(self, config: AuditConfig, context: AuditContext, emit: Emit | None = None) -> None:
+        self.config = config
+        self.context = context
+        self._emit: Emit = emit if emit is not None else default_emit
+        try:
+            min_rank = AuditSeverity(config.min_severity).rank
+        except ValueError as exc:
+            raise ValueError(f"AuditConfig.min_severity: {exc}") from exc
+        try:
+            excluded = frozenset(AuditEventType(t) for t in config.excluded_event_types)
+        except ValueError as exc:
+            raise ValueError(f"AuditConfig.excluded_event_types: {exc}") from exc
+        self._kept_severities = frozenset(s for s in AuditSeverity if s.rank >= min_rank)
+        self._excluded_types = excluded
+        self._service = context.event_fields()
+        self._service_name = context.service_name
+        self._service_version = context.service_version
+        self._environment = context.environment
+        self._node_id = context.node_id
+        self._compliance = tuple(dict.fromkeys(context.compliance_requirements))
+        self._filtered = 0
+        # `+=` on an attribute is not atomic across threads; a counted drop must not be lost.
+        self._filtered_lock = threading.Lock()
+
+    @property
+    def filtered(self) -> int:
+        """How many events the configured filters have dropped."""
+        return self._filtered
+
+    def _drops(self, event_type: AuditEventType, severity: AuditSeverity) -> bool:
+        if event_type in self._excluded_types or severity not in self._kept_severities:
+            with self._filtered_lock:
+                self._filtered += 1
+            return True
+        return False
+
+    def _send(self, **fields: Any) -> AuditEvent:
+        ids = correlation.current()
+        event = AuditEvent(
+            **fields,
+            service_name=self._service_name,
+            service_version=self._service_version,
+            environment=self._environment,
+            node_id=self._node_id,
+            correlation_id=ids.correlation_id,
+            request_id=ids.request_id,
+            trace_id=ids.trace_id,
+            span_id=ids.span_id,
+            compliance=list(self._compliance),
+        )
+        self._emit(event)
+        return event
+
+    def create_event_builder(self) -> AuditEventBuilder:
+        """A builder whose events carry this logger's service context."""
+        return AuditEventBuilder(self.context)
+
+    async def log_event(self, event: AuditEvent) -> AuditEvent | None:
+        """Log a prepared event (usually from `create_event_builder()`).
+
+        Fills what the event leaves unset, in place: the service fields and compliance tags when
+        it has no `service_name`, and each correlation id that is None.
+        """
+        if self._drops(event.event_type, event.severity):
+            return None
+        if event.service_name is None:
+            for name, value in self._service.items():
+                setattr(event, name, value)
+            event.compliance = list(dict.fromkeys([*self._compliance, *event.compliance]))
+        ids = correlation.current()
+        if event.correlation_id is None:
+            event.correlation_id = ids.correlation_id
+        if event.request_id is None:
+            event.request_id = ids.request_id
+        if event.trace_id is None:
+            event.trace_id = ids.trace_id
+        if event.span_id is None:
+            event.span_id = ids.span_id
+        self._emit(event)
+        return event
+
+    async def log_auth_event(
+        self,
+        event_type: AuditEventType,
+        user_id: str | None = None,
+        *,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+        source_ip: str | None = None,
+        user_agent: str | None = None,
+        session_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        message: str | None = None,
+        severity: AuditSeverity | None = None,
+    ) -> AuditEvent | None:
+        """Log a login, logout or authentication result.
+
+        Severity, unless given, follows the outcome: SUCCESS INFO, FAILURE MEDIUM, ERROR HIGH,
+        UNKNOWN LOW. The message defaults to "<event type> <outcome>", e.g. "user_login success".
+        """
+        severity = severity if severity is not None else _SEVERITY_BY_OUTCOME[outcome]
+        if self._drops(event_type, severity):
+            return None
+        return self._send(
+            event_type=event_type,
+            severity=severity,
+            outcome=outcome,
+            message=message if message is not None else f"{event_type} {outcome}",
+            action=str(event_type),
+            user_id=user_id,
+            session_id=session_id,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            details=dict(details) if details else {},
+        )
+
+    async def log_api_event(
+        self,
+        method: str,
+        endpoint: str,
+        status_code: int,
+        *,
+        user_id: str | None = None,
+        duration_ms: float | None = None,
+        request_size: int | None = None,
+        response_size: int | None = None,
+        source_ip: str | None = None,
+        user_agent: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> AuditEvent | None:
+        """Log an API call as an API_REQUEST event; outcome and severity follow `classify_status`.
+
+        The action and message are "<method> <endpoint>" (the message adds the status code).
+        """
+        outcome, severity = classify_status(status_code)
+        if self._drops(AuditEventType.API_REQUEST, severity):
+            return None
+        action = f"{method} {endpoint}"
+        return self._send(
+            event_type=AuditEventType.API_REQUEST,
+            severity=severity,
+            outcome=outcome,
+            message=f"{action} {status_code}",
+            action=action,
+            user_id=user_id,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            method=method,
+            endpoint=endpoint,
+            status_code=status_code,
+            duration_ms=duration_ms,
+            request_size=request_size,
+            response_size=response_size,
+            details=dict(details) if details else {},
+        )
+
+    async def log_data_event(
+        self,
+        event_type: AuditEventType,
+        resource_type: str,
+        resource_id: str,
+        action: str,
+        *,
+        user_id: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
+        sensitive: Mapping[str, Any] | None = None,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+        severity: AuditSeverity | None = None,
+        message: str | None = None,
+    ) -> AuditEvent | None:
+        """Log an operation on a resource (create, read, update, delete, export, transaction...).
+
+        `sensitive` values are encrypted by the agent. Severity, unless given, follows the outcome as
+        in `log_auth_event`; the message defaults to "<action> <resource_type>/<resource_id>".
+        """
+        severity = severity if severity is not None else _SEVERITY_BY_OUTCOME[outcome]
+        if self._drops(event_type, severity):
+            return None
+        return self._send(
+            event_type=event_type,
+            severity=severity,
+            outcome=outcome,
+            message=message if message is not None else f"{action} {resource_type}/{resource_id}",
+            action=action,
+            user_id=user_id,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            changes=dict(changes) if changes else {},
+            details=dict(details) if details else {},
+            sensitive=dict(sensitive) if sensitive else {},
+        )
+
+    async def log_security_event(
+        self,
+        event_type: AuditEventType,
+        message: str,
+        *,
+        severity: AuditSeverity = AuditSeverity.HIGH,
+        source_ip: str | None = None,
+        user_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        outcome: AuditOutcome = AuditOutcome.FAILURE,
+        user_agent: str | None = None,
+    ) -> AuditEvent | None:
+        """Log a security finding: a violation, suspicious activity, a rate limit hit.
+
+        The outcome is that of the attempt the event reports, so it defaults to FAILURE: the attempt
+        was refused or flagged. Pass SUCCESS when it got through, UNKNOWN when that is not known.
+        """
+        if self._drops(event_type, severity):
+            return None
+        return self._send(
+            event_type=event_type,
+            severity=severity,
+            outcome=outcome,
+            message=message,
+            action=str(event_type),
+            user_id=user_id,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            details=dict(details) if details else {},
+        )
+
+    async def log_system_event(
+        self,
+        event_type: AuditEventType,
+        message: str,
+        *,
+        details: Mapping[str, Any] | None = None,
+        severity: AuditSeverity = AuditSeverity.INFO,
+        outcome: AuditOutcome = AuditOutcome.SUCCESS,
+    ) -> AuditEvent | None:
+        """Log what the service itself did: startup, shutdown, a configuration change, a privacy
+        request handled, a retention run."""
+        if self._drops(event_type, severity):
+            return None
+        return self._send(
+            event_type=event_type,
+            severity=severity,
+            outcome=outcome,
+            message=message,
+            action=str(event_type),
+            details=dict(details) if details else {},
+        )

@@ -1,0 +1,86 @@
+"""Spool files: where an emitter puts events it cannot hand to the agent, for the agent to pick up.
+
+One file per emitter, `<spool dir>/<emitter id>.spool`, holding records (shipper.records) whose first
+byte says how the frame that follows is stored: `PLAIN`, or `SEALED` to the agent's public key
+(`seal.pub` in the spool directory) when the event carries sensitive values, which must never reach
+disk in plaintext.
+
+The agent claims a file by renaming it while holding its flock; an emitter takes the same lock for
+each write and, when it finds its path renamed away, starts a new file. So a record is either in the
+file the agent claimed or in the next one, never torn between the two and never lost.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from shipper import seal
+from shipper.records import encode_record
+
+PLAIN = b"\x00"
+SEALED = b"\x01"
+SUFFIX = ".spool"
+PUBLIC_KEY_NAME = "seal.pub"
+
+
+class SealUnavailable(Exception):
+    """A sensitive event cannot be spooled: no agent key to seal it with, or no cryptography package."""
+
+
+class SpoolWriter:
+    def __init__(self, directory: Path, emitter_id: str) -> None:
+        self.directory = directory
+        self.path = directory / f"{emitter_id}{SUFFIX}"
+        self._fd: int | None = None
+        self._public_key: bytes | None = None
+
+    def write(self, frames: list[tuple[bytes, bool]]) -> None:
+        """Append frames (`(frame bytes, has sensitive values)`) durably enough to survive this process.
+
+        Raises OSError when the directory cannot be written and SealUnavailable for a sensitive frame
+        that cannot be sealed; nothing of the call is written then.
+        """
+        data = b"".join(encode_record(self._stored(frame, sensitive)) for frame, sensitive in frames)
+        fd = self._locked_fd()
+        try:
+            os.write(fd, data)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _stored(self, frame: bytes, sensitive: bool) -> bytes:
+        if not sensitive:
+            return PLAIN + frame
+        return SEALED + seal.seal(frame, self._agent_key())
+
+    def _agent_key(self) -> bytes:
+        if self._public_key is None:
+            if not seal.sealing_available():
+                raise SealUnavailable("the cryptography package is not installed (pip install cryptography)")
+            try:
+                self._public_key = (self.directory / PUBLIC_KEY_NAME).read_bytes()
+            except OSError as exc:
+                raise SealUnavailable(f"no agent key at {self.directory / PUBLIC_KEY_NAME}") from exc
+        return self._public_key
+
+    def _locked_fd(self) -> int:
+        """The fd of our spool file, locked, re-opened when the agent has claimed the old one."""
+        for _ in range(8):
+            if self._fd is None:
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                if self.path.stat().st_ino == os.fstat(self._fd).st_ino:
+                    return self._fd
+            except FileNotFoundError:
+                pass
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            self.close()
+        raise OSError(f"{self.path}: renamed away on every attempt to write")

@@ -1,0 +1,117 @@
+"""A real audit-agent in a subprocess, with its own short runtime and data directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from agents.cli import request_status
+from agents.config import AgentConfig, parse_config
+from agents.messages import Status
+from tests.waiting import wait_for
+
+
+class AgentDirs:
+    """ipc paths must stay under ~100 bytes, so these live in /tmp rather than pytest's tmp_path."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="as-", dir="/tmp"))
+        self.runtime = self.root / "run"
+        self.data = self.root / "data"
+        self.config_file = self.root / "agent.toml"
+
+    def env(self) -> dict[str, str]:
+        return {"AUDITSHIP_RUNTIME_DIR": str(self.runtime), "AUDITSHIP_DATA_DIR": str(self.data)}
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RunningAgent:
+    def __init__(self, dirs: AgentDirs, config_toml: str = "") -> None:
+        self.dirs = dirs
+        dirs.config_file.write_text(config_toml)
+        self.config: AgentConfig = parse_config(config_toml)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = dirs.root / "agent.log"
+
+    def _status_config(self) -> AgentConfig:
+        config = parse_config(self.dirs.config_file.read_text())
+        config.runtime_dir = str(self.dirs.runtime)
+        return config
+
+    def start(self, timeout: float = 30.0) -> RunningAgent:
+        env = {**os.environ, **self.dirs.env()}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "agents", "run", "--config", str(self.dirs.config_file)],
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        wait_for(self._all_running, timeout, f"the agent to run its workers (log: {self.log_path})")
+        return self
+
+    def _all_running(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"agent exited with {self.process.returncode}:\n{self.log()}")
+        status = self.status()
+        return status is not None and all(w.state == "running" for w in status.workers)
+
+    def status(self) -> Status | None:
+        return request_status(self._status_config(), timeout_s=1.0)
+
+    def counters(self, worker: str) -> dict[str, int | float]:
+        status = self.status()
+        if status is None:
+            return {}
+        return next((w.counters for w in status.workers if w.name == worker), {})
+
+    def worker_pid(self, name: str) -> int:
+        status = self.status()
+        assert status is not None
+        pid = next(w.pid for w in status.workers if w.name == name)
+        assert pid is not None
+        return pid
+
+    def kill_everything(self) -> None:
+        """SIGKILL the supervisor and every worker at once, as a power cut to the agent would."""
+        assert self.process is not None
+        status = self.status()
+        pids = [w.pid for w in status.workers if w.pid] if status else []
+        for pid in [self.process.pid, *pids]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.terminate(30)
+            except subprocess.TimeoutExpired:
+                self.kill_everything()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def file_events(data: Path) -> list[dict[str, object]]:
+    """Every event the file sink wrote to its current file, in order."""
+    path = data / "files" / "audit.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

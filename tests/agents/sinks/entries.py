@@ -1,0 +1,34 @@
+"""Events and WAL entries for the sink and audit-query tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.crypto import Keyring, encrypt_sensitive
+from agents.sinks.base import Entry
+from shipper.event import AuditEvent, AuditEventType, AuditSeverity
+
+SECRET = "123-45-6789-TOPSECRET"
+
+
+def event(n: int, **fields: Any) -> AuditEvent:
+    defaults: dict[str, Any] = {
+        "event_type": AuditEventType.DATA_READ,
+        "severity": AuditSeverity.MEDIUM,
+        "user_id": f"user-{n}",
+        "resource_type": "document",
+        "resource_id": str(n),
+        "message": f"read document {n}",
+        "details": {"n": n},
+    }
+    return AuditEvent(**(defaults | fields))
+
+
+def entries(seqs: range, keyring: Keyring | None = None, **fields: Any) -> list[Entry]:
+    """Entries as the runner hands them over: with `keyring`, `sensitive` already encrypted as the
+    intake does it."""
+    made = []
+    for seq in seqs:
+        built = event(seq, **fields)
+        made.append(Entry(seq, encrypt_sensitive(built, keyring) if keyring else built))
+    return made

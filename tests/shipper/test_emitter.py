@@ -1,0 +1,212 @@
+"""The emitter against a stand-in intake made of real ZeroMQ sockets, so every step can be watched."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from shipper.emitter import Emitter
+from shipper.event import AuditEvent, AuditEventType
+from shipper.records import scan_records
+from shipper.spool import PLAIN, SEALED
+from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder
+from tests.waiting import wait_for
+
+
+class StandInIntake:
+    """A PULL socket and a PUB socket bound where the agent's would be."""
+
+    def __init__(self, runtime: Path) -> None:
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.endpoint = f"ipc://{runtime / 'intake.sock'}"
+        self.pull = self.context.socket(zmq.PULL)
+        self.pull.bind(self.endpoint)
+        self.pub = self.context.socket(zmq.PUB)
+        self.pub.bind(f"ipc://{runtime / 'confirm.sock'}")
+
+    def receive(self, count: int, timeout_ms: int = 5000) -> list[Frame]:
+        frames = []
+        for _ in range(count):
+            assert self.pull.poll(timeout_ms), f"only {len(frames)} of {count} frames arrived"
+            frames.append(frame_decoder.decode(self.pull.recv()))
+        return frames
+
+    def confirm(self, emitter: str, instance: str, tx: int) -> None:
+        self.pub.send(emitter.encode() + frame_encoder.encode(Confirmation(instance, tx)))
+
+    def close(self) -> None:
+        self.context.destroy(linger=0)
+
+
+@pytest.fixture
+def runtime() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="as-em-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def event(number: int, **fields: object) -> AuditEvent:
+    return AuditEvent(event_type=AuditEventType.API_REQUEST, details={"n": number}, **fields)  # type: ignore[arg-type]
+
+
+def spooled(path: Path) -> list[bytes]:
+    return [payload for _, payload in scan_records(path.read_bytes())]
+
+
+def confirmed_after(emitter: Emitter, intake: StandInIntake, instance: str, tx: int, expected: int) -> None:
+    """Publish confirmations until the emitter has read one (PUB/SUB joins late), then check the count."""
+
+    def read() -> bool:
+        intake.confirm(emitter.id, instance, tx)
+        emitter.flush(0.05)
+        return emitter.stats.confirmed >= expected
+
+    wait_for(read, 10, "the emitter to read a confirmation")
+
+
+def test_with_no_agent_every_event_is_spilled_to_the_spool_and_nothing_is_sent(runtime: Path) -> None:
+    """IMMEDIATE makes a send without a connected agent fail at once; the event goes to the spool."""
+    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}")
+    for number in range(10):
+        emitter.emit(event(number))
+    assert emitter.stats.spilled == 10
+    assert emitter.stats.sent == 0
+    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    assert [r[:1] for r in records] == [PLAIN] * 10
+    assert [frame_decoder.decode(r[1:]).seq for r in records] == list(range(1, 11))
+    emitter.close(0)
+
+
+def test_confirmed_events_leave_the_window(runtime: Path) -> None:
+    """A confirmation for tx N frees every event sent up to N, and only those."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, poll_every=1)
+    try:
+        emitter.emit(event(0))
+        wait_for(lambda: emitter.flush(0) or intake.pull.poll(0), 5, "the first frame")
+        for number in range(1, 10):
+            emitter.emit(event(number))
+        frames = intake.receive(10)
+        assert [f.seq for f in frames] == list(range(1, 11))
+        # The first confirmation from an unknown instance makes the emitter resend its window.
+        confirmed_after(emitter, intake, "instance-a", 0, 0)
+        resent = intake.receive(10)
+        assert sorted(f.seq for f in resent) == list(range(1, 11))
+        confirmed_after(emitter, intake, "instance-a", resent[5].tx, 6)
+        assert emitter.stats.pending == 4
+        confirmed_after(emitter, intake, "instance-a", resent[-1].tx, 10)
+        assert emitter.stats.pending == 0
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
+def test_a_confirmation_from_a_new_agent_instance_resends_the_unconfirmed_window(runtime: Path) -> None:
+    """After an agent restart (a new instance id) everything unconfirmed is sent again, same seqs."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, poll_every=1)
+    try:
+        for number in range(5):
+            emitter.emit(event(number))
+        first = intake.receive(5)
+        confirmed_after(emitter, intake, "before", 0, 0)
+        again = intake.receive(5)
+        confirmed_after(emitter, intake, "before", again[1].tx, 2)
+        confirmed_after(emitter, intake, "after-restart", 0, 2)
+        resent = intake.receive(3)
+        assert [f.seq for f in resent] == [f.seq for f in first[2:]]
+        assert emitter.stats.resent == 5 + 3
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
+def test_a_full_window_spills_instead_of_growing(runtime: Path) -> None:
+    """With nothing confirmed, events past the window size go to the spool."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, window=100)
+    try:
+        for number in range(150):
+            emitter.emit(event(number))
+        intake.receive(100)
+        assert emitter.stats.sent == 100
+        assert emitter.stats.spilled == 50
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
+def test_close_spools_what_was_never_confirmed(runtime: Path) -> None:
+    """At exit, unconfirmed events are written to the spool, where the agent will find them."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint)
+    for number in range(20):
+        emitter.emit(event(number))
+    intake.receive(20)
+    emitter.close(0.1)
+    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    assert sorted(frame_decoder.decode(r[1:]).seq for r in records) == list(range(1, 21))
+    intake.close()
+
+
+def test_emit_never_raises_and_counts_an_event_it_cannot_encode(runtime: Path) -> None:
+    """An unencodable detail does not reach the service as an exception; it is counted as failed."""
+    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}")
+    emitter.emit(event(0, changes={"bad": object()}))
+    assert emitter.stats.failed == 1
+    emitter.close(0)
+
+
+def test_a_sensitive_event_is_never_spooled_in_plaintext(runtime: Path) -> None:
+    """Without the agent's key it is dropped (counted); with it, it is sealed, not readable."""
+    from agents.crypto.keyring import Keyring
+    from agents.crypto.seal import unseal
+
+    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}")
+    emitter.emit(event(0, sensitive={"ssn": "123-45-6789"}))
+    assert emitter.stats.dropped == 1
+    keyring = Keyring.load_or_create(runtime / "keys")
+    (runtime / "spool" / "seal.pub").write_bytes(keyring.spool_public_key())
+    emitter.emit(event(1, sensitive={"ssn": "123-45-6789"}))
+    assert emitter.stats.spilled == 1
+    emitter.close(0)
+    data = (runtime / "spool" / f"{emitter.id}.spool").read_bytes()
+    assert b"123-45-6789" not in data
+    (record,) = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    assert record[:1] == SEALED
+    assert frame_decoder.decode(unseal(record[1:], keyring)).event.sensitive == {"ssn": "123-45-6789"}
+
+
+def test_a_forked_child_gets_its_own_identity_and_an_empty_window(runtime: Path) -> None:
+    """After fork() the child's emitter shares nothing with the parent's."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint)
+    try:
+        emitter.emit(event(0))
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            report = f"{emitter.id} {emitter.stats.pending}".encode()
+            emitter.emit(event(1))
+            report += f" {emitter.stats.sent}".encode()
+            os.write(write, report)
+            os._exit(0)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        child_id, child_pending, child_sent = os.read(read, 100).decode().split()
+        os.close(read)
+        assert status == 0
+        assert child_id != emitter.id
+        assert (child_pending, child_sent) == ("0", "1")
+        frames = intake.receive(2)
+        assert {f.emitter for f in frames} == {emitter.id, child_id}
+    finally:
+        emitter.close(0)
+        intake.close()

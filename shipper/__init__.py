@@ -6,7 +6,6 @@ sent, and the agent's packages only when `audit_context` has to start an embedde
 
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditConfig, AuditContext
-from shipper.correlation import correlation
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, new_event_id
 from shipper.logger import AuditLogger
 
@@ -21,7 +20,6 @@ __all__ = [
     "AuditSeverity",
     "Emitter",
     "audit_context",
-    "correlation",
     "emit",
     "get_emitter",
     "new_event_id",

@@ -31,10 +31,12 @@ import zmq
 from shipper import endpoint as endpoints
 from shipper import logger as hooks
 from shipper.event import AuditEvent
-from shipper.spool import SealUnavailable, SpoolWriter
+from shipper.seal import SealUnavailableError
+from shipper.spool import SpoolWriter
 from shipper.wire import Confirmation, Frame, confirmation_decoder, frame_encoder
 
 log = logging.getLogger("auditship.emitter")
+CONNECT_WAIT_MS = 100
 
 
 class EmitterStats(msgspec.Struct):
@@ -167,6 +169,9 @@ class Emitter:
         sub.setsockopt(zmq.SUBSCRIBE, self._topic)
         sub.connect(self._confirm_endpoint)
         self._push, self._sub = push, sub
+        # Connecting is asynchronous; give a running agent a moment to accept, or the first events
+        # of every process would spill. With no agent this costs CONNECT_WAIT_MS once.
+        push.poll(CONNECT_WAIT_MS, zmq.POLLOUT)
         return push
 
     def _read_confirmations(self) -> None:
@@ -210,7 +215,7 @@ class Emitter:
         ]
         try:
             self._write_spool(frames)
-        except SealUnavailable as exc:
+        except SealUnavailableError as exc:
             # Only the sensitive ones cannot go; the rest still must.
             plain = [frame for frame in frames if not frame[1]]
             self._stats.dropped += len(frames) - len(plain)

@@ -18,15 +18,12 @@ from pathlib import Path
 
 from shipper import seal
 from shipper.records import encode_record
+from shipper.seal import SealUnavailableError
 
 PLAIN = b"\x00"
 SEALED = b"\x01"
 SUFFIX = ".spool"
 PUBLIC_KEY_NAME = "seal.pub"
-
-
-class SealUnavailable(Exception):
-    """A sensitive event cannot be spooled: no agent key to seal it with, or no cryptography package."""
 
 
 class SpoolWriter:
@@ -39,7 +36,7 @@ class SpoolWriter:
     def write(self, frames: list[tuple[bytes, bool]]) -> None:
         """Append frames (`(frame bytes, has sensitive values)`) durably enough to survive this process.
 
-        Raises OSError when the directory cannot be written and SealUnavailable for a sensitive frame
+        Raises OSError when the directory cannot be written and SealUnavailableError for a sensitive frame
         that cannot be sealed; nothing of the call is written then.
         """
         data = b"".join(encode_record(self._stored(frame, sensitive)) for frame, sensitive in frames)
@@ -61,12 +58,10 @@ class SpoolWriter:
 
     def _agent_key(self) -> bytes:
         if self._public_key is None:
-            if not seal.sealing_available():
-                raise SealUnavailable("the cryptography package is not installed (pip install cryptography)")
             try:
                 self._public_key = (self.directory / PUBLIC_KEY_NAME).read_bytes()
             except OSError as exc:
-                raise SealUnavailable(f"no agent key at {self.directory / PUBLIC_KEY_NAME}") from exc
+                raise SealUnavailableError(f"no agent key at {self.directory / PUBLIC_KEY_NAME}") from exc
         return self._public_key
 
     def _locked_fd(self) -> int:

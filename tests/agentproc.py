@@ -114,4 +114,5 @@ def file_events(data: Path) -> list[dict[str, object]]:
     path = data / "files" / "audit.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    # Split on newlines only: str.splitlines() would also break at U+2028 inside a JSON string.
+    return [json.loads(line) for line in path.read_bytes().split(b"\n") if line.strip()]

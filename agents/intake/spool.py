@@ -9,8 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from agents.crypto.keyring import Keyring
-from agents.crypto.seal import unseal
+from agents.crypto import DecryptionError, Keyring, unseal
 from shipper.records import Tail, classify_tail, scan_records
 from shipper.spool import PLAIN, SEALED, SUFFIX
 
@@ -74,7 +73,7 @@ def _frame(payload: bytes, keyring: Keyring) -> SpoolRecord:
         return SpoolRecord(body)
     if kind == SEALED:
         try:
-            return SpoolRecord(unseal(body, keyring))
-        except ValueError as exc:
-            return SpoolRecord(body, f"sealed spool record cannot be opened: {exc}")
+            return SpoolRecord(unseal(body, keyring, source="sealed spool record"))
+        except DecryptionError as exc:
+            return SpoolRecord(body, str(exc))
     return SpoolRecord(payload, f"unknown spool record kind {kind!r}")

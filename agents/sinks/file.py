@@ -27,7 +27,7 @@ from pathlib import Path
 
 from agents.config import FileSinkConfig
 from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
-from agents.errors import PermanentSinkError
+from agents.errors import PermanentSinkError, TransientSinkError
 from agents.sinks import filestore
 from agents.sinks.base import Delivery, Entry
 from agents.sinks.formats import line_encoder, seq_of_line
@@ -57,12 +57,17 @@ class FileSink:
         return self._path
 
     def open(self) -> None:
-        _make_private_dirs(self._path.parent)
-        self._finish_closed_files()
-        self._open_current()
+        try:
+            _make_private_dirs(self._path.parent)
+            self._open_current()
+        except OSError as exc:
+            raise TransientSinkError(
+                f"file sink: cannot open {exc.filename or self._path}: {exc.strerror}"
+            ) from exc
         if self._size >= self._config.max_file_size:
-            self._rotate()
-        self._prune()
+            self._rotate()  # the crash came between a write and its rotation
+        else:
+            self._housekeep()
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -149,15 +154,16 @@ class FileSink:
             self._last_seq = max((c.last_seq for c in closed), default=-1)
             return
         start = filestore.last_line_start(fd, size - 1)
-        self._first_seq = self._seq(filestore.first_line(fd), "first")
         self._last_seq = self._seq(os.pread(fd, size - 1 - start, start), "last")
+        self._first_seq = self._seq(filestore.first_line(fd), "first")
 
     def _seq(self, line: bytes, which: str) -> int:
         seq = seq_of_line(line)
         if seq is None:
+            # Without it the sink cannot tell what it already wrote, nor name the file when it closes it.
             raise PermanentSinkError(
-                f"{self._path}: its {which} line has no WAL sequence number, so the sink cannot tell what "
-                "it already wrote; move the file aside (it was edited, or is not the sink's)"
+                f"{self._path}: its {which} line has no WAL sequence number (the file was edited, or is "
+                "not the sink's); move it aside and the sink starts a new one"
             )
         return seq
 
@@ -186,8 +192,17 @@ class FileSink:
             self._open_current()
         except OSError as exc:  # what was written is safe in `closed`; the next batch opens the file again
             logger.error("file sink: after rotating %s to %s: %s", self._path, closed.name, exc)
-        self._finish_closed_files()
-        self._prune()
+        self._housekeep()
+
+    def _housekeep(self) -> None:
+        """Finish compressions that a crash or an error left undone; delete closed files past max_files."""
+        try:
+            self._finish_closed_files()
+            self._prune()
+        except OSError as exc:  # the events are safe whatever happens here; it is tried again later
+            logger.warning(
+                "file sink: tidying %s failed: %s; tried again at the next rotation", self._path.parent, exc
+            )
 
     def _finish_closed_files(self) -> None:
         """Compress closed files that are not yet (a rotation cut short, or a failed compression)."""
@@ -199,9 +214,11 @@ class FileSink:
         for closed in filestore.scan_closed(directory, self._stem):
             if closed.compressed:
                 continue
-            packed = closed.path.with_name(closed.path.name + filestore.SUFFIXES[self._config.compression])
+            copies = [
+                closed.path.with_name(closed.path.name + sfx) for sfx in filestore.SUFFIXES.values() if sfx
+            ]
             try:
-                if packed.exists():  # compressed, but the crash came before the original was removed
+                if any(copy.exists() for copy in copies):  # the crash came before the original was removed
                     closed.path.unlink()
                 else:
                     filestore.compress(closed.path, self._config.compression, durable=self._config.fsync)

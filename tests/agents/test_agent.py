@@ -55,11 +55,14 @@ def delivered_ids(dirs: AgentDirs) -> list[str]:
     return [str(event["event_id"]) for event in file_events(dirs.data)]
 
 
-def run_producers(dirs: AgentDirs, names: list[str], count: int, **pacing: float) -> dict[str, dict[str, int]]:
+def run_producers(
+    dirs: AgentDirs, names: list[str], count: int, **pacing: float
+) -> dict[str, dict[str, int]]:
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     processes = [
-        context.Process(target=produce, args=(dirs.env(), name, count, results), kwargs=pacing) for name in names
+        context.Process(target=produce, args=(dirs.env(), name, count, results), kwargs=pacing)
+        for name in names
     ]
     for process in processes:
         process.start()
@@ -114,7 +117,7 @@ def test_events_from_many_threads_of_one_process_arrive_once_each_in_each_thread
 
 
 def test_agent_killed_with_sigkill_mid_stream_loses_and_repeats_nothing(dirs: AgentDirs) -> None:
-    """Every agent process is SIGKILLed twice while producers emit; after restarts all events are there once."""
+    """Every agent process is SIGKILLed twice while producers emit; afterwards each event is there once."""
     agent = RunningAgent(dirs, FAST).start()
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
@@ -127,7 +130,7 @@ def test_agent_killed_with_sigkill_mid_stream_loses_and_repeats_nothing(dirs: Ag
         process.start()
     try:
         for _ in range(2):
-            wait_for(lambda: agent.counters("intake").get("appended", 0) > 2_000, 60, "the agent to take events")
+            wait_for(lambda a=agent: a.counters("intake").get("appended", 0) > 2_000, 60, "events in")
             agent.kill_everything()
             time.sleep(0.3)
             agent = RunningAgent(dirs, FAST).start()
@@ -260,4 +263,6 @@ def test_a_sensitive_value_never_reaches_disk_in_plaintext_and_decrypts_with_the
             assert secret.encode() not in path.read_bytes(), f"plaintext in {path}"
     written = msgspec.convert(file_events(dirs.data)[0], AuditEvent)
     assert written.sensitive["card_number"] != secret
-    assert decrypt_sensitive(written, Keyring.load_or_create(dirs.data / "keys")).sensitive == {"card_number": secret}
+    assert decrypt_sensitive(written, Keyring.load_or_create(dirs.data / "keys")).sensitive == {
+        "card_number": secret
+    }

@@ -1,0 +1,79 @@
+"""Sink cursors: `cursors/<sink>` holds, as decimal text, the last seq the sink's destination has.
+
+The file is replaced atomically (temporary file, fsync, rename, fsync of the directory), so after any
+crash it holds the old seq or the new one. Anything else in it is damage, and `read_cursor` refuses to
+guess: 0 would send the whole WAL to the destination again, a later seq would skip events nobody
+delivered. An operator who knows which is right writes it (see `WalError`'s message).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from agents.errors import WalError
+from agents.wal.segment import CURSORS, fsync_directory
+
+log = logging.getLogger("auditship.wal")
+SINK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+
+def check_sink_name(sink: str) -> str:
+    """A sink name becomes a file name; refuse one that could leave the cursors directory or hide."""
+    if not SINK_NAME.fullmatch(sink):
+        raise ValueError(f"sink name {sink!r} cannot name a cursor file: use letters, digits, '_', '-', '.'")
+    return sink
+
+
+def cursor_path(directory: Path, sink: str) -> Path:
+    return directory / CURSORS / check_sink_name(sink)
+
+
+def read_cursor(path: Path) -> int | None:
+    """The committed seq; None when the sink never committed; WalError when the file is damaged."""
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    value = text.strip()
+    if not (value.isascii() and value.isdigit()):
+        raise WalError(
+            f"{path}: expected the sink's last committed WAL seq (decimal digits), found {text[:40]!r}; "
+            "write the last seq its destination holds into the file (0 sends the whole WAL again)"
+        )
+    return int(value)
+
+
+def committed_seqs(directory: Path) -> dict[str, int]:
+    """Every readable cursor in `directory`, by sink, including sinks no longer configured."""
+    cursors: dict[str, int] = {}
+    try:
+        names = os.listdir(directory / CURSORS)
+    except FileNotFoundError:
+        return cursors
+    for name in names:
+        if not SINK_NAME.fullmatch(name):
+            continue  # a temporary file of an interrupted commit
+        try:
+            seq = read_cursor(directory / CURSORS / name)
+        except WalError as exc:
+            log.error("%s", exc)
+            continue
+        if seq is not None:
+            cursors[name] = seq
+    return cursors
+
+
+def write_cursor(path: Path, seq: int) -> None:
+    """Durably replace the cursor at `path` with `seq`."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, f"{seq}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
+    fsync_directory(path.parent)

@@ -1,0 +1,77 @@
+"""Segment files and the directories around them: names, listing, creation, owner-only permissions.
+
+A segment is named by the seq of its first record (`<first_seq:020d>.wal`), so every record in it has a
+seq below the next segment's name: what a segment covers is known without opening it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+SUFFIX = ".wal"
+NAME_DIGITS = 20
+CURSORS = "cursors"
+QUARANTINE = "quarantine"
+
+
+class Segment(NamedTuple):
+    first_seq: int
+    path: Path
+
+
+def segment_path(directory: Path, first_seq: int) -> Path:
+    return directory / f"{first_seq:0{NAME_DIGITS}d}{SUFFIX}"
+
+
+def _first_seqs(directory: Path) -> list[int]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    # Other files live here too (cursors/, the intake's dedupe index, a salvage in progress): not ours.
+    return [
+        int(name[:NAME_DIGITS])
+        for name in names
+        if len(name) == NAME_DIGITS + len(SUFFIX)
+        and name.endswith(SUFFIX)
+        and name[:NAME_DIGITS].isascii()
+        and name[:NAME_DIGITS].isdigit()
+    ]
+
+
+def list_segments(directory: Path) -> list[Segment]:
+    """The segments in `directory`, oldest first; [] when there are none (or no directory yet)."""
+    return [Segment(first, segment_path(directory, first)) for first in sorted(_first_seqs(directory))]
+
+
+def segment_after(directory: Path, first_seq: int) -> Segment | None:
+    """The oldest segment newer than the one starting at `first_seq`; a reader polls this, so it builds
+    no more than one path."""
+    newer = [first for first in _first_seqs(directory) if first > first_seq]
+    return Segment(min(newer), segment_path(directory, min(newer))) if newer else None
+
+
+def create_segment(directory: Path, first_seq: int, durable: bool) -> int:
+    """Create an empty segment for appending; `durable` also makes its name survive a power cut."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+    fd = os.open(segment_path(directory, first_seq), flags, 0o600)
+    if durable:
+        fsync_directory(directory)
+    return fd
+
+
+def ensure_directory(path: Path) -> None:
+    """Create `path` owner-only, whatever the umask, and tighten it if it already existed."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the names created, renamed or removed in `path` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,128 @@
+"""Sensitive values become AES-GCM envelopes bound to their event and field, and come back typed."""
+
+import base64
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+
+from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive, is_envelope
+from shipper.event import AuditEvent, AuditEventType
+
+VALUES = {
+    "ssn": "123-45-6789",
+    "pin": 4321,
+    "card": {"number": "4111111111111111", "cvv": [1, 2, 3]},
+    "ratio": 0.25,
+    "blob": b"\x00\x01raw",
+    "nothing": None,
+    "seen_at": datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+}
+
+
+@pytest.fixture
+def keyring(tmp_path):
+    return Keyring.load_or_create(tmp_path / "keys")
+
+
+def sensitive_event(**sensitive: object) -> AuditEvent:
+    return AuditEvent(event_type=AuditEventType.DATA_READ, sensitive=dict(sensitive or VALUES))
+
+
+def test_values_become_envelopes_and_come_back_with_their_types(keyring):
+    """Every value is replaced by aesgcm1:<key id>:<token>; decryption restores value and type."""
+    event = sensitive_event()
+    sealed = encrypt_sensitive(event, keyring)
+
+    for name, envelope in sealed.sensitive.items():
+        assert is_envelope(envelope), name
+        assert envelope.startswith(f"aesgcm1:{keyring.active_key_id}:")
+    assert decrypt_sensitive(sealed, keyring).sensitive == VALUES
+    assert event.sensitive == VALUES  # the input event is not changed
+
+
+def test_no_plaintext_is_left_in_the_encoded_event(keyring):
+    """Neither a value nor a recognisable fragment of it appears in the event's JSON."""
+    sealed = encrypt_sensitive(sensitive_event(), keyring)
+    encoded = msgspec.json.encode(sealed)
+    for fragment in (b"123-45-6789", b"4111111111111111", b"4321"):
+        assert fragment not in encoded
+
+
+def test_the_token_is_nonce_then_ciphertext_and_tag(keyring):
+    """The base64url token decodes to a 12-byte nonce + ciphertext + 16-byte tag, and nonces differ."""
+    one = encrypt_sensitive(sensitive_event(ssn="x"), keyring).sensitive["ssn"]
+    two = encrypt_sensitive(sensitive_event(ssn="x"), keyring).sensitive["ssn"]
+    token = one.split(":")[2]
+    blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert len(blob) == 12 + len(msgspec.msgpack.encode("x")) + 16
+    assert one != two
+
+
+def test_encrypting_twice_changes_nothing(keyring):
+    """Envelopes are left as they are, so a second pass returns the very same event."""
+    sealed = encrypt_sensitive(sensitive_event(), keyring)
+    assert encrypt_sensitive(sealed, keyring) is sealed
+
+
+def test_events_without_sensitive_values_pass_through_untouched(keyring):
+    """No sensitive values: both directions return the same object, no copy made."""
+    event = AuditEvent(event_type=AuditEventType.HEARTBEAT)
+    assert encrypt_sensitive(event, keyring) is event
+    assert decrypt_sensitive(event, keyring) is event
+
+
+def test_a_tampered_envelope_fails_naming_event_field_and_key(keyring):
+    """One changed character in the token fails authentication; the error names event, field and key."""
+    sealed = encrypt_sensitive(sensitive_event(ssn="123-45-6789"), keyring)
+    envelope = sealed.sensitive["ssn"]
+    flipped = envelope[:-5] + ("A" if envelope[-5] != "A" else "B") + envelope[-4:]
+    tampered = msgspec.structs.replace(sealed, sensitive={"ssn": flipped})
+
+    with pytest.raises(DecryptionError) as caught:
+        decrypt_sensitive(tampered, keyring)
+    message = str(caught.value)
+    assert sealed.event_id in message
+    assert "'ssn'" in message
+    assert keyring.active_key_id in message
+    assert "authentication failed" in message
+
+
+def test_an_envelope_moved_to_another_event_or_field_fails(keyring):
+    """The event id and field name are associated data: a copied envelope does not decrypt elsewhere."""
+    sealed = encrypt_sensitive(sensitive_event(ssn="123-45-6789"), keyring)
+    envelope = sealed.sensitive["ssn"]
+    other_event = AuditEvent(event_type=AuditEventType.DATA_READ, sensitive={"ssn": envelope})
+    other_field = msgspec.structs.replace(sealed, sensitive={"password": envelope})
+
+    with pytest.raises(DecryptionError, match="moved here from another event or field"):
+        decrypt_sensitive(other_event, keyring)
+    with pytest.raises(DecryptionError, match="'password'"):
+        decrypt_sensitive(other_field, keyring)
+
+
+def test_a_missing_key_is_named(keyring, tmp_path):
+    """An envelope under a key this keyring lacks fails with the key id and the missing file."""
+    sealed = encrypt_sensitive(sensitive_event(ssn="x"), keyring)
+    stranger = Keyring.load_or_create(tmp_path / "other-keys")
+
+    with pytest.raises(DecryptionError, match=rf"key {keyring.active_key_id}\): no such key: .*missing"):
+        decrypt_sensitive(sealed, stranger)
+
+
+def test_old_envelopes_decrypt_after_rotation(keyring):
+    """Rotation changes the key new envelopes use; envelopes under the old key still open."""
+    before = encrypt_sensitive(sensitive_event(ssn="old"), keyring)
+    new_key = keyring.rotate()
+    after = encrypt_sensitive(sensitive_event(ssn="new"), keyring)
+
+    assert after.sensitive["ssn"].startswith(f"aesgcm1:{new_key}:")
+    assert decrypt_sensitive(before, keyring).sensitive == {"ssn": "old"}
+    assert decrypt_sensitive(after, keyring).sensitive == {"ssn": "new"}
+
+
+def test_plain_values_beside_envelopes_are_left_alone_by_decryption(keyring):
+    """decrypt_sensitive opens envelopes and leaves other values (not encrypted yet) as they are."""
+    sealed = encrypt_sensitive(sensitive_event(ssn="x"), keyring)
+    mixed = msgspec.structs.replace(sealed, sensitive=sealed.sensitive | {"note": "aesgcm1:not-one"})
+    assert decrypt_sensitive(mixed, keyring).sensitive == {"ssn": "x", "note": "aesgcm1:not-one"}

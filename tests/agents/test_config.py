@@ -1,0 +1,65 @@
+"""The agent's TOML config: every mistake is an error naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.cli import main
+from agents.config import load_config, parse_config
+from agents.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[wal]\nfsync = "sometimes"\n', "agent.toml: wal.fsync: Invalid enum value 'sometimes'"),
+        ("[wal]\nfsycn = true\n", "agent.toml: wal.fsycn: unknown key"),
+        ('[sinks.file]\nmax_files = "ten"\n', "agent.toml: sinks.file.max_files: Expected `int`, got `str`"),
+        (
+            "[sinks.file]\nmax_file_size = 0\n",
+            "agent.toml: sinks.file.max_file_size: must be positive, got 0",
+        ),
+        ("[sinks.sql]\nenabled = true\n", "agent.toml: sinks.sql: unknown key"),
+        ('endpoint = "udp://x"\n', "agent.toml: endpoint: unsupported endpoint 'udp://x'"),
+        ("data_dir = \n", "agent.toml: not valid TOML"),
+    ],
+)
+def test_a_bad_config_names_the_file_and_the_key(toml: str, message: str) -> None:
+    """Each kind of mistake says where it is."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config(toml, source="agent.toml")
+    assert str(raised.value).startswith(message)
+
+
+def test_an_empty_config_is_every_default_and_runs_the_file_sink() -> None:
+    """No keys at all: a user run works, with the file sink on and the WAL fsyncing on an interval."""
+    config = parse_config("")
+    assert config.enabled_sinks() == ["file"]
+    assert config.wal.fsync == "interval"
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_check_config_exits_2_with_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audit-agent check-config` on a bad file: exit code 2 and the message, no traceback."""
+    path = tmp_path / "agent.toml"
+    path.write_text("[intake]\nmax_frame_byte = 10\n")
+    assert main(["check-config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert error.strip() == f"audit-agent: {path}: intake.max_frame_byte: unknown key"
+
+
+def test_check_config_prints_the_effective_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('[sinks.console]\nenabled = true\nformat = "json"\n')
+    assert main(["check-config", str(path)]) == 0
+    effective = parse_config(capsys.readouterr().out)
+    assert effective.enabled_sinks() == ["file", "console"]
+    assert effective.sinks.console.format == "json"

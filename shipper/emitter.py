@@ -2,11 +2,11 @@
 
 The path of one event:
 1. It gets a per-emitter sequence number and is sent on a ZeroMQ PUSH socket without blocking.
-2. It stays in a bounded window until the intake confirms it is in the WAL. Confirmations (a
-   watermark per emitter) arrive on a SUB socket that is read every `poll_every` emits, never waited on.
-3. A confirmation from an intake instance we have not seen before means the agent restarted and may
-   have lost what was in flight, so the whole window is sent again; the intake drops repeats by
-   sequence number.
+2. It stays in a bounded window until the intake confirms it is in the WAL. Confirmations arrive on
+   a SUB socket that is read every `poll_every` emits, never waited on. Each names the stretch of
+   transmissions `[first, last]` the intake received without a gap (see shipper.wire.Confirmation).
+3. What is still unconfirmed and older than `first` was lost on the way (the agent died with it in a
+   buffer, or a connection dropped), so it is sent again; the intake drops repeats by sequence number.
 4. When the window or the socket's HWM is full, or no agent is connected, the event goes to a spool
    file instead; at interpreter exit whatever is still unconfirmed goes there too. The agent ingests
    spool files when it starts and while it runs.
@@ -88,7 +88,6 @@ class Emitter:
         self._window: collections.deque[tuple[int, int, AuditEvent]] = collections.deque()
         self._seq = 0
         self._tx = 0
-        self._instance: str | None = None
         self._countdown = self._poll_every
         self._spool = SpoolWriter(self._spool_dir, self.id)
         self._stats = EmitterStats()
@@ -114,13 +113,15 @@ class Emitter:
                     self._spill([(self._seq, event)])
                     return
                 push = self._push or self._connect()
-                self._tx += 1
+                tx = self._tx + 1
                 try:
-                    push.send(frame_encoder.encode(Frame(self.id, self._seq, self._tx, event)), zmq.NOBLOCK)
+                    push.send(frame_encoder.encode(Frame(self.id, self._seq, tx, event)), zmq.NOBLOCK)
                 except zmq.Again:
                     self._spill([(self._seq, event)])
                     return
-                self._window.append((self._tx, self._seq, event))
+                # Only what reached the socket takes a tx: the intake reads a gap in tx as a loss.
+                self._tx = tx
+                self._window.append((tx, self._seq, event))
                 self._stats.sent += 1
         except Exception as exc:  # noqa: BLE001 - emit() must never raise into the service
             self._stats.failed += 1
@@ -175,36 +176,36 @@ class Emitter:
         return push
 
     def _read_confirmations(self) -> None:
-        latest: Confirmation | None = None
         assert self._sub is not None
         while True:
             try:
                 message = self._sub.recv(zmq.NOBLOCK)
             except zmq.Again:
-                break
-            latest = confirmation_decoder.decode(memoryview(message)[len(self._topic) :])
-            if latest.instance != self._instance:
-                self._instance = latest.instance
-                self._resend_window()
-                latest = None
-        if latest is not None:
-            window = self._window
-            while window and window[0][0] <= latest.tx:
-                window.popleft()
-                self._stats.confirmed += 1
-
-    def _resend_window(self) -> None:
-        """A new intake instance: what it has not confirmed may be lost, so send all of it again."""
-        assert self._push is not None
-        entries = list(self._window)
-        self._window.clear()
-        for index, (_, seq, event) in enumerate(entries):
-            self._tx += 1
-            try:
-                self._push.send(frame_encoder.encode(Frame(self.id, seq, self._tx, event)), zmq.NOBLOCK)
-            except zmq.Again:
-                self._spill([(s, e) for _, s, e in entries[index:]])
                 return
+            self._apply(confirmation_decoder.decode(memoryview(message)[len(self._topic) :]))
+
+    def _apply(self, confirmation: Confirmation) -> None:
+        window = self._window
+        lost: list[tuple[int, AuditEvent]] = []
+        while window and window[0][0] < confirmation.first:
+            _, seq, event = window.popleft()
+            lost.append((seq, event))
+        while window and window[0][0] <= confirmation.last:
+            window.popleft()
+            self._stats.confirmed += 1
+        if lost:
+            self._resend(lost)
+
+    def _resend(self, entries: list[tuple[int, AuditEvent]]) -> None:
+        """Send again, with new transmission numbers, at the end of the window (which stays in tx order)."""
+        assert self._push is not None
+        for index, (seq, event) in enumerate(entries):
+            try:
+                self._push.send(frame_encoder.encode(Frame(self.id, seq, self._tx + 1, event)), zmq.NOBLOCK)
+            except zmq.Again:
+                self._spill(entries[index:])
+                return
+            self._tx += 1
             self._window.append((self._tx, seq, event))
             self._stats.resent += 1
 

@@ -1,8 +1,9 @@
 """What travels between an emitter and the intake, and what the WAL and spool files store.
 
 A `Frame` carries one event with the emitter's identity, the event's per-emitter sequence number
-(`seq`, used by the intake to drop repeats) and the transmission number (`tx`, bumped each time the
-event is sent again, so that a confirmation names a point in what the intake actually received).
+(`seq`, used by the intake to drop repeats) and the transmission number (`tx`: 1, 2, 3... over
+everything the emitter hands to its socket, resends included, so that a confirmation names a stretch
+of what the intake actually received).
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ class FrameHeader(msgspec.Struct, array_like=True):
 
 
 class Confirmation(msgspec.Struct, array_like=True):
-    """The intake's watermark for one emitter: every transmission up to `tx` sent to the intake
-    instance `instance` is in the WAL. A new `instance` means the agent restarted."""
+    """The intake's watermark for one emitter: it received, without a gap, every transmission from
+    `first` to `last`, and all of them are in the WAL.
 
-    instance: str
-    tx: int
+    A transmission before `first` that the emitter still holds unconfirmed did not reach this run:
+    it went to an agent that died, or was lost in a reconnection; the emitter sends it again."""
+
+    first: int
+    last: int
 
 
 frame_encoder = msgspec.msgpack.Encoder()

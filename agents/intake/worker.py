@@ -10,7 +10,6 @@ socket is not read meanwhile, so emitters spill instead of losing anything.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder, head
 log = logging.getLogger("auditship.intake")
 MAINTENANCE_INTERVAL_S = 1.0
 RETRY_PAUSE_S = 0.5
+RUN_IDLE_S = 60.0
 
 
 class Intake:
@@ -47,8 +47,9 @@ class Intake:
         self.wal = WriteAheadLog(self.layout.wal, config.wal, config.enabled_sinks())
         self.index = self._load_index()
         self.rejects = RejectLog(self.layout.rejects)
-        self.instance = os.urandom(8).hex()
-        self.pending: dict[str, int] = {}
+        # Per emitter, the stretch of transmissions received without a gap: [first, last, last heard].
+        self.runs: dict[str, list[float]] = {}
+        self.pending: set[str] = set()
         self.counters: dict[str, int | float] = dict.fromkeys(
             ("received", "appended", "repeats", "spooled_in", "spool_files", "write_errors", "paused"), 0
         )
@@ -61,7 +62,7 @@ class Intake:
         self.pub = context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
         self.pub.bind(endpoints.confirm_endpoint(endpoint))
-        log.info("intake %s listening on %s (WAL next seq %d)", self.instance, endpoint, self.wal.next_seq)
+        log.info("intake listening on %s (WAL next seq %d)", endpoint, self.wal.next_seq)
 
     def _load_index(self) -> DedupeIndex:
         index, covered = DedupeIndex.load(self.layout.dedupe_index, self.settings.dedupe_horizon_s)
@@ -139,17 +140,17 @@ class Intake:
         for raw in frames:
             self.counters["received"] += 1
             if len(raw) > limit:
-                self.rejects.write(
-                    raw, source, f"frame of {len(raw)} bytes exceeds intake.max_frame_bytes={limit}"
+                self._reject(
+                    raw, source, f"frame of {len(raw)} bytes exceeds intake.max_frame_bytes={limit}", now
                 )
                 continue
             try:
                 frame = frame_decoder.decode(raw)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                self.rejects.write(raw, source, f"invalid frame: {exc}")
+                self._reject(raw, source, f"invalid frame: {exc}", now)
                 continue
-            if frame.tx and self.pending.get(frame.emitter, 0) < frame.tx:
-                self.pending[frame.emitter] = frame.tx
+            if frame.tx:
+                self._track(frame.emitter, frame.tx, now)
             if not self.index.accept(frame.emitter, frame.seq, now):
                 self.counters["repeats"] += 1
                 continue
@@ -159,6 +160,27 @@ class Intake:
             else:
                 accepted.append(raw)
         return accepted
+
+    def _reject(self, raw: bytes, source: str, reason: str, now: float) -> None:
+        """To rejects/; and when the frame's header is readable, count its transmission as received, or
+        its emitter would take the gap for a loss and send the same bad frame again and again."""
+        self.rejects.write(raw, source, reason)
+        try:
+            header = header_decoder.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return
+        if header.tx:
+            self._track(header.emitter, header.tx, now)
+
+    def _track(self, emitter: str, tx: int, now: float) -> None:
+        """Extend the emitter's gap-free run, or start a new one after a gap (frames were lost)."""
+        run = self.runs.get(emitter)
+        if run is not None and tx == run[1] + 1:
+            run[1] = tx
+            run[2] = now
+        else:
+            self.runs[emitter] = [tx, tx, now]
+        self.pending.add(emitter)
 
     def _append(self, payloads: list[bytes]) -> None:
         if not payloads:
@@ -183,10 +205,11 @@ class Intake:
             return
 
     def _confirm(self) -> None:
-        """Publish each emitter's watermark; everything before it is in the WAL (written, and fsynced
-        under wal.fsync = "always")."""
-        for emitter, tx in self.pending.items():
-            message = emitter.encode() + frame_encoder.encode(Confirmation(self.instance, tx))
+        """Publish each emitter's run; all of it is in the WAL (written, and fsynced under
+        wal.fsync = "always"), since confirmations go out only after the appends of the loop."""
+        for emitter in self.pending:
+            first, last, _ = self.runs[emitter]
+            message = emitter.encode() + frame_encoder.encode(Confirmation(int(first), int(last)))
             try:
                 self.pub.send(message, zmq.NOBLOCK)
             except zmq.Again:
@@ -221,7 +244,11 @@ class Intake:
     def _maintain(self) -> None:
         """Save the dedupe index, then let the WAL delete what every sink has passed (in this order:
         the index must cover every record before the record can go)."""
-        self.index.forget_idle(time.time())
+        now = time.time()
+        self.index.forget_idle(now)
+        # A forgotten run only costs the emitter a harmless resend of what it still holds.
+        for emitter in [e for e, run in self.runs.items() if now - run[2] > RUN_IDLE_S]:
+            del self.runs[emitter]
         self.index.save(self.layout.dedupe_index, self.wal.next_seq - 1)
         self.wal.collect()
 

@@ -1,0 +1,15 @@
+"""The write-ahead log: segments the intake appends to, and one cursor per sink reading them.
+
+    wal/<first_seq:020d>.wal   segments: records `encode_record(<u64 seq><frame>)`, seqs from 1, rising
+    wal/cursors/<sink>         the last seq the sink's destination has (decimal text, replaced atomically)
+    wal/quarantine/            copies of segments found damaged, kept as evidence
+    wal/writer.lock            held by the one writer
+
+`WriteAheadLog` is the writer (the intake process); `WalReader` reads for one sink, in its own process.
+"""
+
+from agents.wal.log import WriteAheadLog
+from agents.wal.reader import WalReader
+from agents.wal.record import WalRecord
+
+__all__ = ["WalReader", "WalRecord", "WriteAheadLog"]

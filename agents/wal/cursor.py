@@ -50,19 +50,19 @@ def committed_seqs(directory: Path) -> dict[str, int]:
     """Every readable cursor in `directory`, by sink, including sinks no longer configured."""
     cursors: dict[str, int] = {}
     try:
-        names = os.listdir(directory / CURSORS)
+        paths = list((directory / CURSORS).iterdir())
     except FileNotFoundError:
         return cursors
-    for name in names:
-        if not SINK_NAME.fullmatch(name):
+    for path in paths:
+        if not SINK_NAME.fullmatch(path.name):
             continue  # a temporary file of an interrupted commit
         try:
-            seq = read_cursor(directory / CURSORS / name)
+            seq = read_cursor(path)
         except WalError as exc:
             log.error("%s", exc)
             continue
         if seq is not None:
-            cursors[name] = seq
+            cursors[path.name] = seq
     return cursors
 
 
@@ -75,5 +75,5 @@ def write_cursor(path: Path, seq: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(temporary, path)
+    temporary.replace(path)
     fsync_directory(path.parent)

@@ -27,7 +27,7 @@ def segment_path(directory: Path, first_seq: int) -> Path:
 
 def _first_seqs(directory: Path) -> list[int]:
     try:
-        names = os.listdir(directory)
+        names = os.listdir(directory)  # noqa: PTH208 -- readers poll this: names, not Path objects
     except FileNotFoundError:
         return []
     # Other files live here too (cursors/, the intake's dedupe index, a salvage in progress): not ours.
@@ -60,6 +60,13 @@ def create_segment(directory: Path, first_seq: int, durable: bool) -> int:
     if durable:
         fsync_directory(directory)
     return fd
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view, written = memoryview(data), 0
+    while written < len(view):
+        # One write() for all of it in practice: a regular file writes short only when it fails next.
+        written += os.write(fd, view[written:])
 
 
 def ensure_directory(path: Path) -> None:

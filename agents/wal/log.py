@@ -1,0 +1,254 @@
+"""The writer: the intake appends batches; the log stamps seqs, rolls segments, syncs and collects.
+
+Seqs are never issued twice, also across restarts and after every old segment is gone: the newest
+segment is never deleted and is named by a seq at or below the next one, and a seq some sink has
+committed (cursors survive power cuts) is never issued again either.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from agents.config import WalConfig
+from agents.errors import WalError
+from agents.wal.cursor import check_sink_name, committed_seqs, cursor_path, read_cursor
+from agents.wal.record import WalRecord, encode_batch
+from agents.wal.recovery import recover
+from agents.wal.scanner import Batch, SegmentScanner, Stop
+from agents.wal.segment import (
+    CURSORS,
+    QUARANTINE,
+    Segment,
+    create_segment,
+    ensure_directory,
+    list_segments,
+    segment_path,
+    write_all,
+)
+from shipper.records import MAX_RECORD_BYTES
+
+log = logging.getLogger("auditship.wal")
+LOCK_NAME = "writer.lock"
+SCAN_BATCH_RECORDS = 4096
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path, config: WalConfig, sinks: Sequence[str]) -> None:
+        self._directory = directory
+        self._config = config
+        self._sinks = [check_sink_name(sink) for sink in sinks]
+        self._durable = config.fsync != "never"
+        self._damaged_cursors: set[str] = set()
+        try:
+            for path in (directory, directory / CURSORS, directory / QUARANTINE):
+                ensure_directory(path)
+            self._lock = _lock_writer(directory)
+            try:
+                self._start()
+            except BaseException:
+                os.close(self._lock)
+                raise
+        except OSError as exc:
+            raise WalError(f"write-ahead log {directory}: cannot start: {exc}") from exc
+        log.info("WAL %s: %d segments, next seq %d", directory, len(self._closed) + 1, self._next_seq)
+
+    def _start(self) -> None:
+        recovered = recover(self._directory)
+        self._closed = recovered.segments
+        self._closed_bytes = sum(size for _, size in self._closed)
+        issued = max([recovered.last_seq, *committed_seqs(self._directory).values()])
+        self._next_seq = max(issued + 1, self._closed[-1][0].first_seq if self._closed else 1)
+        self._active, self._fd = self._open_active()
+        self._active_size = 0
+        self._roll_due = False
+        self._dirty = False
+        self._synced_at = time.monotonic()
+
+    def _open_active(self) -> tuple[Segment, int]:
+        """Appends start in a new segment: readers may be positioned in the old ones. An empty newest
+        segment (a start that appended nothing) is taken over instead of being followed by another."""
+        if self._closed and self._closed[-1][1] == 0 and self._closed[-1][0].first_seq == self._next_seq:
+            segment, _ = self._closed.pop()
+            return segment, os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        fd = create_segment(self._directory, self._next_seq, self._durable)
+        return Segment(self._next_seq, segment_path(self._directory, self._next_seq)), fd
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def append(self, payloads: Sequence[bytes]) -> int:
+        """Stamp `payloads` with the next seqs and write them with one write(); returns the last seq."""
+        if self._fd < 0:
+            raise WalError(f"write-ahead log {self._directory} is closed")
+        if not payloads:
+            return self._next_seq - 1
+        data = encode_batch(self._next_seq, payloads)
+        if self._roll_due or (
+            self._active_size and self._active_size + len(data) > self._config.segment_bytes
+        ):
+            self._roll()
+        try:
+            write_all(self._fd, data)
+        except OSError as exc:
+            self._undo_failed_write(len(payloads), exc)
+            raise
+        self._active_size += len(data)
+        self._next_seq += len(payloads)
+        self._dirty = True
+        if self._config.fsync == "always":
+            self.sync()
+        else:
+            self.sync_if_due()
+        return self._next_seq - 1
+
+    def _roll(self) -> None:
+        if self._durable:
+            os.fdatasync(self._fd)  # the old segment is whole on disk before a newer one says it is final
+        fd = create_segment(self._directory, self._next_seq, self._durable)
+        os.close(self._fd)
+        self._closed.append((self._active, self._active_size))
+        self._closed_bytes += self._active_size
+        self._active = Segment(self._next_seq, segment_path(self._directory, self._next_seq))
+        self._fd, self._active_size, self._roll_due = fd, 0, False
+        self._dirty, self._synced_at = False, time.monotonic()
+
+    def _undo_failed_write(self, count: int, error: OSError) -> None:
+        """A write that failed having written nothing leaves the log as it was. One that wrote part of
+        the batch may have shown whole records of it to readers: those seqs are retired (never issued
+        again, the caller's retry gets new ones) and the partial batch is cut off the segment."""
+        written = os.fstat(self._fd).st_size - self._active_size
+        if written <= 0:
+            return
+        first = self._next_seq
+        self._next_seq += count
+        try:
+            os.ftruncate(self._fd, self._active_size)
+        except OSError as exc:
+            # The torn batch stays at the end of this segment; readers skip it once a newer one exists.
+            log.error(
+                "%s: cannot cut off the failed append (%s); the next append starts a new segment",
+                self._active.path,
+                exc,
+            )
+            self._active_size += written
+            self._roll_due = True
+        log.error(
+            "%s: append of seqs %d-%d failed after %d of its bytes (%s); those seqs are retired",
+            self._active.path,
+            first,
+            self._next_seq - 1,
+            written,
+            error,
+        )
+
+    def sync_if_due(self) -> None:
+        if (
+            self._config.fsync == "interval"
+            and self._dirty
+            and time.monotonic() - self._synced_at >= self._config.fsync_interval_ms / 1000
+        ):
+            self.sync()
+
+    def sync(self) -> None:
+        if self._dirty and self._fd >= 0:
+            os.fdatasync(self._fd)
+            self._dirty, self._synced_at = False, time.monotonic()
+
+    def size_bytes(self) -> int:
+        return self._closed_bytes + self._active_size
+
+    def over_limit(self) -> bool:
+        return self.size_bytes() >= self._config.max_bytes
+
+    def collect(self) -> int:
+        """Delete the oldest segments every configured sink has committed past; returns how many."""
+        floor = self._committed_floor()
+        deleted = 0
+        while self._closed:
+            segment, size = self._closed[0]
+            following = self._closed[1][0] if len(self._closed) > 1 else self._active
+            if following.first_seq - 1 > floor:  # the segment may hold a seq up to just before the next
+                break
+            try:
+                segment.path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("%s: cannot delete (%s); it stays until the next collection", segment.path, exc)
+                break
+            self._closed.pop(0)
+            self._closed_bytes -= size
+            deleted += 1
+        return deleted
+
+    def _committed_floor(self) -> int:
+        """The seq every configured sink has committed; a sink that never committed holds everything."""
+        floor = self._next_seq - 1
+        for sink in self._sinks:
+            try:
+                seq = read_cursor(cursor_path(self._directory, sink)) or 0
+            except WalError as exc:
+                # The sink worker refuses to start on it; the log keeps what the sink may still need.
+                if sink not in self._damaged_cursors:
+                    log.error("%s; the WAL keeps every segment until it is fixed", exc)
+                self._damaged_cursors.add(sink)
+                seq = 0
+            else:
+                self._damaged_cursors.discard(sink)
+            floor = min(floor, seq)
+        return floor
+
+    def records_after(self, seq: int) -> Iterator[WalRecord]:
+        """Every record with a seq above `seq`, oldest first."""
+        segments = list_segments(self._directory)
+        first = max((i for i, segment in enumerate(segments) if segment.first_seq <= seq + 1), default=0)
+        for segment in segments[first:]:
+            yield from _records_of(segment, seq)
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        self.sync()
+        os.close(self._fd)
+        os.close(self._lock)
+        self._fd = -1
+
+
+def _records_of(segment: Segment, after: int) -> Iterator[WalRecord]:
+    scanner = SegmentScanner(segment)
+    try:
+        while True:
+            batch = Batch(SCAN_BATCH_RECORDS, MAX_RECORD_BYTES)
+            stop = scanner.read(batch, after)
+            yield from batch.records
+            if stop is Stop.DAMAGED:
+                # Recovery rebuilt what was damaged at start; this is damage since, skipped as readers do.
+                damage = scanner.skip_damage(final=True)
+                log.error(
+                    "%s: damaged record at byte %d after seq %d, skipped to byte %s",
+                    segment.path,
+                    damage.start,
+                    damage.last_seq,
+                    damage.resume,
+                )
+                if damage.resume is None:
+                    return
+            elif stop is not Stop.FULL:
+                return
+    finally:
+        scanner.close()
+
+
+def _lock_writer(directory: Path) -> int:
+    """One writer per WAL: a second one would interleave its records with the first one's."""
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WalError(f"{directory}: another process is writing this WAL (it holds {LOCK_NAME})") from None
+    return fd

@@ -1,0 +1,177 @@
+"""Reading one segment file: records in large chunks, and a way past damage.
+
+The scanner reports why it stopped and leaves the decision to its caller, which knows what it cannot:
+whether the file may still grow (a torn tail is then "not yet"), and whom to tell about damage.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from typing import NamedTuple
+
+from agents.wal.record import SEQ, WalRecord
+from agents.wal.segment import Segment
+from shipper.records import HEADER, MAX_RECORD_BYTES, Tail, classify_tail, scan_records
+
+CHUNK_BYTES = 1024 * 1024
+# A seq no record reaches: parsing with `after` set to it checks every record and keeps none.
+_BEYOND_ANY_SEQ = 1 << 64
+
+
+class Stop(enum.Enum):
+    """Why a read of a segment stopped."""
+
+    FULL = "full"  # the batch reached a limit
+    END = "end"  # every byte in the file (so far) was read
+    TORN = "torn"  # the file (so far) ends inside a record
+    DAMAGED = "damaged"  # a record that cannot be valid: bad length or checksum, no seq, seq out of order
+
+
+_STOP_AT_TAIL = {Tail.CLEAN: Stop.END, Tail.TORN: Stop.TORN, Tail.CORRUPT: Stop.DAMAGED}
+
+
+class Batch:
+    """Records gathered by one read, within a count and a byte budget (the first record always fits)."""
+
+    def __init__(self, max_records: int, max_bytes: int) -> None:
+        self.records: list[WalRecord] = []
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.records) >= self.max_records
+
+
+class Damage(NamedTuple):
+    """A damaged span of a segment: from `start` to `resume` (None: to the end of the file)."""
+
+    start: int
+    resume: int | None
+    last_seq: int
+    """The seq of the last good record before the damage."""
+    next_seq: int | None
+    """The seq of the record at `resume`, when one is known to be there."""
+
+
+class SegmentScanner:
+    """Reads a segment from `offset` on, through a window of the file read in large chunks."""
+
+    def __init__(self, segment: Segment) -> None:
+        self.segment = segment
+        self.fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
+        self.offset = 0
+        """The first byte not yet parsed (always the start of a record, or of damage)."""
+        self.last_seq = segment.first_seq - 1
+        """The seq of the last record parsed; every later record must have a larger one."""
+        self._window = b""
+        self._window_at = 0
+
+    def seek(self, offset: int, last_seq: int) -> None:
+        self.offset, self.last_seq = offset, last_seq
+        self._window, self._window_at = b"", offset
+
+    def read(self, batch: Batch, after: int) -> Stop:
+        """Add the records with a seq above `after` to `batch` (older ones are parsed and passed)."""
+        while True:
+            stop = self._parse(batch, after)
+            if stop is Stop.FULL or stop is Stop.DAMAGED or not self._refill():
+                return stop
+
+    def skim(self) -> Stop:
+        """Parse to where the records end without keeping them (the writer's recovery needs no more)."""
+        return self.read(Batch(1, 0), _BEYOND_ANY_SEQ)
+
+    def _parse(self, batch: Batch, after: int) -> Stop:
+        # The hot loop of every reader: locals only, one Struct per record kept.
+        window, base = self._window, self._window_at
+        records = batch.records
+        room = batch.max_records - len(records)
+        budget = batch.max_bytes - batch.nbytes
+        last_seq, offset = self.last_seq, self.offset
+        unpack, prefix = SEQ.unpack_from, SEQ.size
+        stop: Stop | None = None
+        for end, payload in scan_records(window, offset - base):
+            if len(payload) < prefix:
+                stop = Stop.DAMAGED
+                break
+            (seq,) = unpack(payload)
+            if seq <= last_seq:
+                stop = Stop.DAMAGED
+                break
+            if seq > after:
+                size = len(payload) - prefix
+                if room == 0 or (size > budget and records):
+                    stop = Stop.FULL
+                    break
+                records.append(WalRecord(seq, payload[prefix:]))
+                room -= 1
+                budget -= size
+            last_seq, offset = seq, base + end
+        self.last_seq, self.offset = last_seq, offset
+        batch.nbytes = batch.max_bytes - budget
+        return stop or _STOP_AT_TAIL[classify_tail(window, offset - base)]
+
+    def _refill(self) -> bool:
+        """Read the file afresh from `offset`; False when it holds nothing the window did not.
+
+        Always a fresh read, never the rest of an old window: a caller that has just learnt the file is
+        complete must judge its end by bytes read after it learnt so.
+        """
+        held = self._window_at + len(self._window) - self.offset
+        size = CHUNK_BYTES
+        if held >= HEADER.size:  # a record larger than a chunk is read whole
+            length, _ = HEADER.unpack_from(self._window, self.offset - self._window_at)
+            size = max(size, HEADER.size + length)
+        self._window, self._window_at = os.pread(self.fd, size, self.offset), self.offset
+        return len(self._window) > held
+
+    def skip_damage(self, final: bool) -> Damage:
+        """From a damaged record at `offset`, move to the next offset that holds a valid record with a
+        seq above `last_seq`. In a file still being written (`final` False), when no such record is
+        there yet, stop at the first offset that may still become one (a record not yet complete): the
+        next read decides. A whole record found further on proves that offset was garbage, since the
+        writer only appends. The search reads the file once, forward; a reader polling a damaged file
+        waits at that offset and searches again only once the file has grown past it."""
+        start = self.offset
+        candidate, size = start + 1, CHUNK_BYTES
+        pending: int | None = None
+        while True:
+            data = os.pread(self.fd, size, candidate)
+            at_eof = len(data) < size
+            index, size = 0, CHUNK_BYTES
+            while index + HEADER.size <= len(data):
+                length, _ = HEADER.unpack_from(data, index)
+                if SEQ.size <= length <= MAX_RECORD_BYTES:
+                    if index + HEADER.size + length <= len(data):
+                        if (seq := self._seq_at(data, index)) is not None:
+                            return self._resume(start, candidate + index, seq)
+                    elif not at_eof:
+                        size = max(CHUNK_BYTES, HEADER.size + length)  # again from here, the whole record
+                        break
+                    elif pending is None:
+                        pending = candidate + index
+                index += 1
+            else:
+                if at_eof:
+                    if final:
+                        return Damage(start, None, self.last_seq, None)
+                    return self._resume(start, candidate + index if pending is None else pending, None)
+            candidate += index
+
+    def _seq_at(self, data: bytes, index: int) -> int | None:
+        """The seq of a valid record at `index` that may follow `last_seq`, if one is there."""
+        first = next(scan_records(data, index), None)
+        if first is None or len(first[1]) < SEQ.size:
+            return None
+        (seq,) = SEQ.unpack_from(first[1])
+        return seq if seq > self.last_seq else None
+
+    def _resume(self, start: int, offset: int, next_seq: int | None) -> Damage:
+        self.seek(offset, self.last_seq)
+        return Damage(start, offset, self.last_seq, next_seq)
+
+    def close(self) -> None:
+        os.close(self.fd)

@@ -21,7 +21,10 @@ class Mailbox:
         self.socket.connect(endpoint)
         self._parent = os.getppid()
         self._next_stats = 0.0
-        self.send(Hello(worker, os.getpid()))
+
+    def ready(self) -> None:
+        """Tell the supervisor the worker is serving (its sockets bound, its sink open)."""
+        self.send(Hello(self.worker, os.getpid()))
 
     def send(self, message: Message) -> None:
         self.socket.send(messages.encoder.encode(message), zmq.NOBLOCK)

@@ -14,7 +14,7 @@ class Message(msgspec.Struct, tag=True, array_like=True):
 
 
 class Hello(Message):
-    """A worker announces itself after start; its pid lets the supervisor match it to the process."""
+    """A worker says it is serving (sockets bound, sink open); until then the supervisor shows it STARTING."""
 
     worker: str
     pid: int

@@ -74,12 +74,10 @@ class RunningAgent:
             return {}
         return next((w.counters for w in status.workers if w.name == worker), {})
 
-    def worker_pid(self, name: str) -> int:
+    def worker_pid(self, name: str) -> int | None:
+        """The worker's pid; None while it is not running (or no agent answers)."""
         status = self.status()
-        assert status is not None
-        pid = next(w.pid for w in status.workers if w.name == name)
-        assert pid is not None
-        return pid
+        return next((w.pid for w in status.workers if w.name == name), None) if status else None
 
     def kill_everything(self) -> None:
         """SIGKILL the supervisor and every worker at once, as a power cut to the agent would."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
@@ -63,6 +64,7 @@ class Intake:
         self.pub.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
         self.pub.bind(endpoints.confirm_endpoint(endpoint))
         log.info("intake listening on %s (WAL next seq %d)", endpoint, self.wal.next_seq)
+        mailbox.ready()
 
     def _load_index(self) -> DedupeIndex:
         index, covered = DedupeIndex.load(self.layout.dedupe_index, self.settings.dedupe_horizon_s)
@@ -204,10 +206,11 @@ class Intake:
             self.counters["appended"] += len(payloads)
             return
 
-    def _confirm(self) -> None:
-        """Publish each emitter's run; all of it is in the WAL (written, and fsynced under
-        wal.fsync = "always"), since confirmations go out only after the appends of the loop."""
-        for emitter in self.pending:
+    def _confirm(self, emitters: Iterable[str] | None = None) -> None:
+        """Publish the run of each emitter heard from since the last call (or of `emitters`). All of a
+        run is in the WAL (written, and fsynced under wal.fsync = "always"): confirmations go out only
+        after the loop's appends."""
+        for emitter in self.pending if emitters is None else emitters:
             first, last, _ = self.runs[emitter]
             message = emitter.encode() + frame_encoder.encode(Confirmation(int(first), int(last)))
             try:
@@ -249,6 +252,8 @@ class Intake:
         # A forgotten run only costs the emitter a harmless resend of what it still holds.
         for emitter in [e for e, run in self.runs.items() if now - run[2] > RUN_IDLE_S]:
             del self.runs[emitter]
+        # PUB/SUB drops what a subscriber that is still (re)connecting misses; say it all again.
+        self._confirm(list(self.runs))
         self.index.save(self.layout.dedupe_index, self.wal.next_seq - 1)
         self.wal.collect()
 

@@ -46,6 +46,7 @@ class SinkRunner:
 
     def run(self) -> None:
         self.sink.open()
+        self.mailbox.ready()
         log.info("sink %s starts after WAL seq %d", self.sink.name, self.reader.committed)
         try:
             while not self._stopping and not self.mailbox.orphaned():

@@ -62,7 +62,12 @@ class WriteAheadLog:
         self._closed = recovered.segments
         self._closed_bytes = sum(size for _, size in self._closed)
         issued = max([recovered.last_seq, *committed_seqs(self._directory).values()])
-        self._next_seq = max(issued + 1, self._closed[-1][0].first_seq if self._closed else 1)
+        newest = self._closed[-1][0] if self._closed else None
+        self._next_seq = max(issued + 1, newest.first_seq if newest else 1)
+        if newest and newest.first_seq == self._next_seq and newest.first_seq in recovered.damaged:
+            # Emptied by recovery, but readers may wait at an offset inside its old damage: appending
+            # into it from 0 would write under them. Its one seq is retired instead.
+            self._next_seq += 1
         self._active, self._fd = self._open_active()
         self._active_size = 0
         self._roll_due = False
@@ -71,8 +76,9 @@ class WriteAheadLog:
 
     def _open_active(self) -> tuple[Segment, int]:
         """Appends start in a new segment: readers may be positioned in the old ones. An empty newest
-        segment (a start that appended nothing) is taken over instead of being followed by another."""
-        if self._closed and self._closed[-1][1] == 0 and self._closed[-1][0].first_seq == self._next_seq:
+        segment named by the next seq (a start that appended nothing, a torn first record cut off) is
+        taken over instead: a reader in it waits at its start."""
+        if self._closed and self._closed[-1][0].first_seq == self._next_seq:
             segment, _ = self._closed.pop()
             return segment, os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         fd = create_segment(self._directory, self._next_seq, self._durable)
@@ -120,26 +126,24 @@ class WriteAheadLog:
 
     def _undo_failed_write(self, count: int, error: OSError) -> None:
         """A write that failed having written nothing leaves the log as it was. One that wrote part of
-        the batch may have shown whole records of it to readers: those seqs are retired (never issued
-        again, the caller's retry gets new ones) and the partial batch is cut off the segment."""
+        the batch may have shown whole records of it to readers, who are then past where the batch
+        began: its seqs are retired (the caller's retry gets new ones), the partial batch is cut off,
+        and the next append starts a new segment so that nothing is ever written under a reader."""
         written = os.fstat(self._fd).st_size - self._active_size
         if written <= 0:
             return
         first = self._next_seq
         self._next_seq += count
+        self._roll_due = True
         try:
             os.ftruncate(self._fd, self._active_size)
         except OSError as exc:
             # The torn batch stays at the end of this segment; readers skip it once a newer one exists.
-            log.error(
-                "%s: cannot cut off the failed append (%s); the next append starts a new segment",
-                self._active.path,
-                exc,
-            )
+            log.error("%s: cannot cut off the failed append: %s", self._active.path, exc)
             self._active_size += written
-            self._roll_due = True
         log.error(
-            "%s: append of seqs %d-%d failed after %d of its bytes (%s); those seqs are retired",
+            "%s: append of seqs %d-%d failed after %d of its bytes (%s); those seqs are retired and the "
+            "next append starts a new segment",
             self._active.path,
             first,
             self._next_seq - 1,

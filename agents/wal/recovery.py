@@ -28,6 +28,8 @@ class Recovered(NamedTuple):
     """Every segment with its size after repair, oldest first."""
     last_seq: int
     """The largest seq in any segment; 0 when there is none."""
+    damaged: set[int]
+    """The first seqs of the segments found damaged."""
 
 
 class Survey(NamedTuple):
@@ -41,12 +43,16 @@ class Survey(NamedTuple):
 def recover(directory: Path) -> Recovered:
     for leftover in directory.glob(f"*{SALVAGE_SUFFIX}"):
         leftover.unlink()  # a rebuild interrupted by a crash; its segment is still whole
-    segments, last_seq = [], 0
+    segments: list[tuple[Segment, int]] = []
+    damaged: set[int] = set()
+    last_seq = 0
     for segment in list_segments(directory):
-        size, segment_last = _repair(segment, directory / QUARANTINE)
-        segments.append((segment, size))
-        last_seq = max(last_seq, segment_last)
-    return Recovered(segments, last_seq)
+        survey = _survey(segment)
+        segments.append((segment, _repair(segment, survey, directory / QUARANTINE)))
+        if survey.damages:
+            damaged.add(segment.first_seq)
+        last_seq = max(last_seq, survey.last_seq)
+    return Recovered(segments, last_seq, damaged)
 
 
 def _survey(segment: Segment) -> Survey:
@@ -68,13 +74,12 @@ def _survey(segment: Segment) -> Survey:
         scanner.close()
 
 
-def _repair(segment: Segment, quarantine: Path) -> tuple[int, int]:
-    """Returns the segment's size after repair and its last seq."""
-    survey = _survey(segment)
+def _repair(segment: Segment, survey: Survey, quarantine: Path) -> int:
+    """Returns the segment's size after repair."""
     size = segment.path.stat().st_size
     kept = sum(end - start for start, end in survey.spans)
     if kept == size:
-        return size, survey.last_seq
+        return size
     if survey.damages:
         copy = quarantine / f"{segment.path.name}.{time.time_ns()}"
         shutil.copyfile(segment.path, copy)
@@ -101,7 +106,7 @@ def _repair(segment: Segment, quarantine: Path) -> tuple[int, int]:
         os.truncate(segment.path, kept)
     else:
         _rebuild(segment.path, survey.spans)
-    return kept, survey.last_seq
+    return kept
 
 
 def _what_was_lost(damage: Damage, size: int) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from typing import NamedTuple
 
 from agents.wal.record import SEQ, WalRecord
@@ -15,6 +16,16 @@ from agents.wal.segment import Segment
 from shipper.records import HEADER, MAX_RECORD_BYTES, Tail, classify_tail, scan_records
 
 CHUNK_BYTES = 1024 * 1024
+_SMALLEST = HEADER.size + SEQ.size  # a record with an empty frame
+_INCOMPLETE = 0  # never a seq: seqs start at 1
+_RETIRED_SEQS_SLACK = 1 << 20
+# Offsets where a little-endian u32 may be a record's length: from SEQ.size up to a top byte of
+# MAX_RECORD_BYTES' (the exact bound is checked after). Lookahead, so overlapping offsets all match.
+_PLAUSIBLE_LENGTH = re.compile(
+    b"(?=...[\\x01-\\x%02x]|..[^\\x00]\\x00|.[^\\x00]\\x00\\x00|[\\x%02x-\\xff]\\x00\\x00\\x00)"
+    % (MAX_RECORD_BYTES >> 24, SEQ.size),
+    re.DOTALL,
+)
 # A seq no record reaches: parsing with `after` set to it checks every record and keeps none.
 _BEYOND_ANY_SEQ = 1 << 64
 
@@ -129,45 +140,50 @@ class SegmentScanner:
         return len(self._window) > held
 
     def skip_damage(self, final: bool) -> Damage:
-        """From a damaged record at `offset`, move to the next offset that holds a valid record with a
-        seq above `last_seq`. In a file still being written (`final` False), when no such record is
-        there yet, stop at the first offset that may still become one (a record not yet complete): the
-        next read decides. A whole record found further on proves that offset was garbage, since the
-        writer only appends. The search reads the file once, forward; a reader polling a damaged file
-        waits at that offset and searches again only once the file has grown past it."""
-        start = self.offset
-        candidate, size = start + 1, CHUNK_BYTES
-        pending: int | None = None
-        while True:
-            data = os.pread(self.fd, size, candidate)
-            at_eof = len(data) < size
-            index, size = 0, CHUNK_BYTES
-            while index + HEADER.size <= len(data):
-                length, _ = HEADER.unpack_from(data, index)
-                if SEQ.size <= length <= MAX_RECORD_BYTES:
-                    if index + HEADER.size + length <= len(data):
-                        if (seq := self._seq_at(data, index)) is not None:
-                            return self._resume(start, candidate + index, seq)
-                    elif not at_eof:
-                        size = max(CHUNK_BYTES, HEADER.size + length)  # again from here, the whole record
-                        break
-                    elif pending is None:
-                        pending = candidate + index
-                index += 1
-            else:
-                if at_eof:
-                    if final:
-                        return Damage(start, None, self.last_seq, None)
-                    return self._resume(start, candidate + index if pending is None else pending, None)
-            candidate += index
+        """From a damaged record at `offset`, move to the next offset holding a valid record whose seq
+        follows `last_seq`. In a file still being written (`final` False), when no such record is there
+        yet, stop at the first offset where one may still be completing: the next read decides (a whole
+        record found further on proves that offset was garbage, since the writer only appends).
 
-    def _seq_at(self, data: bytes, index: int) -> int | None:
-        """The seq of a valid record at `index` that may follow `last_seq`, if one is there."""
-        first = next(scan_records(data, index), None)
-        if first is None or len(first[1]) < SEQ.size:
+        Cheap on any garbage: the regex engine finds the few offsets whose length could be a record's,
+        and a candidate's seq is checked before anything more of it is read."""
+        start = self.offset
+        at, pending = start + 1, None
+        while True:
+            data = os.pread(self.fd, CHUNK_BYTES, at)
+            judged = max(0, len(data) - _SMALLEST + 1)  # offsets with a whole header and seq in `data`
+            for match in _PLAUSIBLE_LENGTH.finditer(data):
+                if match.start() >= judged:
+                    break  # judged from the next chunk on
+                seq = self._judge(data, match.start(), at + match.start(), start)
+                if seq:
+                    return self._resume(start, at + match.start(), seq)
+                if seq == _INCOMPLETE and pending is None:
+                    pending = at + match.start()
+            if len(data) < CHUNK_BYTES:
+                if final:
+                    return Damage(start, None, self.last_seq, None)
+                # Past `at + judged` too few bytes remain to judge: a record may be starting there.
+                return self._resume(start, at + judged if pending is None else pending, None)
+            at += judged
+
+    def _judge(self, data: bytes, index: int, offset: int, start: int) -> int | None:
+        """The seq of the valid record at `index` of `data` (file `offset`), if that is one; _INCOMPLETE
+        when one may still be being written there; None when it is not a record that can follow."""
+        length, _ = HEADER.unpack_from(data, index)
+        (seq,) = SEQ.unpack_from(data, index + HEADER.size)
+        # A seq no further ahead than the skipped bytes could have held (plus seqs retired by failed
+        # appends): noise passes this with a chance of about 2**-40, so it is rarely read any further.
+        furthest = self.last_seq + 1 + (offset - start) // _SMALLEST + _RETIRED_SEQS_SLACK
+        if length > MAX_RECORD_BYTES or not self.last_seq < seq <= furthest:
             return None
-        (seq,) = SEQ.unpack_from(first[1])
-        return seq if seq > self.last_seq else None
+        size = HEADER.size + length
+        record = data[index : index + size]
+        if len(record) < size:
+            record = os.pread(self.fd, size, offset)
+            if len(record) < size:
+                return _INCOMPLETE
+        return seq if next(scan_records(record), None) is not None else None
 
     def _resume(self, start: int, offset: int, next_seq: int | None) -> Damage:
         self.seek(offset, self.last_seq)

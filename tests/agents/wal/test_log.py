@@ -7,13 +7,14 @@ import logging
 import os
 import stat
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agents.errors import WalError
-from agents.wal import WalRecord
+from agents.wal import WalReader, WalRecord
 from agents.wal.cursor import cursor_path, write_cursor
 from tests.agents.wal.sample import on_disk_size, open_wal, payload_for, segment_files
 
@@ -122,7 +123,7 @@ def test_size_bytes_counts_live_segments_and_over_limit_follows_it(wal_dir: Path
 def test_fsync_policy_always_syncs_each_append_and_never_none(
     wal_dir: Path, monkeypatch: pytest.MonkeyPatch, policy: str, expected: int
 ) -> None:
-    """"always" syncs after every append; "never" leaves it to the kernel."""
+    """Policy "always" syncs after every append; "never" leaves it to the kernel."""
     wal = open_wal(wal_dir, fsync=policy)
     counting = CountingOs("fdatasync")
     monkeypatch.setattr("agents.wal.log.os", counting)
@@ -135,8 +136,8 @@ def test_fsync_policy_always_syncs_each_append_and_never_none(
 def test_fsync_policy_interval_syncs_once_the_interval_has_passed(
     wal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """"interval" syncs on the append or the sync_if_due() that finds fsync_interval_ms passed since the
-    last sync, and not before; with nothing written there is nothing to sync."""
+    """Policy "interval" syncs on the append or the sync_if_due() that finds fsync_interval_ms passed
+    since the last sync, and not before; with nothing written there is nothing to sync."""
     clock = Clock()
     monkeypatch.setattr("agents.wal.log.time", clock)
     wal = open_wal(wal_dir, fsync="interval", fsync_interval_ms=200)
@@ -167,7 +168,7 @@ def test_collect_deletes_only_segments_every_sink_has_passed(wal_dir: Path) -> N
     assert wal.collect() == 0
     write_cursor(cursor_path(wal_dir, "b"), 5)
     assert wal.collect() == 1
-    assert [p.name for p in segment_files(wal_dir)][0] == f"{4:020d}.wal"
+    assert segment_files(wal_dir)[0].name == f"{4:020d}.wal"
     write_cursor(cursor_path(wal_dir, "b"), 12)
     assert wal.collect() == 2
     assert [p.name for p in segment_files(wal_dir)] == [f"{10:020d}.wal"]
@@ -279,10 +280,12 @@ def test_an_unusable_directory_is_a_wal_error(tmp_path: Path) -> None:
 
 class FullDisk:
     """Stands in for `os` in the segment module: the next write gets `written` bytes of its data onto
-    the disk (a short write), then the disk is full."""
+    the disk (a short write), then the disk is full; `meanwhile` runs between the two, as a reader in
+    another process could."""
 
-    def __init__(self, written: int) -> None:
+    def __init__(self, written: int, meanwhile: Callable[[], object] = lambda: None) -> None:
         self.written = written
+        self.meanwhile = meanwhile
         self.calls = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -292,6 +295,7 @@ class FullDisk:
         self.calls += 1
         if self.calls == 1 and self.written:
             return os.write(fd, bytes(data[: self.written]))
+        self.meanwhile()
         raise OSError(errno.ENOSPC, "No space left on device")
 
 
@@ -315,6 +319,34 @@ def test_a_failed_append_leaves_no_partial_batch(
     assert retry == expected_first + 4
     assert [r.seq for r in wal.records_after(0)] == [1, 2, *range(expected_first, expected_first + 5)]
     assert ("retired" in caplog.text) == bool(written)
+    wal.close()
+
+
+def test_a_reader_that_read_part_of_a_failed_append_gets_every_record_of_the_retry(
+    wal_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader may read whole records of an append that then fails; the retry is written where no
+    reader has been (a new segment), so the reader gets all of it: the failed batch's records it saw
+    come again under new seqs (at least once), none is lost."""
+    wal = open_wal(wal_dir)
+    wal.append(batch(1, 2))
+    reader = WalReader(wal_dir, "file")
+    seen: list[WalRecord] = []
+    written = 2 * on_disk_size(payload_for(3)) + 5
+    monkeypatch.setattr(
+        "agents.wal.segment.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20)))
+    )
+    with pytest.raises(OSError, match="No space"):
+        wal.append(batch(3, 5))
+    monkeypatch.undo()
+    assert [r.seq for r in seen] == [1, 2, 3, 4]
+    wal.append(batch(3, 5))
+    assert segment_files(wal_dir)[-1].name == f"{8:020d}.wal"
+    seen.clear()
+    for _ in range(5):
+        seen.extend(reader.read(100, 1 << 20))
+    assert seen == [WalRecord(8 + n, payload_for(3 + n)) for n in range(5)]
+    reader.close()
     wal.close()
 
 

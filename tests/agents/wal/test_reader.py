@@ -287,6 +287,27 @@ def test_damage_in_the_segment_of_a_dead_writer_neither_stops_nor_spins_the_read
     wal.close()
 
 
+def test_a_reader_waiting_in_a_dead_writers_segment_of_garbage_misses_nothing_after_restart(
+    wal_dir: Path,
+) -> None:
+    """The newest segment holds nothing but garbage (a power cut before any of it reached the disk): a
+    reader waits somewhere inside it; the restarted writer empties it but does not append into it
+    (that would write under the reader), so the reader gets every new record."""
+    wal = open_wal(wal_dir, segment_bytes=10 * RECORD)
+    wal.append([payload_for(n) for n in range(1, 11)])
+    wal.append([payload_for(11)])
+    wal.close()
+    newest = segment_files(wal_dir)[-1]
+    newest.write_bytes(bytes(3000))
+    reader = WalReader(wal_dir, "file")
+    assert [r.seq for r in read_all(reader)] == list(range(1, 11))
+    wal = open_wal(wal_dir)
+    last = wal.append([payload_for(n) for n in range(wal.next_seq, wal.next_seq + 60)])
+    assert [r.seq for r in read_all(reader)] == list(range(last - 59, last + 1))
+    reader.close()
+    wal.close()
+
+
 def test_damage_mid_segment_being_written_is_skipped_to_the_records_after_it(wal_dir: Path) -> None:
     """Damage inside the newest segment: the reader skips to the next whole record with a larger seq
     and keeps following the writer."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agents.wal.record import SEQ
+from agents.wal.scanner import CHUNK_BYTES
 from shipper.records import encode_record
 from tests.agents.wal.sample import on_disk_size, open_wal, payload_for, segment_files
 
@@ -158,4 +159,23 @@ def test_an_interrupted_salvage_leaves_nothing_behind(wal_dir: Path) -> None:
     wal = open_wal(wal_dir)
     assert not leftover.exists()
     assert [r.seq for r in wal.records_after(0)] == [1, 2, 3]
+    wal.close()
+
+
+@pytest.mark.parametrize("garbage", [CHUNK_BYTES - 10, CHUNK_BYTES + 3, 3 * CHUNK_BYTES])
+def test_records_after_a_damaged_span_longer_than_a_read_chunk_are_salvaged(
+    wal_dir: Path, caplog: pytest.LogCaptureFixture, garbage: int
+) -> None:
+    """The search past damage reads the file chunk by chunk; the next record is found wherever it
+    starts, also across a chunk boundary, and nothing is reported lost when no seq was skipped."""
+    write_records(wal_dir, 3)
+    segment = segment_files(wal_dir)[0]
+    with segment.open("ab") as file:
+        file.write(random.Random(garbage).randbytes(garbage))
+        for n in (4, 5, 6):
+            file.write(encode_record(SEQ.pack(n) + payload_for(n)))
+    wal = open_wal(wal_dir)
+    assert [r.seq for r in wal.records_after(0)] == [1, 2, 3, 4, 5, 6]
+    [message] = errors(caplog)
+    assert f"bytes {3 * RECORD}-{3 * RECORD + garbage} skipped, no seq is lost" in message
     wal.close()

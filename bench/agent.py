@@ -19,9 +19,18 @@ from typing import Any
 import msgspec
 
 from agents.cli import request_status
+from agents.sinks.filestore import read_lines
 from bench.harness import running_agent
+from query.cat import sink_files
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
+
+
+class _Id(msgspec.Struct):
+    event_id: str
+
+
+id_decoder = msgspec.json.Decoder(_Id)
 
 
 def _producer(env: dict[str, str], name: str, count: int, ready: Any, go: Any, results: Queue[Any]) -> None:
@@ -87,13 +96,17 @@ def run(producers: int, per_producer: int) -> None:
         assert status is not None and agent.process is not None
         pids = [agent.process.pid] + [w.pid for w in status.workers if w.pid]
         rss = _peak_rss_mib(pids)
-        file = config.data_path / "files" / "audit.jsonl"
-        lines = sum(1 for _ in file.open("rb"))
+        ids = [
+            id_decoder.decode(line).event_id
+            for path in sink_files(config.data_path)
+            for line in read_lines(path)
+        ]
+        lines, unique = len(ids), len(set(ids))
     spilled = sum(s["spilled"] for s in stats)
     dropped = sum(s["dropped"] for s in stats)
     print(f"{producers} producers x {per_producer:,} events = {total:,}")
     print(f"emitted in {emitted:.2f}s ({total / emitted:,.0f}/s); spilled {spilled:,}; dropped {dropped}")
     rate = lines / elapsed
     print(f"delivered to the file: {lines:,} events in {elapsed:.2f}s: {rate:,.0f} events/s (target 100,000)")
-    print(f"nothing lost: {lines == total}   WAL last seq {last:,}")
+    print(f"nothing lost: {unique == total}; nothing twice: {unique == lines}; WAL last seq {last:,}")
     print(f"agent peak RSS (sum of its processes' VmHWM): {rss:.0f} MiB")

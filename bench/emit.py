@@ -78,7 +78,9 @@ def run(calls: int) -> None:
         drain = context.socket(zmq.PULL)
         drain.bind(floor_endpoint)
         push = context.socket(zmq.PUSH)
+        push.setsockopt(zmq.SNDHWM, 10_000)  # as the emitter's
         push.connect(floor_endpoint)
+        push.poll(1000, zmq.POLLOUT)
         encode = msgspec.msgpack.Encoder().encode
 
         def empty_drain() -> None:

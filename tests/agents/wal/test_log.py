@@ -341,11 +341,11 @@ def test_a_reader_that_read_part_of_a_failed_append_gets_every_record_of_the_ret
     monkeypatch.undo()
     assert [r.seq for r in seen] == [1, 2, 3, 4]
     wal.append(batch(3, 5))
-    assert segment_files(wal_dir)[-1].name == f"{8:020d}.wal"
     seen.clear()
     for _ in range(5):
         seen.extend(reader.read(100, 1 << 20))
     assert seen == [WalRecord(8 + n, payload_for(3 + n)) for n in range(5)]
+    assert segment_files(wal_dir)[-1].name == f"{8:020d}.wal"
     reader.close()
     wal.close()
 

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import sys
 
-from agents.config import ConsoleSinkConfig
+from agents.config import AgentConfig, ConsoleSinkConfig
 from agents.sinks.base import Delivery, Entry
 from agents.sinks.formats import line_encoder
 
@@ -46,3 +46,7 @@ class ConsoleSink:
         # A stream that is gone has nothing left to deliver to.
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
+
+
+def build(config: AgentConfig) -> tuple[ConsoleSink, int]:
+    return ConsoleSink(config.sinks.console), config.sinks.console.batch_size

@@ -25,9 +25,10 @@ import logging
 import os
 from pathlib import Path
 
-from agents.config import FileSinkConfig
+from agents.config import AgentConfig, FileSinkConfig
 from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
 from agents.errors import PermanentSinkError, TransientSinkError
+from agents.layout import DataLayout
 from agents.sinks import filestore
 from agents.sinks.base import Delivery, Entry
 from agents.sinks.formats import line_encoder, seq_of_line
@@ -255,3 +256,9 @@ def _make_private_dirs(directory: Path) -> None:
     for path in reversed(missing):
         path.mkdir(mode=0o700, exist_ok=True)
         path.chmod(0o700)
+
+
+def build(config: AgentConfig) -> tuple[FileSink, int]:
+    layout = DataLayout(config.data_path)
+    sink = FileSink(config.sinks.file, layout.root, Keyring.load_or_create(layout.keys))
+    return sink, config.sinks.file.batch_size

@@ -17,11 +17,11 @@ from agents.errors import ConfigError
 from shipper import endpoint
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
 
 
-class IntakeConfig(_Section):
+class IntakeConfig(Section):
     max_frame_bytes: int = 1024 * 1024
     """Frames larger than this are rejected (to rejects/) instead of appended."""
     batch_max: int = 1024
@@ -36,7 +36,7 @@ class IntakeConfig(_Section):
     receive_hwm: int = 100_000
 
 
-class WalConfig(_Section):
+class WalConfig(Section):
     fsync: Literal["always", "interval", "never"] = "interval"
     fsync_interval_ms: int = 200
     segment_bytes: int = 64 * 1024 * 1024
@@ -44,7 +44,7 @@ class WalConfig(_Section):
     """Past this size the intake stops reading (emitters spill) until sinks catch up."""
 
 
-class RestartConfig(_Section):
+class RestartConfig(Section):
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     flap_restarts: int = 5
@@ -52,14 +52,14 @@ class RestartConfig(_Section):
     flap_window_s: float = 60.0
 
 
-class SupervisorConfig(_Section):
+class SupervisorConfig(Section):
     drain_timeout_s: float = 30.0
     """On SIGTERM: how long sinks get to catch up with the WAL before they are killed."""
     restart: RestartConfig = msgspec.field(default_factory=RestartConfig)
     stats_interval_s: float = 1.0
 
 
-class FileSinkConfig(_Section):
+class FileSinkConfig(Section):
     enabled: bool = True
     path: str = "files/audit.jsonl"
     """The current file; relative paths are under data_dir. Closed files sit beside it."""
@@ -76,24 +76,91 @@ class FileSinkConfig(_Section):
     """fsync each batch before it counts as delivered. False is faster and still safe against a crash of
     the agent (the kernel keeps the bytes), but a power cut can lose the last batches written."""
     batch_size: int = 1000
-    flush_interval_s: float = 0.2
+    flush_interval_s: float = 0.0
+    """How long to wait for a fuller batch; 0 writes whatever has arrived at once."""
 
 
-class ConsoleSinkConfig(_Section):
+class ConsoleSinkConfig(Section):
     enabled: bool = False
     """For development: each event on the terminal."""
     format: Literal["json", "text"] = "text"
     stream: Literal["stdout", "stderr"] = "stdout"
     batch_size: int = 1000
-    flush_interval_s: float = 0.2
+    flush_interval_s: float = 0.0
+    """How long to wait for a fuller batch; 0 writes whatever has arrived at once."""
 
 
-class SinksConfig(_Section):
+class ParquetSinkConfig(Section):
+    enabled: bool = False
+    """Search and statistics (audit-query) read the lake."""
+    path: str = "lake"
+    """The lake's root; relative paths are under data_dir."""
+    flush_interval_s: float = 2.0
+    """A part is written at least this often while events arrive."""
+    max_rows: int = 100_000
+    """...or as soon as this many events are buffered."""
+    compaction: bool = True
+    """Merge the small parts of a closed hour into few large ones."""
+    batch_size: int = 10_000
+
+
+class SqlSinkConfig(Section):
+    enabled: bool = False
+    url: str = ""
+    """A SQLAlchemy URL; empty means SQLite at data_dir/audit.db."""
+    table: str = "audit_events"
+    batch_size: int = 100
+    flush_interval_s: float = 1.0
+
+
+class SiemSinkConfig(Section):
+    enabled: bool = False
+    format: Literal["generic", "splunk_hec", "elasticsearch"] = "generic"
+    endpoint: str = ""
+    """The collector's URL: the generic JSON endpoint, HEC's base URL, or Elasticsearch's."""
+    api_key: str = ""
+    """generic: sent in `api_key_header`; splunk_hec: the HEC token; elasticsearch: an API key."""
+    api_key_header: str = "X-API-Key"
+    payload: Literal["native", "ocsf"] = "native"
+    index: str = ""
+    source: str = "auditship"
+    sourcetype: str = "auditship:event"
+    hec_ack: bool = False
+    """Splunk indexer acknowledgement: a batch counts as delivered only once acknowledged."""
+    verify_tls: bool = True
+    ca_file: str = ""
+    timeout_s: float = 10.0
+    batch_size: int = 50
+    max_batch_bytes: int = 1_000_000
+    flush_interval_s: float = 1.0
+
+
+class SyslogSinkConfig(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 6514
+    tls: bool = False
+    verify_tls: bool = True
+    ca_file: str = ""
+    payload: Literal["json", "cef"] = "json"
+    app_name: str = "auditship"
+    facility: int = 13
+    """13 is `log audit` (RFC 5424)."""
+    timeout_s: float = 10.0
+    batch_size: int = 500
+    flush_interval_s: float = 1.0
+
+
+class SinksConfig(Section):
     file: FileSinkConfig = msgspec.field(default_factory=FileSinkConfig)
     console: ConsoleSinkConfig = msgspec.field(default_factory=ConsoleSinkConfig)
+    parquet: ParquetSinkConfig = msgspec.field(default_factory=ParquetSinkConfig)
+    sql: SqlSinkConfig = msgspec.field(default_factory=SqlSinkConfig)
+    siem: SiemSinkConfig = msgspec.field(default_factory=SiemSinkConfig)
+    syslog: SyslogSinkConfig = msgspec.field(default_factory=SyslogSinkConfig)
 
 
-class AgentConfig(_Section):
+class AgentConfig(Section):
     data_dir: str = "./auditship-data"
     """WAL, files, spool, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
     runtime_dir: str = ""

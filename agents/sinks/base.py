@@ -2,7 +2,7 @@
 
 The sink runner (agents/sinks/runner.py) owns the guarantees: it reads the sink's WAL cursor, calls
 `write_batch`, commits the cursor only when the batch is DELIVERED, backs off on ERRORED and sends
-REJECTED batches to dead letters. A sink never commits, counts or sleeps itself.
+REJECTED batches (or the Refused part of one) to dead letters. A sink never commits, counts or sleeps itself.
 """
 
 from __future__ import annotations
@@ -29,11 +29,19 @@ class Entry(msgspec.Struct, frozen=True):
     event: AuditEvent
 
 
+class Refused(msgspec.Struct):
+    """The destination took every entry of the batch but these, which it refused for good (a per-item
+    error that retrying cannot fix). The runner dead-letters them with their reasons and moves on."""
+
+    entries: list[Entry]
+    reasons: list[str]
+
+
 class Sink(Protocol):
     name: str
 
     def open(self) -> None: ...
 
-    def write_batch(self, batch: list[Entry]) -> Delivery: ...
+    def write_batch(self, batch: list[Entry]) -> Delivery | Refused: ...
 
     def close(self) -> None: ...

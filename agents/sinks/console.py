@@ -48,5 +48,6 @@ class ConsoleSink:
             stream.flush()
 
 
-def build(config: AgentConfig) -> tuple[ConsoleSink, int]:
-    return ConsoleSink(config.sinks.console), config.sinks.console.batch_size
+def build(config: AgentConfig) -> tuple[ConsoleSink, int, float]:
+    settings = config.sinks.console
+    return ConsoleSink(settings), settings.batch_size, settings.flush_interval_s

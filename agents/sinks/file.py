@@ -258,7 +258,7 @@ def _make_private_dirs(directory: Path) -> None:
         path.chmod(0o700)
 
 
-def build(config: AgentConfig) -> tuple[FileSink, int]:
+def build(config: AgentConfig) -> tuple[FileSink, int, float]:
     layout = DataLayout(config.data_path)
     sink = FileSink(config.sinks.file, layout.root, Keyring.load_or_create(layout.keys))
-    return sink, config.sinks.file.batch_size
+    return sink, config.sinks.file.batch_size, config.sinks.file.flush_interval_s

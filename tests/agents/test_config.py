@@ -21,7 +21,7 @@ from agents.errors import ConfigError
             "[sinks.file]\nmax_file_size = 0\n",
             "agent.toml: sinks.file.max_file_size: must be positive, got 0",
         ),
-        ("[sinks.sql]\nenabled = true\n", "agent.toml: sinks.sql: unknown key"),
+        ("[sinks.kafka]\nenabled = true\n", "agent.toml: sinks.kafka: unknown key"),
         ('endpoint = "udp://x"\n', "agent.toml: endpoint: unsupported endpoint 'udp://x'"),
         ("data_dir = \n", "agent.toml: not valid TOML"),
     ],

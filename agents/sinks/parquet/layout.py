@@ -1,0 +1,58 @@
+"""The lake's layout, shared by the Parquet sink (writer, compaction) and audit-query (readers).
+
+    lake/date=YYYY-MM-DD/service=<name>/part-<first seq:020d>-<last seq:020d>.parquet
+
+A part's name carries the WAL range it holds. Compaction writes a part covering several others before
+it deletes them, so for a moment both exist: readers take only the parts not contained in another
+part's range (`live_parts`), and never see a row twice. Files are written under a staging name
+(`.tmp-` prefix, not `*.parquet`) and renamed into place, so no reader sees half a file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import quote
+
+PART = re.compile(r"^part-(\d{20})-(\d{20})\.parquet$")
+STAGING_PREFIX = ".tmp-"
+UNKNOWN_SERVICE = "_unknown"
+
+
+class Part(NamedTuple):
+    path: Path
+    first: int
+    last: int
+
+
+def part_name(first: int, last: int) -> str:
+    return f"part-{first:020d}-{last:020d}.parquet"
+
+
+def partition_dir(lake: Path, date: str, service: str | None) -> Path:
+    """Hive-style directories; the service name is %-quoted so that any name is one safe path segment."""
+    return lake / f"date={date}" / f"service={quote(service or UNKNOWN_SERVICE, safe='')}"
+
+
+def parts(directory: Path) -> list[Part]:
+    """The parts in one partition directory, by first seq."""
+    found = []
+    for path in directory.iterdir():
+        match = PART.match(path.name)
+        if match:
+            found.append(Part(path, int(match[1]), int(match[2])))
+    return sorted(found, key=lambda part: (part.first, -part.last))
+
+
+def live_parts(lake: Path) -> list[Path]:
+    """Every part a reader should read: those whose range no other part of their partition covers."""
+    live: list[Path] = []
+    for directory in sorted(lake.glob("date=*/service=*")):
+        covered_to = -1
+        for part in parts(directory):
+            if part.last <= covered_to:
+                continue  # compacted into a part that is already listed
+            live.append(part.path)
+            covered_to = part.last
+    return live

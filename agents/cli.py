@@ -82,9 +82,13 @@ def _status(config: AgentConfig, *, as_json: bool) -> int:
         print(msgspec.json.encode(status).decode())
         return 0
     print(f"audit-agent pid {status.pid}")
+    last_seq = next((w.counters.get("last_seq", 0) for w in status.workers if w.name == "intake"), 0)
     for worker in status.workers:
-        counters = " ".join(f"{key}={value}" for key, value in sorted(worker.counters.items()))
-        print(f"  {worker.name:<14} {worker.state:<9} pid={worker.pid} restarts={worker.restarts} {counters}")
+        counters = dict(worker.counters)
+        if "committed" in counters:
+            counters["lag_events"] = max(0, int(last_seq) - int(counters["committed"]))
+        shown = " ".join(f"{key}={value}" for key, value in sorted(counters.items()))
+        print(f"  {worker.name:<14} {worker.state:<9} pid={worker.pid} restarts={worker.restarts} {shown}")
     return 0
 
 

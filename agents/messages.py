@@ -57,4 +57,4 @@ class Failed(Message):
 
 AnyMessage = Hello | Stop | Stats | StatusRequest | Status | Failed
 encoder = msgspec.msgpack.Encoder()
-decoder = msgspec.msgpack.Decoder(AnyMessage)
+decoder: msgspec.msgpack.Decoder[AnyMessage] = msgspec.msgpack.Decoder(AnyMessage)

@@ -48,6 +48,10 @@ class WorkerProcess:
         return self.process.pid if self.process is not None else None
 
     @property
+    def fatal(self) -> bool:
+        return self.state is State.FATAL
+
+    @property
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
 

@@ -71,7 +71,7 @@ class Supervisor:
             for worker in self.workers.values():
                 if worker.state in (State.STARTING, State.RUNNING) and not worker.alive:
                     worker.exited(now)
-                    if worker.state is State.FATAL and worker.spec.role == "intake":
+                    if worker.fatal and worker.spec.role == "intake":
                         log.critical("without an intake the agent accepts nothing: stopping with exit code 1")
                         self.exit_code = 1
                         return

@@ -157,8 +157,10 @@ class WalReader:
         write_cursor(self._cursor, seq)
         self._committed = seq
         scanner = self._scanner
-        at_position = scanner is not None and seq == self._position
-        self._committed_at = (scanner, scanner.offset, scanner.last_seq) if at_position else None
+        if scanner is not None and seq == self._position:
+            self._committed_at = (scanner, scanner.offset, scanner.last_seq)
+        else:
+            self._committed_at = None
 
     def rewind(self) -> None:
         """Read again from the committed seq (the last batch was not delivered)."""

@@ -37,6 +37,7 @@ from shipper.wire import Confirmation, Frame, confirmation_decoder, frame_encode
 
 log = logging.getLogger("auditship.emitter")
 CONNECT_WAIT_MS = 100
+SPILL_BATCH = 256
 
 
 class EmitterStats(msgspec.Struct):
@@ -45,7 +46,8 @@ class EmitterStats(msgspec.Struct):
     sent: frames handed to the socket (first sends; resends are counted in `resent`);
     confirmed: events the agent confirmed as in its WAL; spilled: events written to the spool;
     dropped: events lost for good (spool unwritable, or a sensitive event with no key to seal it);
-    failed: emit() calls that raised inside (an event that cannot be encoded); pending: unconfirmed now.
+    failed: emit() calls that raised inside (an event that cannot be encoded); pending: unconfirmed now,
+    plus those waiting to be spilled.
     """
 
     sent: int = 0
@@ -86,6 +88,7 @@ class Emitter:
         self._sub: zmq.Socket[bytes] | None = None
         # (tx, seq, event), in tx order: what the agent has not confirmed yet.
         self._window: collections.deque[tuple[int, int, AuditEvent]] = collections.deque()
+        self._overflow: list[tuple[int, AuditEvent]] = []
         self._seq = 0
         self._tx = 0
         self._countdown = self._poll_every
@@ -96,7 +99,7 @@ class Emitter:
     @property
     def stats(self) -> EmitterStats:
         with self._lock:
-            return msgspec.structs.replace(self._stats, pending=len(self._window))
+            return msgspec.structs.replace(self._stats, pending=len(self._window) + len(self._overflow))
 
     def emit(self, event: AuditEvent) -> None:
         """Send one event; never blocks for long and never raises."""
@@ -106,18 +109,20 @@ class Emitter:
                 self._countdown -= 1
                 # A full window is read every time: only confirmations can make room in it.
                 if self._countdown <= 0 or len(self._window) >= self._window_size:
+                    if self._countdown <= 0 and self._overflow:
+                        self._spill_overflow()
                     self._countdown = self._poll_every
                     if self._sub is not None:
                         self._read_confirmations()
                 if len(self._window) >= self._window_size:
-                    self._spill([(self._seq, event)])
+                    self._overflow_add(event)
                     return
                 push = self._push or self._connect()
                 tx = self._tx + 1
                 try:
                     push.send(frame_encoder.encode(Frame(self.id, self._seq, tx, event)), zmq.NOBLOCK)
                 except zmq.Again:
-                    self._spill([(self._seq, event)])
+                    self._overflow_add(event)
                     return
                 # Only what reached the socket takes a tx: the intake reads a gap in tx as a loss.
                 self._tx = tx
@@ -131,6 +136,7 @@ class Emitter:
         """Wait up to `timeout` seconds for the agent to confirm everything sent; True when it has."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            self._spill_overflow()
             while self._window:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._sub is None:
@@ -208,6 +214,19 @@ class Emitter:
             self._tx += 1
             self._window.append((self._tx, seq, event))
             self._stats.resent += 1
+
+    def _overflow_add(self, event: AuditEvent) -> None:
+        """Spill, in batches: one locked write per SPILL_BATCH events instead of one per event, when an
+        overloaded agent makes every emit spill. The batch waits in memory at most `poll_every` emits
+        (or until flush/close), as unconfirmed events in the window do."""
+        self._overflow.append((self._seq, event))
+        if len(self._overflow) >= SPILL_BATCH:
+            self._spill_overflow()
+
+    def _spill_overflow(self) -> None:
+        if self._overflow:
+            overflow, self._overflow = self._overflow, []
+            self._spill(overflow)
 
     def _spill(self, events: list[tuple[int, AuditEvent]]) -> None:
         frames = [

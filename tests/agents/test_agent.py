@@ -154,6 +154,7 @@ def test_events_emitted_with_no_agent_spill_and_arrive_when_it_starts(dirs: Agen
     emitter = Emitter()
     for number in range(300):
         emitter.emit(numbered_event("early", number))
+    emitter.flush(0)
     assert emitter.stats.spilled == 300
     assert emitter.stats.sent == 0
     agent = RunningAgent(dirs, FAST).start()

@@ -75,6 +75,8 @@ def test_with_no_agent_every_event_is_spilled_to_the_spool_and_nothing_is_sent(r
     emitter = Emitter(f"ipc://{runtime / 'intake.sock'}")
     for number in range(10):
         emitter.emit(event(number))
+    assert emitter.stats.pending == 10  # spilled in batches: flush writes what waits
+    emitter.flush(0)
     assert emitter.stats.spilled == 10
     assert emitter.stats.sent == 0
     records = spooled(runtime / "spool" / f"{emitter.id}.spool")
@@ -129,6 +131,7 @@ def test_a_full_window_spills_instead_of_growing(runtime: Path) -> None:
     try:
         for number in range(150):
             emitter.emit(event(number))
+        emitter.flush(0)
         intake.receive(100)
         assert emitter.stats.sent == 100
         assert emitter.stats.spilled == 50
@@ -165,11 +168,13 @@ def test_a_sensitive_event_is_never_spooled_in_plaintext(runtime: Path) -> None:
 
     emitter = Emitter(f"ipc://{runtime / 'intake.sock'}")
     emitter.emit(event(0, sensitive={"ssn": "123-45-6789"}))
+    emitter.flush(0)
     assert emitter.stats.dropped == 1
     keyring = Keyring.load_or_create(runtime / "keys")
     (runtime / "spool").mkdir(exist_ok=True)
     (runtime / "spool" / "seal.pub").write_bytes(keyring.spool_public_key())
     emitter.emit(event(1, sensitive={"ssn": "123-45-6789"}))
+    emitter.flush(0)
     assert emitter.stats.spilled == 1
     emitter.close(0)
     data = (runtime / "spool" / f"{emitter.id}.spool").read_bytes()

@@ -127,6 +127,8 @@ class SiemSinkConfig(Section):
     sourcetype: str = "auditship:event"
     hec_ack: bool = False
     """Splunk indexer acknowledgement: a batch counts as delivered only once acknowledged."""
+    hec_ack_timeout_s: float = 30.0
+    """How long to wait for a batch's acknowledgement before sending it again."""
     verify_tls: bool = True
     ca_file: str = ""
     timeout_s: float = 10.0
@@ -237,10 +239,16 @@ def _check_values(config: AgentConfig, source: str) -> None:
         "sinks.file.max_files": config.sinks.file.max_files,
         "sinks.file.batch_size": config.sinks.file.batch_size,
         "sinks.console.batch_size": config.sinks.console.batch_size,
+        "sinks.siem.batch_size": config.sinks.siem.batch_size,
+        "sinks.siem.max_batch_bytes": config.sinks.siem.max_batch_bytes,
+        "sinks.syslog.batch_size": config.sinks.syslog.batch_size,
     }
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{source}: {key}: must be positive, got {value}")
+    siem = config.sinks.siem
+    if siem.enabled and not siem.endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: sinks.siem.endpoint: expected an http(s) URL, got {siem.endpoint!r}")
     if config.endpoint:
         try:
             endpoint.confirm_endpoint(config.endpoint)

@@ -38,6 +38,9 @@ class Refused(msgspec.Struct):
 
 
 class Sink(Protocol):
+    """A sink may also have `retry_after_s: float`: after an ERRORED batch, how long its destination
+    asked not to be called (HTTP Retry-After); the runner then waits at least that long."""
+
     name: str
 
     def open(self) -> None: ...

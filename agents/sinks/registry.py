@@ -1,31 +1,35 @@
-"""Which sinks exist, and how a sink worker builds its sink and runner from the config."""
+"""Which sinks exist, and how a sink worker builds its sink and runner from the config.
+
+Each sink module has `build(config) -> (sink, batch_size, flush_interval_s)`; it is imported only by
+the worker (or command) that uses it, so the file sink's worker never loads httpx, nor the SIEM's
+worker SQLAlchemy.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from agents.config import AgentConfig
-from agents.crypto.keyring import Keyring
-from agents.layout import DataLayout
 from agents.mailbox import Mailbox
 from agents.sinks.base import Sink
 from agents.sinks.runner import SinkRunner
 
+MODULES = {
+    "file": "agents.sinks.file",
+    "console": "agents.sinks.console",
+    "siem": "agents.sinks.siem",
+    "syslog": "agents.sinks.syslog",
+}
 
-def build_sink(name: str, config: AgentConfig) -> tuple[Sink, int]:
-    """The sink called `name` and its batch size."""
-    if name == "file":
-        from agents.sinks.file import FileSink
 
-        layout = DataLayout(config.data_path)
-        return FileSink(
-            config.sinks.file, layout.root, Keyring.load_or_create(layout.keys)
-        ), config.sinks.file.batch_size
-    if name == "console":
-        from agents.sinks.console import ConsoleSink
-
-        return ConsoleSink(config.sinks.console), config.sinks.console.batch_size
-    raise ValueError(f"unknown sink {name!r}")
+def build_sink(name: str, config: AgentConfig) -> tuple[Sink, int, float]:
+    """The sink called `name`, its batch size and its flush interval."""
+    if name not in MODULES:
+        raise ValueError(f"unknown sink {name!r}; the sinks are {', '.join(MODULES)}")
+    built: tuple[Sink, int, float] = importlib.import_module(MODULES[name]).build(config)
+    return built
 
 
 def build_runner(name: str, config: AgentConfig, mailbox: Mailbox) -> SinkRunner:
-    sink, batch_size = build_sink(name, config)
-    return SinkRunner(sink, config, mailbox, batch_size)
+    sink, batch_size, flush_interval_s = build_sink(name, config)
+    return SinkRunner(sink, config, mailbox, batch_size, flush_interval_s)

@@ -132,6 +132,8 @@ class SinkRunner:
         if entries:
             self.counters["lag_s"] = (datetime.now(UTC) - entries[0].event.timestamp).total_seconds()
         delay = compute_backoff(self._attempt, BACKOFF_BASE_S, BACKOFF_CAP_S)
+        # A destination that said when to come back (HTTP Retry-After) is not asked again sooner.
+        delay = max(delay, getattr(self.sink, "retry_after_s", 0.0))
         log.warning(
             "sink %s: batch %d-%d not delivered (attempt %d); it stays in the WAL, retrying in %.1fs",
             self.sink.name,

@@ -45,14 +45,23 @@ def parts(directory: Path) -> list[Part]:
     return sorted(found, key=lambda part: (part.first, -part.last))
 
 
+def partitions(lake: Path) -> list[Path]:
+    """The partition directories, by date then service."""
+    return sorted(lake.glob("date=*/service=*"))
+
+
+def live(found: list[Part]) -> list[Part]:
+    """Of one partition's parts (as `parts` sorts them), those whose range no other part covers."""
+    kept: list[Part] = []
+    covered_to = -1
+    for part in found:
+        if part.last <= covered_to:
+            continue  # compacted into a part that is already listed
+        kept.append(part)
+        covered_to = part.last
+    return kept
+
+
 def live_parts(lake: Path) -> list[Path]:
     """Every part a reader should read: those whose range no other part of their partition covers."""
-    live: list[Path] = []
-    for directory in sorted(lake.glob("date=*/service=*")):
-        covered_to = -1
-        for part in parts(directory):
-            if part.last <= covered_to:
-                continue  # compacted into a part that is already listed
-            live.append(part.path)
-            covered_to = part.last
-    return live
+    return [part.path for directory in partitions(lake) for part in live(parts(directory))]

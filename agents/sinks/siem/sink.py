@@ -1,0 +1,129 @@
+"""The SIEM sink: a batch from the runner becomes one or more HTTP requests to the destination.
+
+A batch is cut into requests of at most `max_batch_bytes` (the runner has already cut it by count and
+time). Each request carries a batch id header, a hash of the event ids it holds, so the same events
+sent again carry the same id and a receiver can recognise a retried request.
+
+What the destination settled stays settled while the runner retries: events it took (or refused for
+good) are remembered until the batch is done, so a retry sends only the rest: the failed items of a
+bulk request, the requests after the one that failed. That memory lives in this process only: after a
+crash the batch is sent again whole (at-least-once; Elasticsearch's `create` by event id makes the
+repeat harmless).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from typing import Protocol
+
+import httpx
+
+from agents.config import SiemSinkConfig
+from agents.sinks.base import Delivery, Entry, Refused
+from agents.sinks.siem.classify import Reply
+from agents.sinks.tls import client_context
+
+logger = logging.getLogger("auditship.sinks.siem")
+
+
+class Destination(Protocol):
+    """One SIEM API (HEC, `_bulk`, generic): the bytes of an event in a request, and one request."""
+
+    headers: dict[str, str]
+
+    def item(self, entry: Entry) -> bytes:
+        """The event's part of a request body."""
+        ...
+
+    def send(self, client: httpx.Client, items: list[bytes], batch_id: str) -> Reply:
+        """One request carrying `items`; never raises for what the network or the server does."""
+        ...
+
+
+class SiemSink:
+    name = "siem"
+
+    def __init__(self, config: SiemSinkConfig, destination: Destination) -> None:
+        self._config = config
+        self._destination = destination
+        self._client: httpx.Client | None = None
+        self._settled: dict[int, str | None] = {}  # seq -> None (delivered) or why it was refused
+        self.retry_after_s = 0.0
+        """After an ERRORED batch: how long the destination asked us to wait (Retry-After)."""
+
+    def open(self) -> None:
+        # Connections are made by the first request: a destination that is down must not stop the worker.
+        self._client = httpx.Client(
+            verify=client_context(self._config.verify_tls, self._config.ca_file),
+            timeout=self._config.timeout_s,
+            headers={"User-Agent": "auditship", **self._destination.headers},
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def write_batch(self, batch: list[Entry]) -> Delivery | Refused:
+        client = self._client
+        if client is None:
+            raise RuntimeError("siem sink: write_batch() before open()")
+        self.retry_after_s = 0.0
+        todo = [entry for entry in batch if entry.seq not in self._settled]
+        failure = ""
+        for entries, items in _chunks(todo, self._destination, self._config.max_batch_bytes):
+            reply = self._destination.send(client, items, batch_id(entries))
+            self.retry_after_s = max(self.retry_after_s, reply.retry_after_s)
+            for index, entry in enumerate(entries):
+                outcome, reason = reply.of(index)
+                if outcome is Delivery.DELIVERED:
+                    self._settled[entry.seq] = None
+                elif outcome is Delivery.REJECTED:
+                    self._settled[entry.seq] = reason
+                else:
+                    failure = failure or reason
+            if reply.outcome is Delivery.ERRORED:
+                break  # the destination is down or busy: the requests after this one wait too
+        if failure:
+            logger.warning(
+                "siem sink: %d of %d events of batch %d-%d not delivered (%s); they stay in the WAL",
+                sum(entry.seq not in self._settled for entry in batch),
+                len(batch),
+                batch[0].seq,
+                batch[-1].seq,
+                failure,
+            )
+            return Delivery.ERRORED
+        refused = [entry for entry in batch if self._settled.get(entry.seq)]
+        reasons = [self._settled[entry.seq] or "" for entry in refused]
+        self._settled.clear()
+        return Refused(refused, reasons) if refused else Delivery.DELIVERED
+
+
+def batch_id(entries: list[Entry]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for entry in entries:
+        digest.update(entry.event.event_id.encode())
+    return digest.hexdigest()
+
+
+def _chunks(
+    entries: list[Entry], destination: Destination, max_bytes: int
+) -> Iterator[tuple[list[Entry], list[bytes]]]:
+    """Consecutive runs of entries whose items add up to at most `max_bytes` (an event larger than
+    that alone goes in a request of its own: the destination decides whether it takes it)."""
+    run: list[Entry] = []
+    items: list[bytes] = []
+    size = 0
+    for entry in entries:
+        item = destination.item(entry)
+        if items and size + len(item) > max_bytes:
+            yield run, items
+            run, items, size = [], [], 0
+        run.append(entry)
+        items.append(item)
+        size += len(item)
+    if items:
+        yield run, items

@@ -1,0 +1,140 @@
+"""Splunk HTTP Event Collector: `POST /services/collector/event`, `Authorization: Splunk <token>`.
+
+A request's body is its events' envelopes one after another (`{"time":..,"host":..,"source":..,
+"sourcetype":..,"index":..,"event":{..}}`), one per line. Statuses are read as classify.py says:
+HEC's "server is busy" (code 9) and "unhealthy" (codes 18-20) are 503s and are retried; a 400 (bad
+index, bad channel, invalid data, even with `invalid-event-number`) refuses the whole request, since
+the events all share the same settings and our encoder writes only valid JSON.
+
+With `hec_ack = true` (indexer acknowledgement) the 200 only says HEC has the events in memory: the
+request counts as delivered once `/services/collector/ack` says its `ackId` was indexed. The sink polls
+for it, with growing pauses, for up to `hec_ack_timeout_s`; then the request is sent again (Splunk's own
+advice: a duplicate is better than a loss). Ack ids belong to a channel, a random GUID per sink process.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+
+import httpx
+import msgspec
+
+from agents.config import SiemSinkConfig
+from agents.sinks.base import Delivery, Entry
+from agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, describe, reply_to, transport_failure
+from agents.sinks.siem.payload import PayloadEncoder
+
+logger = logging.getLogger("auditship.sinks.siem")
+
+ACK_POLL_FIRST_S = 0.02
+ACK_POLL_MAX_S = 1.0
+CHANNEL_HEADER = "X-Splunk-Request-Channel"
+
+
+class _Envelope(msgspec.Struct, kw_only=True, omit_defaults=True):
+    time: float
+    host: str
+    source: str
+    sourcetype: str
+    index: str = ""
+    event: msgspec.Raw
+
+
+class _Answer(msgspec.Struct):
+    text: str = ""
+    code: int = 0
+    ackId: int | None = None  # noqa: N815 - HEC's name
+
+
+class _Acks(msgspec.Struct):
+    acks: dict[str, bool]
+
+
+_envelope_encoder = msgspec.json.Encoder()
+_answer_decoder = msgspec.json.Decoder(_Answer)
+_acks_decoder = msgspec.json.Decoder(_Acks)
+
+
+def base_url(endpoint: str) -> str:
+    """The collector's base URL, whether the config names it or one of its endpoints."""
+    base = endpoint.rstrip("/")
+    for suffix in ("/services/collector/event", "/services/collector"):
+        base = base.removesuffix(suffix)
+    return base
+
+
+class SplunkHec:
+    def __init__(self, config: SiemSinkConfig, payload: PayloadEncoder) -> None:
+        self._config = config
+        self._payload = payload
+        self._host = socket.gethostname()
+        base = base_url(config.endpoint)
+        self._event_url = f"{base}/services/collector/event"
+        self._ack_url = f"{base}/services/collector/ack"
+        self.channel = str(uuid.uuid4())
+        self.headers = {"Authorization": f"Splunk {config.api_key}", CHANNEL_HEADER: self.channel}
+
+    def item(self, entry: Entry) -> bytes:
+        event = entry.event
+        envelope = _Envelope(
+            time=round(event.timestamp.timestamp(), 3),
+            host=event.node_id or self._host,
+            source=self._config.source,
+            sourcetype=self._config.sourcetype,
+            index=self._config.index,
+            event=msgspec.Raw(self._payload(event)),
+        )
+        return _envelope_encoder.encode(envelope) + b"\n"
+
+    def send(self, client: httpx.Client, items: list[bytes], batch_id: str) -> Reply:
+        try:
+            response = client.post(
+                self._event_url,
+                content=b"".join(items),
+                headers={"Content-Type": "application/json", BATCH_ID_HEADER: batch_id},
+            )
+        except httpx.TransportError as exc:
+            return transport_failure(exc, self._event_url)
+        reply = reply_to(response)
+        if reply.outcome is not Delivery.DELIVERED or not self._config.hec_ack:
+            return reply
+        try:
+            ack_id = _answer_decoder.decode(response.content).ackId
+        except msgspec.DecodeError:
+            ack_id = None
+        if ack_id is None:
+            # The token has acknowledgement off: the 200 is all HEC will ever say.
+            logger.warning("siem sink: hec_ack is on but HEC answered without an ackId (%s)", response.text)
+            return reply
+        return self._await_ack(client, ack_id)
+
+    def _await_ack(self, client: httpx.Client, ack_id: int) -> Reply:
+        """Poll until HEC says `ack_id` is indexed, or give up after `hec_ack_timeout_s` (ERRORED: the
+        request is sent again). The pauses are part of the delivery, not a backoff."""
+        deadline = time.monotonic() + self._config.hec_ack_timeout_s
+        pause = ACK_POLL_FIRST_S
+        last = "no answer yet"
+        while True:
+            try:
+                response = client.post(self._ack_url, json={"acks": [ack_id]})
+            except httpx.TransportError as exc:
+                last = transport_failure(exc, self._ack_url).reason
+            else:
+                if response.status_code != 200:
+                    # An unknown channel or ack id (HEC restarted and forgot them): only resending helps.
+                    return Reply(Delivery.ERRORED, f"acknowledgement of ackId {ack_id}: {describe(response)}")
+                try:
+                    if _acks_decoder.decode(response.content).acks.get(str(ack_id)):
+                        return Reply(Delivery.DELIVERED)
+                except msgspec.DecodeError:
+                    last = describe(response)
+            if time.monotonic() + pause > deadline:
+                return Reply(
+                    Delivery.ERRORED,
+                    f"ackId {ack_id} not acknowledged within {self._config.hec_ack_timeout_s}s ({last})",
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, ACK_POLL_MAX_S)

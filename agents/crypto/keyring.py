@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agents.crypto.errors import KeyringError
+from agents.durable import fsync_directory
 
 logger = logging.getLogger("auditship.crypto")
 
@@ -193,7 +194,7 @@ def _publish(path: Path, data: bytes) -> bool:
             return False
         finally:
             temp.unlink()
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)
     except OSError as exc:
         raise KeyringError(f"{path}: cannot create key file: {exc.strerror}") from exc
     return True
@@ -202,14 +203,6 @@ def _publish(path: Path, data: bytes) -> bool:
 def _replace(path: Path, data: bytes) -> None:
     try:
         _write_temp(path.parent, path.name, data).replace(path)
-        _fsync_dir(path.parent)
+        fsync_directory(path.parent)
     except OSError as exc:
         raise KeyringError(f"{path}: cannot write: {exc.strerror}") from exc
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

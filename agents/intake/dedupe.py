@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import bisect
 import logging
-import os
 import time
 from pathlib import Path
 
 import msgspec
+
+from agents.durable import write_atomically
 
 MAX_INTERVALS = 4096
 log = logging.getLogger("auditship.intake")
@@ -101,12 +102,7 @@ class DedupeIndex:
             wal_seq,
             {e: (self._last_heard[e], seqs.intervals()) for e, seqs in self._seen.items()},
         )
-        temporary = path.with_suffix(".tmp")
-        with temporary.open("wb") as file:
-            file.write(msgspec.msgpack.encode(saved))
-            file.flush()
-            os.fsync(file.fileno())
-        temporary.replace(path)
+        write_atomically(path, msgspec.msgpack.encode(saved))
 
     @classmethod
     def load(cls, path: Path, horizon_s: float) -> tuple[DedupeIndex, int]:

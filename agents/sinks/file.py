@@ -27,6 +27,7 @@ from pathlib import Path
 
 from agents.config import AgentConfig, FileSinkConfig
 from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
+from agents.durable import fsync_directory
 from agents.errors import PermanentSinkError, TransientSinkError
 from agents.layout import DataLayout
 from agents.sinks import filestore
@@ -189,7 +190,7 @@ class FileSink:
             return
         self.close()
         try:
-            filestore.fsync_dir(self._path.parent)
+            fsync_directory(self._path.parent)
             self._open_current()
         except OSError as exc:  # what was written is safe in `closed`; the next batch opens the file again
             logger.error("file sink: after rotating %s to %s: %s", self._path, closed.name, exc)

@@ -22,6 +22,8 @@ from typing import BinaryIO, Literal, NamedTuple
 
 import zstandard
 
+from agents.durable import fsync_directory
+
 Compression = Literal["zstd", "gzip", "none"]
 SUFFIXES: dict[str, str] = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 _CHUNK = 1 << 20
@@ -88,7 +90,7 @@ def compress(path: Path, compression: Compression, *, durable: bool) -> Path:
         os.close(fd)
     temp.replace(target)
     if durable:
-        fsync_dir(target.parent)
+        fsync_directory(target.parent)
     path.unlink()
     return target
 
@@ -138,14 +140,6 @@ def first_line(fd: int) -> bytes:
         parts.append(chunk)
         offset += len(chunk)
     return b"".join(parts)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _zstd_chunks(file: BinaryIO, path: Path) -> Iterator[bytes]:

@@ -9,12 +9,12 @@ delivered. An operator who knows which is right writes it (see `WalError`'s mess
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
+from agents.durable import write_atomically
 from agents.errors import WalError
-from agents.wal.segment import CURSORS, fsync_directory
+from agents.wal.segment import CURSORS
 
 log = logging.getLogger("auditship.wal")
 SINK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
@@ -68,12 +68,4 @@ def committed_seqs(directory: Path) -> dict[str, int]:
 
 def write_cursor(path: Path, seq: int) -> None:
     """Durably replace the cursor at `path` with `seq`."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, f"{seq}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    temporary.replace(path)
-    fsync_directory(path.parent)
+    write_atomically(path, f"{seq}\n".encode())

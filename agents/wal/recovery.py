@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from agents.durable import fsync_directory
 from agents.wal.scanner import CHUNK_BYTES, Damage, SegmentScanner, Stop
-from agents.wal.segment import QUARANTINE, Segment, fsync_directory, list_segments, write_all
+from agents.wal.segment import QUARANTINE, Segment, list_segments, write_all
 
 log = logging.getLogger("auditship.wal")
 SALVAGE_SUFFIX = ".salvage"

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from agents.durable import fsync_directory
+
 SUFFIX = ".wal"
 NAME_DIGITS = 20
 CURSORS = "cursors"
@@ -73,12 +75,3 @@ def ensure_directory(path: Path) -> None:
     """Create `path` owner-only, whatever the umask, and tighten it if it already existed."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     path.chmod(0o700)
-
-
-def fsync_directory(path: Path) -> None:
-    """Make the names created, renamed or removed in `path` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

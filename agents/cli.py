@@ -31,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run the agent with a demo emitter writing real events")
     demo.add_argument("--config", type=Path)
     demo.add_argument("--events", type=int, default=10_000)
+    redeliver = commands.add_parser("redeliver", help="send a sink's dead letters again (config fixed)")
+    redeliver.add_argument("sink", help="the sink whose dead letters to send, e.g. siem")
+    redeliver.add_argument("--config", type=Path)
+    redeliver.add_argument("--attempts", type=int, default=5, help="tries per batch before giving up")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config if args.command != "check-config" else args.file)
@@ -42,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             case "status":
                 return _status(config, as_json=args.json)
+            case "redeliver":
+                from agents.redeliver import run_redeliver
+
+                return run_redeliver(config, args.sink, args.attempts)
             case _:
                 from agents.demo import run_demo
 

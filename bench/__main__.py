@@ -2,14 +2,18 @@
 
 python -m bench emit     cost of one emit() vs stdlib logging (JSON to a file) vs the floor
 python -m bench agent    sustained events/s through intake -> WAL -> file sink, and peak RSS
+python -m bench middleware  requests/s of Starlette and gRPC servers with and without the audit middleware
+python -m bench query    audit-query's search, stats and SQL over a lake vs scanning zstd JSON Lines
+python -m bench sinks    events/s into each sink's destination; the drain of a SIEM outage's backlog
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from bench import agent, emit
+from bench import agent, emit, middleware, query, sinks
 
 
 def main() -> int:
@@ -20,9 +24,25 @@ def main() -> int:
     agent_parser = commands.add_parser("agent", help="events/s through the agent")
     agent_parser.add_argument("--producers", type=int, default=4)
     agent_parser.add_argument("--events", type=int, default=250_000, help="per producer")
+    middleware_parser = commands.add_parser("middleware", help="requests/s with and without the middleware")
+    middleware_parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
+    middleware_parser.add_argument("--rounds", type=int, default=3, help="of each, plain and audited")
+    middleware_parser.add_argument("--connections", type=int, default=16, help="or gRPC calls in flight")
+    servers = list(middleware.SERVERS)
+    middleware_parser.add_argument("--only", nargs="+", choices=servers, default=servers)
+    query_parser = commands.add_parser("query", help="audit-query vs scanning zstd JSON Lines")
+    query_parser.add_argument("--events", type=int, default=10_000_000)
+    query_parser.add_argument("--dir", type=Path, help="build here and keep (default: a temporary directory)")
+    sinks.add_arguments(commands.add_parser("sinks", help="events/s into each sink's destination"))
     args = parser.parse_args()
     if args.command == "emit":
         emit.run(args.calls)
+    elif args.command == "middleware":
+        middleware.run(args)
+    elif args.command == "query":
+        query.run(args.events, args.dir)
+    elif args.command == "sinks":
+        sinks.run(args)
     else:
         agent.run(args.producers, args.events)
     return 0

@@ -2,7 +2,9 @@
 
 Each command is a module of this package with `register(commands, common)`, which adds its parser
 (inheriting the common options from `common`) and sets `run(args) -> int` as its default; `main`
-parses, dispatches, and turns a QueryError into one line on stderr and exit status 2.
+parses, dispatches, and turns a QueryError into one line on stderr and exit status 2. `cat` reads the
+file sink's files (--data-dir); the others read the lake (--lake, --data-dir or --config, and --format).
+Usage errors are one line too, with the same status.
 """
 
 from __future__ import annotations
@@ -11,31 +13,42 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
-from query import cat
+from query import cat, location, output, retention, search, sql, stats, tail
 from query.errors import QueryError
 
-COMMANDS = (cat,)
+FILE_COMMANDS = (cat,)
+LAKE_COMMANDS = (search, stats, sql, tail, retention)
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
-def default_data_dir() -> Path:
-    return Path(os.environ.get("AUDITSHIP_DATA_DIR") or "./auditship-data")
+class _Parser(argparse.ArgumentParser):
+    """argparse prints its usage before the error; here the error is the one line, naming the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
+    files = _Parser(add_help=False)
+    files.add_argument(
         "--data-dir",
         type=Path,
-        default=default_data_dir(),
+        default=location.default_data_dir(),
         metavar="DIR",
         help="the agent's data directory (default: $AUDITSHIP_DATA_DIR or ./auditship-data)",
     )
-    parser = argparse.ArgumentParser(prog="audit-query", description="Read what the audit agent wrote.")
+    lake = _Parser(add_help=False)
+    location.add_options(lake)
+    output.add_option(lake)
+    parser = _Parser(prog="audit-query", description="Read what the audit agent wrote.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(commands, common)
+    for command in FILE_COMMANDS:
+        command.register(commands, files)
+    for command in LAKE_COMMANDS:
+        command.register(commands, lake)
     return parser
 
 
@@ -47,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         print(f"audit-query: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader (head, less) went away: not an error. Point stdout at /dev/null so that Python's
         # flush at exit does not fail on the closed pipe.

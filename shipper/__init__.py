@@ -6,24 +6,51 @@ sent, and the agent's packages only when `audit_context` has to start an embedde
 
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditConfig, AuditContext
+from shipper.destinations import DatabaseAuditDestination, FileAuditDestination, SIEMAuditDestination
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, new_event_id
 from shipper.logger import AuditLogger
+from shipper.logging_bridge import AuditHandler
 
 __all__ = [
+    "AioAuditServerInterceptor",
     "AuditConfig",
     "AuditContext",
     "AuditEvent",
     "AuditEventBuilder",
     "AuditEventType",
+    "AuditHandler",
     "AuditLogger",
+    "AuditMiddleware",
+    "AuditMiddlewareConfig",
     "AuditOutcome",
+    "AuditRecorder",
+    "AuditServerInterceptor",
     "AuditSeverity",
+    "DatabaseAuditDestination",
     "Emitter",
+    "FileAuditDestination",
+    "MiddlewareStats",
+    "SIEMAuditDestination",
     "audit_context",
     "emit",
     "get_emitter",
     "new_event_id",
+    "setup_fastapi_audit_middleware",
+    "setup_grpc_audit_interceptor",
 ]
+
+# The middleware's public names by module. Starlette and grpcio are optional extras, so each module
+# is imported when one of its names is first used, never by `import shipper`.
+_MIDDLEWARE = {
+    "AuditMiddlewareConfig": "shipper.middleware.config",
+    "AuditRecorder": "shipper.middleware.recorder",
+    "MiddlewareStats": "shipper.middleware.recorder",
+    "AuditMiddleware": "shipper.middleware.asgi",
+    "setup_fastapi_audit_middleware": "shipper.middleware.asgi",
+    "AuditServerInterceptor": "shipper.middleware.grpc_server",
+    "AioAuditServerInterceptor": "shipper.middleware.grpc_server",
+    "setup_grpc_audit_interceptor": "shipper.middleware.grpc_server",
+}
 
 
 def __getattr__(name: str) -> object:
@@ -36,4 +63,8 @@ def __getattr__(name: str) -> object:
         from shipper.context import audit_context
 
         return audit_context
+    if name in _MIDDLEWARE:
+        import importlib
+
+        return getattr(importlib.import_module(_MIDDLEWARE[name]), name)
     raise AttributeError(f"module 'shipper' has no attribute {name!r}")

@@ -35,17 +35,18 @@ def agent_answers(config: AgentConfig | None = None, timeout_s: float = 0.5) -> 
 
 
 def agent_config(config: AuditConfig) -> AgentConfig:
-    """The agent configuration equivalent to an AuditConfig."""
-    from agents.config import AgentConfig, ConsoleSinkConfig, FileSinkConfig, SinksConfig
+    """The agent configuration equivalent to an AuditConfig: the sinks its enable_* flags turn on, then
+    its destinations (shipper.destinations), whose settings win for their sinks."""
+    from agents.config import (
+        AgentConfig,
+        ConsoleSinkConfig,
+        FileSinkConfig,
+        SiemSinkConfig,
+        SinksConfig,
+        SqlSinkConfig,
+    )
+    from shipper.destinations import configure_destinations
 
-    unsupported = [
-        name for name in ("enable_database_logging", "enable_siem_logging") if getattr(config, name)
-    ]
-    if unsupported or config.destinations:
-        raise ValueError(
-            f"AuditConfig: {', '.join(unsupported) or 'destinations'}: the database and SIEM sinks are not "
-            "part of this release; the file and console sinks are"
-        )
     file = FileSinkConfig(
         enabled=config.enable_file_logging,
         max_file_size=config.max_file_size,
@@ -55,9 +56,20 @@ def agent_config(config: AuditConfig) -> AgentConfig:
     )
     if config.log_file_path is not None:
         file.path = str(Path(config.log_file_path).absolute())
-    agent = AgentConfig(
-        sinks=SinksConfig(file=file, console=ConsoleSinkConfig(enabled=config.enable_console_logging)),
+    sinks = SinksConfig(
+        file=file,
+        console=ConsoleSinkConfig(enabled=config.enable_console_logging),
+        # Without a DatabaseAuditDestination: SQLite in the data directory.
+        sql=SqlSinkConfig(enabled=config.enable_database_logging, batch_size=config.batch_size),
+        siem=SiemSinkConfig(enabled=config.enable_siem_logging),
     )
+    configure_destinations(config.destinations, sinks)
+    if sinks.siem.enabled and not sinks.siem.endpoint:
+        raise ValueError(
+            "AuditConfig: enable_siem_logging: the SIEM sink needs an endpoint; add "
+            "SIEMAuditDestination(siem_endpoint=..., api_key=...) to destinations"
+        )
+    agent = AgentConfig(sinks=sinks)
     agent.data_dir = str(Path(config.data_dir).absolute()) if config.data_dir else str(agent.data_path)
     return agent
 

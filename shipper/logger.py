@@ -9,20 +9,28 @@ that passes gets the context's service fields and compliance tags and the correl
 A logger built without `emit` uses `default_emit`, which sends to `shipper.emitter.emit` (imported
 at first use) or, while `shipper.testing.capture_events()` is active, to that capture.
 
-The methods are `async def` because the seed awaits them; none of them waits for anything, since
-`emit` hands the event over without blocking.
+The logging methods are `async def` because the seed awaits them; none of them waits for anything,
+since `emit` hands the event over without blocking. `search_events`, `get_audit_statistics` and
+`cleanup_old_events` read the agent's lake through `query.api` (imported when first called: it needs
+DuckDB, the agent extra), in a worker thread.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from shipper import correlation
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditConfig, AuditContext
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
+
+if TYPE_CHECKING:
+    from query.retention import Removal
+    from query.stats import Statistics
 
 Emit = Callable[[AuditEvent], None]
 
@@ -80,6 +88,42 @@ def classify_status(status_code: int) -> tuple[AuditOutcome, AuditSeverity]:
     if 500 <= status_code < 600:
         return AuditOutcome.ERROR, AuditSeverity.HIGH
     return AuditOutcome.UNKNOWN, AuditSeverity.LOW
+
+
+class SearchFilters(TypedDict, total=False):
+    """The keywords of `AuditLogger.search_events`; every filter given must hold, None is no filter."""
+
+    event_type: AuditEventType | str | Sequence[AuditEventType | str] | None
+    """One type, or several: any of them."""
+    user_id: str | None
+    start_time: datetime | None
+    """Inclusive; a naive datetime is local time."""
+    end_time: datetime | None
+    """Exclusive."""
+    limit: int | None
+    """At most this many, the newest; None: all."""
+    resource_type: str | None
+    resource_id: str | None
+    source_ip: str | None
+    service_name: str | None
+    outcome: AuditOutcome | str | Sequence[AuditOutcome | str] | None
+    severity: AuditSeverity | str | None
+    """A minimum: HIGH finds HIGH and CRITICAL events."""
+    text: str | None
+    """A case-insensitive substring of the message or the action."""
+
+
+@contextmanager
+def _needs_agent_extra() -> Iterator[None]:
+    """Search, statistics and cleanup read the agent's lake with DuckDB, which a service that only emits
+    does not install; the package stays importable without it."""
+    try:
+        yield
+    except ImportError as exc:
+        raise RuntimeError(
+            "search_events, get_audit_statistics and cleanup_old_events read the agent's lake with DuckDB, "
+            f"which comes with the agent extra: pip install 'auditship[agent]' ({exc})"
+        ) from exc
 
 
 class AuditLogger:
@@ -335,3 +379,35 @@ class AuditLogger:
             action=str(event_type),
             details=dict(details) if details else {},
         )
+
+    def search_events(self, **filters: Unpack[SearchFilters]) -> AsyncIterator[AuditEvent]:
+        """The events in the lake that match `filters`, newest first: `async for event in ...`.
+
+        The lake is the agent's, under `config.data_dir` (None: $AUDITSHIP_DATA_DIR, else
+        ./auditship-data). Raises query.errors.QueryError (an AuditshipError) for a bad filter value or a
+        lake that is missing or has no parts yet, RuntimeError without the agent extra.
+        """
+        with _needs_agent_extra():
+            from query.api import search_events
+
+        return search_events(self.config.data_dir, **filters)
+
+    async def get_audit_statistics(
+        self, start_time: datetime | None = None, end_time: datetime | None = None
+    ) -> Statistics:
+        """Counts of the events in [start_time, end_time): `total_events`, `security_events`,
+        `error_events`, `event_counts` (by type), `outcome_counts`, `severity_counts`, `service_counts`,
+        `hourly_counts`; the definitions are `audit-query stats --help`'s."""
+        with _needs_agent_extra():
+            from query.api import get_audit_statistics
+
+        return await get_audit_statistics(self.config.data_dir, start_time, end_time)
+
+    async def cleanup_old_events(self, older_than_days: int | None = None) -> list[Removal]:
+        """Remove what is wholly older than `older_than_days` (default: `config.retention_days`) from the
+        data directory, as `audit-query retention` does; returns what was removed (or failed to be)."""
+        with _needs_agent_extra():
+            from query.api import cleanup_old_events
+
+        days = self.config.retention_days if older_than_days is None else older_than_days
+        return await cleanup_old_events(self.config.data_dir, days)

@@ -17,8 +17,10 @@ from agents.sinks.runner import SinkRunner
 MODULES = {
     "file": "agents.sinks.file",
     "console": "agents.sinks.console",
+    "sql": "agents.sinks.sql",
     "siem": "agents.sinks.siem",
     "syslog": "agents.sinks.syslog",
+    "parquet": "agents.sinks.parquet.sink",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from types import FrameType
 
@@ -18,6 +19,7 @@ from agents.layout import DataLayout
 from agents.messages import Hello, Stats, Status, StatusRequest, Stop, WorkerStatus
 from agents.supervisor import runtime, systemd
 from agents.supervisor.process import State, WorkerProcess, WorkerSpec
+from query import retention
 from shipper import endpoint as endpoints
 
 log = logging.getLogger("auditship.supervisor")
@@ -52,8 +54,16 @@ class Supervisor:
         )
         for worker in self.workers.values():
             worker.start(self.config)
+        stop_retention = threading.Event()
+        if self.config.retention.auto_cleanup:
+            # A thread of its own: a day's deletions must not hold up watching the workers. A daemon, so
+            # a deletion under way never delays the exit (retention finishes it the next time).
+            threading.Thread(
+                target=retention.run_daily, args=(self.config, stop_retention), name="retention", daemon=True
+            ).start()
         systemd.notify("READY=1")
         self._supervise()
+        stop_retention.set()
         self._drain()
         self.control.close()
         self.context.term()

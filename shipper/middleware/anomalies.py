@@ -5,10 +5,12 @@
 - `sql_injection`: tautologies after a quote, UNION SELECT, stacked statements, quote-then-comment,
   timing functions.
 
-These are cheap shape checks, not a WAF: they flag probing so that it shows up in the audit trail, and
-they may both miss obfuscated attacks and flag odd but harmless URLs. Memory is bounded: the burst
-detector tracks at most `max_sources` addresses (the least recently failing are forgotten first),
-each with at most `threshold` timestamps.
+A path made only of letters, digits and `/_~-` with no query string is not scanned: no pattern but a
+bare `/etc/passwd` can match one, and that alone reaches nothing. These are cheap shape checks, not a
+WAF: they flag probing so that it shows up in the audit trail, and they may both miss obfuscated
+attacks and flag odd but harmless URLs. Memory is bounded: the burst detector tracks at most
+`max_sources` addresses (the least recently failing are forgotten first), each with at most
+`threshold` timestamps.
 """
 
 from __future__ import annotations
@@ -47,8 +49,15 @@ class Signal(NamedTuple):
     evidence: str
 
 
+# What most paths consist of, and none of the patterns can match: such a path is not scanned further.
+# Decoding only ever adds characters outside this set (".", "'", spaces...), so the decoded path decides.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/_~-]*")
+
+
 def scan_request(path: str, raw_path: bytes, query: bytes) -> Signal | None:
     """Check a request's decoded path, undecoded path and query string for traversal and injection."""
+    if not query and _PLAIN_PATH.fullmatch(path):
+        return None
     raw = raw_path[:SCAN_LIMIT].decode("latin-1")
     decoded_query = unquote_plus(query[:SCAN_LIMIT].decode("latin-1")) if query else ""
     for text in (path[:SCAN_LIMIT], raw, query[:SCAN_LIMIT].decode("latin-1")):

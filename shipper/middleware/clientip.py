@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from urllib.parse import unquote
 
 from shipper.middleware.config import Network
 
@@ -53,11 +54,12 @@ def _is_address(text: str) -> bool:
 
 def grpc_peer_address(peer: str) -> str | None:
     """The address in a gRPC peer string: "ipv4:10.0.0.5:5443" -> "10.0.0.5",
-    "ipv6:[::1]:5443" -> "::1"; None for a unix socket or anything else."""
+    "ipv6:[::1]:5443" -> "::1" (newer gRPC writes the brackets percent-encoded, as in a URI); None for
+    a unix socket or anything else."""
     family, _, rest = peer.partition(":")
     if family == "ipv4":
         return rest.rpartition(":")[0] or None
     if family == "ipv6":
-        host = rest.rpartition(":")[0]
+        host = unquote(rest).rpartition(":")[0]
         return host.strip("[]") or None
     return None

@@ -160,7 +160,9 @@ def compile_config(config: AuditMiddlewareConfig | None) -> Settings:
         exclude_paths=_paths("exclude_paths", config.exclude_paths),
         slow_ms=math.inf if slow is None else _positive("slow_request_threshold_ms", slow),
         detect_anomalies=_flag(config, "detect_anomalies"),
-        auth_failure_threshold=_positive("auth_failure_threshold", config.auth_failure_threshold, integer=True),
+        auth_failure_threshold=_positive(
+            "auth_failure_threshold", config.auth_failure_threshold, integer=True
+        ),
         auth_failure_window_s=_positive("auth_failure_window_s", config.auth_failure_window_s),
         sample_rate=float(sample_rate),
         trusted_proxies=_networks("trusted_proxies", config.trusted_proxies),

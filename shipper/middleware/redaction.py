@@ -22,7 +22,9 @@ def _merge(pairs: Iterable[tuple[str, str]], redacted: frozenset[str]) -> dict[s
 
 def http_headers(raw: Iterable[tuple[bytes, bytes]], redacted: frozenset[str]) -> dict[str, str]:
     """ASGI headers (lower-case byte names) as {name: value}, the `redacted` names' values replaced."""
-    return _merge(((name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw), redacted)
+    return _merge(
+        ((name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in raw), redacted
+    )
 
 
 def grpc_metadata(metadata: Iterable[tuple[str, str | bytes]], redacted: frozenset[str]) -> dict[str, str]:

@@ -34,9 +34,10 @@ def test_a_bad_config_names_the_file_and_the_key(toml: str, message: str) -> Non
 
 
 def test_an_empty_config_is_every_default_and_runs_the_file_sink() -> None:
-    """No keys at all: a user run works, with the file sink on and the WAL fsyncing on an interval."""
+    """No keys at all: a user run works, with the file and Parquet sinks on and the WAL fsyncing on an
+    interval."""
     config = parse_config("")
-    assert config.enabled_sinks() == ["file"]
+    assert config.enabled_sinks() == ["file", "parquet"]
     assert config.wal.fsync == "interval"
 
 
@@ -61,5 +62,5 @@ def test_check_config_prints_the_effective_config(tmp_path: Path, capsys: pytest
     path.write_text('[sinks.console]\nenabled = true\nformat = "json"\n')
     assert main(["check-config", str(path)]) == 0
     effective = parse_config(capsys.readouterr().out)
-    assert effective.enabled_sinks() == ["file", "console"]
+    assert effective.enabled_sinks() == ["file", "console", "parquet"]
     assert effective.sinks.console.format == "json"

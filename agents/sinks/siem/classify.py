@@ -55,9 +55,14 @@ def reply_to(response: httpx.Response) -> Reply:
     return Reply(outcome, describe(response), retry_after_s=retry_after_s(response))
 
 
-def transport_failure(exc: httpx.TransportError, url: httpx.URL | str) -> Reply:
-    """No answer at all (refused, reset, timed out, TLS failed): the events wait in the WAL."""
-    return Reply(Delivery.ERRORED, f"{url}: {type(exc).__name__}: {exc or 'no details'}")
+def transport_failure(exc: httpx.HTTPError) -> Reply:
+    """No usable answer (refused, reset, timed out, TLS failed, a body that does not decode): the
+    events wait in the WAL."""
+    try:
+        where = f"{exc.request.url}: "
+    except RuntimeError:  # httpx raised it before the request was made
+        where = ""
+    return Reply(Delivery.ERRORED, f"{where}{type(exc).__name__}: {exc or 'no details'}")
 
 
 def describe(response: httpx.Response) -> str:

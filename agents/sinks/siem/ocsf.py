@@ -5,9 +5,9 @@ Each event type goes to the class that describes it, or to the nearest one:
     USER_LOGIN, USER_LOGOUT, AUTH_*                        3002 Authentication (Logon, Logoff)
     DATA_CREATE/UPDATE/DELETE of a user or an account      3001 Account Change (Create, Delete, Other)
     CONFIGURATION_CHANGE                                   3004 Entity Management (Update)
-    API_REQUEST, API_RESPONSE                              6003 API Activity (Create/Read/Update/Delete by method)
-    BUSINESS_LOGIC, TRANSACTION, WORKFLOW                  6003 API Activity (Other): a service's own operation
-    other DATA_*, PRIVACY_ACCESS, DATA_RETENTION           6001 Web Resources Activity (Create, Read, Update...)
+    API_REQUEST, API_RESPONSE                              6003 API Activity (Create, Read... by method)
+    BUSINESS_LOGIC, TRANSACTION, WORKFLOW                  6003 API Activity (Other): a service's operation
+    other DATA_*, PRIVACY_ACCESS, DATA_RETENTION           6001 Web Resources Activity (Create, Read...)
     ACCESS_GRANTED, ACCESS_DENIED, PERMISSION_CHECK        6004 Web Resource Access Activity (Grant, Deny)
     SYSTEM_STARTUP, SYSTEM_SHUTDOWN, HEARTBEAT             6002 Application Lifecycle (Start, Stop, Other)
     SECURITY_VIOLATION, SUSPICIOUS_ACTIVITY, RATE_LIMIT_*  2004 Detection Finding (Create)
@@ -19,6 +19,7 @@ still-encrypted sensitive values, trace ids...) go to `unmapped`, so nothing the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any, NamedTuple
 
@@ -30,23 +31,64 @@ OCSF_VERSION = "1.3.0"
 OTHER = 99
 
 
+def _logon_user(event: AuditEvent) -> dict[str, Any]:
+    return {"user": {"uid": event.user_id}}
+
+
+def _changed_account(event: AuditEvent) -> dict[str, Any]:
+    return {"user": {"uid": event.resource_id}}  # the account changed; `actor` is who changed it
+
+
+def _resource(event: AuditEvent) -> dict[str, Any]:
+    return {"type": event.resource_type, "uid": event.resource_id}
+
+
+def _web_resources(event: AuditEvent) -> dict[str, Any]:
+    return {"web_resources": [_resource(event)]}
+
+
+def _api(event: AuditEvent) -> dict[str, Any]:
+    operation = event.action or " ".join(filter(None, (event.method, event.endpoint)))
+    api = {"operation": operation or event.event_type.value, "request": {"uid": event.request_id}}
+    return {"api": api, "resources": [_resource(event)]}
+
+
+def _entity(event: AuditEvent) -> dict[str, Any]:
+    return {"entity": {**_resource(event), "data": _verbatim(event.changes)}}
+
+
+def _app(event: AuditEvent) -> dict[str, Any]:
+    return {"app": {"name": event.service_name, "version": event.service_version}}
+
+
+def _finding(event: AuditEvent) -> dict[str, Any]:
+    title = event.message or event.event_type.value
+    return {"finding_info": {"uid": event.event_id, "title": title, "types": [event.event_type.value]}}
+
+
+def _compliance_finding(event: AuditEvent) -> dict[str, Any]:
+    return {**_finding(event), "compliance": {"standards": event.compliance}}
+
+
 class OcsfClass(NamedTuple):
     uid: int
     name: str
     category_uid: int
     category_name: str
+    fields: Callable[[AuditEvent], dict[str, Any]]
+    """What the class requires beyond the common fields, from what the event has."""
 
 
 _IAM, _APP, _FINDINGS = "Identity & Access Management", "Application Activity", "Findings"
-ACCOUNT_CHANGE = OcsfClass(3001, "Account Change", 3, _IAM)
-AUTHENTICATION = OcsfClass(3002, "Authentication", 3, _IAM)
-ENTITY_MANAGEMENT = OcsfClass(3004, "Entity Management", 3, _IAM)
-WEB_RESOURCES_ACTIVITY = OcsfClass(6001, "Web Resources Activity", 6, _APP)
-APPLICATION_LIFECYCLE = OcsfClass(6002, "Application Lifecycle", 6, _APP)
-API_ACTIVITY = OcsfClass(6003, "API Activity", 6, _APP)
-WEB_RESOURCE_ACCESS_ACTIVITY = OcsfClass(6004, "Web Resource Access Activity", 6, _APP)
-COMPLIANCE_FINDING = OcsfClass(2003, "Compliance Finding", 2, _FINDINGS)
-DETECTION_FINDING = OcsfClass(2004, "Detection Finding", 2, _FINDINGS)
+ACCOUNT_CHANGE = OcsfClass(3001, "Account Change", 3, _IAM, _changed_account)
+AUTHENTICATION = OcsfClass(3002, "Authentication", 3, _IAM, _logon_user)
+ENTITY_MANAGEMENT = OcsfClass(3004, "Entity Management", 3, _IAM, _entity)
+WEB_RESOURCES_ACTIVITY = OcsfClass(6001, "Web Resources Activity", 6, _APP, _web_resources)
+APPLICATION_LIFECYCLE = OcsfClass(6002, "Application Lifecycle", 6, _APP, _app)
+API_ACTIVITY = OcsfClass(6003, "API Activity", 6, _APP, _api)
+WEB_RESOURCE_ACCESS_ACTIVITY = OcsfClass(6004, "Web Resource Access Activity", 6, _APP, _web_resources)
+COMPLIANCE_FINDING = OcsfClass(2003, "Compliance Finding", 2, _FINDINGS, _compliance_finding)
+DETECTION_FINDING = OcsfClass(2004, "Detection Finding", 2, _FINDINGS, _finding)
 
 T = AuditEventType
 # event type -> (class, activity_id, activity_name); API activity, account changes and permission
@@ -86,7 +128,11 @@ _API_BY_METHOD = {
     "PATCH": (3, "Update"),
     "DELETE": (4, "Delete"),
 }
-_ACCOUNT_ACTIVITY = {T.DATA_CREATE: (1, "Create"), T.DATA_DELETE: (6, "Delete"), T.DATA_UPDATE: (OTHER, "Update")}
+_ACCOUNT_ACTIVITY = {
+    T.DATA_CREATE: (1, "Create"),
+    T.DATA_DELETE: (6, "Delete"),
+    T.DATA_UPDATE: (OTHER, "Update"),
+}
 ACCOUNT_RESOURCE_TYPES = frozenset({"user", "users", "account", "accounts", "user_account"})
 _SEVERITY = {
     AuditSeverity.INFO: (1, "Informational"),
@@ -124,7 +170,7 @@ def classify(event: AuditEvent) -> tuple[OcsfClass, int, str]:
     return _BY_TYPE[kind]
 
 
-def to_ocsf(event: AuditEvent) -> dict[str, Any]:
+def _record(event: AuditEvent) -> dict[str, Any]:
     ocsf_class, activity_id, activity_name = classify(event)
     severity_id, severity = _SEVERITY[event.severity]
     status_id, status = (2, "Failure") if event.event_type in _FAILED_BY_TYPE else _STATUS[event.outcome]
@@ -182,39 +228,8 @@ def to_ocsf(event: AuditEvent) -> dict[str, Any]:
             "response_size": event.response_size,
         },
     }
-    record.update(_class_fields(ocsf_class, event))
-    return _compact(record)
-
-
-def _class_fields(ocsf_class: OcsfClass, event: AuditEvent) -> dict[str, Any]:
-    """What each class requires beyond the common fields, from what the event has."""
-    resource = {"type": event.resource_type, "uid": event.resource_id}
-    if ocsf_class in (AUTHENTICATION, ACCOUNT_CHANGE):
-        # Authentication: the user who logs on; Account Change: the account changed (the actor changes it).
-        uid = event.resource_id if ocsf_class is ACCOUNT_CHANGE else event.user_id
-        return {"user": {"uid": uid}}
-    if ocsf_class is API_ACTIVITY:
-        operation = event.action or " ".join(filter(None, (event.method, event.endpoint))) or None
-        return {
-            "api": {
-                "operation": operation or event.event_type.value,
-                "request": {"uid": event.request_id},
-                "response": {"code": event.status_code},
-            },
-            "resources": [resource],
-        }
-    if ocsf_class in (WEB_RESOURCES_ACTIVITY, WEB_RESOURCE_ACCESS_ACTIVITY):
-        return {"web_resources": [resource]}
-    if ocsf_class is ENTITY_MANAGEMENT:
-        entity = {"type": event.resource_type, "uid": event.resource_id, "data": _verbatim(event.changes)}
-        return {"entity": entity}
-    if ocsf_class is APPLICATION_LIFECYCLE:
-        return {"app": {"name": event.service_name, "version": event.service_version}}
-    title = event.message or event.event_type.value
-    finding = {"uid": event.event_id, "title": title, "types": [event.event_type.value]}
-    if ocsf_class is COMPLIANCE_FINDING:
-        return {"finding_info": finding, "compliance": {"standards": event.compliance}}
-    return {"finding_info": finding}
+    record.update(ocsf_class.fields(event))
+    return record
 
 
 def _verbatim(values: dict[str, Any]) -> msgspec.Raw | None:
@@ -226,11 +241,11 @@ def _compact(value: Any) -> Any:
     """The record without what is absent (None, empty maps and lists), at every depth."""
     if isinstance(value, dict):
         kept = {key: _compact(item) for key, item in value.items()}
-        return {key: item for key, item in kept.items() if item is not None and item != {} and item != []}
+        return {key: item for key, item in kept.items() if item is not None and item not in ({}, [])}
     if isinstance(value, list):
         return [_compact(item) for item in value]
     return value
 
 
 def encode_ocsf(event: AuditEvent) -> bytes:
-    return _encoder.encode(to_ocsf(event))
+    return _encoder.encode(_compact(_record(event)))

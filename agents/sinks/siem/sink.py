@@ -1,8 +1,9 @@
 """The SIEM sink: a batch from the runner becomes one or more HTTP requests to the destination.
 
-A batch is cut into requests of at most `max_batch_bytes` (the runner has already cut it by count and
-time). Each request carries a batch id header, a hash of the event ids it holds, so the same events
-sent again carry the same id and a receiver can recognise a retried request.
+A batch from the runner (up to REQUESTS_PER_COMMIT requests' worth, or what `flush_interval_s` let
+gather) is cut into requests of at most `batch_size` events and `max_batch_bytes`. Each request
+carries a batch id header, a hash of the event ids it holds, so the same events sent again carry the
+same id and a receiver can recognise a retried request.
 
 What the destination settled stays settled while the runner retries: events it took (or refused for
 good) are remembered until the batch is done, so a retry sends only the rest: the failed items of a
@@ -22,7 +23,7 @@ import httpx
 
 from agents.config import SiemSinkConfig
 from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.siem.classify import Reply
+from agents.sinks.siem.classify import Reply, transport_failure
 from agents.sinks.tls import client_context
 
 logger = logging.getLogger("auditship.sinks.siem")
@@ -38,7 +39,7 @@ class Destination(Protocol):
         ...
 
     def send(self, client: httpx.Client, items: list[bytes], batch_id: str) -> Reply:
-        """One request carrying `items`; never raises for what the network or the server does."""
+        """One request carrying `items`, and what its answer means; httpx's errors when there is none."""
         ...
 
 
@@ -54,6 +55,9 @@ class SiemSink:
         """After an ERRORED batch: how long the destination asked us to wait (Retry-After)."""
 
     def open(self) -> None:
+        # httpx logs each request at INFO: thousands of lines a second in the journal, and a cost per
+        # request. Our own lines say what matters (failures, with the answer).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         # Connections are made by the first request: a destination that is down must not stop the worker.
         self._client = httpx.Client(
             verify=client_context(self._config.verify_tls, self._config.ca_file),
@@ -73,8 +77,12 @@ class SiemSink:
         self.retry_after_s = 0.0
         todo = [entry for entry in batch if entry.seq not in self._settled]
         failure = ""
-        for entries, items in _chunks(todo, self._destination, self._config.max_batch_bytes):
-            reply = self._destination.send(client, items, batch_id(entries))
+        limits = (self._config.batch_size, self._config.max_batch_bytes)
+        for entries, items in _chunks(todo, self._destination, *limits):
+            try:
+                reply = self._destination.send(client, items, batch_id(entries))
+            except httpx.HTTPError as exc:  # no usable answer: the events wait in the WAL
+                reply = transport_failure(exc)
             self.retry_after_s = max(self.retry_after_s, reply.retry_after_s)
             for index, entry in enumerate(entries):
                 outcome, reason = reply.of(index)
@@ -96,8 +104,12 @@ class SiemSink:
                 failure,
             )
             return Delivery.ERRORED
-        refused = [entry for entry in batch if self._settled.get(entry.seq)]
-        reasons = [self._settled[entry.seq] or "" for entry in refused]
+        refused: list[Entry] = []
+        reasons: list[str] = []
+        for entry in batch:
+            if (why := self._settled.get(entry.seq)) is not None:
+                refused.append(entry)
+                reasons.append(why)
         self._settled.clear()
         return Refused(refused, reasons) if refused else Delivery.DELIVERED
 
@@ -110,16 +122,16 @@ def batch_id(entries: list[Entry]) -> str:
 
 
 def _chunks(
-    entries: list[Entry], destination: Destination, max_bytes: int
+    entries: list[Entry], destination: Destination, max_events: int, max_bytes: int
 ) -> Iterator[tuple[list[Entry], list[bytes]]]:
-    """Consecutive runs of entries whose items add up to at most `max_bytes` (an event larger than
-    that alone goes in a request of its own: the destination decides whether it takes it)."""
+    """Consecutive runs of at most `max_events` entries whose items add up to at most `max_bytes` (an
+    event larger than that goes in a request of its own: the destination decides whether it takes it)."""
     run: list[Entry] = []
     items: list[bytes] = []
     size = 0
     for entry in entries:
         item = destination.item(entry)
-        if items and size + len(item) > max_bytes:
+        if items and (len(items) == max_events or size + len(item) > max_bytes):
             yield run, items
             run, items, size = [], [], 0
         run.append(entry)

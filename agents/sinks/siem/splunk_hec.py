@@ -24,7 +24,14 @@ import msgspec
 
 from agents.config import SiemSinkConfig
 from agents.sinks.base import Delivery, Entry
-from agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, describe, reply_to, transport_failure
+from agents.sinks.siem.classify import (
+    BATCH_ID_HEADER,
+    Reply,
+    describe,
+    outcome_of_status,
+    reply_to,
+    transport_failure,
+)
 from agents.sinks.siem.payload import PayloadEncoder
 
 logger = logging.getLogger("auditship.sinks.siem")
@@ -46,7 +53,7 @@ class _Envelope(msgspec.Struct, kw_only=True, omit_defaults=True):
 class _Answer(msgspec.Struct):
     text: str = ""
     code: int = 0
-    ackId: int | None = None  # noqa: N815 - HEC's name
+    ackId: int | None = None  # HEC's spelling
 
 
 class _Acks(msgspec.Struct):
@@ -74,8 +81,8 @@ class SplunkHec:
         base = base_url(config.endpoint)
         self._event_url = f"{base}/services/collector/event"
         self._ack_url = f"{base}/services/collector/ack"
-        self.channel = str(uuid.uuid4())
-        self.headers = {"Authorization": f"Splunk {config.api_key}", CHANNEL_HEADER: self.channel}
+        self.headers = {"Authorization": f"Splunk {config.api_key}", CHANNEL_HEADER: str(uuid.uuid4())}
+        self._told_no_ack = False
 
     def item(self, entry: Entry) -> bytes:
         event = entry.event
@@ -90,14 +97,11 @@ class SplunkHec:
         return _envelope_encoder.encode(envelope) + b"\n"
 
     def send(self, client: httpx.Client, items: list[bytes], batch_id: str) -> Reply:
-        try:
-            response = client.post(
-                self._event_url,
-                content=b"".join(items),
-                headers={"Content-Type": "application/json", BATCH_ID_HEADER: batch_id},
-            )
-        except httpx.TransportError as exc:
-            return transport_failure(exc, self._event_url)
+        response = client.post(
+            self._event_url,
+            content=b"".join(items),
+            headers={"Content-Type": "application/json", BATCH_ID_HEADER: batch_id},
+        )
         reply = reply_to(response)
         if reply.outcome is not Delivery.DELIVERED or not self._config.hec_ack:
             return reply
@@ -107,34 +111,46 @@ class SplunkHec:
             ack_id = None
         if ack_id is None:
             # The token has acknowledgement off: the 200 is all HEC will ever say.
-            logger.warning("siem sink: hec_ack is on but HEC answered without an ackId (%s)", response.text)
+            if not self._told_no_ack:
+                self._told_no_ack = True
+                logger.warning(
+                    "siem sink: hec_ack is on but HEC answers without an ackId (%s): is indexer "
+                    "acknowledgement enabled on the token? Requests count as delivered on their 200",
+                    response.text,
+                )
             return reply
         return self._await_ack(client, ack_id)
 
     def _await_ack(self, client: httpx.Client, ack_id: int) -> Reply:
-        """Poll until HEC says `ack_id` is indexed, or give up after `hec_ack_timeout_s` (ERRORED: the
-        request is sent again). The pauses are part of the delivery, not a backoff."""
+        """Ask until HEC says `ack_id` is indexed, for at most `hec_ack_timeout_s`; then ERRORED, and
+        the request is sent again. The pauses are part of the delivery, not a backoff."""
         deadline = time.monotonic() + self._config.hec_ack_timeout_s
         pause = ACK_POLL_FIRST_S
-        last = "no answer yet"
-        while True:
-            try:
-                response = client.post(self._ack_url, json={"acks": [ack_id]})
-            except httpx.TransportError as exc:
-                last = transport_failure(exc, self._ack_url).reason
-            else:
-                if response.status_code != 200:
-                    # An unknown channel or ack id (HEC restarted and forgot them): only resending helps.
-                    return Reply(Delivery.ERRORED, f"acknowledgement of ackId {ack_id}: {describe(response)}")
-                try:
-                    if _acks_decoder.decode(response.content).acks.get(str(ack_id)):
-                        return Reply(Delivery.DELIVERED)
-                except msgspec.DecodeError:
-                    last = describe(response)
+        while True:  # bounded by the deadline
+            answer = self._ask(client, ack_id)
+            if isinstance(answer, Reply):
+                return answer
             if time.monotonic() + pause > deadline:
-                return Reply(
-                    Delivery.ERRORED,
-                    f"ackId {ack_id} not acknowledged within {self._config.hec_ack_timeout_s}s ({last})",
-                )
+                waited = self._config.hec_ack_timeout_s
+                return Reply(Delivery.ERRORED, f"ackId {ack_id} not acknowledged in {waited}s ({answer})")
             time.sleep(pause)
             pause = min(pause * 2, ACK_POLL_MAX_S)
+
+    def _ask(self, client: httpx.Client, ack_id: int) -> Reply | str:
+        """Whether HEC has indexed `ack_id`: a final Reply (DELIVERED; ERRORED when only sending the
+        request again can help), or what HEC said instead, to ask again."""
+        try:
+            response = client.post(self._ack_url, json={"acks": [ack_id]})
+        except httpx.HTTPError as exc:  # no answer this time: ask again
+            return transport_failure(exc).reason
+        outcome = outcome_of_status(response.status_code)
+        if outcome is Delivery.REJECTED:
+            # An unknown channel or ack id (HEC restarted and forgot them): only resending helps.
+            return Reply(Delivery.ERRORED, f"acknowledgement of ackId {ack_id}: {describe(response)}")
+        if outcome is Delivery.ERRORED:  # busy
+            return describe(response)
+        try:
+            indexed = _acks_decoder.decode(response.content).acks.get(str(ack_id), False)
+        except msgspec.DecodeError:
+            return describe(response)
+        return Reply(Delivery.DELIVERED) if indexed else "not indexed yet"

@@ -1,8 +1,13 @@
+from collections.abc import Callable, Iterator
+
 import pytest
 
-from agents.config import FileSinkConfig
+from agents.config import FileSinkConfig, SiemSinkConfig
 from agents.crypto import Keyring
 from agents.sinks.file import FileSink
+from agents.sinks.siem import destination
+from agents.sinks.siem.sink import SiemSink
+from tests.siem_server import API_KEY, TOKEN, FakeSiem, ServedSiem
 
 
 @pytest.fixture
@@ -22,6 +27,36 @@ def open_sink(data_dir, keyring):
 
     def make(**config: object) -> FileSink:
         sink = FileSink(FileSinkConfig(**config), data_dir, keyring)
+        sink.open()
+        sinks.append(sink)
+        return sink
+
+    yield make
+    for sink in sinks:
+        sink.close()
+
+
+@pytest.fixture
+def siem() -> Iterator[ServedSiem]:
+    """A fake SIEM (HEC, _bulk, generic) listening on 127.0.0.1 for the test."""
+    served = ServedSiem(FakeSiem()).start()
+    yield served
+    served.stop()
+
+
+@pytest.fixture
+def open_siem_sink(siem: ServedSiem) -> Iterator[Callable[..., SiemSink]]:
+    """open_siem_sink(format, **config) -> an opened SIEM sink, aimed at the `siem` fixture's server unless
+    `endpoint` says otherwise."""
+    sinks: list[SiemSink] = []
+
+    def make(format: str = "splunk_hec", **config: object) -> SiemSink:
+        defaults = {
+            "endpoint": siem.url + ("/ingest" if format == "generic" else ""),
+            "api_key": TOKEN if format == "splunk_hec" else API_KEY,
+        }
+        settings = SiemSinkConfig(enabled=True, format=format, **(defaults | config))  # type: ignore[arg-type]
+        sink = SiemSink(settings, destination(settings))
         sink.open()
         sinks.append(sink)
         return sink

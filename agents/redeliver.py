@@ -1,0 +1,166 @@
+"""`audit-agent redeliver SINK`: offer a sink's dead letters to its destination again, once what made
+the destination refuse them (a token, an index, a URL) is fixed in the config.
+
+deadletters/<sink>.jsonl is first renamed to <sink>.jsonl.redelivering, so dead letters the running
+agent writes meanwhile go to a fresh file and no letter is offered twice. The letters are offered in
+batches of the sink's batch size, through the same sink the agent builds from the same config. What is
+refused again, and what the destination would not take within `attempts` tries (it stayed down), is
+appended back to deadletters/<sink>.jsonl with the latest reason; then the claimed file is deleted. A
+run cut short leaves the claimed file behind: the next run offers its letters (and the newer ones wait
+for the run after that).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from agents.backoff import compute_backoff
+from agents.config import AgentConfig
+from agents.layout import DataLayout
+from agents.logs import configure_logging
+from agents.sinks.base import Delivery, Entry, Refused, Sink
+from agents.sinks.registry import MODULES, build_sink
+from agents.sinks.runner import DeadLetter
+from shipper.event import AuditEvent
+
+log = logging.getLogger("auditship.redeliver")
+CLAIMED_SUFFIX = ".redelivering"
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 10.0
+EXIT_USAGE = 2
+
+_letter_decoder = msgspec.json.Decoder(DeadLetter)
+_event_decoder = msgspec.json.Decoder(AuditEvent)
+
+
+class Redelivery(msgspec.Struct):
+    """What one run did with a sink's dead letters."""
+
+    offered: int = 0
+    delivered: int = 0
+    refused: int = 0
+    """Refused again: kept, with the new reason."""
+    undelivered: int = 0
+    """Not taken within the attempts (the destination stayed down): kept, for the next run."""
+    unreadable: int = 0
+    """Lines that are not dead letters: kept as they were."""
+
+    @property
+    def kept(self) -> int:
+        return self.refused + self.undelivered + self.unreadable
+
+
+class _Letters(msgspec.Struct):
+    entries: list[Entry]
+    unreadable: list[bytes]
+
+
+def dead_letter_path(config: AgentConfig, sink_name: str) -> Path:
+    return DataLayout(config.data_path).root / "deadletters" / f"{sink_name}.jsonl"
+
+
+def redeliver(config: AgentConfig, sink_name: str, attempts: int = 5) -> Redelivery:
+    path = dead_letter_path(config, sink_name)
+    claimed = path.with_name(path.name + CLAIMED_SUFFIX)
+    if path.exists() and not claimed.exists():
+        path.rename(claimed)  # else a run was cut short: its letters go first, the newer ones next time
+    if not claimed.exists():
+        return Redelivery()
+    data = claimed.read_bytes()
+    letters = _read(data)
+    sink, batch_size, _ = build_sink(sink_name, config)
+    result = Redelivery(offered=len(letters.entries), unreadable=len(letters.unreadable))
+    kept: list[bytes] = list(letters.unreadable)
+    sink.open()
+    try:
+        for start in range(0, len(letters.entries), batch_size):
+            batch = letters.entries[start : start + batch_size]
+            again = _offer(sink, batch, attempts)
+            if again is None:
+                result.undelivered += len(batch)
+                reason = f"not taken by the destination in {attempts} attempts of `audit-agent redeliver`"
+                again = Refused(batch, [reason] * len(batch))
+            else:
+                result.refused += len(again.entries)
+            result.delivered += len(batch) - len(again.entries)
+            kept += _lines(again)
+    finally:
+        sink.close()
+    # The agent may have appended to the file in the instant before it was claimed: keep that too.
+    kept_bytes = b"".join(line + b"\n" for line in kept) + claimed.read_bytes()[len(data) :]
+    if kept_bytes:
+        with path.open("ab") as file:
+            file.write(kept_bytes)
+        path.chmod(0o600)
+    claimed.unlink()
+    return result
+
+
+def _offer(sink: Sink, batch: list[Entry], attempts: int) -> Refused | None:
+    """Offer `batch` until the destination settles it, at most `attempts` times: what it refused
+    (nothing, when it took all), or None when it never took the batch."""
+    for attempt in range(1, attempts + 1):
+        outcome = sink.write_batch(batch)
+        if outcome is Delivery.DELIVERED:
+            return Refused([], [])
+        if outcome is Delivery.REJECTED:
+            return Refused(batch, ["the destination refused the batch"] * len(batch))
+        if isinstance(outcome, Refused):
+            return outcome
+        if attempt < attempts:
+            delay = compute_backoff(attempt, BACKOFF_BASE_S, BACKOFF_CAP_S)
+            time.sleep(max(delay, getattr(sink, "retry_after_s", 0.0)))
+    return None
+
+
+def _read(data: bytes) -> _Letters:
+    letters = _Letters([], [])
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            letter = _letter_decoder.decode(line)
+            letters.entries.append(Entry(letter.seq, _event_decoder.decode(letter.event)))
+        except msgspec.DecodeError as exc:
+            log.warning("a dead letter line is unreadable (%s); it is kept as it is", exc)
+            letters.unreadable.append(line)
+    return letters
+
+
+def _lines(refused: Refused) -> list[bytes]:
+    now = datetime.now(UTC)
+    return [
+        msgspec.json.encode(DeadLetter(entry.seq, msgspec.Raw(msgspec.json.encode(entry.event)), reason, now))
+        for entry, reason in zip(refused.entries, refused.reasons, strict=True)
+    ]
+
+
+def run_redeliver(config: AgentConfig, sink_name: str, attempts: int) -> int:
+    """The command: 0 when no dead letter is left, 1 when some are, 2 for an unknown sink."""
+    if sink_name not in MODULES:
+        print(
+            f"audit-agent redeliver: unknown sink {sink_name!r}; the sinks are {', '.join(MODULES)}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    configure_logging(config.log_level, "redeliver")
+    result = redeliver(config, sink_name, attempts)
+    path = dead_letter_path(config, sink_name)
+    if not result.offered and not result.unreadable:
+        print(f"sink {sink_name}: no dead letters in {path}")
+        return 0
+    print(
+        f"sink {sink_name}: {result.offered} dead letters offered, {result.delivered} delivered, "
+        f"{result.refused} refused again, {result.undelivered} not taken (destination down), "
+        f"{result.unreadable} unreadable"
+    )
+    if result.kept:
+        print(f"{result.kept} kept in {path}", file=sys.stderr)
+        return 1
+    return 0

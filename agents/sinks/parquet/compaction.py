@@ -1,0 +1,141 @@
+"""Compaction: a partition's small parts merged into few large ones, while readers read the lake.
+
+Which parts: in each partition, the live parts (layout.live) smaller than `target_bytes` and written
+more than `min_age_s` ago (an hour by default: by then the sink has long stopped adding to that stretch
+of the WAL, so a closed hour is merged once rather than again and again), taken in runs of neighbours
+by WAL range and cut wherever the next part would take a merge past `target_bytes`. A merged part that
+is still small is merged again, with its neighbours, an hour later; a quiet partition so ends up with
+few parts per day.
+
+How: a run's rows are copied, in order, into one part named for the run's whole range (`part-<first of
+its first part>-<last of its last part>`), under a staging name, fsynced and renamed into place. From
+that rename on, `live_parts` lists the new part and not the small ones it covers, so a reader sees each
+row exactly once whether it listed before or after. The small parts are deleted at a later run, once
+the part covering them is `grace_s` old, so that a reader that listed them just before the rename can
+still open them. Only neighbours are merged, so a merged part still holds every row of its partition in
+its range (the invariant that makes writing idempotent, see writer.py).
+
+A kill at any moment leaves the small parts alone, or them and the part that covers them (readers take
+the latter; the former are deleted after the grace period); a staging file is removed when the sink
+opens. Each run is bounded in time: no merge starts after `budget_s`, and a merge is at most
+`target_bytes` of input.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import duckdb
+import msgspec
+
+from agents.durable import fsync_directory
+from agents.sinks.parquet.layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
+from agents.sinks.parquet.writer import publish
+
+# hive_partitioning off: date and service stay in the path, not in the file. The files are read in the
+# order given (one thread), so rows stay in WAL order; union_by_name lets parts written before a column
+# was added merge with newer ones.
+_MERGE = """
+    COPY (SELECT * FROM read_parquet(?, hive_partitioning = false, union_by_name = true))
+    TO ? (FORMAT parquet, COMPRESSION zstd)
+"""
+
+
+class CompactionPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    interval_s: float = 60.0
+    """The sink compacts at most this often (between two batches)."""
+    min_age_s: float = 3600.0
+    """A part is merged only once it was written this long ago."""
+    grace_s: float = 600.0
+    """Parts covered by a merged part are deleted once that part is this old (readers that listed the
+    small parts just before the merge have this long to open them)."""
+    target_bytes: int = 64 * 1024 * 1024
+    """Parts this large are left alone; a merge takes at most this much input."""
+    budget_s: float = 2.0
+    """No merge starts after this long in one run."""
+
+
+class Compacted(NamedTuple):
+    merged: int  # small parts merged
+    into: int  # parts they became
+    deleted: int  # parts deleted that merged parts covered
+
+
+class _Stat(NamedTuple):
+    part: Part
+    size: int
+    mtime: float
+
+
+class Compactor:
+    def __init__(self, lake: Path, db: duckdb.DuckDBPyConnection, policy: CompactionPolicy) -> None:
+        self._lake = lake
+        self._db = db
+        self._policy = policy
+
+    def run(self) -> Compacted:
+        """One pass over the lake. Raises OSError or duckdb.Error; what was done before stays done."""
+        deadline = time.monotonic() + self._policy.budget_s
+        now = time.time()
+        merged = into = deleted = 0
+        for directory in partitions(self._lake):
+            if time.monotonic() >= deadline:
+                break
+            found = parts(directory)
+            kept = [_stat(part) for part in live(found)]
+            live_set = {stat.part for stat in kept}
+            deleted += self._delete_covered([p for p in found if p not in live_set], kept, now)
+            for run in self._runs(kept, now):
+                if time.monotonic() >= deadline:
+                    break
+                self._merge(directory, run)
+                merged += len(run)
+                into += 1
+        return Compacted(merged, into, deleted)
+
+    def _delete_covered(self, covered: list[Part], kept: list[_Stat], now: float) -> int:
+        deleted = 0
+        for part in covered:
+            cover = next(s for s in kept if s.part.first <= part.first and part.last <= s.part.last)
+            if cover.mtime <= now - self._policy.grace_s:
+                # Not fsynced: a deletion a power cut undoes leaves a covered part, deleted next time.
+                part.path.unlink(missing_ok=True)
+                deleted += 1
+        return deleted
+
+    def _runs(self, kept: list[_Stat], now: float) -> Iterator[list[Part]]:
+        """Runs of neighbouring parts worth merging: each small and old enough, at most target_bytes."""
+        run: list[Part] = []
+        size = 0
+        for stat in kept:
+            small_and_old = (
+                stat.size < self._policy.target_bytes and stat.mtime <= now - self._policy.min_age_s
+            )
+            if small_and_old and size + stat.size <= self._policy.target_bytes:
+                run.append(stat.part)
+                size += stat.size
+                continue
+            if len(run) > 1:
+                yield run
+            run, size = ([stat.part], stat.size) if small_and_old else ([], 0)
+        if len(run) > 1:
+            yield run
+
+    def _merge(self, directory: Path, run: list[Part]) -> None:
+        target = directory / part_name(run[0].first, run[-1].last)
+        staging = directory / f"{STAGING_PREFIX}{target.name}"
+        try:
+            self._db.execute(_MERGE, [[str(part.path) for part in run], str(staging)])
+            publish(staging, target)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+        fsync_directory(directory)
+
+
+def _stat(part: Part) -> _Stat:
+    stat = part.path.stat()
+    return _Stat(part, stat.st_size, stat.st_mtime)

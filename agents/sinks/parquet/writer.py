@@ -1,0 +1,198 @@
+"""Writing a batch into the lake: one part per (date, service) partition, each published atomically.
+
+The batch becomes NDJSON (msgspec, one `{"k", "wal_seq", "event"}` object per entry, `k` numbering the
+entry's partition); DuckDB reads it with the lake's schema (schema.py) and writes every partition's file
+in one `COPY ... PARTITION_BY (k)` into a staging directory. Each file is then made 0600, fsynced and
+renamed to `part-<first seq>-<last seq>.parquet` in its partition directory, and the directories are
+fsynced: a reader sees a whole part or none, and a part that is there survives a power cut.
+
+Idempotence. A part holds every entry of its partition whose WAL seq lies in its range, because a
+batch is a contiguous run of the WAL and batches are delivered in order (compaction keeps this: it only
+merges neighbouring parts). So an entry whose seq is at or below the highest seq already in its
+partition is in the lake, and is skipped: a batch offered again after a crash, or after an ERRORED
+attempt that published some of its parts, writes only what is missing, whatever its boundaries now.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import msgspec
+
+from agents.durable import fsync_directory
+from agents.sinks.base import Entry, Refused
+from agents.sinks.parquet.layout import STAGING_PREFIX, UNKNOWN_SERVICE, part_name, partition_dir, parts
+from agents.sinks.parquet.schema import event_struct, out_of_range, quote, select_list
+from shipper.event import AuditEvent
+
+_OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _Row(msgspec.Struct):
+    k: int
+    wal_seq: int
+    event: AuditEvent
+
+
+class _Partition:
+    """One partition's share of a batch."""
+
+    def __init__(self, directory: Path, k: int, floor: int, unfit: str | None) -> None:
+        self.directory = directory
+        self.k = k
+        self.floor = floor  # the highest seq the lake already holds here; entries at or below are skipped
+        self.unfit = unfit  # why no part can be written here, or None
+        self.first = -1
+        self.last = -1
+
+
+class PartWriter:
+    def __init__(self, lake: Path, db: duckdb.DuckDBPyConnection) -> None:
+        self._lake = lake
+        self._db = db
+        self._name_max = os.pathconf(lake, "PC_NAME_MAX")
+        self._encoder = msgspec.json.Encoder()
+        self._columns = {"k": "INTEGER", "wal_seq": "BIGINT", "event": event_struct()}
+        select = select_list(quote("event"))
+        self._copy = (
+            f"COPY (SELECT k, {select} FROM read_ndjson(?, columns = ?)) "  # noqa: S608 - column names only
+            "TO ? (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (k))"
+        )
+        # Per partition directory, the highest WAL seq in its parts. Only this writer adds parts, and
+        # compaction and retention never raise it, so what was read once stays true.
+        self._highest: dict[Path, int] = {}
+
+    def write(self, batch: list[Entry]) -> Refused:
+        """Write the entries of `batch` that the lake does not hold yet; returns those it cannot take
+        (an integer wider than its column, a service name too long for a directory), with the reasons.
+
+        Raises OSError or duckdb.Error; the parts published before the failure stay, and count.
+        """
+        try:
+            return self._write(batch)
+        except duckdb.InvalidInputException:
+            # Only once DuckDB has failed to convert a batch are its entries checked one by one: up
+            # front, that would cost a tenth of every write, for values that hardly ever occur.
+            misfits = Refused([], [])
+            for entry in batch:
+                if (problem := out_of_range(entry.event)) is not None:
+                    misfits.entries.append(entry)
+                    misfits.reasons.append(f"parquet sink: event {entry.event.event_id}: {problem}")
+            if not misfits.entries:
+                raise
+            skip = {entry.seq for entry in misfits.entries}
+            refused = self._write([entry for entry in batch if entry.seq not in skip])
+            return Refused(misfits.entries + refused.entries, misfits.reasons + refused.reasons)
+
+    def _write(self, batch: list[Entry]) -> Refused:
+        refused = Refused([], [])
+        partitions: dict[tuple[date, str], _Partition] = {}
+        rows = []
+        for entry in batch:
+            moment = entry.event.timestamp
+            if moment.tzinfo is not UTC:  # this test first: nearly every event is in UTC already
+                moment = _as_utc(moment)
+            # No service, an empty one and UNKNOWN_SERVICE share a directory, so they share a key: two
+            # parts of one batch in one directory would have overlapping ranges.
+            key = (moment.date(), entry.event.service_name or UNKNOWN_SERVICE)
+            partition = partitions.get(key)
+            if partition is None:
+                partition = partitions[key] = self._partition(key, len(partitions))
+            if entry.seq <= partition.floor:
+                continue
+            if partition.unfit is not None:
+                refused.entries.append(entry)
+                refused.reasons.append(f"parquet sink: event {entry.event.event_id}: {partition.unfit}")
+                continue
+            if partition.first < 0:
+                partition.first = entry.seq
+            partition.last = entry.seq
+            rows.append(_Row(partition.k, entry.seq, entry.event))
+        if rows:
+            self._copy_and_publish(rows, [p for p in partitions.values() if p.first >= 0])
+        return refused
+
+    def _partition(self, key: tuple[date, str], k: int) -> _Partition:
+        directory = partition_dir(self._lake, key[0].isoformat(), key[1])
+        if len(os.fsencode(directory.name)) > self._name_max:
+            unfit = f"service_name {key[1][:40]!r}... is too long for a directory name"
+            return _Partition(directory, k, -1, unfit)
+        if directory not in self._highest:
+            found = parts(directory) if directory.is_dir() else []
+            self._highest[directory] = max((part.last for part in found), default=-1)
+        return _Partition(directory, k, self._highest[directory], None)
+
+    def _copy_and_publish(self, rows: list[_Row], written: list[_Partition]) -> None:
+        name = f"{STAGING_PREFIX}batch-{rows[0].wal_seq}-{rows[-1].wal_seq}"
+        ndjson, staging = self._lake / f"{name}.ndjson", self._lake / name
+        try:
+            _write_private(ndjson, self._encoder.encode_lines(rows))
+            self._db.execute(self._copy, [str(ndjson), self._columns, str(staging)])
+            changed: set[Path] = set()
+            for partition in written:
+                files = list((staging / f"k={partition.k}").iterdir())
+                if len(files) != 1:
+                    # One file per partition is what a single-threaded COPY writes; anything else would
+                    # need another naming scheme, not a silent pick.
+                    raise OSError(f"DuckDB wrote {len(files)} files for {partition.directory}, expected one")
+                changed.update(_make_dirs(partition.directory))
+                publish(files[0], partition.directory / part_name(partition.first, partition.last))
+                self._highest[partition.directory] = partition.last
+            for directory in sorted(changed, key=lambda path: len(path.parts), reverse=True):
+                fsync_directory(directory)
+        finally:
+            ndjson.unlink(missing_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Make a finished file private and durable, then give it its final name in one step."""
+    fd = os.open(staging, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o600)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    staging.rename(target)
+
+
+def remove_staging(lake: Path) -> list[Path]:
+    """Delete what a write or a compaction cut short (by a crash) left under staging names."""
+    leftovers = [*lake.glob(f"{STAGING_PREFIX}*"), *lake.glob(f"date=*/service=*/{STAGING_PREFIX}*")]
+    for path in leftovers:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    return leftovers
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # A naive timestamp is taken to be UTC, as DuckDB (TimeZone = 'UTC') reads it into the part.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create the partition directory (0700) and its date directory if missing; returns the
+    directories whose entries changed, which are to be fsynced: it, and the parent of each one made."""
+    changed = [directory]
+    for path in (directory.parent, directory):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        changed.append(path.parent)
+    return changed
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, _OPEN_FLAGS, 0o600)
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as file:
+            file.write(data)
+    finally:
+        os.close(fd)

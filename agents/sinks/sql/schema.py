@@ -1,0 +1,106 @@
+"""The events table: one column per AuditEvent field, and an event as a row of it.
+
+Columns keep the event's names. Identifiers and names that are searched (user_id, resource_type,
+service_name...) are bounded VARCHARs, so MySQL can index them; free text (message, user_agent,
+endpoint, action) is TEXT. `details`, `changes` and `compliance` are JSON (JSONB on PostgreSQL);
+`sensitive` is JSON too, holding only the intake's envelopes (ciphertext), never a plaintext value.
+Timestamps are UTC: TIMESTAMPTZ on PostgreSQL, DATETIME(6) holding UTC on MySQL/MariaDB and SQLite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import mysql, postgresql
+
+from shipper.event import AuditEvent
+
+_JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
+_TIMESTAMP = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+_NAME = String(255)
+
+JSON_COLUMNS = ("details", "changes", "sensitive", "compliance")
+
+_json = msgspec.json.Encoder()
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as text (the engine's serializer, and COPY's): msgspec is several times
+    faster than the json module, and writes bytes and datetimes that it would refuse."""
+    return _json.encode(value).decode()
+
+
+def events_table(name: str) -> Table:
+    """The table `name`, with the indexes that searches by time, user, type and resource need."""
+    return Table(
+        name,
+        MetaData(),
+        Column("event_id", String(64), primary_key=True),
+        Column("timestamp", _TIMESTAMP, nullable=False),
+        Column("event_type", String(32), nullable=False),
+        Column("severity", String(16), nullable=False),
+        Column("outcome", String(16), nullable=False),
+        Column("message", Text, nullable=False),
+        Column("action", Text),
+        Column("user_id", _NAME),
+        Column("session_id", _NAME),
+        Column("source_ip", String(64)),
+        Column("user_agent", Text),
+        Column("resource_type", _NAME),
+        Column("resource_id", _NAME),
+        Column("service_name", _NAME),
+        Column("service_version", _NAME),
+        Column("environment", _NAME),
+        Column("node_id", _NAME),
+        Column("correlation_id", _NAME),
+        Column("request_id", _NAME),
+        Column("trace_id", _NAME),
+        Column("span_id", _NAME),
+        Column("method", String(16)),
+        Column("endpoint", Text),
+        Column("status_code", Integer),
+        Column("duration_ms", Double),
+        Column("request_size", BigInteger),
+        Column("response_size", BigInteger),
+        *(Column(column, _JSON, nullable=False) for column in JSON_COLUMNS),
+        Column("schema_version", Integer, nullable=False),
+        Index(f"ix_{name}_timestamp", "timestamp"),
+        Index(f"ix_{name}_user_id", "user_id"),
+        Index(f"ix_{name}_event_type", "event_type"),
+        Index(f"ix_{name}_resource", "resource_type", "resource_id"),
+        # utf8mb4, whatever the server's default: an audit record must not lose characters.
+        mysql_charset="utf8mb4",
+    )
+
+
+def event_row(event: AuditEvent, *, naive_utc: bool) -> dict[str, Any]:
+    """The event as a row: enums as their values, the timestamp in UTC (without tzinfo for the dialects
+    whose DATETIME has no time zone). Raises ValueError or OverflowError for a timestamp that has no
+    UTC equivalent (0001-01-01 with a positive offset)."""
+    row = msgspec.structs.asdict(event)
+    row["event_type"] = event.event_type.value
+    row["severity"] = event.severity.value
+    row["outcome"] = event.outcome.value
+    row["timestamp"] = _utc(event.timestamp, naive=naive_utc)
+    return row
+
+
+def _utc(moment: datetime, *, naive: bool) -> datetime:
+    # An event decoded without an offset was stamped in UTC by convention (utc_now); take it as such.
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.replace(tzinfo=None) if naive else aware

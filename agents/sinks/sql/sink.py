@@ -1,0 +1,158 @@
+"""The SQL sink: each batch in one transaction, all of it or nothing, skipping events already stored.
+
+open() builds the worker's one engine and connects to nothing: a database that is down when the agent
+starts is a batch retried later, not a worker that fails. Before the first batch (and again after any
+failure, so that a table dropped under the agent comes back) the table and its indexes are created
+when missing.
+
+A batch is DELIVERED once its transaction has committed. A failure is classified (classify.py):
+ERRORED leaves the batch in the WAL for the runner to offer again after a backoff, and closes the
+engine's connections, so that the retry connects afresh (the server may have restarted or cut them;
+this costs nothing per batch, where a pre-ping would cost a round trip each time);
+REJECTED means some event cannot be stored, so the batch is written again one event per transaction,
+and the events that still fail go back as Refused, with the database's reason, to the dead letters
+(all of them when the failure is not an event's: no privilege to create the table, say).
+Either way nothing is written twice: every insert skips event ids the table already holds (writers.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from agents.config import SQL_DIALECTS, SqlSinkConfig
+from agents.errors import PermanentSinkError
+from agents.sinks.base import Delivery, Entry, Refused
+from agents.sinks.sql.classify import BAD_VALUES, classify, describe
+from agents.sinks.sql.schema import events_table, json_text
+from agents.sinks.sql.writers import RowWriter, writer_for
+
+logger = logging.getLogger("auditship.sinks.sql")
+
+DEFAULT_DATABASE = "audit.db"
+"""The SQLite file in the data directory used when `sinks.sql.url` is empty."""
+
+
+class SqlSink:
+    name = "sql"
+
+    def __init__(self, config: SqlSinkConfig, data_dir: Path) -> None:
+        self._default_database = None if config.url else data_dir / DEFAULT_DATABASE
+        # URL.create, not a string: a data directory's path may hold characters a URL gives a meaning to.
+        self._url = config.url or URL.create("sqlite", database=str(self._default_database))
+        self._table = events_table(config.table)
+        self._engine: Engine | None = None
+        self._writer: RowWriter | None = None
+        self._failures: tuple[type[Exception], ...] = (SQLAlchemyError, *BAD_VALUES)
+        self._table_ready = False
+        self._where = self._table.name  # and the database, password hidden, once open: for log lines
+
+    def open(self) -> None:
+        engine = _engine(self._url)
+        writer = writer_for(engine, self._table)
+        if self._default_database is not None:
+            # The default database is created owner-only, as every file in the data directory; SQLite
+            # gives its -wal and -shm files the same mode.
+            self._default_database.touch(mode=0o600, exist_ok=True)
+        self._engine, self._writer = engine, writer
+        self._failures = (SQLAlchemyError, engine.dialect.loaded_dbapi.Error, *BAD_VALUES)
+        self._where = f"{self._table.name} at {engine.url.render_as_string(hide_password=True)}"
+        logger.info("sql sink: writing to %s", self._where)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def write_batch(self, batch: list[Entry]) -> Delivery | Refused:
+        if not batch:
+            return Delivery.DELIVERED
+        try:
+            return self._write(batch)
+        except self._failures as exc:
+            self._table_ready = False
+            if classify(exc) is Delivery.REJECTED:
+                # Not one event's failure but the connection's: no privilege to create the table, say.
+                reason = f"sql sink: {self._table.name}: {describe(exc)}"
+                return Refused(list(batch), [reason] * len(batch))
+            self._opened()[0].dispose()
+            logger.warning(
+                "sql sink: batch %d-%d not written to %s: %s",
+                batch[0].seq,
+                batch[-1].seq,
+                self._where,
+                describe(exc),
+            )
+            return Delivery.ERRORED
+
+    def _write(self, batch: list[Entry]) -> Delivery | Refused:
+        """DELIVERED, or Refused for the events the table cannot hold; raises a failure that is not one
+        event's (what was committed before it stays, and the replay skips it by event id)."""
+        engine, writer = self._opened()
+        if not self._table_ready:
+            self._create_table(engine)
+        try:
+            with engine.begin() as connection:
+                writer.write(connection, [entry.event for entry in batch])
+        except self._failures as exc:
+            if classify(exc) is Delivery.ERRORED:
+                raise
+            logger.warning(
+                "sql sink: batch %d-%d refused by %s (%s); writing its events one by one to find those "
+                "it cannot hold",
+                batch[0].seq,
+                batch[-1].seq,
+                self._where,
+                describe(exc),
+            )
+            return self._write_one_by_one(engine, writer, batch)
+        return Delivery.DELIVERED
+
+    def _opened(self) -> tuple[Engine, RowWriter]:
+        if self._engine is None or self._writer is None:
+            raise RuntimeError("sql sink: write_batch before open")
+        return self._engine, self._writer
+
+    def _create_table(self, engine: Engine) -> None:
+        try:
+            self._table.create(engine, checkfirst=True)
+        except self._failures:
+            # Another agent sharing the database may have created it between the check and the CREATE.
+            if not inspect(engine).has_table(self._table.name):
+                raise
+        self._table_ready = True
+
+    def _write_one_by_one(self, engine: Engine, writer: RowWriter, batch: list[Entry]) -> Delivery | Refused:
+        refused: list[Entry] = []
+        reasons: list[str] = []
+        with engine.connect() as connection:
+            for entry in batch:
+                try:
+                    with connection.begin():
+                        writer.write_one(connection, entry.event)
+                except self._failures as exc:
+                    if classify(exc) is Delivery.ERRORED:
+                        raise
+                    refused.append(entry)
+                    reasons.append(f"sql sink: {self._table.name}: {describe(exc)}")
+        return Refused(refused, reasons) if refused else Delivery.DELIVERED
+
+
+def _engine(url: str | URL) -> Engine:
+    """The worker's one engine; PermanentSinkError, naming the setting, for a URL it cannot use."""
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError as exc:  # its message does not repeat the URL, which may hold a password
+        raise PermanentSinkError(f"sql sink: sinks.sql.url: {exc}") from exc
+    if backend not in SQL_DIALECTS:
+        raise PermanentSinkError(
+            f"sql sink: sinks.sql.url: the sink supports {', '.join(SQL_DIALECTS)}, not {backend!r}"
+        )
+    try:
+        return create_engine(url, json_serializer=json_text)
+    except ImportError as exc:
+        raise PermanentSinkError(f"sql sink: sinks.sql.url: its driver is not installed: {exc}") from exc

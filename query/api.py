@@ -1,0 +1,84 @@
+"""What `AuditLogger.search_events`, `get_audit_statistics` and `cleanup_old_events` do, with the seed's
+keyword names. DuckDB and the file system block, so each step runs in a worker thread (asyncio.to_thread)
+and the service's event loop never waits on the lake.
+
+The lake is the one under the data directory (`AuditConfig.data_dir`, else $AUDITSHIP_DATA_DIR, else
+./auditship-data) in the agent's default layout. Times may be aware, or naive in local time. Bad
+arguments, and a missing or empty lake, raise QueryError (an AuditshipError) with the message the CLI
+would print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Unpack
+
+from query.errors import QueryError
+from query.filters import EventFilter, enum_values
+from query.lake import LakeReader
+from query.location import Location, default_data_dir
+from query.retention import Removal, apply_retention
+from query.rows import fetch_events
+from query.search import search_sql
+from query.stats import Statistics, statistics
+from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
+from shipper.logger import SearchFilters
+
+
+def location(data_dir: Path | None) -> Location:
+    return Location.of_data_dir(data_dir or default_data_dir())
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A naive datetime is local time, as Python's `astimezone` takes it: the seed's examples pass
+    `datetime.now() - timedelta(...)`."""
+    return moment.astimezone(UTC) if moment is not None else None
+
+
+def _many(value: str | Sequence[str] | None) -> list[str]:
+    """One value (a StrEnum member is a str), several, or none."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+async def search_events(data_dir: Path | None, **filters: Unpack[SearchFilters]) -> AsyncIterator[AuditEvent]:
+    """The matching events, newest first, fetched a thousand at a time."""
+    severities = enum_values(AuditSeverity, _many(filters.get("severity")), "severity")
+    wanted = EventFilter(
+        event_types=enum_values(AuditEventType, _many(filters.get("event_type")), "event_type"),
+        user_id=filters.get("user_id"),
+        resource_type=filters.get("resource_type"),
+        resource_id=filters.get("resource_id"),
+        source_ip=filters.get("source_ip"),
+        service=filters.get("service_name"),
+        outcomes=enum_values(AuditOutcome, _many(filters.get("outcome")), "outcome"),
+        min_severity=severities[0] if severities else None,
+        start=_utc(filters.get("start_time")),
+        end=_utc(filters.get("end_time")),
+        text=filters.get("text"),
+    )
+    reader = await asyncio.to_thread(LakeReader, location(data_dir).lake, wanted.prune().keeps)
+    try:
+        cursor = await asyncio.to_thread(reader.execute, *search_sql(wanted, filters.get("limit")))
+        while found := await asyncio.to_thread(fetch_events, cursor):
+            for _, event in found:
+                yield event
+    finally:
+        reader.close()
+
+
+async def get_audit_statistics(
+    data_dir: Path | None, start_time: datetime | None = None, end_time: datetime | None = None
+) -> Statistics:
+    return await asyncio.to_thread(statistics, location(data_dir).lake, _utc(start_time), _utc(end_time))
+
+
+async def cleanup_old_events(data_dir: Path | None, older_than_days: int) -> list[Removal]:
+    """Retention (query/retention.py) for this data directory; what was removed, or failed to be."""
+    if older_than_days <= 0:
+        raise QueryError(f"older_than_days: must be positive, got {older_than_days}")
+    return await asyncio.to_thread(apply_retention, location(data_dir), timedelta(days=older_than_days))

@@ -1,0 +1,337 @@
+"""Starlette and FastAPI: `AuditMiddleware`, a pure ASGI middleware, and `setup_fastapi_audit_middleware`.
+
+    app = FastAPI()
+    recorder = setup_fastapi_audit_middleware(app, config, context=AuditContext(service_name="users"))
+    ...
+    recorder.stats.sampled_out  # counters: see MiddlewareStats
+
+    # Starlette, or to share one recorder with gRPC interceptors:
+    recorder = AuditRecorder(config, context=AuditContext(service_name="users"))
+    app = Starlette(routes=routes, middleware=[Middleware(AuditMiddleware, recorder=recorder)])
+
+Each HTTP request yields an API_REQUEST event (see shipper.middleware.recorder for what else): the
+method; `endpoint`, the route template (`/api/users/{user_id}`, mounts included) or, when no route
+matched, the raw path, which is always in `details["path"]`; status, duration, body sizes, client
+address, user agent, user id and correlation ids. The handler runs with the correlation ids in
+effect (shipper.correlation), so the events it logs carry them too, and the response carries the
+request id in the request id header.
+
+`send` is wrapped to read the status and count body bytes, `receive` to count request bytes, so
+streaming responses stream as before. Lifespan and any other scope pass straight through. A
+websocket connection yields one event when it ends: method WEBSOCKET, status 101 if it was accepted
+(else the status of the refusal: 403 for a close before accepting), sizes the bytes of the messages
+each way and `details["close_code"]` when the app closed it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.routing import BaseRoute, Mount
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shipper.config import AuditContext
+from shipper.correlation import reset_current, set_current
+from shipper.logger import Emit
+from shipper.middleware.anomalies import scan_request
+from shipper.middleware.config import AuditMiddlewareConfig, Settings
+from shipper.middleware.ids import incoming_ids
+from shipper.middleware.recorder import AuditRecorder, MiddlewareStats, given_or_built
+from shipper.middleware.redaction import excerpt, http_headers
+
+# Route templates are cached per route object; an app that builds routes at run time could make the
+# cache grow without end, so it starts again past this size.
+_MAX_CACHED_TEMPLATES = 4096
+# Mounts inside mounts are searched this deep for a route's template.
+_MAX_MOUNT_DEPTH = 8
+
+
+class _Exchange:
+    """One request as it goes by: its ids, the status and sizes of its response, headers and body
+    excerpts when they are logged; the request id header is added to the response."""
+
+    __slots__ = (
+        "_receive",
+        "_send",
+        "_stamp",
+        "body_limit",
+        "close_code",
+        "headers",
+        "ids",
+        "path",
+        "request_body",
+        "request_size",
+        "response_body",
+        "response_headers",
+        "response_size",
+        "started",
+        "status",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send, header: bytes, settings: Settings) -> None:
+        self.started = time.perf_counter()
+        self.path: str = scope["path"]
+        self.headers = headers = dict(scope["headers"])
+        self.ids = incoming_ids(_text(headers.get(header)), _text(headers.get(b"traceparent")))
+        self._receive = receive
+        self._send = send
+        self._stamp = (header, (self.ids.correlation_id or "").encode("latin-1"))
+        self.body_limit = limit = settings.body_limit
+        self.status: int | None = None
+        self.close_code: int | None = None
+        self.request_size = 0
+        self.response_size = 0
+        self.request_body = bytearray() if limit else None
+        self.response_body = bytearray() if limit and settings.log_responses else None
+        self.response_headers: list[tuple[bytes, bytes]] | None = None
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        kind = message["type"]
+        if kind in {"http.request", "websocket.receive"}:
+            data = _payload(message)
+            self.request_size += len(data)
+            if self.request_body is not None:
+                _keep(self.request_body, data, self.body_limit)
+        return message
+
+    async def send(self, message: Message) -> None:
+        # Tested in the order of frequency: a response has one start and one or more body messages.
+        kind = message["type"]
+        if kind == "http.response.body":
+            body = message.get("body", b"")
+            self.response_size += len(body)
+            if self.response_body is not None:
+                _keep(self.response_body, body, self.body_limit)
+        elif kind == "http.response.start":
+            self.status = message["status"]
+            message = self._stamped(message)
+        else:
+            message = self._websocket(kind, message)
+        await self._send(message)
+
+    def _websocket(self, kind: str, message: Message) -> Message:
+        if kind in {"websocket.send", "websocket.http.response.body"}:
+            self.response_size += len(_payload(message))
+        elif kind == "websocket.http.response.start":
+            self.status = message["status"]
+            return self._stamped(message)
+        elif kind == "websocket.accept":
+            self.status = 101
+            return self._stamped(message)
+        elif kind == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            if self.status is None:
+                self.status = 403  # what servers answer a handshake closed before it was accepted
+        return message
+
+    def _stamped(self, message: Message) -> Message:
+        headers = message.get("headers") or []
+        name = self._stamp[0]
+        for key, _ in headers:
+            if key.lower() == name:
+                break
+        else:
+            # A new list and message: the app may send the same header list with every response.
+            headers = [*headers, self._stamp]
+            message = {**message, "headers": headers}
+        self.response_headers = headers
+        return message
+
+
+def _payload(message: Message) -> bytes:
+    data = message.get("body") or message.get("bytes")
+    if data is not None:
+        return bytes(data)
+    text = message.get("text")
+    return text.encode() if text else b""
+
+
+def _keep(buffer: bytearray, data: bytes, limit: int) -> None:
+    if len(buffer) < limit:
+        buffer += data[: limit - len(buffer)]
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
+
+
+def scope_user(scope: MutableMapping[str, Any]) -> str | None:
+    """The default user resolver: the authenticated `scope["user"]` (what Starlette's
+    AuthenticationMiddleware sets, and `request.user` returns) by its identity, else its display name."""
+    user = scope.get("user")
+    if user is None or isinstance(user, str):
+        return user or None
+    if not getattr(user, "is_authenticated", True):
+        return None
+    for attribute in ("identity", "display_name"):
+        try:
+            value = getattr(user, attribute, None)
+        except NotImplementedError:  # Starlette's BaseUser leaves `identity` to subclasses
+            continue
+        if value:
+            return str(value)
+    return None
+
+
+def _route_path(route: BaseRoute) -> str | None:
+    path = getattr(route, "path", None)
+    if isinstance(route, Mount):
+        # A mounted app that is not a Starlette router: everything below the mount is one endpoint.
+        return f"{path}/{{path:path}}"
+    return path
+
+
+def _find_template(routes: list[BaseRoute], target: BaseRoute, prefix: str, depth: int) -> str | None:
+    for route in routes:
+        if route is target:
+            path = _route_path(route)
+            return prefix + path if path is not None else None
+        children = getattr(route, "routes", None)
+        if children and depth < _MAX_MOUNT_DEPTH:
+            found = _find_template(children, target, prefix + getattr(route, "path", ""), depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+class AuditMiddleware:
+    """Audits each HTTP request and websocket connection of the app it wraps.
+
+    Give it either a `recorder` (to read its stats, or share it with gRPC interceptors) or the
+    `config`, `context` and `emit` to build one with; see AuditRecorder. Raises ValueError for both,
+    and for a config option it cannot use.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: AuditMiddlewareConfig | None = None,
+        *,
+        context: AuditContext | None = None,
+        emit: Emit | None = None,
+        recorder: AuditRecorder | None = None,
+    ) -> None:
+        self.app = app
+        self.recorder = given_or_built("AuditMiddleware", recorder, config, context, emit)
+        settings = self.recorder.settings
+        self._header = settings.request_id_header.encode("latin-1")
+        self._resolver = settings.user_resolver or scope_user
+        self._templates: dict[int, tuple[BaseRoute, str | None]] = {}
+
+    @property
+    def stats(self) -> MiddlewareStats:
+        return self.recorder.stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.recorder.excluded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(scope, receive, send, self._header, self.recorder.settings)
+        token = set_current(exchange.ids)
+        error: BaseException | None = None
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            reset_current(token)
+            try:
+                self._conclude(scope, exchange, error)
+            except Exception as exc:  # noqa: BLE001 - auditing must never fail the request
+                self.recorder.failed(exc)
+
+    def _conclude(self, scope: Scope, exchange: _Exchange, error: BaseException | None) -> None:
+        duration_ms = (time.perf_counter() - exchange.started) * 1000
+        path = exchange.path
+        recorder = self.recorder
+        settings = recorder.settings
+        websocket = scope["type"] == "websocket"
+        # No response started: the server answers 500 for an app that raised or returned without one,
+        # 403 for a websocket handshake the app neither accepted nor refused.
+        status = exchange.status or (403 if websocket and error is None else 500)
+        signals = []
+        if settings.detect_anomalies:
+            signal = scan_request(path, scope.get("raw_path") or b"", scope.get("query_string") or b"")
+            if signal is not None:
+                signals.append(signal)
+        if recorder.skip(status, duration_ms, error, signals):
+            return
+        details: dict[str, Any] = {"path": path}
+        if settings.log_headers:
+            details["request_headers"] = http_headers(scope["headers"], settings.redacted)
+            if settings.log_responses and exchange.response_headers is not None:
+                details["response_headers"] = http_headers(exchange.response_headers, settings.redacted)
+        if exchange.close_code is not None:
+            details["close_code"] = exchange.close_code
+        sensitive: dict[str, Any] = {}
+        if exchange.request_body is not None:
+            sensitive["request_body"] = excerpt(
+                exchange.request_body, exchange.request_size, settings.body_limit
+            )
+        if exchange.response_body is not None:
+            sensitive["response_body"] = excerpt(
+                exchange.response_body, exchange.response_size, settings.body_limit
+            )
+        declared = exchange.headers.get(b"content-length")
+        client = scope.get("client")
+        peer = client[0] if client else None
+        event = recorder.request_event(
+            ids=exchange.ids,
+            method="WEBSOCKET" if websocket else scope["method"],
+            endpoint=self._template(scope) or path,
+            status_code=status,
+            error=error,
+            duration_ms=duration_ms,
+            details=details,
+            sensitive=sensitive,
+            request_size=int(declared) if declared and declared.isdigit() else exchange.request_size,
+            response_size=exchange.response_size,
+            source_ip=recorder.client_address.resolve(peer, self._forwarded_for(scope)),
+            user_agent=_text(exchange.headers.get(b"user-agent")),
+            user_id=recorder.resolve(self._resolver, scope),
+        )
+        recorder.record(event, signals)
+
+    def _forwarded_for(self, scope: Scope) -> str | None:
+        if not self.recorder.settings.trusted_proxies:
+            return None
+        # Each X-Forwarded-For line continues the list of the one before.
+        hops = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
+        return ", ".join(hops) or None
+
+    def _template(self, scope: Scope) -> str | None:
+        """The matched route's template, prefixed by the mounts above it; None when no route matched."""
+        route = scope.get("route")
+        if route is None:
+            return None
+        cached = self._templates.get(id(route))
+        if cached is not None and cached[0] is route:
+            return cached[1]
+        router = scope.get("router")
+        top = getattr(router, "routes", None) or []
+        template = _find_template(top, route, "", 0) or _route_path(route)
+        if len(self._templates) >= _MAX_CACHED_TEMPLATES:
+            self._templates.clear()
+        self._templates[id(route)] = (route, template)
+        return template
+
+
+def setup_fastapi_audit_middleware(
+    app: Any,
+    config: AuditMiddlewareConfig | None = None,
+    *,
+    context: AuditContext | None = None,
+    emit: Emit | None = None,
+) -> AuditRecorder:
+    """Add AuditMiddleware to a FastAPI (or Starlette) app before it starts; returns its recorder.
+
+    It becomes the outermost of the app's own middleware, so its durations include theirs, and it runs
+    inside Starlette's error handling, so it sees an unhandled exception before the 500 is sent.
+    """
+    recorder = AuditRecorder(config, context=context, emit=emit)
+    app.add_middleware(AuditMiddleware, recorder=recorder)
+    return recorder

@@ -1,0 +1,37 @@
+"""sinks.siem settings that cannot work are refused when the config is read, naming the key."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from agents.config import parse_config
+from agents.errors import ConfigError
+from agents.sinks.siem import REQUESTS_PER_COMMIT, build
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("enabled = true", "sinks.siem.endpoint: expected an http(s) URL, got ''"),
+        ('enabled = true\nendpoint = "splunk:8088"', "sinks.siem.endpoint: expected an http(s) URL"),
+        ('endpoint = "http://x"\nbatch_size = 0', "sinks.siem.batch_size: must be positive, got 0"),
+        ("max_batch_bytes = -1", "sinks.siem.max_batch_bytes: must be positive"),
+        ('format = "kafka"', "sinks.siem.format: Invalid enum value 'kafka'"),
+    ],
+)
+def test_a_siem_setting_that_cannot_work_is_an_error_naming_the_key(toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(f"[sinks.siem]\n{toml}\n", source="agent.toml")
+
+
+def test_the_runner_reads_several_requests_worth_and_the_sink_sends_batch_size_events_a_request() -> None:
+    config = parse_config('[sinks.siem]\nenabled = true\nendpoint = "https://siem:8088"\nbatch_size = 50\n')
+    sink, batch_size, flush_interval_s = build(config)
+    assert (sink.name, batch_size, flush_interval_s) == ("siem", 50 * REQUESTS_PER_COMMIT, 1.0)
+
+
+def test_a_syslog_facility_outside_0_to_23_is_an_error() -> None:
+    with pytest.raises(ConfigError, match=re.escape("sinks.syslog.facility: must be 0..23, got 24")):
+        parse_config("[sinks.syslog]\nfacility = 24\n")

@@ -1,0 +1,165 @@
+"""Retention removes exactly what lies wholly before the horizon: lake partitions, closed files, rejects
+and dead letters; a dry run removes nothing; the agent applies it by itself when auto_cleanup is on."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+
+import pytest
+
+from agents.config import FileSinkConfig, parse_config
+from agents.crypto import Keyring
+from agents.errors import ConfigError
+from agents.sinks.file import FileSink
+from query.location import Location
+from query.retention import apply_retention
+from shipper.event import AuditEvent, AuditEventType
+from tests.agentproc import AgentDirs, RunningAgent
+from tests.agents.sinks.entries import entries
+from tests.query.conftest import NOW
+from tests.query.lakes import write_events
+from tests.waiting import wait_for
+
+HORIZON = timedelta(days=30)
+
+
+def days_ago(days: float):
+    return NOW - timedelta(days=days)
+
+
+def heartbeat(days: float, service: str = "svc") -> AuditEvent:
+    return AuditEvent(event_type=AuditEventType.HEARTBEAT, timestamp=days_ago(days), service_name=service)
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A data directory with something on each side of a 30-day horizon; returns it and what is past it."""
+    root = tmp_path / "data"
+    lake = root / "lake"
+    write_events(
+        lake, enumerate([heartbeat(40), heartbeat(31), heartbeat(31, "other"), heartbeat(30)], start=1)
+    )
+    write_events(lake, enumerate([heartbeat(29), heartbeat(1)], start=5))
+    keyring = Keyring.load_or_create(root / "keys")
+    sink = FileSink(FileSinkConfig(max_file_size=1000), root, keyring)
+    sink.open()
+    sink.write_batch(entries(range(1, 6), timestamp=days_ago(40)))  # closed: every event past the horizon
+    sink.write_batch(
+        entries(range(6, 9), timestamp=days_ago(40)) + entries(range(9, 11), timestamp=days_ago(1))
+    )
+    sink.write_batch(entries(range(11, 12), timestamp=days_ago(40)))  # the current file: never removed
+    sink.close()
+    rejects = root / "rejects"
+    rejects.mkdir()
+    for day in (40, 30, 0):
+        (rejects / f"rejects-{days_ago(day):%Y%m%d}.jsonl").write_text("{}\n")
+    (rejects / "rejects-notadate.jsonl").write_text("{}\n")
+    deadletters = root / "deadletters"
+    deadletters.mkdir()
+    for name, age in (("sql.jsonl", 31), ("siem.jsonl", 29)):
+        (deadletters / name).write_text("{}\n")
+        stamp = days_ago(age).timestamp()
+        os.utime(deadletters / name, (stamp, stamp))
+    past = {
+        lake / f"date={days_ago(40).date()}",
+        lake / f"date={days_ago(31).date()}",
+        root / "files" / "audit-1-5.jsonl.zst",
+        rejects / f"rejects-{days_ago(40):%Y%m%d}.jsonl",
+        deadletters / "sql.jsonl",
+    }
+    return root, past
+
+
+def everything(root):
+    return {path for path in root.rglob("*") if "keys" not in path.parts}
+
+
+def test_retention_removes_exactly_what_is_past_the_horizon(data):
+    """Partitions of days that ended before the horizon (not the horizon's own day), closed files whose
+    events are all older (not one with a newer event, not the current file), rejects of days past it,
+    dead-letter files last written before it. A dry run lists the same and removes nothing."""
+    root, past = data
+    before = everything(root)
+    where = Location.of_data_dir(root)
+    planned = apply_retention(where, HORIZON, dry_run=True, now=NOW)
+    assert {removal.path for removal in planned} == past
+    assert everything(root) == before
+    removed = apply_retention(where, HORIZON, now=NOW)
+    assert removed == planned and all(removal.error is None for removal in removed)
+    gone = {path for path in before if any(path == p or p in path.parents for p in past)}
+    assert everything(root) == before - gone
+    assert (root / "files" / "audit-6-10.jsonl.zst").exists() and (root / "files" / "audit.jsonl").exists()
+    assert apply_retention(where, HORIZON, now=NOW) == []
+
+
+def test_the_cli_reports_what_it_removes_or_would(data, cli):
+    """--dry-run reports "would remove" for each, then the real run "removed"; the table sums it up."""
+    root, past = data
+    dry = cli("retention", "--data-dir", root, "--older-than", "30d", "--dry-run", "--format", "json")
+    rows = [json.loads(line) for line in dry.out.splitlines()]
+    assert dry.status == 0 and {row["action"] for row in rows} == {"would remove"}
+    assert {row["path"] for row in rows} == {str(path) for path in past}
+    assert {row["kind"] for row in rows} == {"lake", "files", "rejects", "deadletters"}
+    assert all(path.exists() for path in past)
+    table = cli("retention", "--data-dir", root, "--older-than", "30d", "--format", "table")
+    assert table.status == 0 and table.out.splitlines()[-1].startswith("removed 5 (")
+    assert not any(path.exists() for path in past)
+
+
+def test_with_only_a_lake_only_partitions_go(data, cli):
+    """--lake knows nothing of files, rejects or dead letters, and leaves them."""
+    root, past = data
+    result = cli("retention", "--lake", root / "lake", "--older-than", "30d", "--format", "json")
+    assert {json.loads(line)["kind"] for line in result.out.splitlines()} == {"lake"}
+    assert {path for path in past if path.exists()} == {path for path in past if "lake" not in path.parts}
+
+
+def test_a_removal_cut_short_is_finished_next_time(data):
+    """A partition is renamed out of the lake before it is deleted; what a crash left hidden goes next run."""
+    root, _ = data
+    hidden = root / "lake" / ".retention-date=2020-01-01"
+    (hidden / "service=svc").mkdir(parents=True)
+    apply_retention(Location.of_data_dir(root), HORIZON, now=NOW)
+    assert not hidden.exists()
+
+
+def test_text_format_files_are_judged_by_their_timestamps(tmp_path):
+    """Closed files in the sink's text format start each line with the time, and are judged by it."""
+    keyring = Keyring.load_or_create(tmp_path / "keys")
+    sink = FileSink(FileSinkConfig(max_file_size=500, format="text"), tmp_path, keyring)
+    sink.open()
+    sink.write_batch(entries(range(1, 6), timestamp=days_ago(40)))
+    sink.write_batch(entries(range(6, 11), timestamp=days_ago(10)))
+    sink.close()
+    (tmp_path / "lake").mkdir()
+    removed = apply_retention(Location.of_data_dir(tmp_path), HORIZON, now=NOW)
+    assert [removal.path.name for removal in removed] == ["audit-1-5.log.zst"]
+
+
+def test_retention_days_must_be_positive():
+    """The [retention] section: read from the config file; a days value below 1 is an error naming it."""
+    assert parse_config("[retention]\ndays = 90\nauto_cleanup = false\n").retention.days == 90
+    with pytest.raises(ConfigError, match=r"retention.days: must be positive, got 0"):
+        parse_config("[retention]\ndays = 0\n")
+
+
+@pytest.mark.slow
+def test_the_agent_applies_retention_when_it_starts(monkeypatch):
+    """auto_cleanup (on by default): the agent removes what is past retention.days and logs each removal."""
+    dirs = AgentDirs()
+    for key, value in dirs.env().items():
+        monkeypatch.setenv(key, value)
+    try:
+        write_events(dirs.data / "lake", enumerate([heartbeat(100), heartbeat(1)], start=1))
+        old = dirs.data / "lake" / f"date={days_ago(100).date()}"
+        agent = RunningAgent(dirs, "[retention]\ndays = 30\n").start()
+        try:
+            wait_for(lambda: not old.exists(), 10, f"{old} to be removed")
+            wait_for(lambda: f"retention: removed {old}" in agent.log(), 5, "the removal in the agent's log")
+            assert (dirs.data / "lake" / f"date={days_ago(1).date()}").exists()
+        finally:
+            agent.stop()
+    finally:
+        dirs.cleanup()

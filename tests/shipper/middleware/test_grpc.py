@@ -1,0 +1,227 @@
+"""The gRPC interceptors end to end: a real `grpc.server` and `grpc.aio.server` on 127.0.0.1, called by a
+real client, for all four kinds of call; the events are asserted where they arrive, in a real agent's file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import grpc
+import pytest
+
+from shipper.config import AuditContext
+from shipper.emitter import Emitter
+from shipper.event import AuditEvent
+from shipper.middleware.config import AuditMiddlewareConfig
+from shipper.middleware.grpc_server import (
+    AioAuditServerInterceptor,
+    AuditServerInterceptor,
+    setup_grpc_audit_interceptor,
+)
+from shipper.middleware.recorder import AuditRecorder
+from tests.shipper.middleware.grpc_service import (
+    OUTCOMES,
+    REGISTERED,
+    SERVICE,
+    STREAMED,
+    Handlers,
+    grpc_server,
+    identity,
+    unary,
+)
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+Delivered = Callable[[int], list[AuditEvent]]
+KINDS = ["sync", "aio"]
+METADATA = (("x-request-id", "call-7"), ("x-user-id", "alice"))
+
+
+def interceptor(kind: str, recorder: AuditRecorder) -> AuditServerInterceptor | AioAuditServerInterceptor:
+    return (
+        AioAuditServerInterceptor(recorder=recorder)
+        if kind == "aio"
+        else AuditServerInterceptor(recorder=recorder)
+    )
+
+
+def serve(
+    kind: str, handlers: Handlers, recorder: AuditRecorder, async_handlers: bool | None = None
+) -> AbstractContextManager[grpc.Channel]:
+    """The service's handlers on a server of `kind` audited by an interceptor; the handlers are async
+    ones on an aio server unless `async_handlers` says otherwise."""
+    aio = kind == "aio" if async_handlers is None else async_handlers
+    return grpc_server(
+        kind,
+        lambda server: server.add_generic_rpc_handlers((handlers.generic(aio),)),
+        [interceptor(kind, recorder)],
+    )
+
+
+@pytest.mark.parametrize(("kind", "async_handlers"), [("sync", False), ("aio", True), ("aio", False)])
+def test_every_kind_of_call_yields_an_event_with_its_method_peer_user_status_and_ids(
+    kind: str,
+    async_handlers: bool,
+    service_context: AuditContext,
+    agent_emitter: Emitter,
+    delivered_events: Delivered,
+) -> None:
+    """Unary, server-streaming, client-streaming and bidirectional calls each yield one API_REQUEST (on an
+    aio server from async handlers and from sync ones alike); the handlers' own events carry the call's
+    correlation id, which comes back in the trailing metadata."""
+    recorder = AuditRecorder(AuditMiddlewareConfig(), context=service_context, emit=agent_emitter.emit)
+    handlers = Handlers(service_context, agent_emitter.emit)
+    with serve(kind, handlers, recorder, async_handlers) as channel:
+        answer, call = unary(channel, f"/{SERVICE}/Get").with_call(b"ok", metadata=METADATA)
+        listed = list(channel.unary_stream(f"/{SERVICE}/List", identity, identity)(b"", metadata=METADATA))
+        uploaded = channel.stream_unary(f"/{SERVICE}/Upload", identity, identity)(
+            iter([b"a", b"b"]), metadata=METADATA
+        )
+        chatted = list(
+            channel.stream_stream(f"/{SERVICE}/Chat", identity, identity)(
+                iter([b"x", b"y"]), metadata=METADATA
+            )
+        )
+    assert (answer, listed, uploaded, chatted) == (b"ok", STREAMED, b"ab", [b"x", b"y"])
+    assert ("x-request-id", "call-7") in call.trailing_metadata()
+    events = delivered_events(1 + 4 + len(STREAMED))
+    reads = [event for event in events if event.event_type == "data_read"]
+    requests = [event for event in events if event.event_type == "api_request"]
+    assert [event.endpoint for event in requests] == [
+        f"/{SERVICE}/{name}" for name in ("Get", "List", "Upload", "Chat")
+    ]
+    assert len(reads) == 1 + len(STREAMED)
+    for event in reads + requests:
+        assert event.correlation_id == event.request_id == "call-7"
+    for event in requests:
+        assert event.method == "GRPC"
+        assert (event.status_code, event.outcome, event.details["grpc_status"]) == (200, "success", "OK")
+        assert event.source_ip == "127.0.0.1"
+        assert str(event.details["peer"]).startswith("ipv4:127.0.0.1:")
+        assert event.user_id == "alice"
+        assert (event.user_agent or "").startswith("grpc-python")
+        assert event.duration_ms is not None and event.duration_ms > 0
+        assert event.service_name == service_context.service_name
+    assert recorder.stats.requests == 4
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_aborts_set_codes_and_exceptions_become_statuses_and_security_events(
+    kind: str, service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
+) -> None:
+    """UNAUTHENTICATED, PERMISSION_DENIED and RESOURCE_EXHAUSTED add AUTH_FAILURE, ACCESS_DENIED and
+    RATE_LIMIT_EXCEEDED; a code the handler set is its status; an exception is UNKNOWN and an ERROR."""
+    recorder = AuditRecorder(
+        AuditMiddlewareConfig(detect_anomalies=False), context=service_context, emit=agent_emitter.emit
+    )
+    codes = []
+    with serve(kind, Handlers(service_context, agent_emitter.emit), recorder) as channel:
+        get = unary(channel, f"/{SERVICE}/Get")
+        for request in OUTCOMES:
+            with pytest.raises(grpc.RpcError) as failed:
+                get(request)
+            codes.append(failed.value.code())  # type: ignore[attr-defined]
+    assert codes == [code for _, code in OUTCOMES.values()]
+    events = delivered_events(len(OUTCOMES) + 3)
+    requests = [event for event in events if event.event_type == "api_request"]
+    assert [(event.details["grpc_status"], event.status_code, event.outcome) for event in requests] == [
+        ("UNAUTHENTICATED", 401, "failure"),
+        ("PERMISSION_DENIED", 403, "failure"),
+        ("RESOURCE_EXHAUSTED", 429, "failure"),
+        ("NOT_FOUND", 404, "failure"),
+        ("UNKNOWN", 500, "error"),
+    ]
+    assert requests[-1].details["exception"] == "RuntimeError"
+    assert "exception" not in requests[0].details  # an abort is the handler's answer, not a crash
+    derived = [(event.event_type, event.endpoint) for event in events if event.event_type != "api_request"]
+    assert derived == [
+        ("auth_failure", f"/{SERVICE}/Get"),
+        ("access_denied", f"/{SERVICE}/Get"),
+        ("rate_limit_exceeded", f"/{SERVICE}/Get"),
+    ]
+
+
+def test_metadata_is_logged_with_credentials_redacted(
+    service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
+) -> None:
+    """With log_headers the call's metadata is in details, authorization and configured keys redacted,
+    binary values as their length."""
+    config = AuditMiddlewareConfig(log_headers=True, redact_headers=["x-api-key"])
+    recorder = AuditRecorder(config, context=service_context, emit=agent_emitter.emit)
+    metadata = (
+        ("authorization", "Bearer t0k3n"),
+        ("x-api-key", "k3y"),
+        ("x-note", "kept"),
+        ("blob-bin", b"\x00\x01\x02"),
+    )
+    with serve("sync", Handlers(service_context, agent_emitter.emit), recorder) as channel:
+        unary(channel, f"/{SERVICE}/Get")(b"ok", metadata=metadata)
+    _, event = delivered_events(2)
+    logged = event.details["metadata"]
+    assert {key: logged[key] for key in ("authorization", "x-api-key", "x-note", "blob-bin")} == {
+        "authorization": "[REDACTED]",
+        "x-api-key": "[REDACTED]",
+        "x-note": "kept",
+        "blob-bin": "<3 bytes>",
+    }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_setup_on_a_created_server_audits_generic_and_registered_handlers_added_after_it(
+    kind: str, service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
+) -> None:
+    """setup_grpc_audit_interceptor(server, config) before the servicers are added: calls through generic
+    handlers and registered methods are audited, an excluded service is counted, a second setup refuses."""
+    config = AuditMiddlewareConfig(exclude_paths=[f"/{REGISTERED}"])
+    handlers = Handlers(service_context, agent_emitter.emit)
+    recorders: list[AuditRecorder] = []
+
+    def configure(server: grpc.Server) -> None:
+        recorders.append(
+            setup_grpc_audit_interceptor(server, config, context=service_context, emit=agent_emitter.emit)
+        )
+        with pytest.raises(ValueError, match="already set up"):
+            setup_grpc_audit_interceptor(server, config)
+        server.add_generic_rpc_handlers((handlers.generic(kind == "aio"),))
+        server.add_registered_method_handlers(REGISTERED, handlers.registered(kind == "aio"))
+
+    with grpc_server(kind, configure) as channel:
+        with pytest.raises(grpc.RpcError):
+            unary(channel, f"/{SERVICE}/Get")(b"missing")
+        assert unary(channel, f"/{REGISTERED}/Ping")(b"") == b"pong"
+    [event] = delivered_events(1)
+    assert (event.endpoint, event.details["grpc_status"]) == (f"/{SERVICE}/Get", "NOT_FOUND")
+    [recorder] = recorders
+    assert (recorder.stats.requests, recorder.stats.excluded) == (1, 1)
+
+
+def test_registered_methods_are_audited_under_their_full_name(
+    service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
+) -> None:
+    """A method added with add_registered_method_handlers after setup is recorded as /service/method."""
+    handlers = Handlers(service_context, agent_emitter.emit)
+
+    def configure(server: grpc.Server) -> None:
+        setup_grpc_audit_interceptor(server, context=service_context, emit=agent_emitter.emit)
+        server.add_registered_method_handlers(REGISTERED, handlers.registered(aio=False))
+
+    with grpc_server("sync", configure) as channel:
+        unary(channel, f"/{REGISTERED}/Ping")(b"", metadata=METADATA)
+    [event] = delivered_events(1)
+    assert (event.endpoint, event.user_id, event.correlation_id) == (f"/{REGISTERED}/Ping", "alice", "call-7")
+
+
+def test_a_call_the_client_cancels_is_recorded_as_cancelled(
+    service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
+) -> None:
+    """The client stops a server stream after the first message: the call's event says CANCELLED (499)."""
+    recorder = AuditRecorder(AuditMiddlewareConfig(), context=service_context, emit=agent_emitter.emit)
+    with serve("sync", Handlers(service_context, agent_emitter.emit), recorder) as channel:
+        call = channel.unary_stream(f"/{SERVICE}/List", identity, identity)(b"")
+        assert next(call) == STREAMED[0]
+        call.cancel()
+        wait_for(lambda: recorder.stats.requests == 1, 10, "the cancelled call to be recorded")
+    events = delivered_events(2)
+    [request] = [event for event in events if event.event_type == "api_request"]
+    assert (request.details["grpc_status"], request.status_code) == ("CANCELLED", 499)

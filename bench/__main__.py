@@ -24,6 +24,7 @@ def main() -> int:
     agent_parser = commands.add_parser("agent", help="events/s through the agent")
     agent_parser.add_argument("--producers", type=int, default=4)
     agent_parser.add_argument("--events", type=int, default=250_000, help="per producer")
+    agent_parser.add_argument("--with-lake", action="store_true", help="run the Parquet sink too")
     middleware_parser = commands.add_parser("middleware", help="requests/s with and without the middleware")
     middleware_parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     middleware_parser.add_argument("--rounds", type=int, default=3, help="of each, plain and audited")
@@ -44,7 +45,7 @@ def main() -> int:
     elif args.command == "sinks":
         sinks.run(args)
     else:
-        agent.run(args.producers, args.events)
+        agent.run(args.producers, args.events, with_lake=args.with_lake)
     return 0
 
 

@@ -119,8 +119,8 @@ class SqlSinkConfig(Section):
     table: str = "audit_events"
     """Created with its indexes when missing."""
     batch_size: int = 1000
-    """Events per transaction. Each costs a few round trips, so small batches cap the rate (about 40,000
-    rows/s into PostgreSQL at 100, 70,000 at 1,000: `python -m bench sinks --only sql`)."""
+    """Events per transaction. Each costs a few round trips, so small batches cap the rate (about 45,000
+    rows/s into PostgreSQL at 100, 75,000 at 1,000: `python -m bench sinks --only sql`)."""
     flush_interval_s: float = 1.0
     """How long a partial batch waits for more events."""
 

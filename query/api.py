@@ -47,6 +47,10 @@ def _many(value: str | Sequence[str] | None) -> list[str]:
 
 async def search_events(data_dir: Path | None, **filters: Unpack[SearchFilters]) -> AsyncIterator[AuditEvent]:
     """The matching events, newest first, fetched a thousand at a time."""
+    # A misspelt filter would otherwise be no filter at all: every event, silently.
+    unknown = sorted(set(filters) - SearchFilters.__optional_keys__)
+    if unknown:
+        raise TypeError(f"search_events() got an unexpected keyword argument {unknown[0]!r}")
     severities = enum_values(AuditSeverity, _many(filters.get("severity")), "severity")
     wanted = EventFilter(
         event_types=enum_values(AuditEventType, _many(filters.get("event_type")), "event_type"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +75,15 @@ def _newest(lake: Path, count: int) -> tuple[list[Found], dict[Path, int]]:
     dates = sorted({part.parent.parent for part in list_parts(lake)}, reverse=True)
     days = 1
     while True:  # at most log2(len(dates)) + 2 times: the window doubles until it holds every date
-        window = set(dates[:days])
-        with LakeReader(lake, lambda part, window=window: part.parent.parent in window) as reader:
+        with LakeReader(lake, _in_dates(set(dates[:days]))) as reader:
             newest = list(iter_events(reader.execute(*search_sql(EventFilter(), count))))
             if len(newest) >= count or days >= len(dates):
                 return newest, _high_water(reader.listed)
         days *= 2
+
+
+def _in_dates(dates: set[Path]) -> Callable[[Path], bool]:
+    return lambda part: part.parent.parent in dates
 
 
 def _follow(

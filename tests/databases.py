@@ -69,12 +69,12 @@ class Database:
     def _login(self, user: str, grant: str) -> str:
         if self.kind == "postgresql":
             self.execute(f"CREATE ROLE {user} LOGIN")
-            self.execute(f"GRANT {grant} TO {user}")
             self._users.append(user)
+            self.execute(f"GRANT {grant} TO {user}")
             return f"postgresql+psycopg://{user}@127.0.0.1:5432/test"
         self.execute(f"CREATE USER '{user}'@'%'")
-        self.execute(f"GRANT {grant} TO '{user}'@'%'")
         self._users.append(user)
+        self.execute(f"GRANT {grant} TO '{user}'@'%'")
         return f"mysql+pymysql://{user}@127.0.0.1:3306/test"
 
     def cut_sink_connections(self, *, busy_only: bool = False) -> tuple[int, int]:

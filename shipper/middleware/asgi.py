@@ -11,10 +11,10 @@
 
 Each HTTP request yields an API_REQUEST event (see shipper.middleware.recorder for what else): the
 method; `endpoint`, the route template (`/api/users/{user_id}`, mounts included) or, when no route
-matched, the raw path, which is always in `details["path"]`; status, duration, body sizes, client
-address, user agent, user id and correlation ids. The handler runs with the correlation ids in
-effect (shipper.correlation), so the events it logs carry them too, and the response carries the
-request id in the request id header.
+matched, the path itself (percent-decoded, as ASGI gives it), which is always in `details["path"]`;
+status, duration, body sizes, client address, user agent, user id and correlation ids. The handler
+runs with the correlation ids in effect (shipper.correlation), so the events it logs carry them too,
+and the response carries the request id in the request id header.
 
 `send` is wrapped to read the status and count body bytes, `receive` to count request bytes, so
 streaming responses stream as before. Lifespan and any other scope pass straight through. A
@@ -109,10 +109,11 @@ class _Exchange:
             self.status = message["status"]
             message = self._stamped(message)
         else:
-            message = self._websocket(kind, message)
+            message = self._other(kind, message)
         await self._send(message)
 
-    def _websocket(self, kind: str, message: Message) -> Message:
+    def _other(self, kind: str, message: Message) -> Message:
+        """Websocket messages; anything else (trailers, pathsend...) goes by as it is."""
         if kind in {"websocket.send", "websocket.http.response.body"}:
             self.response_size += len(_payload(message))
         elif kind == "websocket.http.response.start":

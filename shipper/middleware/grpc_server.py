@@ -115,15 +115,21 @@ class _Call:
             self._audit.recorder.failed(exc)
 
     def _return_request_id(self) -> None:
+        read = getattr(self.context, "trailing_metadata", None)
+        if read is None:  # the context of a sync handler on an aio server: what was set at the start stands
+            return
         header = self._audit.recorder.settings.request_id_header
-        trailing = tuple(self.context.trailing_metadata() or ())
+        trailing = tuple(read() or ())
         if not any(key == header for key, _ in trailing):
             self.context.set_trailing_metadata((*trailing, (header, self.ids.correlation_id)))
 
     def _record(self, error: BaseException | None) -> None:
         recorder = self._audit.recorder
         settings = recorder.settings
-        code: Code | None = self.context.code()  # None unless the handler set one, or aborted
+        # None unless the handler set a code or aborted. The context of a sync handler on an aio server
+        # cannot tell: its calls are recorded as if the handler never set one.
+        read_code = getattr(self.context, "code", None)
+        code: Code | None = read_code() if read_code is not None else None
         if error is None:
             code = code or Code.OK
         elif isinstance(error, _GONE):

@@ -81,11 +81,14 @@ def test_cleanup_old_events(data_dir):
 
 
 def test_bad_arguments_and_a_missing_lake_raise_query_errors(data_dir, tmp_path):
-    """With the message the CLI would print, naming the argument or the path."""
+    """With the message the CLI would print, naming the argument or the path; a misspelt keyword is a
+    TypeError, as for any function."""
     with pytest.raises(QueryError, match="event_type: unknown value 'login'"):
         found(logger_for(data_dir), event_type="login")
     with pytest.raises(QueryError, match="no lake here"):
         found(logger_for(tmp_path / "elsewhere"))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'usr_id'"):
+        found(logger_for(data_dir), usr_id="alice")  # not a filter that matches everything
 
 
 def test_the_shipper_package_works_without_duckdb(data_dir):

@@ -9,9 +9,12 @@ crash, a commit whose acknowledgement was lost, or any retry) inserts nothing tw
     MySQL/MariaDB  INSERT ... ON DUPLICATE KEY UPDATE event_id = event_id; not INSERT IGNORE, which turns
                    "data too long" into a warning and stores the value cut short
 
-With psycopg, PostgreSQL batches go through COPY: the rows are copied into a temporary staging table
-(one per connection, emptied at each commit) and moved with one INSERT ... SELECT ... ON CONFLICT DO
-NOTHING, which is about twice as fast as executemany (`python -m bench sinks`).
+With psycopg, PostgreSQL batches go through COPY, straight into the table under a savepoint. COPY has
+no conflict clause: when the table holds one of the batch's ids already (a batch offered again; rare),
+the unique violation rolls back to the savepoint, and the rows are copied into a temporary staging table
+(one per connection, emptied at each commit) and moved with INSERT ... SELECT ... ON CONFLICT DO
+NOTHING. Either way the primary key lets no id in twice. The straight COPY is about twice the rows/s of
+executemany, and a quarter more than always going through the staging table (`python -m bench sinks`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from agents.sinks.sql.schema import JSON_COLUMNS, event_row, json_text
 from shipper.event import AuditEvent
 
 STAGING_TABLE = "auditship_staging"
+UNIQUE_VIOLATION = "23505"
 
 
 class RowWriter:
@@ -57,7 +61,10 @@ class PostgresCopyWriter(RowWriter):
             prefixes=["TEMPORARY"],
             postgresql_on_commit="DELETE ROWS",
         )
-        self._copy = f"COPY {STAGING_TABLE} ({', '.join(quote(name) for name in names)}) FROM STDIN"
+        columns = ", ".join(quote(name) for name in names)
+        target = engine.dialect.identifier_preparer.format_table(table)
+        self._copy_into_table = f"COPY {target} ({columns}) FROM STDIN"
+        self._copy_into_staging = f"COPY {STAGING_TABLE} ({columns}) FROM STDIN"
         self._move = (
             postgresql.insert(table)
             .from_select(names, select(staging))
@@ -76,11 +83,23 @@ class PostgresCopyWriter(RowWriter):
 
     def write(self, connection: Connection, events: Sequence[AuditEvent]) -> None:
         rows = [self._values(event_row(event, naive_utc=False)) for event in events]
-        driver_connection: Any = connection.connection.driver_connection
-        with driver_connection.cursor() as cursor, cursor.copy(self._copy) as copy:
-            for row in rows:
-                copy.write_row(row)
-        connection.execute(self._move)
+        try:
+            with connection.begin_nested():
+                _copy(connection, self._copy_into_table, rows)
+        except connection.dialect.loaded_dbapi.Error as exc:
+            if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+            # Some event is there already (the batch is offered again): only through the staging table
+            # can the rest go in without it.
+            _copy(connection, self._copy_into_staging, rows)
+            connection.execute(self._move)
+
+
+def _copy(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    driver_connection: Any = connection.connection.driver_connection
+    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def writer_for(engine: Engine, table: Table) -> RowWriter:

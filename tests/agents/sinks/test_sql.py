@@ -102,15 +102,18 @@ def test_a_batch_lands_once_with_every_field_and_sensitive_values_only_as_cipher
 
 
 def test_a_replayed_or_overlapping_batch_inserts_nothing_twice(db: Database, open_sink: OpenSink) -> None:
-    """The same batch again (a retry, a crash before the cursor moved) and an overlapping one add only
-    the events not yet there."""
+    """The same batch again (a retry, a crash before the cursor moved), an overlapping one, and one
+    event id twice in a batch add only the events not yet there."""
     batch = entries(range(1, 151))
     sink = open_sink(db.url, db.table)
     assert sink.write_batch(batch[:100]) is Delivery.DELIVERED
     assert sink.write_batch(batch[:100]) is Delivery.DELIVERED
     assert sink.write_batch(batch[50:]) is Delivery.DELIVERED
     assert db.count() == 150
-    assert sorted(db.event_ids()) == sorted(entry.event.event_id for entry in batch)
+    emitted_twice = entries(range(151, 153))
+    again = Entry(153, emitted_twice[0].event)  # one event id in two WAL records, in one batch
+    assert sink.write_batch([*emitted_twice, again]) is Delivery.DELIVERED
+    assert sorted(db.event_ids()) == sorted(entry.event.event_id for entry in [*batch, *emitted_twice])
 
 
 def test_the_table_is_created_with_its_indexes(db: Database, open_sink: OpenSink) -> None:

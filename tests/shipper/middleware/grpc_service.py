@@ -3,13 +3,15 @@ generic handlers, in a sync and an aio flavour; and a way to serve either on 127
 
 `/audit.test.Users/Get` answers b"ok" and logs a DATA_READ; other requests make it abort, set a code or
 raise (see OUTCOMES). `List` streams three messages, logging one DATA_READ each; `Upload` joins what it
-is sent; `Chat` echoes each message. `/audit.test.Registered/Ping` is added as a registered method.
+is sent; `Chat` echoes each message; `Ticks` streams until the client cancels (a sync handler in both
+flavours). `/audit.test.Registered/Ping` is added as a registered method.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
@@ -35,6 +37,9 @@ OUTCOMES: dict[bytes, tuple[str, Code]] = {
     b"crash": ("raise", Code.UNKNOWN),
 }
 STREAMED = [b"one", b"two", b"three"]
+# Ticks streams a message every TICK_S, at most MAX_TICKS of them, until the client cancels.
+TICK_S = 0.01
+MAX_TICKS = 500
 
 
 class Handlers:
@@ -65,6 +70,11 @@ class Handlers:
         for message in STREAMED:
             self._read(message.decode())
             yield message
+
+    def ticks(self, request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        for _ in range(MAX_TICKS):
+            yield b"tick"
+            time.sleep(TICK_S)
 
     def upload(self, requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
         return b"".join(requests)
@@ -122,6 +132,7 @@ class Handlers:
                 "List": grpc.unary_stream_rpc_method_handler(list_),
                 "Upload": grpc.stream_unary_rpc_method_handler(upload),
                 "Chat": grpc.stream_stream_rpc_method_handler(chat),
+                "Ticks": grpc.unary_stream_rpc_method_handler(self.ticks),
             },
         )
 

@@ -34,6 +34,14 @@ def agent_answers(config: AgentConfig | None = None, timeout_s: float = 0.5) -> 
     return request_status(config or AgentConfig(), timeout_s) is not None
 
 
+def agent_serving(config: AgentConfig, timeout_s: float = 0.5) -> bool:
+    """True when the agent answers and every worker is serving (the intake's socket is bound)."""
+    from agents.cli import request_status
+
+    status = request_status(config, timeout_s)
+    return status is not None and all(worker.state == "running" for worker in status.workers)
+
+
 def agent_config(config: AuditConfig) -> AgentConfig:
     """The agent configuration equivalent to an AuditConfig: the sinks its enable_* flags turn on, then
     its destinations (shipper.destinations), whose settings win for their sinks."""
@@ -97,7 +105,7 @@ class EmbeddedAgent:
             [sys.executable, "-m", "agents", "run", "--config", str(config_path)], env=os.environ.copy()
         )
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not agent_answers(self.config, 0.2):
+        while not agent_serving(self.config, 0.2):
             if self.process.poll() is not None:
                 raise RuntimeError(f"the embedded audit-agent exited with code {self.process.returncode}")
             if time.monotonic() > deadline:

@@ -208,7 +208,7 @@ def test_malformed_and_oversized_frames_are_rejected_with_a_reason_and_good_ones
         assert "invalid frame" in reasons[0]
         assert "Expected `int`, got `str`" in reasons[1]
         assert "exceeds intake.max_frame_bytes=4096" in reasons[2]
-        wait_for(lambda: agent.counters("intake").get("rejected") == 3, 10, "the reject counter")
+        wait_for(lambda: agent.counters("intake").get("rejected") == 3, 30, "the reject counter")
     finally:
         agent.stop()
 

@@ -27,6 +27,10 @@ class DataLayout(msgspec.Struct, frozen=True):
         return self.root / "rejects"
 
     @property
+    def deadletters(self) -> Path:
+        return self.root / "deadletters"
+
+    @property
     def keys(self) -> Path:
         return self.root / "keys"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -26,7 +25,7 @@ from agents.layout import DataLayout
 from agents.logs import configure_logging
 from agents.sinks.base import Delivery, Entry, Refused, Sink
 from agents.sinks.registry import MODULES, build_sink
-from agents.sinks.runner import DeadLetter
+from agents.sinks.runner import DeadLetter, dead_letter_lines
 from shipper.event import AuditEvent
 
 log = logging.getLogger("auditship.redeliver")
@@ -62,7 +61,7 @@ class _Letters(msgspec.Struct):
 
 
 def dead_letter_path(config: AgentConfig, sink_name: str) -> Path:
-    return DataLayout(config.data_path).root / "deadletters" / f"{sink_name}.jsonl"
+    return DataLayout(config.data_path).deadletters / f"{sink_name}.jsonl"
 
 
 def redeliver(config: AgentConfig, sink_name: str, attempts: int = 5) -> Redelivery:
@@ -89,7 +88,7 @@ def redeliver(config: AgentConfig, sink_name: str, attempts: int = 5) -> Redeliv
             else:
                 result.refused += len(again.entries)
             result.delivered += len(batch) - len(again.entries)
-            kept += _lines(again)
+            kept += dead_letter_lines(again)
     finally:
         sink.close()
     # The agent may have appended to the file in the instant before it was claimed: keep that too.
@@ -131,14 +130,6 @@ def _read(data: bytes) -> _Letters:
             log.warning("a dead letter line is unreadable (%s); it is kept as it is", exc)
             letters.unreadable.append(line)
     return letters
-
-
-def _lines(refused: Refused) -> list[bytes]:
-    now = datetime.now(UTC)
-    return [
-        msgspec.json.encode(DeadLetter(entry.seq, msgspec.Raw(msgspec.json.encode(entry.event)), reason, now))
-        for entry, reason in zip(refused.entries, refused.reasons, strict=True)
-    ]
 
 
 def run_redeliver(config: AgentConfig, sink_name: str, attempts: int) -> int:

@@ -38,7 +38,6 @@ from query.timespec import parse_age
 log = logging.getLogger("auditship.retention")
 Kind = Literal["lake", "files", "rejects", "deadletters"]
 REMOVING_PREFIX = ".retention-"
-DEADLETTERS = "deadletters"  # beside the WAL in the data directory, as agents/sinks/runner.py writes them
 DAY_S = 24 * 3600.0
 
 
@@ -141,7 +140,7 @@ def _plan(where: Location, horizon: datetime) -> Iterator[Removal]:
         for path in sorted(where.data.rejects.glob("rejects-*.jsonl")):
             if (day := _day(path.stem.removeprefix("rejects-"), "%Y%m%d")) and day <= last_day:
                 yield Removal("rejects", path, _size(path))
-    deadletters = where.data.root / DEADLETTERS
+    deadletters = where.data.deadletters
     if deadletters.is_dir():
         for path in sorted(deadletters.glob("*.jsonl")):
             if datetime.fromtimestamp(path.stat().st_mtime, UTC) < horizon:

@@ -40,6 +40,15 @@ class DeadLetter(msgspec.Struct):
     time: datetime
 
 
+def dead_letter_lines(refused: Refused) -> list[bytes]:
+    """The dead-letter file's lines for what a destination refused, each with its reason."""
+    now = datetime.now(UTC)
+    return [
+        msgspec.json.encode(DeadLetter(entry.seq, msgspec.Raw(msgspec.json.encode(entry.event)), reason, now))
+        for entry, reason in zip(refused.entries, refused.reasons, strict=True)
+    ]
+
+
 class SinkRunner:
     def __init__(
         self,
@@ -157,16 +166,10 @@ class SinkRunner:
         return entries
 
     def _dead_letter(self, refused: Refused, first: int, last: int) -> None:
-        directory = self.layout.root / "deadletters"
+        directory = self.layout.deadletters
         directory.mkdir(mode=0o700, exist_ok=True)
         path = directory / f"{self.sink.name}.jsonl"
-        now = datetime.now(UTC)
-        lines = [
-            msgspec.json.encode(
-                DeadLetter(entry.seq, msgspec.Raw(msgspec.json.encode(entry.event)), reason, now)
-            )
-            for entry, reason in zip(refused.entries, refused.reasons, strict=True)
-        ]
+        lines = dead_letter_lines(refused)
         with path.open("ab") as file:
             file.write(b"\n".join(lines) + b"\n")
         path.chmod(0o600)

@@ -26,7 +26,7 @@ class IntakeConfig(Section):
     max_frame_bytes: int = 1024 * 1024
     """Frames larger than this are rejected (to rejects/) instead of appended."""
     batch_max: int = 1024
-    """At most this many frames are appended to the WAL per write."""
+    """Frames appended to the WAL per write: this many, or a few more to finish an emitter's batch."""
     confirm_interval_ms: int = 20
     """How often watermarks are published to emitters."""
     spool_scan_interval_s: float = 2.0

@@ -1,7 +1,11 @@
 """emit(): hand an event to the local agent in a few microseconds, and never lose it while we live.
 
 The path of one event:
-1. It gets a per-emitter sequence number and is sent on a ZeroMQ PUSH socket without blocking.
+1. It gets a per-emitter sequence number, is encoded, and waits in a batch (the outbox) for at most
+   `linger_ms`, or until `batch_max` events wait. A batch goes out as one ZeroMQ message on a PUSH
+   socket, without blocking: one wake-up of ZeroMQ's I/O thread per batch instead of one per
+   event, which is most of what an event would otherwise cost a busy service. A background thread
+   sends a batch whose time is up; a full one is sent by the emit() that fills it.
 2. It stays in a bounded window until the intake confirms it is in the WAL. Confirmations arrive on
    a SUB socket that is read every `poll_every` emits, never waited on. Each names the stretch of
    transmissions `[first, last]` the intake received without a gap (see shipper.wire.Confirmation).
@@ -12,7 +16,9 @@ The path of one event:
    spool files when it starts and while it runs.
 
 One lock makes emit() safe from many threads (a ZeroMQ socket is not); after fork() the child starts
-with its own identity, sockets and window, and the parent's unconfirmed events stay the parent's.
+with its own identity, sockets, window and sending thread, and the parent's unconfirmed events stay
+the parent's. The sockets are opened by the sending thread, so the first emit() of a process does not
+wait for the connection.
 """
 
 from __future__ import annotations
@@ -33,11 +39,14 @@ from shipper import logger as hooks
 from shipper.event import AuditEvent
 from shipper.seal import SealUnavailableError
 from shipper.spool import SpoolWriter
-from shipper.wire import Confirmation, Frame, confirmation_decoder, frame_encoder
+from shipper.wire import Confirmation, EncodedFrame, confirmation_decoder, encode_batch, frame_encoder
 
 log = logging.getLogger("auditship.emitter")
 CONNECT_WAIT_MS = 100
 SPILL_BATCH = 256
+
+# (seq, encoded event, has sensitive values): an event as it waits to be sent or spilled.
+Pending = tuple[int, bytes, bool]
 
 
 class EmitterStats(msgspec.Struct):
@@ -47,7 +56,7 @@ class EmitterStats(msgspec.Struct):
     confirmed: events the agent confirmed as in its WAL; spilled: events written to the spool;
     dropped: events lost for good (spool unwritable, or a sensitive event with no key to seal it);
     failed: emit() calls that raised inside (an event that cannot be encoded); pending: unconfirmed now,
-    plus those waiting to be spilled.
+    plus those waiting to be sent or spilled.
     """
 
     sent: int = 0
@@ -60,6 +69,13 @@ class EmitterStats(msgspec.Struct):
 
 
 class Emitter:
+    """Sends events to the agent at `endpoint`; see the module's docstring.
+
+    window: unconfirmed events held at most (past it, events spill); send_hwm: ZeroMQ's send high
+    water mark, in batches; poll_every: emits between reads of confirmations; batch_max and
+    linger_ms: a batch is sent when it holds batch_max events or its first has waited linger_ms.
+    """
+
     def __init__(
         self,
         endpoint: str | None = None,
@@ -67,6 +83,8 @@ class Emitter:
         window: int = 10_000,
         send_hwm: int = 10_000,
         poll_every: int = 256,
+        batch_max: int = 128,
+        linger_ms: float = 5.0,
         spool_dir: Path | None = None,
     ) -> None:
         self.endpoint = endpoint or endpoints.intake_endpoint()
@@ -75,6 +93,8 @@ class Emitter:
         self._window_size = window
         self._send_hwm = send_hwm
         self._poll_every = poll_every
+        self._batch_max = batch_max
+        self._linger_s = linger_ms / 1000
         self._start()
         os.register_at_fork(after_in_child=self._start)
 
@@ -86,48 +106,52 @@ class Emitter:
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._push: zmq.Socket[bytes] | None = None
         self._sub: zmq.Socket[bytes] | None = None
-        # (tx, seq, event), in tx order: what the agent has not confirmed yet.
-        self._window: collections.deque[tuple[int, int, AuditEvent]] = collections.deque()
-        self._overflow: list[tuple[int, AuditEvent]] = []
+        # What waits for the next batch, then (tx, seq, encoded event, sensitive) in tx order: what the
+        # agent has not confirmed yet; then what waits to be spilled.
+        self._outbox: list[Pending] = []
+        self._window: collections.deque[tuple[int, int, bytes, bool]] = collections.deque()
+        self._overflow: list[Pending] = []
         self._seq = 0
         self._tx = 0
         self._countdown = self._poll_every
         self._spool = SpoolWriter(self._spool_dir, self.id)
         self._stats = EmitterStats()
         self._warned: set[str] = set()
+        self._wake = threading.Event()
+        self._sender: threading.Thread | None = None
 
     @property
     def stats(self) -> EmitterStats:
         with self._lock:
-            return msgspec.structs.replace(self._stats, pending=len(self._window) + len(self._overflow))
+            pending = len(self._outbox) + len(self._window) + len(self._overflow)
+            return msgspec.structs.replace(self._stats, pending=pending)
 
     def emit(self, event: AuditEvent) -> None:
         """Send one event; never blocks for long and never raises."""
         try:
+            encoded = frame_encoder.encode(event)
             with self._lock:
                 self._seq += 1
                 self._countdown -= 1
+                held = len(self._window) + len(self._outbox)
                 # A full window is read every time: only confirmations can make room in it.
-                if self._countdown <= 0 or len(self._window) >= self._window_size:
+                if self._countdown <= 0 or held >= self._window_size:
                     if self._countdown <= 0 and self._overflow:
                         self._spill_overflow()
                     self._countdown = self._poll_every
                     if self._sub is not None:
                         self._read_confirmations()
-                if len(self._window) >= self._window_size:
-                    self._overflow_add(event)
+                        held = len(self._window) + len(self._outbox)
+                entry = (self._seq, encoded, bool(event.sensitive))
+                if held >= self._window_size:
+                    self._overflow_add(entry)
                     return
-                push = self._push or self._connect()
-                tx = self._tx + 1
-                try:
-                    push.send(frame_encoder.encode(Frame(self.id, self._seq, tx, event)), zmq.NOBLOCK)
-                except zmq.Again:
-                    self._overflow_add(event)
-                    return
-                # Only what reached the socket takes a tx: the intake reads a gap in tx as a loss.
-                self._tx = tx
-                self._window.append((tx, self._seq, event))
-                self._stats.sent += 1
+                outbox = self._outbox
+                outbox.append(entry)
+                if len(outbox) >= self._batch_max and self._push is not None:
+                    self._send_outbox()
+                elif len(outbox) == 1:
+                    self._wake_sender()
         except Exception as exc:  # noqa: BLE001 - emit() must never raise into the service
             self._stats.failed += 1
             self._warn_once("failed", f"emit() failed and the event was not sent: {exc!r}")
@@ -136,6 +160,10 @@ class Emitter:
         """Wait up to `timeout` seconds for the agent to confirm everything sent; True when it has."""
         deadline = time.monotonic() + timeout
         with self._lock:
+            if self._outbox:
+                if self._push is None:
+                    self._install(self._open())
+                self._send_outbox()
             self._spill_overflow()
             while self._window:
                 remaining = deadline - time.monotonic()
@@ -150,7 +178,7 @@ class Emitter:
         self.flush(timeout)
         with self._lock:
             if self._window:
-                self._spill([(seq, event) for _, seq, event in self._window])
+                self._spill([(seq, encoded, sensitive) for _, seq, encoded, sensitive in self._window])
                 self._window.clear()
             for socket in (self._push, self._sub):
                 if socket is not None:
@@ -161,9 +189,70 @@ class Emitter:
                 self._context = None
             self._spool.close()
 
-    def _connect(self) -> zmq.Socket[bytes]:
-        self._context = zmq.Context()
-        push = self._context.socket(zmq.PUSH)
+    def _wake_sender(self) -> None:
+        if self._sender is None:
+            self._sender = threading.Thread(
+                target=self._send_batches, args=(self._wake,), name="auditship-emitter", daemon=True
+            )
+            self._sender.start()
+        self._wake.set()
+
+    def _send_batches(self, wake: threading.Event) -> None:
+        """The sending thread: opens the sockets, then sends each batch whose linger is up."""
+        while True:
+            wake.wait()
+            try:
+                if self._push is None:
+                    self._connect()
+                time.sleep(self._linger_s)
+                with self._lock:
+                    wake.clear()
+                    if self._outbox and self._push is not None:
+                        self._send_outbox()
+            except Exception as exc:  # noqa: BLE001 - the thread must outlive a bad batch; counted
+                with self._lock:
+                    self._stats.failed += 1
+                self._warn_once("sender", f"sending a batch failed: {exc!r}")
+
+    def _send_outbox(self) -> None:
+        """Send the outbox as one message (a batch); what the socket refuses waits to be spilled."""
+        assert self._push is not None
+        batch, self._outbox = self._outbox, []
+        tx = self._tx
+        message = encode_batch(
+            [
+                EncodedFrame(self.id, seq, tx + index, msgspec.Raw(encoded))
+                for index, (seq, encoded, _) in enumerate(batch, 1)
+            ]
+        )
+        try:
+            self._push.send(message, zmq.NOBLOCK)
+        except zmq.ZMQError:
+            # Again (HWM full, no agent connected) or a closed socket: the batch waits to be spilled.
+            for entry in batch:
+                self._overflow_add(entry)
+            return
+        # Only what reached the socket takes a tx: the intake reads a gap in tx as a loss.
+        self._tx = tx + len(batch)
+        self._window.extend(
+            (tx + index, seq, encoded, sensitive) for index, (seq, encoded, sensitive) in enumerate(batch, 1)
+        )
+        self._stats.sent += len(batch)
+
+    def _connect(self) -> None:
+        """Open the sockets without holding the lock, so that emit() never waits for a connection."""
+        sockets = self._open()
+        with self._lock:
+            if self._push is None:
+                self._install(sockets)
+                return
+        for socket in sockets[1:]:  # flush() connected meanwhile
+            socket.close(linger=0)
+        sockets[0].term()
+
+    def _open(self) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Socket[bytes]]:
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        push = context.socket(zmq.PUSH)
         push.setsockopt(zmq.SNDHWM, self._send_hwm)
         # IMMEDIATE: with no agent connected a send fails at once (and spills) instead of queueing
         # into a pipe that would be thrown away.
@@ -171,15 +260,19 @@ class Emitter:
         push.setsockopt(zmq.LINGER, 0)
         push.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         push.connect(self.endpoint)
-        sub = self._context.socket(zmq.SUB)
+        sub = context.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, self._topic)
         sub.connect(self._confirm_endpoint)
-        self._push, self._sub = push, sub
         # Connecting is asynchronous; give a running agent a moment to accept, or the first events
         # of every process would spill. With no agent this costs CONNECT_WAIT_MS once.
         push.poll(CONNECT_WAIT_MS, zmq.POLLOUT)
-        return push
+        return context, push, sub
+
+    def _install(
+        self, sockets: tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Socket[bytes]]
+    ) -> None:
+        self._context, self._push, self._sub = sockets
 
     def _read_confirmations(self) -> None:
         assert self._sub is not None
@@ -192,34 +285,35 @@ class Emitter:
 
     def _apply(self, confirmation: Confirmation) -> None:
         window = self._window
-        lost: list[tuple[int, AuditEvent]] = []
+        lost: list[Pending] = []
         while window and window[0][0] < confirmation.first:
-            _, seq, event = window.popleft()
-            lost.append((seq, event))
+            _, seq, encoded, sensitive = window.popleft()
+            lost.append((seq, encoded, sensitive))
         while window and window[0][0] <= confirmation.last:
             window.popleft()
             self._stats.confirmed += 1
         if lost:
             self._resend(lost)
 
-    def _resend(self, entries: list[tuple[int, AuditEvent]]) -> None:
+    def _resend(self, entries: list[Pending]) -> None:
         """Send again, with new transmission numbers, at the end of the window (which stays in tx order)."""
         assert self._push is not None
-        for index, (seq, event) in enumerate(entries):
+        for index, (seq, encoded, sensitive) in enumerate(entries):
+            frame = EncodedFrame(self.id, seq, self._tx + 1, msgspec.Raw(encoded))
             try:
-                self._push.send(frame_encoder.encode(Frame(self.id, seq, self._tx + 1, event)), zmq.NOBLOCK)
+                self._push.send(frame_encoder.encode(frame), zmq.NOBLOCK)
             except zmq.Again:
                 self._spill(entries[index:])
                 return
             self._tx += 1
-            self._window.append((self._tx, seq, event))
+            self._window.append((self._tx, seq, encoded, sensitive))
             self._stats.resent += 1
 
-    def _overflow_add(self, event: AuditEvent) -> None:
+    def _overflow_add(self, entry: Pending) -> None:
         """Spill, in batches: one locked write per SPILL_BATCH events instead of one per event, when an
         overloaded agent makes every emit spill. The batch waits in memory at most `poll_every` emits
         (or until flush/close), as unconfirmed events in the window do."""
-        self._overflow.append((self._seq, event))
+        self._overflow.append(entry)
         if len(self._overflow) >= SPILL_BATCH:
             self._spill_overflow()
 
@@ -228,10 +322,10 @@ class Emitter:
             overflow, self._overflow = self._overflow, []
             self._spill(overflow)
 
-    def _spill(self, events: list[tuple[int, AuditEvent]]) -> None:
+    def _spill(self, entries: list[Pending]) -> None:
         frames = [
-            (frame_encoder.encode(Frame(self.id, seq, 0, event)), bool(event.sensitive))
-            for seq, event in events
+            (frame_encoder.encode(EncodedFrame(self.id, seq, 0, msgspec.Raw(encoded))), sensitive)
+            for seq, encoded, sensitive in entries
         ]
         try:
             self._write_spool(frames)

@@ -4,6 +4,9 @@ A `Frame` carries one event with the emitter's identity, the event's per-emitter
 (`seq`, used by the intake to drop repeats) and the transmission number (`tx`: 1, 2, 3... over
 everything the emitter hands to its socket, resends included, so that a confirmation names a stretch
 of what the intake actually received).
+
+A message to the intake holds one frame, or an emitter's batch: a msgpack array of frames. The
+frames of a batch are stored one by one (in the WAL, in the spool) exactly as they were sent.
 """
 
 from __future__ import annotations
@@ -18,6 +21,17 @@ class Frame(msgspec.Struct, array_like=True):
     seq: int
     tx: int
     event: AuditEvent
+
+
+class EncodedFrame(msgspec.Struct, array_like=True):
+    """A Frame whose event is already msgpack: the same bytes on the wire, and an event is encoded
+    once however often it is sent (resends, spills) and only as it is emitted, where an unencodable
+    one can be refused alone."""
+
+    emitter: str
+    seq: int
+    tx: int
+    event: msgspec.Raw
 
 
 class FrameHeader(msgspec.Struct, array_like=True):
@@ -43,3 +57,24 @@ frame_encoder = msgspec.msgpack.Encoder()
 frame_decoder = msgspec.msgpack.Decoder(Frame)
 header_decoder = msgspec.msgpack.Decoder(FrameHeader)
 confirmation_decoder = msgspec.msgpack.Decoder(Confirmation)
+batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
+# The msgpack type bytes of an array: a batch's first element is a frame (an array), a frame's first
+# element is its emitter id (a string).
+_ARRAY_TYPES = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
+
+
+def encode_batch(frames: list[EncodedFrame]) -> bytes:
+    """One message for many frames: a batch costs the sender one socket call, not one per frame."""
+    return frame_encoder.encode(frames)
+
+
+def message_frames(message: bytes) -> list[bytes]:
+    """The frames of one intake message, a batch or a single frame. A message that is neither comes
+    back whole, as one frame, for the frame decoder to reject with its reason."""
+    try:
+        parts = batch_decoder.decode(message)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return [message]
+    if parts and memoryview(parts[0])[0] in _ARRAY_TYPES:
+        return [bytes(part) for part in parts]
+    return [message]

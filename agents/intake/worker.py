@@ -28,7 +28,14 @@ from agents.mailbox import Mailbox
 from agents.messages import Stop
 from agents.wal import WriteAheadLog
 from shipper import endpoint as endpoints
-from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder, header_decoder
+from shipper.wire import (
+    Confirmation,
+    Frame,
+    frame_decoder,
+    frame_encoder,
+    header_decoder,
+    message_frames,
+)
 
 log = logging.getLogger("auditship.intake")
 MAINTENANCE_INTERVAL_S = 1.0
@@ -127,9 +134,9 @@ class Intake:
 
     def _receive(self) -> None:
         frames: list[bytes] = []
-        for _ in range(self.settings.batch_max):
+        while len(frames) < self.settings.batch_max:
             try:
-                frames.append(self.pull.recv(zmq.NOBLOCK, copy=True))
+                frames.extend(message_frames(self.pull.recv(zmq.NOBLOCK, copy=True)))
             except zmq.Again:
                 break
         self._append(self._accept(frames, "socket"))

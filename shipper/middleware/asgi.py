@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipper.config import AuditContext
 from shipper.correlation import reset_current, set_current
+from shipper.event import new_event_id
 from shipper.logger import Emit
 from shipper.middleware.anomalies import scan_request
 from shipper.middleware.config import AuditMiddlewareConfig, Settings
@@ -58,6 +59,7 @@ class _Exchange:
         "_stamp",
         "body_limit",
         "close_code",
+        "event_id",
         "headers",
         "ids",
         "path",
@@ -74,7 +76,8 @@ class _Exchange:
         self.started = time.perf_counter()
         self.path: str = scope["path"]
         self.headers = headers = dict(scope["headers"])
-        self.ids = incoming_ids(_text(headers.get(header)), _text(headers.get(b"traceparent")))
+        self.event_id = new_event_id()
+        self.ids = incoming_ids(_text(headers.get(header)), _text(headers.get(b"traceparent")), self.event_id)
         self._receive = receive
         self._send = send
         self._stamp = (header, (self.ids.correlation_id or "").encode("latin-1"))
@@ -281,6 +284,7 @@ class AuditMiddleware:
         client = scope.get("client")
         peer = client[0] if client else None
         event = recorder.request_event(
+            event_id=exchange.event_id,
             ids=exchange.ids,
             method="WEBSOCKET" if websocket else scope["method"],
             endpoint=self._template(scope) or path,

@@ -39,6 +39,7 @@ import grpc.aio
 
 from shipper.config import AuditContext
 from shipper.correlation import reset_current, set_current
+from shipper.event import new_event_id
 from shipper.logger import Emit
 from shipper.middleware.clientip import grpc_peer_address
 from shipper.middleware.config import AuditMiddlewareConfig
@@ -92,7 +93,7 @@ def _first(metadata: Metadata, key: str) -> str | None:
 class _Call:
     """One call in flight: what was known when it started; `finish` records it."""
 
-    __slots__ = ("_audit", "context", "ids", "metadata", "method", "started")
+    __slots__ = ("_audit", "context", "event_id", "ids", "metadata", "method", "started")
 
     def __init__(self, audit: _Auditing, method: str, context: Any) -> None:
         self.started = time.perf_counter()
@@ -101,7 +102,9 @@ class _Call:
         self.context = context
         self.metadata: Metadata = context.invocation_metadata() or ()
         header = audit.recorder.settings.request_id_header
-        self.ids = incoming_ids(_first(self.metadata, header), _first(self.metadata, "traceparent"))
+        self.event_id = new_event_id()
+        traceparent = _first(self.metadata, "traceparent")
+        self.ids = incoming_ids(_first(self.metadata, header), traceparent, self.event_id)
         # Set now as well as at the end: the aio server sends an abort's status at once, with the
         # trailing metadata set so far.
         context.set_trailing_metadata(((header, self.ids.correlation_id),))
@@ -148,6 +151,7 @@ class _Call:
             details["metadata"] = grpc_metadata(self.metadata, settings.redacted)
         forwarded_for = _first(self.metadata, "x-forwarded-for") if settings.trusted_proxies else None
         event = recorder.request_event(
+            event_id=self.event_id,
             ids=self.ids,
             method="GRPC",
             endpoint=self.method,

@@ -15,7 +15,7 @@ from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from shipper.records import scan_records
 from shipper.spool import PLAIN, SEALED
-from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder
+from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder, message_frames
 from tests.waiting import wait_for
 
 
@@ -31,10 +31,11 @@ class StandInIntake:
         self.pub.bind(f"ipc://{runtime / 'confirm.sock'}")
 
     def receive(self, count: int, timeout_ms: int = 5000) -> list[Frame]:
-        frames = []
-        for _ in range(count):
+        frames: list[Frame] = []
+        while len(frames) < count:
             assert self.pull.poll(timeout_ms), f"only {len(frames)} of {count} frames arrived"
-            frames.append(frame_decoder.decode(self.pull.recv()))
+            frames.extend(frame_decoder.decode(frame) for frame in message_frames(self.pull.recv()))
+        assert len(frames) == count, f"{len(frames)} frames arrived, {count} expected"
         return frames
 
     def confirm(self, emitter: str, first: int, last: int) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from shipper.config import AuditContext
 from shipper.correlation import CorrelationIds
-from shipper.event import AuditEvent, AuditOutcome, AuditSeverity
+from shipper.event import AuditEvent, AuditOutcome, AuditSeverity, new_event_id
 from shipper.middleware.anomalies import Signal
 from shipper.middleware.config import AuditMiddlewareConfig
 from shipper.middleware.recorder import AuditRecorder
@@ -36,6 +36,7 @@ def handle(
 
 def request(recorder: AuditRecorder, status: int = 200, **fields: Any) -> AuditEvent:
     values: dict[str, Any] = {
+        "event_id": new_event_id(),
         "ids": IDS,
         "method": "GET",
         "endpoint": "/orders/{order_id}",
@@ -59,6 +60,19 @@ def test_the_request_event_carries_the_service_the_ids_and_the_exchange() -> Non
     assert (event.correlation_id, event.request_id, event.trace_id, event.span_id) == IDS
     assert (event.outcome, event.severity) == (AuditOutcome.FAILURE, AuditSeverity.LOW)
     assert (event.action, event.message) == ("GET /orders/{order_id}", "GET /orders/{order_id} 404")
+
+
+def test_request_events_have_the_given_id_and_share_no_container() -> None:
+    """Each event is made from one template: a consumer that changes one event's lists or dicts must
+    not change the next."""
+    audit, _ = recorder()
+    first = request(audit, event_id="0192f0c4a1b2c3d4e5f60718293a4b5c")
+    assert first.event_id == "0192f0c4a1b2c3d4e5f60718293a4b5c"
+    first.compliance.append("HIPAA")
+    first.changes["x"] = 1
+    second = request(audit)
+    assert (second.compliance, second.changes) == (["SOX"], {})
+    assert second.event_id != first.event_id
 
 
 def test_an_exception_makes_an_error_whatever_the_status() -> None:

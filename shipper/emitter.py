@@ -39,14 +39,22 @@ from shipper import logger as hooks
 from shipper.event import AuditEvent
 from shipper.seal import SealUnavailableError
 from shipper.spool import SpoolWriter
-from shipper.wire import Confirmation, EncodedFrame, confirmation_decoder, encode_batch, frame_encoder
+from shipper.wire import (
+    Confirmation,
+    Frame,
+    confirmation_decoder,
+    encode_batch,
+    encoded_frame_decoder,
+    frame_encoder,
+)
 
 log = logging.getLogger("auditship.emitter")
 CONNECT_WAIT_MS = 100
 SPILL_BATCH = 256
 
-# (seq, encoded event, has sensitive values): an event as it waits to be sent or spilled.
-Pending = tuple[int, bytes, bool]
+# A frame as it waits to be sent, confirmed or spilled: its bytes, and whether its event has
+# sensitive values (which the spool seals).
+Pending = tuple[bytes, bool]
 
 
 class EmitterStats(msgspec.Struct):
@@ -106,11 +114,13 @@ class Emitter:
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._push: zmq.Socket[bytes] | None = None
         self._sub: zmq.Socket[bytes] | None = None
-        # What waits for the next batch, then (tx, seq, encoded event, sensitive) in tx order: what the
-        # agent has not confirmed yet; then what waits to be spilled.
+        # The next batch. Its frames carry the tx they get if it goes out; if it does not, they are
+        # spooled, where tx means nothing (see the intake), and the next batch takes the same numbers.
         self._outbox: list[Pending] = []
-        self._window: collections.deque[tuple[int, int, bytes, bool]] = collections.deque()
-        self._overflow: list[Pending] = []
+        # What the agent has not confirmed yet, in tx order, a batch at a time: (tx of its first, frames).
+        self._window: collections.deque[tuple[int, list[Pending]]] = collections.deque()
+        self._held = 0  # frames in the window
+        self._overflow: list[Pending] = []  # waiting to be spilled
         self._seq = 0
         self._tx = 0
         self._countdown = self._poll_every
@@ -123,33 +133,29 @@ class Emitter:
     @property
     def stats(self) -> EmitterStats:
         with self._lock:
-            pending = len(self._outbox) + len(self._window) + len(self._overflow)
+            pending = self._held + len(self._outbox) + len(self._overflow)
             return msgspec.structs.replace(self._stats, pending=pending)
 
     def emit(self, event: AuditEvent) -> None:
         """Send one event; never blocks for long and never raises."""
         try:
-            encoded = frame_encoder.encode(event)
             with self._lock:
-                self._seq += 1
                 self._countdown -= 1
-                held = len(self._window) + len(self._outbox)
-                # A full window is read every time: only confirmations can make room in it.
-                if self._countdown <= 0 or held >= self._window_size:
-                    if self._countdown <= 0 and self._overflow:
-                        self._spill_overflow()
-                    self._countdown = self._poll_every
-                    if self._sub is not None:
-                        self._read_confirmations()
-                        held = len(self._window) + len(self._outbox)
-                entry = (self._seq, encoded, bool(event.sensitive))
-                if held >= self._window_size:
-                    self._overflow_add(entry)
-                    return
                 outbox = self._outbox
-                outbox.append(entry)
-                if len(outbox) >= self._batch_max and self._push is not None:
-                    self._send_outbox()
+                # A full window is read every time: only confirmations can make room in it.
+                if self._countdown <= 0 or self._held + len(outbox) >= self._window_size:
+                    self._housekeep()
+                self._seq += 1
+                if self._held + len(outbox) >= self._window_size:
+                    self._overflow_add(
+                        (frame_encoder.encode(Frame(self.id, self._seq, 0, event)), bool(event.sensitive))
+                    )
+                    return
+                frame = frame_encoder.encode(Frame(self.id, self._seq, self._tx + len(outbox) + 1, event))
+                outbox.append((frame, bool(event.sensitive)))
+                if len(outbox) >= self._batch_max:
+                    if self._push is not None:
+                        self._send_outbox()
                 elif len(outbox) == 1:
                     self._wake_sender()
         except Exception as exc:  # noqa: BLE001 - emit() must never raise into the service
@@ -177,9 +183,9 @@ class Emitter:
         """Flush, spool what is still unconfirmed, and close the sockets. emit() after close reconnects."""
         self.flush(timeout)
         with self._lock:
-            if self._window:
-                self._spill([(seq, encoded, sensitive) for _, seq, encoded, sensitive in self._window])
-                self._window.clear()
+            self._spill([entry for _, batch in self._window for entry in batch])
+            self._window.clear()
+            self._held = 0
             for socket in (self._push, self._sub):
                 if socket is not None:
                     socket.close(linger=0)
@@ -188,6 +194,15 @@ class Emitter:
                 self._context.term()
                 self._context = None
             self._spool.close()
+
+    def _housekeep(self) -> None:
+        """Every `poll_every` emits, and at every emit while the window is full: spill what waits to be
+        spilled, and read confirmations."""
+        if self._countdown <= 0:
+            self._spill_overflow()
+        self._countdown = self._poll_every
+        if self._sub is not None:
+            self._read_confirmations()
 
     def _wake_sender(self) -> None:
         if self._sender is None:
@@ -215,29 +230,26 @@ class Emitter:
                 self._warn_once("sender", f"sending a batch failed: {exc!r}")
 
     def _send_outbox(self) -> None:
-        """Send the outbox as one message (a batch); what the socket refuses waits to be spilled."""
-        assert self._push is not None
         batch, self._outbox = self._outbox, []
-        tx = self._tx
-        message = encode_batch(
-            [
-                EncodedFrame(self.id, seq, tx + index, msgspec.Raw(encoded))
-                for index, (seq, encoded, _) in enumerate(batch, 1)
-            ]
-        )
+        if self._send(batch):
+            self._stats.sent += len(batch)
+
+    def _send(self, batch: list[Pending]) -> bool:
+        """Send frames numbered from the next tx on as one message (a batch); what the socket refuses
+        (Again: HWM full or no agent connected; or a closed socket) waits to be spilled."""
+        assert self._push is not None
         try:
-            self._push.send(message, zmq.NOBLOCK)
+            self._push.send(encode_batch([frame for frame, _ in batch]), zmq.NOBLOCK)
         except zmq.ZMQError:
-            # Again (HWM full, no agent connected) or a closed socket: the batch waits to be spilled.
-            for entry in batch:
-                self._overflow_add(entry)
-            return
-        # Only what reached the socket takes a tx: the intake reads a gap in tx as a loss.
-        self._tx = tx + len(batch)
-        self._window.extend(
-            (tx + index, seq, encoded, sensitive) for index, (seq, encoded, sensitive) in enumerate(batch, 1)
-        )
-        self._stats.sent += len(batch)
+            self._overflow.extend(batch)
+            if len(self._overflow) >= SPILL_BATCH:
+                self._spill_overflow()
+            return False
+        # Only what reached the socket takes its tx: the intake reads a gap in tx as a loss.
+        self._window.append((self._tx + 1, batch))
+        self._tx += len(batch)
+        self._held += len(batch)
+        return True
 
     def _connect(self) -> None:
         """Open the sockets without holding the lock, so that emit() never waits for a connection."""
@@ -284,30 +296,42 @@ class Emitter:
             self._apply(confirmation_decoder.decode(memoryview(message)[len(self._topic) :]))
 
     def _apply(self, confirmation: Confirmation) -> None:
+        """Free what the confirmation covers; what was sent before its run began was lost: resend it."""
         window = self._window
         lost: list[Pending] = []
-        while window and window[0][0] < confirmation.first:
-            _, seq, encoded, sensitive = window.popleft()
-            lost.append((seq, encoded, sensitive))
-        while window and window[0][0] <= confirmation.last:
-            window.popleft()
-            self._stats.confirmed += 1
+        while window:
+            tx, batch = window[0]
+            if tx < confirmation.first:
+                cut = min(len(batch), confirmation.first - tx)
+                lost += batch[:cut]
+                batch, tx = batch[cut:], tx + cut
+            if batch and tx <= confirmation.last:
+                cut = min(len(batch), confirmation.last - tx + 1)
+                self._stats.confirmed += cut
+                batch, tx = batch[cut:], tx + cut
+            if batch:
+                self._held -= len(window[0][1]) - len(batch)
+                window[0] = (tx, batch)
+                break
+            self._held -= len(window.popleft()[1])
         if lost:
             self._resend(lost)
 
     def _resend(self, entries: list[Pending]) -> None:
-        """Send again, with new transmission numbers, at the end of the window (which stays in tx order)."""
-        assert self._push is not None
-        for index, (seq, encoded, sensitive) in enumerate(entries):
-            frame = EncodedFrame(self.id, seq, self._tx + 1, msgspec.Raw(encoded))
-            try:
-                self._push.send(frame_encoder.encode(frame), zmq.NOBLOCK)
-            except zmq.Again:
-                self._spill(entries[index:])
-                return
-            self._tx += 1
-            self._window.append((self._tx, seq, encoded, sensitive))
-            self._stats.resent += 1
+        """Send again, after the outbox (whose frames have the next numbers already), renumbered."""
+        if self._outbox:
+            self._send_outbox()
+        renumbered = [
+            (
+                frame_encoder.encode(
+                    msgspec.structs.replace(encoded_frame_decoder.decode(frame), tx=self._tx + index)
+                ),
+                sensitive,
+            )
+            for index, (frame, sensitive) in enumerate(entries, 1)
+        ]
+        if self._send(renumbered):
+            self._stats.resent += len(renumbered)
 
     def _overflow_add(self, entry: Pending) -> None:
         """Spill, in batches: one locked write per SPILL_BATCH events instead of one per event, when an
@@ -322,11 +346,7 @@ class Emitter:
             overflow, self._overflow = self._overflow, []
             self._spill(overflow)
 
-    def _spill(self, entries: list[Pending]) -> None:
-        frames = [
-            (frame_encoder.encode(EncodedFrame(self.id, seq, 0, msgspec.Raw(encoded))), sensitive)
-            for seq, encoded, sensitive in entries
-        ]
+    def _spill(self, frames: list[Pending]) -> None:
         try:
             self._write_spool(frames)
         except SealUnavailableError as exc:

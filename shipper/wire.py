@@ -24,9 +24,8 @@ class Frame(msgspec.Struct, array_like=True):
 
 
 class EncodedFrame(msgspec.Struct, array_like=True):
-    """A Frame whose event is already msgpack: the same bytes on the wire, and an event is encoded
-    once however often it is sent (resends, spills) and only as it is emitted, where an unencodable
-    one can be refused alone."""
+    """A Frame whose event stays msgpack: decoding one skips the event, encoding one copies it. What
+    renumbering a frame for a resend needs."""
 
     emitter: str
     seq: int
@@ -57,15 +56,16 @@ frame_encoder = msgspec.msgpack.Encoder()
 frame_decoder = msgspec.msgpack.Decoder(Frame)
 header_decoder = msgspec.msgpack.Decoder(FrameHeader)
 confirmation_decoder = msgspec.msgpack.Decoder(Confirmation)
+encoded_frame_decoder = msgspec.msgpack.Decoder(EncodedFrame)
 batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 # The msgpack type bytes of an array: a batch's first element is a frame (an array), a frame's first
 # element is its emitter id (a string).
 _ARRAY_TYPES = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
 
 
-def encode_batch(frames: list[EncodedFrame]) -> bytes:
-    """One message for many frames: a batch costs the sender one socket call, not one per frame."""
-    return frame_encoder.encode(frames)
+def encode_batch(frames: list[bytes]) -> bytes:
+    """One message for many encoded frames: a batch costs the sender one socket call, not one per frame."""
+    return frame_encoder.encode([msgspec.Raw(frame) for frame in frames])
 
 
 def message_frames(message: bytes) -> list[bytes]:

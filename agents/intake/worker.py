@@ -158,7 +158,9 @@ class Intake:
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 self._reject(raw, source, f"invalid frame: {exc}", now)
                 continue
-            if frame.tx:
+            # tx numbers transmissions over the socket: a spooled frame was not transmitted, and
+            # the number it carries may have gone to a later frame that was.
+            if frame.tx and source == "socket":
                 self._track(frame.emitter, frame.tx, now)
             if not self.index.accept(frame.emitter, frame.seq, now):
                 self.counters["repeats"] += 1
@@ -178,7 +180,7 @@ class Intake:
             header = header_decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError):
             return
-        if header.tx:
+        if header.tx and source == "socket":
             self._track(header.emitter, header.tx, now)
 
     def _track(self, emitter: str, tx: int, now: float) -> None:

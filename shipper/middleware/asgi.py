@@ -25,18 +25,18 @@ each way and `details["close_code"]` when the app closed it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import MutableMapping
+from time import perf_counter
 from typing import Any
 
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipper.config import AuditContext
-from shipper.correlation import reset_current, set_current
+from shipper.correlation import CorrelationIds, reset_current, set_current
 from shipper.event import new_event_id
 from shipper.logger import Emit
-from shipper.middleware.anomalies import scan_request
+from shipper.middleware.anomalies import Signal, scan_request
 from shipper.middleware.config import AuditMiddlewareConfig, Settings
 from shipper.middleware.ids import incoming_ids
 from shipper.middleware.recorder import AuditRecorder, MiddlewareStats, given_or_built
@@ -62,7 +62,6 @@ class _Exchange:
         "event_id",
         "headers",
         "ids",
-        "path",
         "request_body",
         "request_size",
         "response_body",
@@ -73,11 +72,15 @@ class _Exchange:
     )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send, header: bytes, settings: Settings) -> None:
-        self.started = time.perf_counter()
-        self.path: str = scope["path"]
+        self.started = perf_counter()
         self.headers = headers = dict(scope["headers"])
-        self.event_id = new_event_id()
-        self.ids = incoming_ids(_text(headers.get(header)), _text(headers.get(b"traceparent")), self.event_id)
+        self.event_id = event_id = new_event_id()
+        request_id, traceparent = headers.get(header), headers.get(b"traceparent")
+        self.ids = (
+            incoming_ids(_text(request_id), _text(traceparent), event_id)
+            if request_id is not None or traceparent is not None
+            else CorrelationIds(event_id, event_id)
+        )
         self._receive = receive
         self._send = send
         self._stamp = (header, (self.ids.correlation_id or "").encode("latin-1"))
@@ -162,6 +165,12 @@ def _text(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
+def _forwarded_for(scope: Scope) -> str | None:
+    # Each X-Forwarded-For line continues the list of the one before.
+    hops = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
+    return ", ".join(hops) or None
+
+
 def scope_user(scope: MutableMapping[str, Any]) -> str | None:
     """The default user resolver: the authenticated `scope["user"]` (what Starlette's
     AuthenticationMiddleware sets, and `request.user` returns) by its identity, else its display name."""
@@ -222,7 +231,7 @@ class AuditMiddleware:
         self.recorder = given_or_built("AuditMiddleware", recorder, config, context, emit)
         settings = self.recorder.settings
         self._header = settings.request_id_header.encode("latin-1")
-        self._resolver = settings.user_resolver or scope_user
+        self._resolver = settings.user_resolver
         self._templates: dict[int, tuple[BaseRoute, str | None]] = {}
 
     @property
@@ -249,15 +258,15 @@ class AuditMiddleware:
                 self.recorder.failed(exc)
 
     def _conclude(self, scope: Scope, exchange: _Exchange, error: BaseException | None) -> None:
-        duration_ms = (time.perf_counter() - exchange.started) * 1000
-        path = exchange.path
+        duration_ms = (perf_counter() - exchange.started) * 1000
+        path: str = scope["path"]
         recorder = self.recorder
         settings = recorder.settings
         websocket = scope["type"] == "websocket"
         # No response started: the server answers 500 for an app that raised or returned without one,
         # 403 for a websocket handshake the app neither accepted nor refused.
         status = exchange.status or (403 if websocket and error is None else 500)
-        signals = []
+        signals: list[Signal] = []
         if settings.detect_anomalies:
             signal = scan_request(path, scope.get("raw_path") or b"", scope.get("query_string") or b"")
             if signal is not None:
@@ -283,6 +292,14 @@ class AuditMiddleware:
         declared = exchange.headers.get(b"content-length")
         client = scope.get("client")
         peer = client[0] if client else None
+        if settings.trusted_proxies:
+            peer = recorder.client_address.resolve(peer, _forwarded_for(scope))
+        # The default resolver reads scope["user"]; most requests have none, so it is not even called.
+        resolver = self._resolver
+        if resolver is None:
+            user_id = recorder.resolve(scope_user, scope) if "user" in scope else None
+        else:
+            user_id = recorder.resolve(resolver, scope)
         event = recorder.request_event(
             event_id=exchange.event_id,
             ids=exchange.ids,
@@ -295,18 +312,11 @@ class AuditMiddleware:
             sensitive=sensitive,
             request_size=int(declared) if declared and declared.isdigit() else exchange.request_size,
             response_size=exchange.response_size,
-            source_ip=recorder.client_address.resolve(peer, self._forwarded_for(scope)),
+            source_ip=peer,
             user_agent=_text(exchange.headers.get(b"user-agent")),
-            user_id=recorder.resolve(self._resolver, scope),
+            user_id=user_id,
         )
         recorder.record(event, signals)
-
-    def _forwarded_for(self, scope: Scope) -> str | None:
-        if not self.recorder.settings.trusted_proxies:
-            return None
-        # Each X-Forwarded-For line continues the list of the one before.
-        hops = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
-        return ", ".join(hops) or None
 
     def _template(self, scope: Scope) -> str | None:
         """The matched route's template, prefixed by the mounts above it; None when no route matched."""

@@ -218,10 +218,18 @@ class AuditRecorder:
     def record(self, event: AuditEvent, signals: list[Signal]) -> None:
         """Send `event` (a request_event that `skip` kept) as configured, with the events derived from it."""
         settings = self.settings
+        slow = (event.duration_ms or 0.0) > settings.slow_ms
+        if not signals and not slow and event.status_code not in _REFUSALS:
+            # What nearly every request is: its own event and nothing derived.
+            if settings.log_requests:
+                self._emit(event)
+            with self._lock:
+                self._stats.requests += 1
+                self._stats.events += settings.log_requests
+            return
         refusal = _REFUSALS.get(event.status_code or 0)
         if refusal is not None and refusal[0] is AuditEventType.AUTH_FAILURE:
             self._check_burst(event, signals)
-        slow = (event.duration_ms or 0.0) > settings.slow_ms
         outgoing = [event] if settings.log_requests else []
         if refusal is not None:
             event_type, action, what = refusal

@@ -14,9 +14,11 @@ import msgspec
 import pytest
 import zmq
 
+from shipper import endpoint as endpoints
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
-from shipper.wire import Frame, frame_encoder
+from shipper.spool import SpoolWriter
+from shipper.wire import Confirmation, Frame, confirmation_decoder, encode_batch, frame_encoder
 from tests.agentproc import AgentDirs, RunningAgent, file_events
 from tests.producers import numbered_event, produce
 from tests.waiting import wait_for
@@ -209,6 +211,42 @@ def test_malformed_and_oversized_frames_are_rejected_with_a_reason_and_good_ones
         assert "Expected `int`, got `str`" in reasons[1]
         assert "exceeds intake.max_frame_bytes=4096" in reasons[2]
         wait_for(lambda: agent.counters("intake").get("rejected") == 3, 30, "the reject counter")
+    finally:
+        agent.stop()
+
+
+def test_a_batch_is_taken_frame_by_frame_and_a_spooled_frames_tx_is_not_counted(dirs: AgentDirs) -> None:
+    """One message holding three frames gives three events and confirms transmissions 1-3. A frame
+    spooled with tx 2 (a number a later batch reused) arrives, and the run goes on from 3 to 5."""
+    agent = RunningAgent(dirs, FAST + "[intake]\nspool_scan_interval_s = 0.1\n").start()
+    events = [numbered_event("batch", n) for n in range(6)]
+    endpoint = agent.config.intake_endpoint
+    try:
+        with zmq.Context() as context, context.socket(zmq.PUSH) as push, context.socket(zmq.SUB) as sub:
+            sub.setsockopt(zmq.SUBSCRIBE, b"sender-2")
+            sub.connect(endpoints.confirm_endpoint(endpoint))
+            push.connect(endpoint)
+            frames = [frame_encoder.encode(Frame("sender-2", n + 1, n + 1, events[n])) for n in range(3)]
+            push.send(encode_batch(frames))
+            wait_for(lambda: len(file_events(dirs.data)) >= 3, 30, "the batch's three events")
+            SpoolWriter(endpoints.spool_dir(endpoint), "sender-2").write(
+                [(frame_encoder.encode(Frame("sender-2", 4, 2, events[3])), False)]
+            )
+            wait_for(lambda: len(file_events(dirs.data)) >= 4, 30, "the spooled event")
+            push.send(
+                encode_batch([frame_encoder.encode(Frame("sender-2", n + 1, n, events[n])) for n in (4, 5)])
+            )
+            wait_for(lambda: len(file_events(dirs.data)) >= 6, 30, "the second batch")
+
+            def confirmed_to_5() -> bool:
+                while sub.poll(100):
+                    message = sub.recv()
+                    if confirmation_decoder.decode(message[len(b"sender-2") :]) == Confirmation(1, 5):
+                        return True
+                return False
+
+            wait_for(confirmed_to_5, 30, "a confirmation of transmissions 1 to 5")
+        assert sorted(e["details"]["n"] for e in file_events(dirs.data)) == list(range(6))  # type: ignore[index]
     finally:
         agent.stop()
 

@@ -230,26 +230,29 @@ class Emitter:
                 self._warn_once("sender", f"sending a batch failed: {exc!r}")
 
     def _send_outbox(self) -> None:
-        batch, self._outbox = self._outbox, []
-        if self._send(batch):
-            self._stats.sent += len(batch)
+        outbox, self._outbox = self._outbox, []
+        self._stats.sent += self._send(outbox)
 
-    def _send(self, batch: list[Pending]) -> bool:
-        """Send frames numbered from the next tx on as one message (a batch); what the socket refuses
-        (Again: HWM full or no agent connected; or a closed socket) waits to be spilled."""
+    def _send(self, frames: list[Pending]) -> int:
+        """Send frames numbered from the next tx on, `batch_max` to a message (a batch); returns how many
+        went. From the first message the socket refuses (Again: HWM full or no agent connected; or a
+        closed socket) on, the frames wait to be spilled: the numbers they carry are not sent."""
         assert self._push is not None
-        try:
-            self._push.send(encode_batch([frame for frame, _ in batch]), zmq.NOBLOCK)
-        except zmq.ZMQError:
-            self._overflow.extend(batch)
-            if len(self._overflow) >= SPILL_BATCH:
-                self._spill_overflow()
-            return False
-        # Only what reached the socket takes its tx: the intake reads a gap in tx as a loss.
-        self._window.append((self._tx + 1, batch))
-        self._tx += len(batch)
-        self._held += len(batch)
-        return True
+        size = self._batch_max
+        for start in range(0, len(frames), size):
+            batch = frames[start : start + size]
+            try:
+                self._push.send(encode_batch([frame for frame, _ in batch]), zmq.NOBLOCK)
+            except zmq.ZMQError:
+                self._overflow += frames[start:]
+                if len(self._overflow) >= SPILL_BATCH:
+                    self._spill_overflow()
+                return start
+            # Only what reached the socket takes its tx: the intake reads a gap in tx as a loss.
+            self._window.append((self._tx + 1, batch))
+            self._tx += len(batch)
+            self._held += len(batch)
+        return len(frames)
 
     def _connect(self) -> None:
         """Open the sockets without holding the lock, so that emit() never waits for a connection."""
@@ -330,8 +333,7 @@ class Emitter:
             )
             for index, (frame, sensitive) in enumerate(entries, 1)
         ]
-        if self._send(renumbered):
-            self._stats.resent += len(renumbered)
+        self._stats.resent += self._send(renumbered)
 
     def _overflow_add(self, entry: Pending) -> None:
         """Spill, in batches: one locked write per SPILL_BATCH events instead of one per event, when an

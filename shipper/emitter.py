@@ -51,6 +51,7 @@ from shipper.wire import (
 log = logging.getLogger("auditship.emitter")
 CONNECT_WAIT_MS = 100
 SPILL_BATCH = 256
+SENDER_RETRY_S = 1.0
 
 # A frame as it waits to be sent, confirmed or spilled: its bytes, and whether its event has
 # sensitive values (which the spool seals).
@@ -228,6 +229,9 @@ class Emitter:
                 with self._lock:
                     self._stats.failed += 1
                 self._warn_once("sender", f"sending a batch failed: {exc!r}")
+                # Whatever failed (sockets that cannot be opened: no file descriptors left) is tried
+                # again, not in a tight loop; the window still bounds what waits, then spills.
+                time.sleep(SENDER_RETRY_S)
 
     def _send_outbox(self) -> None:
         outbox, self._outbox = self._outbox, []

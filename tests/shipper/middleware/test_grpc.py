@@ -225,3 +225,22 @@ def test_a_call_the_client_cancels_is_recorded_as_cancelled(
         wait_for(lambda: recorder.stats.requests == 1, 10, "the cancelled call to be recorded")
     [request] = delivered_events(1)
     assert (request.details["grpc_status"], request.status_code) == ("CANCELLED", 499)
+
+
+def test_a_methods_handler_is_wrapped_once_and_again_only_when_it_changes() -> None:
+    """The interceptor sees every call; the server hands it the same handler each time, whose wrapper
+    is kept. A different handler for the method (a server that swapped it) is wrapped anew."""
+    interceptor = AuditServerInterceptor(emit=lambda event: None)
+
+    class Details(grpc.HandlerCallDetails):
+        method = f"/{SERVICE}/Unary"
+        invocation_metadata = ()
+
+    first = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
+    wrapped = interceptor.intercept_service(lambda details: first, Details())
+    assert wrapped is not None and wrapped is not first
+    assert interceptor.intercept_service(lambda details: first, Details()) is wrapped
+    second = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
+    rewrapped = interceptor.intercept_service(lambda details: second, Details())
+    assert rewrapped is not wrapped and rewrapped is not None
+    assert interceptor.intercept_service(lambda details: None, Details()) is None

@@ -64,8 +64,9 @@ class EmitterStats(msgspec.Struct):
     sent: frames handed to the socket (first sends; resends are counted in `resent`);
     confirmed: events the agent confirmed as in its WAL; spilled: events written to the spool;
     dropped: events lost for good (spool unwritable, or a sensitive event with no key to seal it);
-    failed: emit() calls that raised inside (an event that cannot be encoded); pending: unconfirmed now,
-    plus those waiting to be sent or spilled.
+    failed: emit() calls that raised inside (an event that cannot be encoded), and failures of the
+    sending thread (its batch waits and is sent or spilled later); pending: unconfirmed now, plus those
+    waiting to be sent or spilled.
     """
 
     sent: int = 0
@@ -142,10 +143,10 @@ class Emitter:
         try:
             with self._lock:
                 self._countdown -= 1
-                outbox = self._outbox
                 # A full window is read every time: only confirmations can make room in it.
-                if self._countdown <= 0 or self._held + len(outbox) >= self._window_size:
-                    self._housekeep()
+                if self._countdown <= 0 or self._held + len(self._outbox) >= self._window_size:
+                    self._housekeep()  # may send the outbox (before a resend): read it after this
+                outbox = self._outbox
                 self._seq += 1
                 if self._held + len(outbox) >= self._window_size:
                     self._overflow_add(

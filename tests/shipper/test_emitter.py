@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,6 +147,33 @@ def test_events_go_out_in_batches_and_a_resend_follows_what_waits_in_the_outbox(
         frames = intake.receive(7)
         assert [(f.seq, f.tx) for f in frames] == [(11, 11), (12, 12), *((n, n + 12) for n in range(1, 6))]
         assert emitter.stats.resent == 5
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
+def test_an_event_emitted_as_a_confirmation_makes_a_resend_is_not_lost(runtime: Path) -> None:
+    """The emit() that reads a confirmation of a loss sends its outbox and the resend first; the event
+    it carries goes into the next batch, numbered after them: every seq arrives, tx has no gap."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, batch_max=4, linger_ms=60_000, poll_every=1)
+    try:
+        for number in range(4):
+            emitter.emit(event(number))
+        emitter.flush(0)
+        intake.receive(4)
+        number = 4
+        # SUB joins late: say it until an emit reads it.
+        while emitter.stats.resent == 0 and number < 200:
+            intake.confirm(emitter.id, 3, 4)  # 1 and 2 were lost
+            emitter.emit(event(number))
+            number += 1
+            time.sleep(0.01)
+        assert emitter.stats.resent == 2
+        emitter.flush(0)
+        frames = intake.receive(number - 4 + 2)
+        assert sorted(f.seq for f in frames) == sorted([1, 2, *range(5, number + 1)])
+        assert sorted(f.tx for f in frames) == list(range(5, 5 + len(frames)))
     finally:
         emitter.close(0)
         intake.close()

@@ -87,9 +87,11 @@ class Rsyslog:
         return path.read_text().strip() if path.exists() else ""
 
     def messages(self) -> list[dict[str, str]]:
+        """The messages rsyslog has written whole: a line it is still writing (no newline yet) waits."""
         if not self.output.exists():
             return []
-        return [json.decode(line) for line in self.output.read_bytes().split(b"\n") if line]
+        whole, _, _ = self.output.read_bytes().rpartition(b"\n")
+        return [json.decode(line) for line in whole.split(b"\n") if line]
 
     def log(self) -> str:
         path = self.root / "rsyslogd.log"

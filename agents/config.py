@@ -77,8 +77,10 @@ class FileSinkConfig(Section):
     """fsync each batch before it counts as delivered. False is faster and still safe against a crash of
     the agent (the kernel keeps the bytes), but a power cut can lose the last batches written."""
     batch_size: int = 1000
-    flush_interval_s: float = 0.0
-    """How long to wait for a fuller batch; 0 writes whatever has arrived at once."""
+    flush_interval_s: float = 0.1
+    """How long to wait for a fuller batch; 0 writes whatever has arrived at once. Each batch costs a
+    write, an fsync and a cursor commit: at a few thousand events a second, 0.1 s takes a third off the
+    sink's CPU per event."""
 
 
 class ConsoleSinkConfig(Section):

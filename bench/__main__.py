@@ -3,6 +3,7 @@
 python -m bench emit     cost of one emit() vs stdlib logging (JSON to a file) vs the floor
 python -m bench agent    sustained events/s through intake -> WAL -> file sink, and peak RSS
 python -m bench middleware  requests/s of Starlette and gRPC servers with and without the audit middleware
+                            (--instructions: instructions per HTTP request instead, under callgrind)
 python -m bench query    audit-query's search, stats and SQL over a lake vs scanning zstd JSON Lines
 python -m bench sinks    events/s into each sink's destination; the drain of a SIEM outage's backlog
 """
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import agent, emit, middleware, query, sinks
+from bench import agent, emit, instructions, middleware, query, sinks
 
 
 def main() -> int:
@@ -31,6 +32,11 @@ def main() -> int:
     middleware_parser.add_argument("--connections", type=int, default=16, help="or gRPC calls in flight")
     servers = list(middleware.SERVERS)
     middleware_parser.add_argument("--only", nargs="+", choices=servers, default=servers)
+    middleware_parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per HTTP request, under valgrind's callgrind",
+    )
     query_parser = commands.add_parser("query", help="audit-query vs scanning zstd JSON Lines")
     query_parser.add_argument("--events", type=int, default=10_000_000)
     query_parser.add_argument("--dir", type=Path, help="build here and keep (default: a temporary directory)")
@@ -38,6 +44,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "emit":
         emit.run(args.calls)
+    elif args.command == "middleware" and args.instructions:
+        instructions.run()
     elif args.command == "middleware":
         middleware.run(args)
     elif args.command == "query":

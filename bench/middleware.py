@@ -45,7 +45,7 @@ from bench.harness import running_agent
 GRPC_METHOD = "/bench.Users/Get"
 BODY = b'{"id": "42", "name": "User 42"}'
 VARIANTS = ("plain", "audited", "discarding")
-_CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 _WAIT_S = 30.0
 
 
@@ -72,7 +72,9 @@ def _report(conn: Connection, recorder: Any) -> None:
     conn.send(counters)
 
 
-def _serve_http(variant: str, conn: Connection) -> None:
+def http_server(variant: str) -> tuple[Any, socket.socket, Any]:
+    """The HTTP server of a variant: a uvicorn server, its socket listening on a free loopback port, and
+    the middleware's recorder (None for plain)."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -93,8 +95,13 @@ def _serve_http(variant: str, conn: Connection) -> None:
     listener.bind(("127.0.0.1", 0))
     # Listening before uvicorn starts: the load generator's first connections wait in the backlog.
     listener.listen(1024)
-    conn.send(listener.getsockname()[1])
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    return server, listener, recorder
+
+
+def _serve_http(variant: str, conn: Connection) -> None:
+    server, listener, recorder = http_server(variant)
+    conn.send(listener.getsockname()[1])
 
     def stop_when_told() -> None:
         conn.recv()
@@ -180,7 +187,7 @@ def _asyncio_http_load(port: int, connections: int, seconds: float) -> int:
         while time.monotonic() < deadline:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
-            length = _CONTENT_LENGTH.search(head)
+            length = CONTENT_LENGTH.search(head)
             if not head.startswith(b"HTTP/1.1 200") or length is None:
                 raise RuntimeError(f"unexpected response: {head!r}")
             await reader.readexactly(int(length.group(1)))

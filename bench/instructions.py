@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.harness import running_agent
-from bench.middleware import CONTENT_LENGTH, VARIANTS, http_server
+from bench.middleware import VARIANTS, http_server, keep_alive_requests
 
 WARM_UP = 300
 REQUESTS = 2_000
@@ -39,21 +39,7 @@ def serve(variant: str, port_file: Path) -> None:
 
 
 def _requests(port: int, count: int) -> None:
-    request = f"GET /users/42 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-
-    async def send() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        for _ in range(count):
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = CONTENT_LENGTH.search(head)
-            if not head.startswith(b"HTTP/1.1 200") or length is None:
-                raise RuntimeError(f"unexpected response: {head!r}")
-            await reader.readexactly(int(length.group(1)))
-        writer.close()
-        await writer.wait_closed()
-
-    asyncio.run(send())
+    asyncio.run(keep_alive_requests(port, count=count))
 
 
 def _count(variant: str, directory: Path) -> float:

@@ -45,7 +45,7 @@ from bench.harness import running_agent
 GRPC_METHOD = "/bench.Users/Get"
 BODY = b'{"id": "42", "name": "User 42"}'
 VARIANTS = ("plain", "audited", "discarding")
-CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+_CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 _WAIT_S = 30.0
 
 
@@ -178,27 +178,31 @@ def _wrk_load(port: int, connections: int, seconds: float) -> int:
     return int(done.group(1))
 
 
-def _asyncio_http_load(port: int, connections: int, seconds: float) -> int:
+async def keep_alive_requests(port: int, *, count: int | None = None, deadline: float | None = None) -> int:
+    """GET requests on one keep-alive connection, one at a time, until `count` are done or the monotonic
+    clock passes `deadline`; returns how many were. Anything but a 200 with a body raises."""
     request = f"GET /users/42 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    done = 0
+    while (count is None or done < count) and (deadline is None or time.monotonic() < deadline):
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = _CONTENT_LENGTH.search(head)
+        if not head.startswith(b"HTTP/1.1 200") or length is None:
+            raise RuntimeError(f"unexpected response: {head!r}")
+        await reader.readexactly(int(length.group(1)))
+        done += 1
+    writer.close()
+    await writer.wait_closed()
+    return done
 
-    async def one_connection(deadline: float) -> int:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        done = 0
-        while time.monotonic() < deadline:
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = CONTENT_LENGTH.search(head)
-            if not head.startswith(b"HTTP/1.1 200") or length is None:
-                raise RuntimeError(f"unexpected response: {head!r}")
-            await reader.readexactly(int(length.group(1)))
-            done += 1
-        writer.close()
-        await writer.wait_closed()
-        return done
 
+def _asyncio_http_load(port: int, connections: int, seconds: float) -> int:
     async def load() -> int:
         deadline = time.monotonic() + seconds
-        return sum(await asyncio.gather(*(one_connection(deadline) for _ in range(connections))))
+        return sum(
+            await asyncio.gather(*(keep_alive_requests(port, deadline=deadline) for _ in range(connections)))
+        )
 
     return asyncio.run(load())
 

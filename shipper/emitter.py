@@ -152,9 +152,8 @@ class Emitter:
                 outbox = self._outbox
                 self._seq += 1
                 if self._held + len(outbox) >= self._window_size:
-                    self._overflow_add(
-                        (frame_encoder.encode(Frame(self.id, self._seq, 0, event)), bool(event.sensitive))
-                    )
+                    frame = frame_encoder.encode(Frame(self.id, self._seq, 0, event))
+                    self._overflow_add([(frame, bool(event.sensitive))])
                     return
                 frame = frame_encoder.encode(Frame(self.id, self._seq, self._tx + len(outbox) + 1, event))
                 outbox.append((frame, bool(event.sensitive)))
@@ -252,9 +251,7 @@ class Emitter:
             try:
                 self._push.send(encode_batch([frame for frame, _ in batch]), zmq.NOBLOCK)
             except zmq.ZMQError:
-                self._overflow += frames[start:]
-                if len(self._overflow) >= SPILL_BATCH:
-                    self._spill_overflow()
+                self._overflow_add(frames[start:])
                 return start
             # Only what reached the socket takes its tx: the intake reads a gap in tx as a loss.
             self._window.append((self._tx + 1, batch))
@@ -343,11 +340,11 @@ class Emitter:
         ]
         self._stats.resent += self._send(renumbered)
 
-    def _overflow_add(self, entry: Pending) -> None:
+    def _overflow_add(self, entries: list[Pending]) -> None:
         """Spill, in batches: one locked write per SPILL_BATCH events instead of one per event, when an
         overloaded agent makes every emit spill. The batch waits in memory at most `poll_every` emits
         (or until flush/close), as unconfirmed events in the window do."""
-        self._overflow.append(entry)
+        self._overflow += entries
         if len(self._overflow) >= SPILL_BATCH:
             self._spill_overflow()
 

@@ -78,6 +78,44 @@ def request_status(config: AgentConfig, timeout_s: float = 2.0) -> messages.Stat
     return reply if isinstance(reply, messages.Status) else None
 
 
+class WorkerReport(msgspec.Struct, omit_defaults=True):
+    """One worker as `audit-agent status` shows it."""
+
+    name: str
+    state: str
+    pid: int | None
+    restarts: int
+    counters: dict[str, int | float]
+    lag_events: int | None = None
+    """Sinks only: events in the WAL the sink has not delivered yet (the intake's last_seq minus the
+    sink's committed)."""
+
+
+class StatusReport(msgspec.Struct):
+    """What `audit-agent status` prints, as a table or (--json) as this object."""
+
+    pid: int
+    workers: list[WorkerReport]
+
+
+def status_report(status: messages.Status) -> StatusReport:
+    last_seq = next((w.counters.get("last_seq", 0) for w in status.workers if w.name == "intake"), 0)
+    return StatusReport(
+        status.pid,
+        [
+            WorkerReport(
+                w.name,
+                w.state,
+                w.pid,
+                w.restarts,
+                w.counters,
+                max(0, int(last_seq) - int(w.counters["committed"])) if "committed" in w.counters else None,
+            )
+            for w in status.workers
+        ],
+    )
+
+
 def _status(config: AgentConfig, *, as_json: bool) -> int:
     status = request_status(config)
     if status is None:
@@ -86,15 +124,15 @@ def _status(config: AgentConfig, *, as_json: bool) -> int:
             file=sys.stderr,
         )
         return 1
+    report = status_report(status)
     if as_json:
-        print(msgspec.json.encode(status).decode())
+        print(msgspec.json.encode(report).decode())
         return 0
-    print(f"audit-agent pid {status.pid}")
-    last_seq = next((w.counters.get("last_seq", 0) for w in status.workers if w.name == "intake"), 0)
-    for worker in status.workers:
+    print(f"audit-agent pid {report.pid}")
+    for worker in report.workers:
         counters = dict(worker.counters)
-        if "committed" in counters:
-            counters["lag_events"] = max(0, int(last_seq) - int(counters["committed"]))
+        if worker.lag_events is not None:
+            counters["lag_events"] = worker.lag_events
         shown = " ".join(f"{key}={value}" for key, value in sorted(counters.items()))
         print(f"  {worker.name:<14} {worker.state:<9} pid={worker.pid} restarts={worker.restarts} {shown}")
     return 0

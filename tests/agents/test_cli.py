@@ -1,0 +1,77 @@
+"""audit-agent's commands as a user runs them: subprocesses against a real agent, real pipes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from shipper.emitter import Emitter
+from tests.agentproc import AgentDirs, RunningAgent
+from tests.producers import numbered_event
+from tests.waiting import wait_for
+
+CONFIG = """
+[wal]
+fsync = "never"
+[supervisor]
+stats_interval_s = 0.2
+[sinks.file]
+fsync = false
+"""
+
+
+@pytest.fixture(scope="module")
+def agent() -> Iterator[RunningAgent]:
+    dirs = AgentDirs()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in dirs.env().items():
+            patch.setenv(key, value)
+        running = RunningAgent(dirs, CONFIG).start()
+        yield running
+        running.stop()
+    dirs.cleanup()
+
+
+def audit_agent(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `audit-agent ARGS` to completion, in the environment that points it at the module's agent."""
+    return subprocess.run(
+        [sys.executable, "-m", "agents", *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.slow
+def test_status_json_is_an_object_with_every_figure_of_the_table(agent: RunningAgent) -> None:
+    """--json prints one object: the agent's pid and, per worker, its name, state, pid, restarts and
+    counters, and for a sink how far it lags behind the WAL, the figure the table shows as lag_events."""
+    emitter = Emitter(agent.config.intake_endpoint)
+    try:
+        for number in range(10):
+            emitter.emit(numbered_event("status", number))
+        assert emitter.flush(30), emitter.stats
+    finally:
+        emitter.close()
+    wait_for(lambda: agent.counters("sink:file").get("committed") == 10, 30, "the file sink to commit 10")
+
+    result = audit_agent("status", "--json")
+    assert (result.returncode, result.stderr) == (0, "")
+    report = json.loads(result.stdout)
+    assert report["pid"] == agent.process.pid  # type: ignore[union-attr]
+    workers = {worker["name"]: worker for worker in report["workers"]}
+    assert list(workers) == ["intake", "sink:file", "sink:parquet"]
+    for worker in workers.values():
+        assert worker["state"] == "running" and worker["restarts"] == 0
+        assert worker["pid"] == agent.worker_pid(worker["name"])
+    assert workers["intake"]["counters"]["last_seq"] == 10
+    assert "lag_events" not in workers["intake"]
+    assert workers["sink:file"]["lag_events"] == 0
+    parquet = workers["sink:parquet"]
+    assert parquet["lag_events"] == 10 - parquet["counters"]["committed"]
+
+    table = audit_agent("status").stdout.splitlines()
+    assert table[0] == f"audit-agent pid {report['pid']}"
+    file_line = next(line for line in table if line.split()[0] == "sink:file")
+    assert "lag_events=0" in file_line.split()

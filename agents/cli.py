@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import zmq
@@ -16,6 +18,12 @@ from agents.logs import configure_logging
 from shipper import endpoint as endpoints
 
 EXIT_USAGE = 2
+MASK = "***"
+_SECRET_KEY = re.compile(r"(?:^|_)(?:api_key|password|passwd|token|secret)$")
+# The password runs to the last @: one holding an unescaped @ is masked whole, whichever parser
+# (SQLAlchemy's, httpx's) reads the URL; a path that holds an @ too is masked more than it needs.
+_URL_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^:/@]*:).*@")
+_SECRET_PARAMETER = re.compile(r"([?&;][^=&;]*(?:api_key|password|passwd|token|secret)=)[^&;#]*", re.I)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the agent in the foreground (what systemd starts)")
     run.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
-    check = commands.add_parser("check-config", help="validate a config file and print the result")
+    check = commands.add_parser("check-config", help="validate a config file and print it, secrets as ***")
     check.add_argument("file", type=Path)
     status = commands.add_parser("status", help="counters of a running agent's workers")
     status.add_argument("--config", type=Path)
@@ -42,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             case "run":
                 return _run(config)
             case "check-config":
-                sys.stdout.write(msgspec.toml.encode(config).decode())
+                sys.stdout.write(msgspec.toml.encode(without_secrets(msgspec.to_builtins(config))).decode())
                 return 0
             case "status":
                 return _status(config, as_json=args.json)
@@ -57,6 +65,28 @@ def main(argv: list[str] | None = None) -> int:
     except AuditshipError as exc:
         print(f"audit-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def without_secrets(table: dict[str, Any]) -> dict[str, Any]:
+    """The config as check-config prints it, to terminals and CI logs: the value of a secret-named key
+    (`api_key`, `password`, `token`, `secret`) and the password of a URL (`sinks.sql.url`, one in
+    `sinks.siem.endpoint`) become `***`. By name and shape, so that a key added later is covered too."""
+    shown: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            shown[key] = without_secrets(value)
+        elif isinstance(value, str) and value and _SECRET_KEY.search(key):
+            shown[key] = MASK
+        elif isinstance(value, str) and "://" in value:
+            shown[key] = _url_without_password(value)
+        else:
+            shown[key] = value
+    return shown
+
+
+def _url_without_password(url: str) -> str:
+    """`scheme://user:***@host/...`, and `***` for a secret-named query parameter (`?password=...`)."""
+    return _SECRET_PARAMETER.sub(rf"\g<1>{MASK}", _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url))
 
 
 def _run(config: AgentConfig) -> int:

@@ -6,9 +6,11 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from agents.config import parse_config
 from shipper.emitter import Emitter
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.producers import numbered_event
@@ -75,3 +77,27 @@ def test_status_json_is_an_object_with_every_figure_of_the_table(agent: RunningA
     assert table[0] == f"audit-agent pid {report['pid']}"
     file_line = next(line for line in table if line.split()[0] == "sink:file")
     assert "lag_events=0" in file_line.split()
+
+
+def test_check_config_prints_no_secret(tmp_path: Path) -> None:
+    """The password of the SQL URL (and of a URL's query), the SIEM's API key and a password in its
+    endpoint are printed as ***; the rest of the effective config is printed as it is, and reads back."""
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        "[sinks.sql]\n"
+        'url = "postgresql+psycopg://auditor:pw-in-url@db.internal:5432/audit?sslpassword=pw-in-query"\n'
+        "[sinks.siem]\n"
+        "enabled = true\n"
+        'endpoint = "https://collector:pw-in-endpoint@siem.internal/api/events"\n'
+        'api_key = "the-api-key"\n'
+    )
+    result = audit_agent("check-config", str(path))
+    assert (result.returncode, result.stderr) == (0, "")
+    for secret in ("pw-in-url", "pw-in-query", "pw-in-endpoint", "the-api-key"):
+        assert secret not in result.stdout
+    printed = parse_config(result.stdout)
+    assert printed.sinks.sql.url == "postgresql+psycopg://auditor:***@db.internal:5432/audit?sslpassword=***"
+    assert printed.sinks.siem.endpoint == "https://collector:***@siem.internal/api/events"
+    assert printed.sinks.siem.api_key == "***"
+    assert printed.sinks.siem.api_key_header == "X-API-Key"
+    assert printed.enabled_sinks() == ["file", "parquet", "siem"]

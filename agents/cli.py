@@ -90,8 +90,11 @@ def _url_without_password(url: str) -> str:
 
 
 def _run(config: AgentConfig) -> int:
+    from setproctitle import setproctitle
+
     from agents.supervisor.supervisor import Supervisor
 
+    setproctitle("audit-agent: supervisor")
     configure_logging(config.log_level, "supervisor")
     return Supervisor(config).run()
 

@@ -1,4 +1,5 @@
-"""The entry point of every worker process (the spawn target): logging, signals, mailbox, then the role."""
+"""The entry point of every worker process (the spawn target): signals, process title, logging, mailbox,
+then the role."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import sys
 
 import zmq
+from setproctitle import setproctitle
 
 from agents.config import AgentConfig
 from agents.logs import configure_logging
@@ -22,6 +24,7 @@ def worker_main(spec: WorkerSpec, config: AgentConfig) -> None:
     # SIGTERM sent to the whole process group must not cut a worker short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    setproctitle(f"audit-agent: {spec.name.replace(':', ' ')}")
     configure_logging(config.log_level, spec.name)
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     mailbox = Mailbox(context, endpoints.control_endpoint(config.runtime_path), spec.name)

@@ -101,3 +101,21 @@ def test_check_config_prints_no_secret(tmp_path: Path) -> None:
     assert printed.sinks.siem.api_key == "***"
     assert printed.sinks.siem.api_key_header == "X-API-Key"
     assert printed.enabled_sinks() == ["file", "parquet", "siem"]
+
+
+@pytest.mark.slow
+def test_ps_shows_each_agent_process_by_its_role(agent: RunningAgent) -> None:
+    """The supervisor and each worker carry their role in their command line, where ps reads it, not
+    multiprocessing's `python3 -B -c from multiprocessing.spawn import ...`."""
+    status = agent.status()
+    assert status is not None
+    pids = {"supervisor": status.pid} | {worker.name: worker.pid for worker in status.workers}
+    titles = {
+        name: Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode() for name, pid in pids.items()
+    }
+    assert titles == {
+        "supervisor": "audit-agent: supervisor",
+        "intake": "audit-agent: intake",
+        "sink:file": "audit-agent: sink file",
+        "sink:parquet": "audit-agent: sink parquet",
+    }

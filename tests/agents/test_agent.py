@@ -9,6 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import msgspec
 import pytest
@@ -207,6 +208,7 @@ def test_malformed_and_oversized_frames_are_rejected_with_a_reason_and_good_ones
         ]
         reasons = [r["reason"] for r in rejects]
         assert len(reasons) == 3, reasons
+        assert all(datetime.fromisoformat(r["time"]).utcoffset() == timedelta(0) for r in rejects)
         assert "invalid frame" in reasons[0]
         assert "Expected `int`, got `str`" in reasons[1]
         assert "exceeds intake.max_frame_bytes=4096" in reasons[2]

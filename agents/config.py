@@ -7,6 +7,7 @@ Every default works for a user run without root.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -242,13 +243,24 @@ def parse_config(raw: bytes | str, source: str = "<config>") -> AgentConfig:
 
 
 def _readable(message: str) -> str:
-    """msgspec says `Object contains unknown field `x` - at `$.wal``; say `wal.x: unknown key`."""
+    """msgspec says `Object contains unknown field `fsycn` - at `$.wal``; say `wal.fsycn: unknown key;
+    did you mean 'fsync'?`, the suggestion being the section's closest key, when one is close."""
     text, _, where = message.partition(" - at `")
     where = where.rstrip("`").removeprefix("$").lstrip(".")
     if text.startswith("Object contains unknown field `"):
         key = text.split("`")[1]
-        return f"{where + '.' if where else ''}{key}: unknown key"
+        close = difflib.get_close_matches(key, _section_keys(where), n=1)
+        suggestion = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{where + '.' if where else ''}{key}: unknown key{suggestion}"
     return f"{where or '(top level)'}: {text}"
+
+
+def _section_keys(where: str) -> tuple[str, ...]:
+    """The keys of the section at a dotted path (`sinks.file`), read from the Structs."""
+    section: type = AgentConfig
+    for name in filter(None, where.split(".")):
+        section = next(f.type for f in msgspec.structs.fields(section) if f.name == name)
+    return section.__struct_fields__
 
 
 def _check_values(config: AgentConfig, source: str) -> None:

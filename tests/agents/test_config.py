@@ -15,7 +15,12 @@ from agents.errors import ConfigError
     ("toml", "message"),
     [
         ('[wal]\nfsync = "sometimes"\n', "agent.toml: wal.fsync: Invalid enum value 'sometimes'"),
-        ("[wal]\nfsycn = true\n", "agent.toml: wal.fsycn: unknown key"),
+        ("[wal]\nfsycn = true\n", "agent.toml: wal.fsycn: unknown key; did you mean 'fsync'?"),
+        (
+            "[sinks.file]\nmax_file_sise = 1\n",
+            "agent.toml: sinks.file.max_file_sise: unknown key; did you mean 'max_file_size'?",
+        ),
+        ('data_dri = "x"\n', "agent.toml: data_dri: unknown key; did you mean 'data_dir'?"),
         ('[sinks.file]\nmax_files = "ten"\n', "agent.toml: sinks.file.max_files: Expected `int`, got `str`"),
         (
             "[sinks.file]\nmax_file_size = 0\n",
@@ -31,6 +36,13 @@ def test_a_bad_config_names_the_file_and_the_key(toml: str, message: str) -> Non
     with pytest.raises(ConfigError) as raised:
         parse_config(toml, source="agent.toml")
     assert str(raised.value).startswith(message)
+
+
+def test_an_unknown_key_like_none_of_its_sections_gets_no_guess() -> None:
+    """A guess is offered only when one of the section's keys is close; `kafka` is like no sink."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config("[sinks.kafka]\nenabled = true\n", source="agent.toml")
+    assert str(raised.value) == "agent.toml: sinks.kafka: unknown key"
 
 
 def test_an_empty_config_is_every_default_and_runs_the_file_sink() -> None:
@@ -54,7 +66,9 @@ def test_check_config_exits_2_with_a_one_line_error(
     path.write_text("[intake]\nmax_frame_byte = 10\n")
     assert main(["check-config", str(path)]) == 2
     error = capsys.readouterr().err
-    assert error.strip() == f"audit-agent: {path}: intake.max_frame_byte: unknown key"
+    assert error.strip() == (
+        f"audit-agent: {path}: intake.max_frame_byte: unknown key; did you mean 'max_frame_bytes'?"
+    )
 
 
 def test_check_config_prints_the_effective_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -44,6 +45,19 @@ def main(argv: list[str] | None = None) -> int:
     redeliver.add_argument("--config", type=Path)
     redeliver.add_argument("--attempts", type=int, default=5, help="tries per batch before giving up")
     args = parser.parse_args(argv)
+    try:
+        status = _command(args)
+        # Short output waits in stdout's buffer: a reader gone already shows only when it is flushed.
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (head, less) went away: not an error. Point stdout at /dev/null so that Python's
+        # flush at exit does not fail on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return status
+
+
+def _command(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config if args.command != "check-config" else args.file)
         match args.command:

@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.run(args)
+        # Short output waits in stdout's buffer: a reader gone already shows only when it is flushed.
+        sys.stdout.flush()
     except QueryError as exc:
         sys.stdout.flush()
         print(f"audit-query: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ import pytest
 from agents.config import parse_config
 from shipper.emitter import Emitter
 from tests.agentproc import AgentDirs, RunningAgent
+from tests.pipes import into_closed_pipe
 from tests.producers import numbered_event
 from tests.waiting import wait_for
 
@@ -119,3 +120,14 @@ def test_ps_shows_each_agent_process_by_its_role(agent: RunningAgent) -> None:
         "sink:file": "audit-agent: sink file",
         "sink:parquet": "audit-agent: sink parquet",
     }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
+@pytest.mark.parametrize("command", ["status", "status --json", "check-config"])
+def test_output_into_a_closed_pipe_ends_quietly(agent: RunningAgent, command: str, buffered: bool) -> None:
+    """`audit-agent status | head -1`: the reader is gone before the output is written; the command exits
+    0 with nothing on stderr, not a BrokenPipeError traceback."""
+    args = command.split() + ([str(agent.dirs.config_file)] if command == "check-config" else [])
+    result = into_closed_pipe("agents", *args, buffered=buffered)
+    assert (result.returncode, result.stderr) == (0, "")

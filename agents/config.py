@@ -186,9 +186,14 @@ class RetentionConfig(Section):
 
 class AgentConfig(Section):
     data_dir: str = "./auditship-data"
-    """WAL, files, spool, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
+    """WAL, files, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
     runtime_dir: str = ""
     """Sockets live here; empty means the default (shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
+    spool_dir: str = ""
+    """Where emitters spill and find the key to seal to; outside data_dir, so that services in the
+    agent's group can write it and it does not fill up with the WAL. Empty means /var/spool/auditship
+    for the installed agent (runtime_dir /run/auditship), else `spool` under data_dir.
+    `AUDITSHIP_SPOOL_DIR` overrides."""
     endpoint: str = ""
     """The intake endpoint; empty means ipc in runtime_dir. `AUDITSHIP_ENDPOINT` overrides."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -207,6 +212,15 @@ class AgentConfig(Section):
         if os.environ.get("AUDITSHIP_RUNTIME_DIR") or not self.runtime_dir:
             return endpoint.runtime_dir().absolute()
         return Path(self.runtime_dir).absolute()
+
+    @property
+    def spool_path(self) -> Path:
+        explicit = os.environ.get("AUDITSHIP_SPOOL_DIR") or self.spool_dir
+        if explicit:
+            return Path(explicit).absolute()
+        if self.runtime_path == endpoint.SYSTEM_RUNTIME_DIR:
+            return endpoint.SYSTEM_SPOOL_DIR
+        return self.data_path / "spool"
 
     @property
     def intake_endpoint(self) -> str:

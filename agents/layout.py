@@ -19,10 +19,6 @@ class DataLayout(msgspec.Struct, frozen=True):
         return self.root / "files"
 
     @property
-    def spool(self) -> Path:
-        return self.root / "spool"
-
-    @property
     def rejects(self) -> Path:
         return self.root / "rejects"
 
@@ -40,6 +36,6 @@ class DataLayout(msgspec.Struct, frozen=True):
 
     def prepare(self) -> None:
         """Create the directories, owner-only whatever the umask."""
-        for directory in (self.root, self.wal, self.files, self.spool, self.rejects, self.keys):
+        for directory in (self.root, self.wal, self.files, self.rejects, self.keys):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o700)

@@ -15,17 +15,19 @@ import difflib
 import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from shipper.event import AuditEventType, AuditSeverity
 
 
 @dataclass(slots=True, kw_only=True)
 class AuditConfig:
-    """How a service's audit events are filtered and where its embedded agent sends them.
+    """How a service's audit events are filtered and delivered, and where its embedded agent sends them.
 
-    The logger itself reads `min_severity` and `excluded_event_types`; every other setting configures
-    the agent (its sinks, batching and retention), which the service talks to through the emitter.
+    The logger reads `min_severity`, `excluded_event_types`, `fail_closed`, `async_logging` and
+    `delivery_timeout_seconds`; the emitter `flush_interval_seconds`; `audit_context` reads `endpoint`
+    and `embedded`. The sink, batch and retention settings configure the embedded agent only: where
+    the host runs an agent, its own config file decides them.
     """
 
     # Destinations (sinks of the embedded agent).
@@ -43,12 +45,19 @@ class AuditConfig:
     # Security: sensitive fields are encrypted by the agent before they reach any sink.
     encrypt_sensitive_data: bool = True
 
-    # Performance.
+    # Performance. async_logging=False makes every logging call an acknowledged emit (as fail_closed).
     async_logging: bool = True
     batch_size: int = 100
-    flush_interval_seconds: float = 30
+    # How long an event waits in the service for a fuller batch (the emitter's linger); at most 1 s,
+    # the longest an event may wait in a service's memory.
+    flush_interval_seconds: float = 0.05
 
-    # Retention.
+    # Acknowledged delivery: each logging call returns only once the agent has the event in its WAL,
+    # synced, and raises AuditDeliveryError after delivery_timeout_seconds without that.
+    fail_closed: bool = False
+    delivery_timeout_seconds: float = 5.0
+
+    # Retention, applied by the embedded agent (the host's agent has its own, in its config file).
     retention_days: int = 365
     auto_cleanup: bool = True
 
@@ -59,6 +68,9 @@ class AuditConfig:
     # Where events go. None means the default agent endpoint (`AUDITSHIP_ENDPOINT`, else the ipc
     # socket in the runtime directory; see shipper.endpoint).
     endpoint: str | None = None
+    # Whether audit_context runs an agent of its own: "auto" only on a machine with no agent installed
+    # and none answering (a laptop, a test); "on" always; "off" never (events wait in the spool).
+    embedded: Literal["auto", "on", "off"] = "auto"
     # The embedded agent's data directory; None means its default (`AUDITSHIP_DATA_DIR`, else
     # `./auditship-data`).
     data_dir: Path | None = None

@@ -7,13 +7,23 @@ The path of one event:
    event, which is most of what an event would otherwise cost a busy service. A background thread
    sends a batch whose time is up; a full one is sent by the emit() that fills it.
 2. It stays in a bounded window until the intake confirms it is in the WAL. Confirmations arrive on
-   a SUB socket that is read every `poll_every` emits, never waited on. Each names the stretch of
-   transmissions `[first, last]` the intake received without a gap (see shipper.wire.Confirmation).
+   a SUB socket that is read every `poll_every` emits and by the sending thread, never waited on.
+   Each names the stretch of transmissions `[first, last]` the intake received without a gap (see
+   shipper.wire.Confirmation).
 3. What is still unconfirmed and older than `first` was lost on the way (the agent died with it in a
    buffer, or a connection dropped), so it is sent again; the intake drops repeats by sequence number.
-4. When the window or the socket's HWM is full, or no agent is connected, the event goes to a spool
-   file instead; at interpreter exit whatever is still unconfirmed goes there too. The agent ingests
-   spool files when it starts and while it runs.
+4. Nothing waits in memory for long. A batch the socket refuses (no agent connected, or its HWM is
+   full) is tried again at each linger tick and spilled to a spool file after `spill_after_s`; what
+   the agent has not confirmed `confirm_timeout_s` after it was sent is spilled too (should it arrive
+   after all, the intake drops the repeat). The agent ingests spool files when it starts and while
+   it runs. An event that can be neither sent nor spilled (the spool is unwritable, or it has
+   sensitive values and there is no agent key yet to seal them to) stays in memory, up to
+   `hold_max` events, and goes when either becomes possible; only past that bound is one dropped,
+   counted, and warned about once. At interpreter exit whatever is left goes to the spool.
+
+An acknowledged emit (`emit(event, wait=...)`, `Emitter.submit`) marks its frame `sync` and sends it
+at once; the intake fsyncs the WAL before confirming it, and the sending thread reads confirmations as
+they come while receipts wait. Concurrent callers share the intake's fsyncs.
 
 One lock makes emit() safe from many threads (a ZeroMQ socket is not); after fork() the child starts
 with its own identity, sockets, window and sending thread, and the parent's unconfirmed events stay
@@ -37,6 +47,7 @@ import zmq
 from shipper import endpoint as endpoints
 from shipper import logger as hooks
 from shipper.event import AuditEvent
+from shipper.receipt import Receipt
 from shipper.seal import SealUnavailableError
 from shipper.spool import SpoolWriter
 from shipper.wire import (
@@ -46,27 +57,35 @@ from shipper.wire import (
     encode_batch,
     encoded_frame_decoder,
     frame_encoder,
+    header_decoder,
 )
 
 log = logging.getLogger("auditship.emitter")
 CONNECT_WAIT_MS = 100
 SPILL_BATCH = 256
 SENDER_RETRY_S = 1.0
+# How often the sending thread looks at a window that only waits for confirmations: often enough to
+# spill what an agent never confirmed within confirm_timeout_s, rarely enough to cost nothing.
+WINDOW_CHECK_S = 0.5
 
 # A frame as it waits to be sent, confirmed or spilled: its bytes, and whether its event has
 # sensitive values (which the spool seals).
 Pending = tuple[bytes, bool]
+# What the window holds per batch sent: tx of its first frame, its frames still unconfirmed, when sent.
+Sent = tuple[int, list[Pending], float]
+Sockets = tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Socket[bytes]]
 
 
 class EmitterStats(msgspec.Struct):
     """Counters since this emitter started (or since fork, in a child).
 
-    sent: frames handed to the socket (first sends; resends are counted in `resent`);
-    confirmed: events the agent confirmed as in its WAL; spilled: events written to the spool;
-    dropped: events lost for good (spool unwritable, or a sensitive event with no key to seal it);
-    failed: emit() calls that raised inside (an event that cannot be encoded), and failures of the
-    sending thread (its batch waits and is sent or spilled later); pending: unconfirmed now, plus those
-    waiting to be sent or spilled.
+    sent: frames handed to the socket (first sends; sends after a loss or a refused first try are
+    counted in `resent`); confirmed: events the agent confirmed as in its WAL; spilled: events written
+    to the spool; dropped: events lost for good (more than `hold_max` could be neither sent nor
+    spilled, or the process closed the emitter with some still in that state); failed: emit() calls
+    that raised inside (an event that cannot be encoded), and failures of the sending thread (its
+    batch waits and is sent or spilled later); pending: unconfirmed now, plus those waiting to be sent
+    or spilled.
     """
 
     sent: int = 0
@@ -87,6 +106,9 @@ class Emitter:
     Each time the sending thread wakes it takes the GIL from the service's own threads: at 5 ms, an
     asyncio server doing a few thousand requests a second paid about 20 µs a request for it, at 50 ms
     a third of that. A busy service fills its batches first and sends them from emit().
+    spill_after_s: how long a batch the socket refused is retried before it is spilled;
+    confirm_timeout_s: how long a sent batch waits for its confirmation before it is spilled too;
+    hold_max: events kept in memory, at most, while they can be neither sent nor spilled.
     """
 
     def __init__(
@@ -98,6 +120,9 @@ class Emitter:
         poll_every: int = 256,
         batch_max: int = 128,
         linger_ms: float = 50.0,
+        spill_after_s: float = 1.0,
+        confirm_timeout_s: float = 2.0,
+        hold_max: int = 20_000,
         spool_dir: Path | None = None,
     ) -> None:
         self.endpoint = endpoint or endpoints.intake_endpoint()
@@ -108,6 +133,9 @@ class Emitter:
         self._poll_every = poll_every
         self._batch_max = batch_max
         self._linger_s = linger_ms / 1000
+        self._spill_after_s = spill_after_s
+        self._confirm_timeout_s = confirm_timeout_s
+        self._hold_max = hold_max
         self._start()
         os.register_at_fork(after_in_child=self._start)
 
@@ -119,77 +147,129 @@ class Emitter:
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._push: zmq.Socket[bytes] | None = None
         self._sub: zmq.Socket[bytes] | None = None
-        # The next batch. Its frames carry the tx they get if it goes out; if it does not, they are
-        # spooled, where tx means nothing (see the intake), and the next batch takes the same numbers.
+        # The sending thread's own SUB socket, read without the lock while receipts wait; opened when
+        # the first acknowledged emit is made, and kept.
+        self._acks: zmq.Socket[bytes] | None = None
+        # The next batch. Its frames carry the tx they get if it goes out; if it does not, they wait in
+        # _unsent, where the tx they carry means nothing, and the next batch takes the same numbers.
         self._outbox: list[Pending] = []
-        # What the agent has not confirmed yet, in tx order, a batch at a time: (tx of its first, frames).
-        self._window: collections.deque[tuple[int, list[Pending]]] = collections.deque()
+        # What the agent has not confirmed yet, in tx order, a batch at a time.
+        self._window: collections.deque[Sent] = collections.deque()
         self._held = 0  # frames in the window
-        self._overflow: list[Pending] = []  # waiting to be spilled
+        # Refused by the socket, or not spillable: sent again, or spilled, at the next chance.
+        self._unsent: list[Pending] = []
+        self._unsent_since = 0.0
+        self._spill_retry_at = 0.0
+        self._receipts: dict[int, Receipt] = {}
         self._seq = 0
         self._tx = 0
         self._countdown = self._poll_every
         self._spool = SpoolWriter(self._spool_dir, self.id)
         self._stats = EmitterStats()
+        self._dropped_seen = 0
         self._warned: set[str] = set()
         self._wake = threading.Event()
         self._sender: threading.Thread | None = None
 
     @property
+    def linger_ms(self) -> float:
+        return self._linger_s * 1000
+
+    @linger_ms.setter
+    def linger_ms(self, value: float) -> None:
+        self._linger_s = value / 1000
+
+    @property
     def stats(self) -> EmitterStats:
         with self._lock:
-            pending = self._held + len(self._outbox) + len(self._overflow)
+            pending = self._held + len(self._outbox) + len(self._unsent)
             return msgspec.structs.replace(self._stats, pending=pending)
 
-    def emit(self, event: AuditEvent) -> None:
-        """Send one event; never blocks for long and never raises."""
+    def emit(self, event: AuditEvent, *, wait: float | None = None) -> None:
+        """Send one event; never blocks for long and never raises.
+
+        With `wait`, an acknowledged emit: returns once the agent has the event in its WAL, synced,
+        and raises AuditDeliveryError after `wait` seconds without that (the event is not lost: it
+        waits here or in the spool)."""
+        if wait is not None:
+            self.submit(event).wait(wait)
+            return
         try:
             with self._lock:
-                self._countdown -= 1
-                # A full window is read every time: only confirmations can make room in it.
-                if self._countdown <= 0 or self._held + len(self._outbox) >= self._window_size:
-                    self._housekeep()  # may send the outbox (before a resend): read it after this
-                outbox = self._outbox
-                self._seq += 1
-                if self._held + len(outbox) >= self._window_size:
-                    frame = frame_encoder.encode(Frame(self.id, self._seq, 0, event))
-                    self._overflow_add([(frame, bool(event.sensitive))])
-                    return
-                frame = frame_encoder.encode(Frame(self.id, self._seq, self._tx + len(outbox) + 1, event))
-                outbox.append((frame, bool(event.sensitive)))
-                if len(outbox) >= self._batch_max:
-                    if self._push is not None:
-                        self._send_outbox()
-                elif len(outbox) == 1:
-                    self._wake_sender()
+                self._enqueue(event, sync=False)
         except Exception as exc:  # noqa: BLE001 - emit() must never raise into the service
             self._stats.failed += 1
             self._warn_once("failed", f"emit() failed and the event was not sent: {exc!r}")
 
+    def submit(self, event: AuditEvent) -> Receipt:
+        """An acknowledged emit: send `event` at once, asking the intake to sync it, and return the
+        receipt to wait on (`receipt.wait(timeout)`, or `await receipt.wait_async(timeout)`)."""
+        with self._lock:
+            seq = self._enqueue(event, sync=True)
+            receipt = Receipt(event.event_id, self._lock, lambda: self._forget(seq))
+            self._receipts[seq] = receipt
+            if self._outbox and self._push is not None:
+                self._send_outbox()
+            self._wake_sender()  # it reads the confirmations while receipts wait
+        return receipt
+
+    def _enqueue(self, event: AuditEvent, *, sync: bool) -> int:
+        """Number, encode and queue one event (the lock held); its seq."""
+        self._countdown -= 1
+        # A full window is read every time: only confirmations can make room in it.
+        if self._countdown <= 0 or self._held + len(self._outbox) >= self._window_size:
+            self._housekeep()  # may send the outbox (before a resend): read it after this
+        outbox = self._outbox
+        self._seq += 1
+        if self._held + len(outbox) >= self._window_size:
+            frame = frame_encoder.encode(Frame(self.id, self._seq, 0, event, sync))
+            self._unsent_add([(frame, bool(event.sensitive))])
+            return self._seq
+        frame = frame_encoder.encode(Frame(self.id, self._seq, self._tx + len(outbox) + 1, event, sync))
+        outbox.append((frame, bool(event.sensitive)))
+        if len(outbox) >= self._batch_max:
+            if self._push is not None:
+                self._send_outbox()
+        elif len(outbox) == 1:
+            self._wake_sender()
+        return self._seq
+
     def flush(self, timeout: float = 2.0) -> bool:
-        """Wait up to `timeout` seconds for the agent to confirm everything sent; True when it has."""
+        """Send what waits, spill what cannot go, and wait up to `timeout` seconds for the agent to
+        confirm what was sent. True when every event emitted so far is confirmed or in the spool and
+        none was dropped since the last flush; False when one was, or one still waits in memory."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            if self._outbox:
+            if self._outbox or self._unsent:
                 if self._push is None:
                     self._install(self._open())
-                self._send_outbox()
-            self._spill_overflow()
-            while self._window:
+                if self._outbox:
+                    self._send_outbox()
+                self._retry_unsent()
+            self._spill_unsent()
+            while self._window and self._sub is not None:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._sub is None:
-                    return False
+                if remaining <= 0:
+                    break
                 if self._sub.poll(max(1, int(min(remaining, 0.05) * 1000))):
                     self._read_confirmations()
-            return True
+            dropped, self._dropped_seen = self._stats.dropped - self._dropped_seen, self._stats.dropped
+            return not self._window and not self._unsent and not dropped
 
     def close(self, timeout: float = 2.0) -> None:
         """Flush, spool what is still unconfirmed, and close the sockets. emit() after close reconnects."""
         self.flush(timeout)
         with self._lock:
-            self._spill([entry for _, batch in self._window for entry in batch])
+            unspilled = self._spill([entry for _, batch, _ in self._window for entry in batch])
             self._window.clear()
             self._held = 0
+            # Nothing will try these again: the process is closing its emitter.
+            unspilled += self._unsent
+            if unspilled:
+                self._drop(
+                    len(unspilled), "close", "closed with events that could be neither sent nor spooled"
+                )
+                self._unsent = []
             for socket in (self._push, self._sub):
                 if socket is not None:
                     socket.close(linger=0)
@@ -203,7 +283,7 @@ class Emitter:
         """Every `poll_every` emits, and at every emit while the window is full: spill what waits to be
         spilled, and read confirmations."""
         if self._countdown <= 0:
-            self._spill_overflow()
+            self._spill_unsent()
         self._countdown = self._poll_every
         if self._sub is not None:
             self._read_confirmations()
@@ -217,17 +297,20 @@ class Emitter:
         self._wake.set()
 
     def _send_batches(self, wake: threading.Event) -> None:
-        """The sending thread: opens the sockets, then sends each batch whose linger is up."""
+        """The sending thread: opens the sockets, sends each batch whose linger is up, and keeps what
+        waits moving: retries refused batches, spills stale ones, reads confirmations for receipts."""
         while True:
-            wake.wait()
+            wake.wait(self._next_tick())
             try:
                 if self._push is None:
                     self._connect()
-                time.sleep(self._linger_s)
+                if self._receipts:
+                    self._read_acks(self._linger_s)
+                else:
+                    time.sleep(self._linger_s)
                 with self._lock:
                     wake.clear()
-                    if self._outbox and self._push is not None:
-                        self._send_outbox()
+                    self._tend(time.monotonic())
             except Exception as exc:  # noqa: BLE001 - the thread must outlive a bad batch; counted
                 with self._lock:
                     self._stats.failed += 1
@@ -236,6 +319,32 @@ class Emitter:
                 # again, not in a tight loop; the window still bounds what waits, then spills.
                 time.sleep(SENDER_RETRY_S)
 
+    def _next_tick(self) -> float | None:
+        """How long the sending thread may sleep unless woken: for ever when nothing waits."""
+        if self._receipts or self._unsent:
+            return 0.0
+        return WINDOW_CHECK_S if self._window else None
+
+    def _tend(self, now: float) -> None:
+        """One tick of the sending thread (the lock held)."""
+        if self._push is not None:
+            if self._outbox:
+                self._send_outbox()
+            self._retry_unsent()
+        if self._sub is not None:
+            self._read_confirmations()
+        stale: list[Pending] = []
+        while self._window and now - self._window[0][2] >= self._confirm_timeout_s:
+            _, batch, _ = self._window.popleft()
+            self._held -= len(batch)
+            stale += batch
+        if stale:
+            # Received, maybe, but not taken into the WAL: an agent in trouble. Sending again would
+            # only feed it; the spool is where it will look when it recovers.
+            self._keep(self._spill(stale), now)
+        if self._unsent and now - self._unsent_since >= self._spill_after_s:
+            self._spill_unsent()
+
     def _send_outbox(self) -> None:
         outbox, self._outbox = self._outbox, []
         self._stats.sent += self._send(outbox)
@@ -243,18 +352,19 @@ class Emitter:
     def _send(self, frames: list[Pending]) -> int:
         """Send frames numbered from the next tx on, `batch_max` to a message (a batch); returns how many
         went. From the first message the socket refuses (Again: HWM full or no agent connected; or a
-        closed socket) on, the frames wait to be spilled: the numbers they carry are not sent."""
+        closed socket) on, the frames wait in _unsent: the numbers they carry are not sent."""
         assert self._push is not None
         size = self._batch_max
+        now = time.monotonic()
         for start in range(0, len(frames), size):
             batch = frames[start : start + size]
             try:
                 self._push.send(encode_batch([frame for frame, _ in batch]), zmq.NOBLOCK)
             except zmq.ZMQError:
-                self._overflow_add(frames[start:])
+                self._unsent_add(frames[start:], now)
                 return start
             # Only what reached the socket takes its tx: the intake reads a gap in tx as a loss.
-            self._window.append((self._tx + 1, batch))
+            self._window.append((self._tx + 1, batch, now))
             self._tx += len(batch)
             self._held += len(batch)
         return len(frames)
@@ -270,28 +380,31 @@ class Emitter:
             socket.close(linger=0)
         sockets[0].term()
 
-    def _open(self) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Socket[bytes]]:
+    def _open(self) -> Sockets:
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         push = context.socket(zmq.PUSH)
         push.setsockopt(zmq.SNDHWM, self._send_hwm)
-        # IMMEDIATE: with no agent connected a send fails at once (and spills) instead of queueing
-        # into a pipe that would be thrown away.
+        # IMMEDIATE: with no agent connected a send fails at once (and the batch waits to be sent
+        # again or spilled) instead of queueing into a pipe that would be thrown away.
         push.setsockopt(zmq.IMMEDIATE, 1)
         push.setsockopt(zmq.LINGER, 0)
         push.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         push.connect(self.endpoint)
+        sub = self._subscriber(context)
+        # Connecting is asynchronous; give a running agent a moment to accept, or the first events
+        # of every process would spill. With no agent listening there is nothing to wait for.
+        if not endpoints.agent_absent(self.endpoint):
+            push.poll(CONNECT_WAIT_MS, zmq.POLLOUT)
+        return context, push, sub
+
+    def _subscriber(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
         sub = context.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, self._topic)
         sub.connect(self._confirm_endpoint)
-        # Connecting is asynchronous; give a running agent a moment to accept, or the first events
-        # of every process would spill. With no agent this costs CONNECT_WAIT_MS once.
-        push.poll(CONNECT_WAIT_MS, zmq.POLLOUT)
-        return context, push, sub
+        return sub
 
-    def _install(
-        self, sockets: tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Socket[bytes]]
-    ) -> None:
+    def _install(self, sockets: Sockets) -> None:
         self._context, self._push, self._sub = sockets
 
     def _read_confirmations(self) -> None:
@@ -303,12 +416,35 @@ class Emitter:
                 return
             self._apply(confirmation_decoder.decode(memoryview(message)[len(self._topic) :]))
 
+    def _read_acks(self, duration: float) -> None:
+        """In the sending thread, while receipts wait: take confirmations as they arrive, for up to
+        `duration`, on a SUB socket of its own (read without the lock, so emit() never waits for it).
+        The same confirmations reach the shared socket too; applying one twice changes nothing."""
+        if self._acks is None:
+            # A context of its own: close() terminates the shared one, which must not wait on this.
+            self._acks = self._subscriber(zmq.Context())
+        deadline = time.monotonic() + duration
+        while self._receipts:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._acks.poll(max(1, int(remaining * 1000))):
+                return
+            confirmations: list[Confirmation] = []
+            while True:
+                try:
+                    message = self._acks.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                confirmations.append(confirmation_decoder.decode(memoryview(message)[len(self._topic) :]))
+            with self._lock:
+                for confirmation in confirmations:
+                    self._apply(confirmation)
+
     def _apply(self, confirmation: Confirmation) -> None:
         """Free what the confirmation covers; what was sent before its run began was lost: resend it."""
         window = self._window
         lost: list[Pending] = []
         while window:
-            tx, batch = window[0]
+            tx, batch, sent_at = window[0]
             if tx < confirmation.first:
                 cut = min(len(batch), confirmation.first - tx)
                 lost += batch[:cut]
@@ -316,14 +452,26 @@ class Emitter:
             if batch and tx <= confirmation.last:
                 cut = min(len(batch), confirmation.last - tx + 1)
                 self._stats.confirmed += cut
+                if self._receipts:
+                    self._acknowledge(batch[:cut])
                 batch, tx = batch[cut:], tx + cut
             if batch:
                 self._held -= len(window[0][1]) - len(batch)
-                window[0] = (tx, batch)
+                window[0] = (tx, batch, sent_at)
                 break
             self._held -= len(window.popleft()[1])
         if lost:
             self._resend(lost)
+
+    def _acknowledge(self, confirmed: list[Pending]) -> None:
+        for frame, _ in confirmed:
+            receipt = self._receipts.pop(header_decoder.decode(frame).seq, None)
+            if receipt is not None:
+                receipt.set()
+
+    def _forget(self, seq: int) -> None:
+        with self._lock:
+            self._receipts.pop(seq, None)
 
     def _resend(self, entries: list[Pending]) -> None:
         """Send again, after the outbox (whose frames have the next numbers already), renumbered."""
@@ -340,39 +488,65 @@ class Emitter:
         ]
         self._stats.resent += self._send(renumbered)
 
-    def _overflow_add(self, entries: list[Pending]) -> None:
-        """Spill, in batches: one locked write per SPILL_BATCH events instead of one per event, when an
-        overloaded agent makes every emit spill. The batch waits in memory at most `poll_every` emits
-        (or until flush/close), as unconfirmed events in the window do."""
-        self._overflow += entries
-        if len(self._overflow) >= SPILL_BATCH:
-            self._spill_overflow()
+    def _retry_unsent(self) -> None:
+        """Send what the socket refused before, once it takes messages again (an agent is connected)
+        and the window has room; the rest keeps waiting to be spilled."""
+        room = self._window_size - self._held - len(self._outbox)
+        if room > 0 and self._unsent and self._push is not None and self._push.poll(0, zmq.POLLOUT):
+            retry, self._unsent = self._unsent[:room], self._unsent[room:]
+            self._resend(retry)
 
-    def _spill_overflow(self) -> None:
-        if self._overflow:
-            overflow, self._overflow = self._overflow, []
-            self._spill(overflow)
+    def _unsent_add(self, entries: list[Pending], now: float | None = None) -> None:
+        """Keep frames to send again or spill. Spilled in batches: one locked write per SPILL_BATCH
+        events instead of one per event, when an overloaded agent makes every emit spill."""
+        if not self._unsent:
+            self._unsent_since = time.monotonic() if now is None else now
+        self._unsent += entries
+        if len(self._unsent) >= SPILL_BATCH:
+            self._spill_unsent()
 
-    def _spill(self, frames: list[Pending]) -> None:
-        try:
-            self._write_spool(frames)
-        except SealUnavailableError as exc:
-            # Only the sensitive ones cannot go; the rest still must.
-            plain = [frame for frame in frames if not frame[1]]
-            self._stats.dropped += len(frames) - len(plain)
-            self._warn_once("seal", f"events with sensitive values were dropped, not spooled: {exc}")
-            self._write_spool(plain)
-
-    def _write_spool(self, frames: list[tuple[bytes, bool]]) -> None:
-        if not frames:
+    def _spill_unsent(self) -> None:
+        """Spill what waits in _unsent; what cannot be spilled stays, up to hold_max events. After a
+        failed attempt the next waits spill_after_s, so an unwritable spool costs nothing per emit."""
+        now = time.monotonic()
+        if not self._unsent or now < self._spill_retry_at:
             return
+        unsent, self._unsent = self._unsent, []
+        self._keep(self._spill(unsent), now)
+
+    def _keep(self, kept: list[Pending], now: float) -> None:
+        """Hold what could not be spilled, up to hold_max events in all; drop (and count) the excess."""
+        if not kept:
+            return
+        self._spill_retry_at = now + self._spill_after_s
+        if not self._unsent:
+            self._unsent_since = now
+        self._unsent = kept + self._unsent
+        excess = len(self._unsent) - self._hold_max
+        if excess > 0:
+            self._drop(excess, "hold", f"more than hold_max={self._hold_max} events waited in memory")
+            del self._unsent[-excess:]
+
+    def _spill(self, frames: list[Pending]) -> list[Pending]:
+        """Write frames to the spool; returns those that could not be written (kept in memory)."""
+        if not frames:
+            return []
         try:
             self._spool.write(frames)
+        except SealUnavailableError as exc:
+            # Only the sensitive ones cannot go (never in plaintext); the rest still must.
+            self._warn_once("seal", f"events with sensitive values wait in memory, not spooled: {exc}")
+            plain = [frame for frame in frames if not frame[1]]
+            return [frame for frame in frames if frame[1]] + self._spill(plain)
         except OSError as exc:
-            self._stats.dropped += len(frames)
-            self._warn_once("spool", f"spool {self._spool.path} unwritable, events dropped: {exc}")
-            return
+            self._warn_once("spool", f"spool {self._spool.path} unwritable, events wait in memory: {exc}")
+            return frames
         self._stats.spilled += len(frames)
+        return []
+
+    def _drop(self, count: int, key: str, why: str) -> None:
+        self._stats.dropped += count
+        self._warn_once(f"drop-{key}", f"{count} audit events dropped: {why}")
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -395,12 +569,22 @@ def get_emitter() -> Emitter:
     return _default
 
 
-def emit(event: AuditEvent) -> None:
-    """Send an event to the local audit agent. Never raises; see Emitter for the guarantees.
-
-    Inside `shipper.testing.capture_events()` the event goes to the capture instead."""
+def emit(event: AuditEvent, *, wait: float | None = None) -> None:
+    """Send an event to the local audit agent. Never raises, unless `wait` asks for an acknowledged
+    emit (see Emitter.emit). Inside `shipper.testing.capture_events()` the event goes to the capture
+    instead."""
     capture = hooks._capture
     if capture is not None:
         capture(event)
         return
-    (_default or get_emitter()).emit(event)
+    (_default or get_emitter()).emit(event, wait=wait)
+
+
+def submit(event: AuditEvent) -> Receipt:
+    """An acknowledged emit through the process-wide emitter (see Emitter.submit); a captured event is
+    acknowledged at once."""
+    capture = hooks._capture
+    if capture is not None:
+        capture(event)
+        return Receipt(event.event_id)
+    return (_default or get_emitter()).submit(event)

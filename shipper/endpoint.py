@@ -1,25 +1,51 @@
-"""Where the agent listens, agreed on by the emitter and the agent without talking to each other.
+"""Where the agent listens and where emitters spill, agreed on by both without talking to each other.
 
-The runtime directory holds the agent's sockets (`intake.sock`, `confirm.sock`, `control.sock`) and a
-`spool` link to the agent's spool directory. It is `AUDITSHIP_RUNTIME_DIR` when set, else
-`/run/auditship` for root or when it exists (the system agent's, which services of any user find
-there), else `$XDG_RUNTIME_DIR/auditship`, else `/tmp/auditship-<uid>`.
-`AUDITSHIP_ENDPOINT` overrides the intake endpoint (ipc:// or tcp://).
+Two kinds of host:
+- **An installed agent** (the systemd unit, docs/deploy.md): sockets in `/run/auditship`, spool in
+  `/var/spool/auditship`. A host has one when any of its marks exists: that runtime directory, that
+  spool directory (made at install by tmpfiles.d, so it is there after a reboot before the agent is),
+  the unit file, or `/etc/auditship/agent.toml`. Every service on it, whatever its user, aims there,
+  and spills there while the agent is down: the spool survives a reboot and holds the key to seal to.
+- **No installed agent** (a laptop, a test): sockets in `$XDG_RUNTIME_DIR/auditship`, else
+  `/tmp/auditship-<uid>`, and the spool is the `spool` link the agent makes beside its sockets.
+
+`AUDITSHIP_RUNTIME_DIR`, `AUDITSHIP_ENDPOINT` (ipc:// or tcp://) and `AUDITSHIP_SPOOL_DIR` override.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
+
+SYSTEM_RUNTIME_DIR = Path("/run/auditship")
+SYSTEM_SPOOL_DIR = Path("/var/spool/auditship")
+_INSTALL_MARKS = (
+    SYSTEM_RUNTIME_DIR,
+    SYSTEM_SPOOL_DIR,
+    Path("/etc/systemd/system/audit-agent.service"),
+    Path("/lib/systemd/system/audit-agent.service"),
+    Path("/usr/lib/systemd/system/audit-agent.service"),
+    Path("/etc/auditship/agent.toml"),
+)
+
+
+def agent_installed() -> bool:
+    """Whether this host has an installed agent (see the module's docstring), running or not."""
+    return any(mark.exists() for mark in _INSTALL_MARKS)
 
 
 def runtime_dir() -> Path:
     explicit = os.environ.get("AUDITSHIP_RUNTIME_DIR")
     if explicit:
         return Path(explicit)
-    system = Path("/run/auditship")
-    if os.geteuid() == 0 or system.is_dir():
-        return system
+    if agent_installed():
+        return SYSTEM_RUNTIME_DIR
+    return user_runtime_dir()
+
+
+def user_runtime_dir() -> Path:
+    """This user's own runtime directory, for an agent that is not the host's (an embedded one)."""
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return Path(xdg) / "auditship"
@@ -49,11 +75,31 @@ def control_endpoint(runtime: Path) -> str:
 
 
 def spool_dir(intake: str) -> Path:
-    """The emitter's spill directory: `AUDITSHIP_SPOOL_DIR`, else `spool` beside an ipc socket (a link
-    the agent points at its data directory), else `spool` in the runtime directory."""
+    """The emitter's spill directory: `AUDITSHIP_SPOOL_DIR`; else the installed agent's spool when the
+    endpoint is in its runtime directory; else `spool` beside an ipc socket (a link the agent points
+    at its spool); else `spool` in the runtime directory."""
     explicit = os.environ.get("AUDITSHIP_SPOOL_DIR")
     if explicit:
         return Path(explicit)
     if intake.startswith("ipc://"):
-        return Path(intake[len("ipc://") :]).parent / "spool"
+        directory = Path(intake[len("ipc://") :]).parent
+        return SYSTEM_SPOOL_DIR if directory == SYSTEM_RUNTIME_DIR else directory / "spool"
     return runtime_dir() / "spool"
+
+
+def agent_absent(intake: str) -> bool:
+    """True when nothing listens on an ipc endpoint (no socket file, or nobody accepting on it, as after
+    a kill -9), so an emitter spills at once instead of waiting for a connection that cannot come.
+    False when something listens, or when it cannot tell (tcp)."""
+    if not intake.startswith("ipc://"):
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(intake[len("ipc://") :])
+    except (FileNotFoundError, ConnectionRefusedError):
+        return True
+    except OSError:
+        return False  # e.g. permission denied: something is there; ZeroMQ's own error is the one to see
+    finally:
+        probe.close()
+    return False

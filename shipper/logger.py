@@ -10,7 +10,9 @@ A logger built without `emit` uses `default_emit`, which sends to `shipper.emitt
 at first use) or, while `shipper.testing.capture_events()` is active, to that capture.
 
 The logging methods are `async def` because the seed awaits them; none of them waits for anything,
-since `emit` hands the event over without blocking. `search_events`, `get_audit_statistics` and
+since `emit` hands the event over without blocking, unless delivery is acknowledged (`fail_closed`,
+`async_logging=False`, or `log_event(..., durable=True)`): then each waits, without blocking the event
+loop, until the agent has the event in its WAL, synced. `search_events`, `get_audit_statistics` and
 `cleanup_old_events` read the agent's lake through `query.api` (imported when first called: it needs
 DuckDB, the agent extra), in a worker thread.
 """
@@ -31,8 +33,10 @@ from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverit
 if TYPE_CHECKING:
     from query.retention import Removal
     from query.stats import Statistics
+    from shipper.receipt import Receipt
 
 Emit = Callable[[AuditEvent], None]
+Submit = Callable[[AuditEvent], "Receipt"]
 
 # Where default_emit sends while shipper.testing.capture_events() is active; swapped only by
 # _swap_capture. Module-level on purpose: loggers created before the capture began are captured too.
@@ -58,6 +62,13 @@ def default_emit(event: AuditEvent) -> None:
 
         _emitter_emit = emit
     _emitter_emit(event)
+
+
+def default_submit(event: AuditEvent) -> Receipt:
+    """An acknowledged emit through `shipper.emitter.submit` (which honours the active capture)."""
+    from shipper.emitter import submit
+
+    return submit(event)
 
 
 def _swap_capture(capture: Emit | None) -> Emit | None:
@@ -143,10 +154,24 @@ class AuditLogger:
     `min_severity` or `excluded_event_types` holds something that is not a severity or an event type.
     """
 
-    def __init__(self, config: AuditConfig, context: AuditContext, emit: Emit | None = None) -> None:
+    def __init__(
+        self,
+        config: AuditConfig,
+        context: AuditContext,
+        emit: Emit | None = None,
+        submit: Submit | None = None,
+    ) -> None:
         self.config = config
         self.context = context
         self._emit: Emit = emit if emit is not None else default_emit
+        self._durable = config.fail_closed or not config.async_logging
+        if emit is not None and submit is None and self._durable:
+            raise ValueError(
+                "AuditConfig.fail_closed (or async_logging=False) needs acknowledged delivery: give the "
+                "logger `submit` as well as `emit`, or neither"
+            )
+        self._submit: Submit = submit if submit is not None else default_submit
+        self._delivery_timeout = config.delivery_timeout_seconds
         try:
             min_rank = AuditSeverity(config.min_severity).rank
         except ValueError as exc:
@@ -179,7 +204,15 @@ class AuditLogger:
             return True
         return False
 
-    def _send(self, **fields: Any) -> AuditEvent:
+    async def _deliver(self, event: AuditEvent, durable: bool | None) -> None:
+        """Emit; or, durable, wait until the agent has the event synced (AuditDeliveryError if not in
+        `delivery_timeout_seconds`), without blocking the event loop."""
+        if self._durable if durable is None else durable:
+            await self._submit(event).wait_async(self._delivery_timeout)
+        else:
+            self._emit(event)
+
+    async def _send(self, **fields: Any) -> AuditEvent:
         ids = correlation.current()
         event = AuditEvent(
             **fields,
@@ -193,18 +226,20 @@ class AuditLogger:
             span_id=ids.span_id,
             compliance=list(self._compliance),
         )
-        self._emit(event)
+        await self._deliver(event, None)
         return event
 
     def create_event_builder(self) -> AuditEventBuilder:
         """A builder whose events carry this logger's service context."""
         return AuditEventBuilder(self.context)
 
-    async def log_event(self, event: AuditEvent) -> AuditEvent | None:
+    async def log_event(self, event: AuditEvent, *, durable: bool | None = None) -> AuditEvent | None:
         """Log a prepared event (usually from `create_event_builder()`).
 
         Fills what the event leaves unset, in place: the service fields and compliance tags when
-        it has no `service_name`, and each correlation id that is None.
+        it has no `service_name`, and each correlation id that is None. `durable=True` returns only
+        once the agent has the event in its WAL, synced, and raises AuditDeliveryError when it has not
+        within `delivery_timeout_seconds`; None follows `fail_closed` / `async_logging` of the config.
         """
         if self._drops(event.event_type, event.severity):
             return None
@@ -221,7 +256,7 @@ class AuditLogger:
             event.trace_id = ids.trace_id
         if event.span_id is None:
             event.span_id = ids.span_id
-        self._emit(event)
+        await self._deliver(event, durable)
         return event
 
     async def log_auth_event(
@@ -245,7 +280,7 @@ class AuditLogger:
         severity = severity if severity is not None else _SEVERITY_BY_OUTCOME[outcome]
         if self._drops(event_type, severity):
             return None
-        return self._send(
+        return await self._send(
             event_type=event_type,
             severity=severity,
             outcome=outcome,
@@ -280,7 +315,7 @@ class AuditLogger:
         if self._drops(AuditEventType.API_REQUEST, severity):
             return None
         action = f"{method} {endpoint}"
-        return self._send(
+        return await self._send(
             event_type=AuditEventType.API_REQUEST,
             severity=severity,
             outcome=outcome,
@@ -321,7 +356,7 @@ class AuditLogger:
         severity = severity if severity is not None else _SEVERITY_BY_OUTCOME[outcome]
         if self._drops(event_type, severity):
             return None
-        return self._send(
+        return await self._send(
             event_type=event_type,
             severity=severity,
             outcome=outcome,
@@ -354,7 +389,7 @@ class AuditLogger:
         """
         if self._drops(event_type, severity):
             return None
-        return self._send(
+        return await self._send(
             event_type=event_type,
             severity=severity,
             outcome=outcome,
@@ -379,7 +414,7 @@ class AuditLogger:
         request handled, a retention run."""
         if self._drops(event_type, severity):
             return None
-        return self._send(
+        return await self._send(
             event_type=event_type,
             severity=severity,
             outcome=outcome,

@@ -15,10 +15,10 @@ AES-256-GCM under the derived key. Layout:
 
 The first 33 bytes are the associated data, so neither the version nor the key can be swapped.
 
-`cryptography` is an agent dependency; a service is only guaranteed msgspec and pyzmq. It is therefore
-imported on first use, and `sealing_available()` tells the emitter whether it can seal. When it cannot,
-the emitter must not spill sensitive values in plaintext; what it does instead (keep the event in
-memory, or drop the values and count the drop) is the emitter's decision, not this module's.
+`cryptography` is a dependency of the plain install, imported on first use so that a service that
+never spills never loads it. `sealing_available()` still tells whether it imports (a broken or
+trimmed environment): when it does not, the emitter keeps such events in memory rather than spill
+sensitive values in plaintext.
 """
 
 from __future__ import annotations

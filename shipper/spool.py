@@ -69,7 +69,10 @@ class SpoolWriter:
         for _ in range(8):
             if self._fd is None:
                 self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+                # Group-readable whatever the service's umask: the agent reads it as a member of the
+                # spool's group (setgid directory); other members cannot list the directory to find it.
+                os.fchmod(self._fd, 0o640)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 if self.path.stat().st_ino == os.fstat(self._fd).st_ino:

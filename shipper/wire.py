@@ -3,7 +3,9 @@
 A `Frame` carries one event with the emitter's identity, the event's per-emitter sequence number
 (`seq`, used by the intake to drop repeats) and the transmission number (`tx`: 1, 2, 3... over
 everything the emitter hands to its socket, resends included, so that a confirmation names a stretch
-of what the intake actually received).
+of what the intake actually received), and `sync`, which asks the intake to fsync the WAL before it
+confirms the frame (an acknowledged emit). Fields are only ever added at the end: a decoder ignores
+trailing fields it does not know, so an older agent reads a newer emitter's frames.
 
 A message to the intake holds one frame, or an emitter's batch: a msgpack array of frames. The
 frames of a batch are stored one by one (in the WAL, in the spool) exactly as they were sent.
@@ -23,6 +25,8 @@ class Frame(msgspec.Struct, array_like=True):
     seq: int
     tx: int
     event: AuditEvent
+    sync: bool = False
+    """Set by an acknowledged emit: the intake fsyncs the WAL before it confirms this frame."""
 
 
 class EncodedFrame(msgspec.Struct, array_like=True):
@@ -33,6 +37,7 @@ class EncodedFrame(msgspec.Struct, array_like=True):
     seq: int
     tx: int
     event: msgspec.Raw
+    sync: bool = False
 
 
 class FrameHeader(msgspec.Struct, array_like=True):

@@ -3,7 +3,8 @@ and confirms to each emitter what the WAL holds.
 
 A frame is validated by a typed decode. A bad one goes to rejects/ with the reason; a repeat (an
 emitter's resend, or a spool record already received) is dropped; sensitive values are encrypted
-before the WAL sees them. A failed WAL write is retried, holding the batch, until it succeeds; the
+before the WAL sees them. A frame marked `sync` (an acknowledged emit) has the WAL fsynced before its
+confirmation goes out, which is then at once. A failed WAL write is retried, holding the batch, until it succeeds; the
 socket is not read meanwhile, so emitters spill instead of losing anything.
 """
 
@@ -58,10 +59,11 @@ class Intake:
         # Per emitter, the stretch of transmissions received without a gap: [first, last, last heard].
         self.runs: dict[str, list[float]] = {}
         self.pending: set[str] = set()
+        self._sync_wanted = False
         self.counters: dict[str, int | float] = dict.fromkeys(
             ("received", "appended", "repeats", "spooled_in", "spool_files", "write_errors", "paused"), 0
         )
-        self._spool_dirs = self._spool_directories(config.runtime_path)
+        self._spool_dirs = self._spool_directories(config.spool_path, config.runtime_path)
 
         endpoint = config.intake_endpoint
         self.pull = context.socket(zmq.PULL)
@@ -81,10 +83,10 @@ class Intake:
             index.accept(header.emitter, header.seq, now)
         return index
 
-    def _spool_directories(self, runtime: Path) -> list[Path]:
+    def _spool_directories(self, spool: Path, runtime: Path) -> list[Path]:
         """Our spool, and the runtime dir's `spool` when emitters made it a real directory before the
         agent could link it to ours."""
-        directories = [self.layout.spool]
+        directories = [spool]
         runtime_spool = runtime / "spool"
         if runtime_spool.is_dir() and not runtime_spool.is_symlink():
             directories.append(runtime_spool)
@@ -140,6 +142,12 @@ class Intake:
             except zmq.Again:
                 break
         self._append(self._accept(frames, "socket"))
+        if self._sync_wanted:
+            # Acknowledged emits wait for this: one fsync for every one of them received together
+            # (group commit), then their confirmations at once instead of at the next interval.
+            self._sync_wanted = False
+            self.wal.sync()
+            self._confirm()
 
     def _accept(self, frames: list[bytes], source: str) -> list[bytes]:
         """Validate and deduplicate; returns what goes into the WAL."""
@@ -162,6 +170,8 @@ class Intake:
             # the number it carries may have gone to a later frame that was.
             if frame.tx and source == "socket":
                 self._track(frame.emitter, frame.tx, now)
+                # A repeat too: its first copy may be appended and not yet synced.
+                self._sync_wanted |= frame.sync
             if not self.index.accept(frame.emitter, frame.seq, now):
                 self.counters["repeats"] += 1
                 continue

@@ -1,15 +1,25 @@
-"""Preparing the directories an agent runs in, and making sure only one agent uses them."""
+"""Preparing the directories an agent runs in, making sure only one agent uses them, and leaving the
+runtime directory clean at a clean stop."""
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import stat
 from pathlib import Path
 
 from agents.crypto.keyring import Keyring
+from agents.durable import write_atomically
 from agents.errors import ConfigError
 from agents.layout import DataLayout
 from shipper.spool import PUBLIC_KEY_NAME
+
+log = logging.getLogger("auditship.supervisor")
+# The spool: the agent's group may create files (write, search) but not list them, setgid so that
+# every file gets the agent's group (which reads it), sticky so that a service cannot remove another's.
+SPOOL_MODE = stat.S_ISGID | stat.S_ISVTX | 0o730
+LOCK_NAME = "agent.lock"
 
 
 def lock(path: Path) -> int:
@@ -26,25 +36,40 @@ def lock(path: Path) -> int:
     return fd
 
 
-def prepare(layout: DataLayout, runtime: Path) -> list[int]:
-    """Create and lock the data and runtime directories, publish the spool's sealing key and link the
-    runtime dir's `spool` to ours. Returns the lock fds, to keep open."""
+def prepare(layout: DataLayout, runtime: Path, spool: Path) -> list[int]:
+    """Create and lock the data and runtime directories, make the spool reachable for the agent's group,
+    publish the key emitters seal to in it, and link the runtime dir's `spool` to it. Returns the lock
+    fds, to keep open."""
     layout.prepare()
-    # Emitters of other users in the agent's group may spill here; the data dir stays owner-only otherwise.
-    layout.spool.chmod(0o770)
     runtime.mkdir(parents=True, exist_ok=True)
     runtime.chmod(0o750)
-    fds = [lock(layout.root / "agent.lock"), lock(runtime / "agent.lock")]
-    public = Keyring.load_or_create(layout.keys).spool_public_key()
+    fds = [lock(layout.root / LOCK_NAME), lock(runtime / LOCK_NAME)]
+    _prepare_spool(spool)
     link = runtime / "spool"
-    targets = [layout.spool]
+    targets = [spool]
     if link.is_symlink() or not link.exists():
         link.unlink(missing_ok=True)
-        link.symlink_to(layout.spool)
+        link.symlink_to(spool)
     else:
         targets.append(link)  # emitters made a real directory before us; the intake reads it too
+    public = Keyring.load_or_create(layout.keys).spool_public_key()
     for directory in targets:
-        key = directory / PUBLIC_KEY_NAME
-        key.write_bytes(public)
-        key.chmod(0o644)
+        # Atomic: an emitter reading it as we write must never seal to half a key.
+        write_atomically(directory / PUBLIC_KEY_NAME, public, mode=0o644)
     return fds
+
+
+def _prepare_spool(spool: Path) -> None:
+    spool.mkdir(parents=True, exist_ok=True)
+    if spool.stat().st_uid != os.geteuid():
+        # Made for us by someone else (an install step as root): its mode is theirs to set.
+        log.warning("spool %s is not owned by the agent's user; leaving its mode as it is", spool)
+        return
+    spool.chmod(SPOOL_MODE)
+
+
+def clean(runtime: Path) -> None:
+    """After a clean stop: remove the sockets and the lock, so that an emitter sees at once that no agent
+    listens. The `spool` link stays: emitters spill through it, sealed, until the agent is back."""
+    for name in ("intake.sock", "confirm.sock", "control.sock", LOCK_NAME):
+        (runtime / name).unlink(missing_ok=True)

@@ -38,7 +38,7 @@ class Supervisor:
         self.exit_code = 0
 
     def run(self) -> int:
-        self._locks = runtime.prepare(self.layout, self.config.runtime_path)
+        self._locks = runtime.prepare(self.layout, self.config.runtime_path, self.config.spool_path)
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.control = self.context.socket(zmq.ROUTER)
         self.control.setsockopt(zmq.LINGER, 0)
@@ -67,6 +67,7 @@ class Supervisor:
         self._drain()
         self.control.close()
         self.context.term()
+        runtime.clean(self.config.runtime_path)
         return self.exit_code
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:

@@ -10,7 +10,9 @@ from shipper.event import AuditEventType, AuditSeverity
 
 
 def test_defaults_are_the_seeds_documented_values():
-    """A fresh config logs to a file only, keeps a year, filters nothing and uses the default agent."""
+    """A fresh config logs to a file only, keeps a year, filters nothing and uses the default agent.
+    flush_interval_seconds is the emitter's linger: 50 ms, not the seed's 30 s, which would keep events
+    in a service's memory that long."""
     config = AuditConfig()
     assert config.enable_file_logging is True
     assert config.enable_database_logging is False
@@ -22,7 +24,9 @@ def test_defaults_are_the_seeds_documented_values():
     assert config.encrypt_sensitive_data is True
     assert config.async_logging is True
     assert config.batch_size == 100
-    assert config.flush_interval_seconds == 30
+    assert config.flush_interval_seconds == 0.05
+    assert config.fail_closed is False
+    assert config.embedded == "auto"
     assert config.retention_days == 365
     assert config.auto_cleanup is True
     assert config.min_severity is AuditSeverity.INFO

@@ -216,27 +216,73 @@ def test_emit_never_raises_and_counts_an_event_it_cannot_encode(runtime: Path) -
     emitter.close(0)
 
 
-def test_a_sensitive_event_is_never_spooled_in_plaintext(runtime: Path) -> None:
-    """Without the agent's key it is dropped (counted); with it, it is sealed, not readable."""
+def test_a_sensitive_event_waits_in_memory_until_it_can_be_sealed_and_is_never_in_plaintext(
+    runtime: Path,
+) -> None:
+    """Without the agent's key it is kept (flush says so); once the key is there, it is sealed, not readable."""
     from agents.crypto.keyring import Keyring
     from agents.crypto.seal import unseal
 
-    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}")
+    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", spill_after_s=0)
     emitter.emit(event(0, sensitive={"ssn": "123-45-6789"}))
-    emitter.flush(0)
-    assert emitter.stats.dropped == 1
+    assert emitter.flush(0) is False
+    assert (emitter.stats.dropped, emitter.stats.pending) == (0, 1)
     keyring = Keyring.load_or_create(runtime / "keys")
     (runtime / "spool").mkdir(exist_ok=True)
     (runtime / "spool" / "seal.pub").write_bytes(keyring.spool_public_key())
     emitter.emit(event(1, sensitive={"ssn": "123-45-6789"}))
-    emitter.flush(0)
-    assert emitter.stats.spilled == 1
+    assert emitter.flush(0) is True
+    assert (emitter.stats.spilled, emitter.stats.pending) == (2, 0)
     emitter.close(0)
     data = (runtime / "spool" / f"{emitter.id}.spool").read_bytes()
     assert b"123-45-6789" not in data
-    (record,) = spooled(runtime / "spool" / f"{emitter.id}.spool")
-    assert record[:1] == SEALED
-    assert frame_decoder.decode(unseal(record[1:], keyring)).event.sensitive == {"ssn": "123-45-6789"}
+    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    assert [record[:1] for record in records] == [SEALED, SEALED]
+    assert {frame_decoder.decode(unseal(r[1:], keyring)).seq for r in records} == {1, 2}
+
+
+def test_past_hold_max_events_that_can_go_nowhere_are_dropped_counted_and_flush_says_so(
+    runtime: Path,
+) -> None:
+    """An unwritable spool and no agent: hold_max events wait in memory, the rest are dropped."""
+    (runtime / "spool").write_text("a file where the spool directory should be")
+    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", spill_after_s=0, hold_max=5)
+    for number in range(8):
+        emitter.emit(event(number))
+    assert emitter.flush(0) is False
+    assert (emitter.stats.dropped, emitter.stats.pending, emitter.stats.spilled) == (3, 5, 0)
+    (runtime / "spool").unlink()
+    assert emitter.flush(0) is True
+    assert (emitter.stats.spilled, emitter.stats.pending) == (5, 0)
+    emitter.close(0)
+
+
+def test_an_event_nobody_takes_reaches_the_spool_on_its_own_within_seconds(runtime: Path) -> None:
+    """No agent, one event, and no further emit, flush or exit: the sending thread spills it anyway,
+    so a quiet service killed a moment later has lost nothing."""
+    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", linger_ms=10, spill_after_s=0.2)
+    emitter.emit(event(0))
+    path = runtime / "spool" / f"{emitter.id}.spool"
+    wait_for(lambda: path.exists() and len(spooled(path)) == 1, 10, "the event in the spool")
+    assert emitter.stats.spilled == 1
+    emitter.close(0)
+
+
+def test_what_the_agent_never_confirms_is_spilled_on_its_own(runtime: Path) -> None:
+    """Received but never confirmed (an agent that died with it in a buffer): spilled after
+    confirm_timeout_s, without waiting for the process to exit."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, linger_ms=10, confirm_timeout_s=0.3)
+    try:
+        for number in range(3):
+            emitter.emit(event(number))
+        intake.receive(3)
+        path = runtime / "spool" / f"{emitter.id}.spool"
+        wait_for(lambda: path.exists() and len(spooled(path)) == 3, 10, "the unconfirmed events spilled")
+        assert (emitter.stats.spilled, emitter.stats.pending) == (3, 0)
+    finally:
+        emitter.close(0)
+        intake.close()
 
 
 def test_a_forked_child_gets_its_own_identity_and_an_empty_window(runtime: Path) -> None:

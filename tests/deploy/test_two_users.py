@@ -143,9 +143,10 @@ class Host:
     def start_agent(self) -> None:
         # As the unit: its own user and group, UMask=0007 so that the group reaches the sockets.
         command = f"umask 0007; exec {self.installs.agent} -m agents run --config {self.config}"
+        as_agent = ["setpriv", f"--reuid={AGENT_USER}", f"--regid={GROUP}", "--init-groups"]
         with (self.root / "agent.log").open("ab") as log:
             self.agent = subprocess.Popen(
-                ["setpriv", f"--reuid={AGENT_USER}", f"--regid={GROUP}", "--init-groups", "sh", "-c", command],
+                [*as_agent, "sh", "-c", command],
                 env=self.env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -245,9 +246,7 @@ def test_a_service_started_before_the_agent_ever_ran_holds_what_it_cannot_seal_u
     """No agent has ever run: no key to seal to. The service spools the 900 plain events, keeps the 100
     sensitive ones in memory, and sends them once the agent starts; all 1,000 arrive once."""
     service = host.service("billing", wait_s=90)
-    wait_for(
-        lambda: any(p.suffix == ".spool" for p in host.spool.iterdir()), 30, "the service's spool file"
-    )
+    wait_for(lambda: any(p.suffix == ".spool" for p in host.spool.iterdir()), 30, "the service's spool file")
     host.start_agent()
     out, err = service.communicate(timeout=120)
     assert service.returncode == 0, err

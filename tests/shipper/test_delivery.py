@@ -1,0 +1,127 @@
+"""Acknowledged emit: `emit(event, wait=...)`, `Emitter.submit`, `log_event(..., durable=True)` and
+`AuditConfig.fail_closed` return once the agent has the event in its WAL, synced; and raise
+AuditDeliveryError, losing nothing, when it does not answer in time."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from shipper.config import AuditConfig, AuditContext
+from shipper.emitter import Emitter
+from shipper.errors import AuditDeliveryError
+from shipper.event import AuditEvent, AuditEventType
+from shipper.logger import AuditLogger
+from shipper.testing import capture_events
+from tests.agentproc import RunningAgent
+
+
+def _event(service: AuditContext, number: int) -> AuditEvent:
+    return AuditEvent(
+        event_type=AuditEventType.DATA_EXPORT, service_name=service.service_name, details={"n": number}
+    )
+
+
+def test_an_acknowledged_emit_returns_with_the_event_in_the_wal(
+    audit_agent: RunningAgent, agent_emitter: Emitter, service_context: AuditContext, delivered_events
+) -> None:
+    """wait= returns only after the intake confirmed the event, which it does after syncing the WAL."""
+    before = agent_emitter.stats.confirmed
+    agent_emitter.emit(_event(service_context, 0), wait=10)
+    assert agent_emitter.stats.confirmed == before + 1
+    assert [e.details["n"] for e in delivered_events(1)] == [0]
+
+
+def test_many_threads_waiting_at_once_are_each_acknowledged(
+    agent_emitter: Emitter, service_context: AuditContext, delivered_events
+) -> None:
+    """32 threads, 20 acknowledged emits each: every call returns, every event arrives once."""
+    errors: list[BaseException] = []
+
+    def caller(thread: int) -> None:
+        try:
+            for number in range(20):
+                agent_emitter.emit(_event(service_context, thread * 100 + number), wait=20)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=caller, args=(t,)) for t in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    numbers = sorted(e.details["n"] for e in delivered_events(640))
+    assert numbers == sorted(t * 100 + n for t in range(32) for n in range(20))
+
+
+def test_log_event_durable_waits_without_blocking_the_event_loop(
+    agent_emitter: Emitter, service_context: AuditContext, delivered_events
+) -> None:
+    """64 asyncio tasks log durably at once; a ticker task keeps running meanwhile."""
+    logger = AuditLogger(AuditConfig(), service_context, emit=agent_emitter.emit, submit=agent_emitter.submit)
+
+    async def main() -> int:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0.001)
+
+        tick_task = asyncio.create_task(ticker())
+        await asyncio.gather(*(logger.log_event(_event(service_context, n), durable=True) for n in range(64)))
+        done.set()
+        await tick_task
+        return ticks
+
+    assert asyncio.run(main()) > 0
+    assert sorted(e.details["n"] for e in delivered_events(64)) == list(range(64))
+
+
+def test_with_no_agent_an_acknowledged_emit_raises_in_time_and_the_event_is_spooled() -> None:
+    """Fail closed: the caller hears of it (AuditDeliveryError naming the event); the event is not lost."""
+    runtime = Path(tempfile.mkdtemp(prefix="as-ack-", dir="/tmp"))
+    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", spill_after_s=0.1, linger_ms=10)
+    event = AuditEvent(event_type=AuditEventType.DATA_EXPORT)
+    try:
+        with pytest.raises(AuditDeliveryError, match=event.event_id):
+            emitter.emit(event, wait=0.5)
+        assert emitter.flush(1) is True
+        assert emitter.stats.spilled == 1
+    finally:
+        emitter.close(0)
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_fail_closed_and_async_logging_false_make_every_logging_call_acknowledged() -> None:
+    """Both settings route the seed's methods through submit; a logger given emit alone refuses them."""
+    submitted: list[AuditEvent] = []
+
+    def submit(event: AuditEvent):
+        from shipper.receipt import Receipt
+
+        submitted.append(event)
+        return Receipt(event.event_id)
+
+    for config in (AuditConfig(fail_closed=True), AuditConfig(async_logging=False)):
+        logger = AuditLogger(config, AuditContext(service_name="s"), emit=lambda e: None, submit=submit)
+        asyncio.run(logger.log_auth_event(AuditEventType.USER_LOGIN, "u1"))
+    assert [e.user_id for e in submitted] == ["u1", "u1"]
+    with pytest.raises(ValueError, match="fail_closed"):
+        AuditLogger(AuditConfig(fail_closed=True), AuditContext(service_name="s"), emit=lambda e: None)
+
+
+def test_a_durable_event_inside_capture_events_is_captured_and_acknowledged_at_once() -> None:
+    """Users' own tests need no agent for durable logging either."""
+    logger = AuditLogger(AuditConfig(fail_closed=True), AuditContext(service_name="s"))
+    with capture_events() as events:
+        asyncio.run(logger.log_auth_event(AuditEventType.USER_LOGIN, "u2"))
+    assert [e.user_id for e in events] == ["u2"]

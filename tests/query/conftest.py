@@ -90,7 +90,8 @@ ALL = [row[0] for row in reversed(TABLE)]
 """Every seq, newest first."""
 
 
-def known_events() -> list[tuple[int, AuditEvent]]:
+def known_events(now: datetime = NOW) -> list[tuple[int, AuditEvent]]:
+    """TABLE's events, each its hours before `now`."""
     events = []
     for seq, hours, kind, severity, outcome, user, service, resource, ip, message in TABLE:
         resource_type, _, resource_id = (resource or "").partition(":")
@@ -100,7 +101,7 @@ def known_events() -> list[tuple[int, AuditEvent]]:
                 AuditEvent(
                     event_type=kind,
                     event_id=f"{seq:032x}",
-                    timestamp=NOW - timedelta(hours=hours),
+                    timestamp=now - timedelta(hours=hours),
                     severity=severity,
                     outcome=outcome,
                     message=message,
@@ -122,9 +123,9 @@ def known_events() -> list[tuple[int, AuditEvent]]:
     return events
 
 
-def write_known(data: Path) -> Path:
-    """A data directory whose lake holds TABLE, written as two flushes; returns it."""
-    events = known_events()
+def write_known(data: Path, now: datetime = NOW) -> Path:
+    """A data directory whose lake holds TABLE (hours before `now`), written as two flushes; returns it."""
+    events = known_events(now)
     write_events(data / "lake", events[:7])
     write_events(data / "lake", events[7:])
     return data

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -18,30 +18,45 @@ from query.retention import apply_retention
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries
-from tests.query.conftest import NOW
 from tests.query.lakes import write_events
 from tests.waiting import wait_for
 
 HORIZON = timedelta(days=30)
 
 
-def days_ago(days: float):
-    return NOW - timedelta(days=days)
+@pytest.fixture
+def now() -> datetime:
+    """The time the test's data is made against, taken as the test starts: the CLI reads the clock itself,
+    and a day that ended between an earlier time and its own would move its horizon's day."""
+    return datetime.now(UTC)
 
 
-def heartbeat(days: float, service: str = "svc") -> AuditEvent:
-    return AuditEvent(event_type=AuditEventType.HEARTBEAT, timestamp=days_ago(days), service_name=service)
+def heartbeat(moment: datetime, service: str = "svc") -> AuditEvent:
+    return AuditEvent(event_type=AuditEventType.HEARTBEAT, timestamp=moment, service_name=service)
 
 
 @pytest.fixture
-def data(tmp_path):
+def data(tmp_path, now):
     """A data directory with something on each side of a 30-day horizon; returns it and what is past it."""
+
+    def days_ago(days: float) -> datetime:
+        return now - timedelta(days=days)
+
     root = tmp_path / "data"
     lake = root / "lake"
     write_events(
-        lake, enumerate([heartbeat(40), heartbeat(31), heartbeat(31, "other"), heartbeat(30)], start=1)
+        lake,
+        enumerate(
+            [
+                heartbeat(days_ago(40)),
+                heartbeat(days_ago(31)),
+                heartbeat(days_ago(31), "other"),
+                heartbeat(days_ago(30)),
+            ],
+            start=1,
+        ),
     )
-    write_events(lake, enumerate([heartbeat(29), heartbeat(1)], start=5))
+    write_events(lake, enumerate([heartbeat(days_ago(29)), heartbeat(days_ago(1))], start=5))
     keyring = Keyring.load_or_create(root / "keys")
     sink = FileSink(FileSinkConfig(max_file_size=1000), root, keyring)
     sink.open()
@@ -76,22 +91,22 @@ def everything(root):
     return {path for path in root.rglob("*") if "keys" not in path.parts}
 
 
-def test_retention_removes_exactly_what_is_past_the_horizon(data):
+def test_retention_removes_exactly_what_is_past_the_horizon(data, now):
     """Partitions of days that ended before the horizon (not the horizon's own day), closed files whose
     events are all older (not one with a newer event, not the current file), rejects of days past it,
     dead-letter files last written before it. A dry run lists the same and removes nothing."""
     root, past = data
     before = everything(root)
     where = Location.of_data_dir(root)
-    planned = apply_retention(where, HORIZON, dry_run=True, now=NOW)
+    planned = apply_retention(where, HORIZON, dry_run=True, now=now)
     assert {removal.path for removal in planned} == past
     assert everything(root) == before
-    removed = apply_retention(where, HORIZON, now=NOW)
+    removed = apply_retention(where, HORIZON, now=now)
     assert removed == planned and all(removal.error is None for removal in removed)
     gone = {path for path in before if any(path == p or p in path.parents for p in past)}
     assert everything(root) == before - gone
     assert (root / "files" / "audit-6-10.jsonl.zst").exists() and (root / "files" / "audit.jsonl").exists()
-    assert apply_retention(where, HORIZON, now=NOW) == []
+    assert apply_retention(where, HORIZON, now=now) == []
 
 
 def test_the_cli_reports_what_it_removes_or_would(data, cli):
@@ -116,25 +131,25 @@ def test_with_only_a_lake_only_partitions_go(data, cli):
     assert {path for path in past if path.exists()} == {path for path in past if "lake" not in path.parts}
 
 
-def test_a_removal_cut_short_is_finished_next_time(data):
+def test_a_removal_cut_short_is_finished_next_time(data, now):
     """A partition is renamed out of the lake before it is deleted; what a crash left hidden goes next run."""
     root, _ = data
     hidden = root / "lake" / ".retention-date=2020-01-01"
     (hidden / "service=svc").mkdir(parents=True)
-    apply_retention(Location.of_data_dir(root), HORIZON, now=NOW)
+    apply_retention(Location.of_data_dir(root), HORIZON, now=now)
     assert not hidden.exists()
 
 
-def test_text_format_files_are_judged_by_their_timestamps(tmp_path):
+def test_text_format_files_are_judged_by_their_timestamps(tmp_path, now):
     """Closed files in the sink's text format start each line with the time, and are judged by it."""
     keyring = Keyring.load_or_create(tmp_path / "keys")
     sink = FileSink(FileSinkConfig(max_file_size=500, format="text"), tmp_path, keyring)
     sink.open()
-    sink.write_batch(entries(range(1, 6), timestamp=days_ago(40)))
-    sink.write_batch(entries(range(6, 11), timestamp=days_ago(10)))
+    sink.write_batch(entries(range(1, 6), timestamp=now - timedelta(days=40)))
+    sink.write_batch(entries(range(6, 11), timestamp=now - timedelta(days=10)))
     sink.close()
     (tmp_path / "lake").mkdir()
-    removed = apply_retention(Location.of_data_dir(tmp_path), HORIZON, now=NOW)
+    removed = apply_retention(Location.of_data_dir(tmp_path), HORIZON, now=now)
     assert [removal.path.name for removal in removed] == ["audit-1-5.log.zst"]
 
 
@@ -146,19 +161,20 @@ def test_retention_days_must_be_positive():
 
 
 @pytest.mark.slow
-def test_the_agent_applies_retention_when_it_starts(monkeypatch):
+def test_the_agent_applies_retention_when_it_starts(monkeypatch, now):
     """auto_cleanup (on by default): the agent removes what is past retention.days and logs each removal."""
     dirs = AgentDirs()
     for key, value in dirs.env().items():
         monkeypatch.setenv(key, value)
     try:
-        write_events(dirs.data / "lake", enumerate([heartbeat(100), heartbeat(1)], start=1))
-        old = dirs.data / "lake" / f"date={days_ago(100).date()}"
+        long_ago, yesterday = now - timedelta(days=100), now - timedelta(days=1)
+        write_events(dirs.data / "lake", enumerate([heartbeat(long_ago), heartbeat(yesterday)], start=1))
+        old = dirs.data / "lake" / f"date={long_ago.date()}"
         agent = RunningAgent(dirs, "[retention]\ndays = 30\n").start()
         try:
             wait_for(lambda: not old.exists(), 10, f"{old} to be removed")
             wait_for(lambda: f"retention: removed {old}" in agent.log(), 5, "the removal in the agent's log")
-            assert (dirs.data / "lake" / f"date={days_ago(1).date()}").exists()
+            assert (dirs.data / "lake" / f"date={yesterday.date()}").exists()
         finally:
             agent.stop()
     finally:

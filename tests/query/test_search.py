@@ -106,8 +106,9 @@ def test_csv_and_table_output(lake, cli):
     assert limited.err == "(the newest 1; --limit 0 shows all)\n"
 
 
-def test_data_dir_and_config_find_the_lake(data_dir, tmp_path, cli):
+def test_data_dir_and_config_find_the_lake(data_dir, tmp_path, cli, monkeypatch):
     """--data-dir DIR reads DIR/lake; --config reads the lake of the config's data_dir and sink path."""
+    monkeypatch.delenv("AUDITSHIP_DATA_DIR", raising=False)  # it would override the config's data_dir
     assert seqs(cli("search", "--data-dir", data_dir, "--user", "bob").out) == [12, 5, 4]
     config = tmp_path / "agent.toml"
     config.write_text(f'data_dir = "{data_dir}"\n[sinks.parquet]\npath = "lake"\n')

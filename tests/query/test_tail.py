@@ -7,11 +7,11 @@ import signal
 import subprocess
 import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from agents.sinks.parquet.layout import live_parts
 from shipper.event import AuditEvent, AuditEventType
-from tests.query.conftest import NOW
+from tests.query.conftest import write_known
 from tests.query.lakes import write_events
 from tests.query.test_search import merge, seqs
 from tests.waiting import wait_for
@@ -67,16 +67,21 @@ class Follower:
                 pipe.close()
 
 
+NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+"""The known events' `now` for the follow test: the api events it adds minutes later share a date with
+the newest known one (half an hour before), as they would not just after midnight."""
+
+
 def event(service: str, minutes: int) -> AuditEvent:
     return AuditEvent(
-        event_type=AuditEventType.HEARTBEAT, service_name=service, timestamp=NOW + timedelta(minutes=minutes)
+        event_type=AuditEventType.HEARTBEAT, service_name=service, timestamp=NOON + timedelta(minutes=minutes)
     )
 
 
-def test_follow_prints_each_new_event_once_and_ctrl_c_exits_0(data_dir):
+def test_follow_prints_each_new_event_once_and_ctrl_c_exits_0(tmp_path):
     """New parts are printed as they land (in time order within a look); a part that compaction merged
     from parts already printed adds nothing; Ctrl-C ends it with status 0."""
-    lake = data_dir / "lake"
+    lake = write_known(tmp_path / "data", now=NOON) / "lake"
     follower = Follower(
         "--lake", lake, "-n", "2", "--format", "json", "--interval", "0.1", "--stop-after", "60"
     )

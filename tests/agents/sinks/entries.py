@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from agents.crypto import Keyring, encrypt_sensitive
@@ -9,6 +10,9 @@ from agents.sinks.base import Entry
 from shipper.event import AuditEvent, AuditEventType, AuditSeverity
 
 SECRET = "123-45-6789-TOPSECRET"
+MIDDAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+"""Every event's time unless a test says otherwise: not the clock's, so that a batch never straddles two
+dates (two Parquet partitions) when a test runs at midnight."""
 
 
 def event(n: int, **fields: Any) -> AuditEvent:
@@ -20,6 +24,7 @@ def event(n: int, **fields: Any) -> AuditEvent:
         "resource_id": str(n),
         "message": f"read document {n}",
         "details": {"n": n},
+        "timestamp": MIDDAY,
     }
     return AuditEvent(**(defaults | fields))
 

@@ -1,0 +1,18 @@
+"""Every test starts from the same environment, whatever the shell that runs pytest exports."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+KEPT = {"AUDITSHIP_REQUIRE_SERVICES"}
+"""Says how the run treats missing services (tests/services.py); the rest would steer the code under test."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Remove every other AUDITSHIP_* variable before collection: an exported AUDITSHIP_DATA_DIR or
+    AUDITSHIP_ENDPOINT would send a test's agent, emitter or query elsewhere. Once, for the session:
+    module-scoped fixtures set AUDITSHIP_RUNTIME_DIR and AUDITSHIP_DATA_DIR for their agents afterwards."""
+    for name in [name for name in os.environ if name.startswith("AUDITSHIP_") and name not in KEPT]:
+        del os.environ[name]

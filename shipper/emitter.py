@@ -164,7 +164,9 @@ class Emitter:
         self._seq = 0
         self._tx = 0
         self._countdown = self._poll_every
-        self._spool = SpoolWriter(self._spool_dir, self.id)
+        self._spool = SpoolWriter(
+            self._spool_dir, self.id, create=self._spool_dir != endpoints.SYSTEM_SPOOL_DIR
+        )
         self._stats = EmitterStats()
         self._dropped_seen = 0
         self._warned: set[str] = set()
@@ -235,23 +237,35 @@ class Emitter:
         return self._seq
 
     def flush(self, timeout: float = 2.0) -> bool:
-        """Send what waits, spill what cannot go, and wait up to `timeout` seconds for the agent to
-        confirm what was sent. True when every event emitted so far is confirmed or in the spool and
-        none was dropped since the last flush; False when one was, or one still waits in memory."""
+        """Send what waits and wait up to `timeout` seconds for the agent to confirm it; what the socket
+        still refuses after `spill_after_s` (or at the timeout) is spilled. True when every event
+        emitted so far is confirmed or in the spool and none was dropped since the last flush; False
+        when one was, or one still waits in memory."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            if self._outbox or self._unsent:
-                if self._push is None:
-                    self._install(self._open())
-                if self._outbox:
-                    self._send_outbox()
+            if (self._outbox or self._unsent) and self._push is None:
+                self._install(self._open())
+            if self._outbox:
+                self._send_outbox()
+            # Nothing listens (a clean stop removed the socket): no connection to wait for.
+            absent = bool(self._unsent) and endpoints.agent_absent(self.endpoint)
+            while self._window or self._unsent:
+                assert self._push is not None and self._sub is not None
                 self._retry_unsent()
-            self._spill_unsent()
-            while self._window and self._sub is not None:
-                remaining = deadline - time.monotonic()
+                now = time.monotonic()
+                waited = now - self._unsent_since >= self._spill_after_s
+                if self._unsent and (absent or now >= deadline or waited):
+                    self._spill_unsent()
+                    if self._unsent:
+                        break  # unspillable: they wait in memory, and flush says so
+                remaining = deadline - now
                 if remaining <= 0:
                     break
-                if self._sub.poll(max(1, int(min(remaining, 0.05) * 1000))):
+                wait_ms = max(1, int(min(remaining, 0.05) * 1000))
+                # A refused batch waits for the agent to (re)connect; a sent one for its confirmation.
+                if not self._window:
+                    self._push.poll(wait_ms, zmq.POLLOUT)
+                elif self._sub.poll(wait_ms):
                     self._read_confirmations()
             dropped, self._dropped_seen = self._stats.dropped - self._dropped_seen, self._stats.dropped
             return not self._window and not self._unsent and not dropped
@@ -388,7 +402,9 @@ class Emitter:
         # again or spilled) instead of queueing into a pipe that would be thrown away.
         push.setsockopt(zmq.IMMEDIATE, 1)
         push.setsockopt(zmq.LINGER, 0)
-        push.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        # An agent that restarts is found again within a quarter of a second, before spill_after_s
+        # sends what waits for it to the spool.
+        push.setsockopt(zmq.RECONNECT_IVL_MAX, 250)
         push.connect(self.endpoint)
         sub = self._subscriber(context)
         # Connecting is asynchronous; give a running agent a moment to accept, or the first events

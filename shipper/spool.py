@@ -27,8 +27,12 @@ PUBLIC_KEY_NAME = "seal.pub"
 
 
 class SpoolWriter:
-    def __init__(self, directory: Path, emitter_id: str) -> None:
+    """Appends an emitter's records to its spool file. `create`: make the directory when it is missing
+    (a user's own spool); the installed agent's is made at install, with its mode, never by a service."""
+
+    def __init__(self, directory: Path, emitter_id: str, *, create: bool = True) -> None:
         self.directory = directory
+        self._create = create
         self.path = directory / f"{emitter_id}{SUFFIX}"
         self._fd: int | None = None
         self._public_key: bytes | None = None
@@ -68,7 +72,8 @@ class SpoolWriter:
         """The fd of our spool file, locked, re-opened when the agent has claimed the old one."""
         for _ in range(8):
             if self._fd is None:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if self._create:
+                    self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
                 # Group-readable whatever the service's umask: the agent reads it as a member of the
                 # spool's group (setgid directory); other members cannot list the directory to find it.

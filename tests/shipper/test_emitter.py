@@ -219,7 +219,7 @@ def test_emit_never_raises_and_counts_an_event_it_cannot_encode(runtime: Path) -
 def test_a_sensitive_event_waits_in_memory_until_it_can_be_sealed_and_is_never_in_plaintext(
     runtime: Path,
 ) -> None:
-    """Without the agent's key it is kept (flush says so); once the key is there, it is sealed, not readable."""
+    """Without the agent's key it is kept (flush says so); once the key is there, it is sealed."""
     from agents.crypto.keyring import Keyring
     from agents.crypto.seal import unseal
 

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     redeliver.add_argument("--attempts", type=int, default=5, help="tries per batch before giving up")
     args = parser.parse_args(argv)
     try:
-        status = _command(args)
+        code = _command(args)
         # Short output waits in stdout's buffer: a reader gone already shows only when it is flushed.
         sys.stdout.flush()
     except BrokenPipeError:
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         # flush at exit does not fail on the closed pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    return status
+    return code
 
 
 def _command(args: argparse.Namespace) -> int:

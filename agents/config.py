@@ -271,7 +271,7 @@ def _readable(message: str) -> str:
 
 def _section_keys(where: str) -> tuple[str, ...]:
     """The keys of the section at a dotted path (`sinks.file`), read from the Structs."""
-    section: type = AgentConfig
+    section: type[msgspec.Struct] = AgentConfig
     for name in filter(None, where.split(".")):
         section = next(f.type for f in msgspec.structs.fields(section) if f.name == name)
     return section.__struct_fields__

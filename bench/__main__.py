@@ -1,6 +1,7 @@
 """Benchmarks against the baselines named in the issues, measured in the same run.
 
 python -m bench emit     cost of one emit() vs stdlib logging (JSON to a file) vs the floor
+                         (--ack: acknowledged emits/s and latency with 1, 8 and 64 concurrent callers)
 python -m bench agent    sustained events/s through intake -> WAL -> file sink, and peak RSS
 python -m bench middleware  requests/s of Starlette and gRPC servers with and without the audit middleware
                             (--instructions: instructions per HTTP request instead, under callgrind)
@@ -14,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import agent, emit, instructions, middleware, query, sinks
+from bench import ack, agent, emit, instructions, middleware, query, sinks
 
 
 def main() -> int:
@@ -22,6 +23,8 @@ def main() -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     emit_parser = commands.add_parser("emit", help="cost of one emit() call")
     emit_parser.add_argument("--calls", type=int, default=200_000)
+    emit_parser.add_argument("--ack", action="store_true", help="acknowledged emits with concurrent callers")
+    emit_parser.add_argument("--seconds", type=float, default=3.0, help="per row of --ack")
     agent_parser = commands.add_parser("agent", help="events/s through the agent")
     agent_parser.add_argument("--producers", type=int, default=4)
     agent_parser.add_argument("--events", type=int, default=250_000, help="per producer")
@@ -42,7 +45,9 @@ def main() -> int:
     query_parser.add_argument("--dir", type=Path, help="build here and keep (default: a temporary directory)")
     sinks.add_arguments(commands.add_parser("sinks", help="events/s into each sink's destination"))
     args = parser.parse_args()
-    if args.command == "emit":
+    if args.command == "emit" and args.ack:
+        ack.run(args.seconds)
+    elif args.command == "emit":
         emit.run(args.calls)
     elif args.command == "middleware" and args.instructions:
         instructions.run()

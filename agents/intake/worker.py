@@ -4,8 +4,8 @@ and confirms to each emitter what the WAL holds.
 A frame is validated by a typed decode. A bad one goes to rejects/ with the reason; a repeat (an
 emitter's resend, or a spool record already received) is dropped; sensitive values are encrypted
 before the WAL sees them. A frame marked `sync` (an acknowledged emit) has the WAL fsynced before its
-confirmation goes out, which is then at once. A failed WAL write is retried, holding the batch, until it succeeds; the
-socket is not read meanwhile, so emitters spill instead of losing anything.
+confirmation goes out, which is then at once. A failed WAL write is retried, holding the batch, until
+it succeeds; the socket is not read meanwhile, so emitters spill instead of losing anything.
 """
 
 from __future__ import annotations

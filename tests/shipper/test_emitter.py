@@ -313,3 +313,24 @@ def test_a_forked_child_gets_its_own_identity_and_an_empty_window(runtime: Path)
     finally:
         emitter.close(0)
         intake.close()
+
+
+def test_an_emitter_tells_a_missing_or_dead_agent_from_a_listening_one(runtime: Path) -> None:
+    """No socket file, or one nobody accepts on (left by a kill -9): absent. A bound socket: present."""
+    import socket
+
+    from shipper.endpoint import agent_absent
+
+    path = runtime / "intake.sock"
+    assert agent_absent(f"ipc://{path}")
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()
+    assert path.exists() and agent_absent(f"ipc://{path}")
+    path.unlink()
+    intake = StandInIntake(runtime)
+    try:
+        assert not agent_absent(intake.endpoint)
+    finally:
+        intake.close()
+    assert not agent_absent("tcp://127.0.0.1:1"), "over tcp it cannot tell, so it never claims absence"

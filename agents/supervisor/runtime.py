@@ -61,11 +61,19 @@ def prepare(layout: DataLayout, runtime: Path, spool: Path) -> list[int]:
 
 def _prepare_spool(spool: Path) -> None:
     spool.mkdir(parents=True, exist_ok=True)
-    if spool.stat().st_uid != os.geteuid():
+    status = spool.stat()
+    if stat.S_IMODE(status.st_mode) == SPOOL_MODE:
+        return  # as tmpfiles.d made it; the unit's RestrictSUIDSGID= would refuse even a no-op chmod
+    if status.st_uid != os.geteuid():
         # Made for us by someone else (an install step as root): its mode is theirs to set.
         log.warning("spool %s is not owned by the agent's user; leaving its mode as it is", spool)
         return
-    spool.chmod(SPOOL_MODE)
+    try:
+        spool.chmod(SPOOL_MODE)
+    except PermissionError as exc:
+        log.warning(
+            "spool %s: cannot set mode %o (%s); services may not be able to spill there", spool, SPOOL_MODE, exc
+        )
 
 
 def clean(runtime: Path) -> None:

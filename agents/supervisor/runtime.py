@@ -71,9 +71,7 @@ def _prepare_spool(spool: Path) -> None:
     try:
         spool.chmod(SPOOL_MODE)
     except PermissionError as exc:
-        log.warning(
-            "spool %s: cannot set mode %o (%s); services may not be able to spill there", spool, SPOOL_MODE, exc
-        )
+        log.warning("spool %s: cannot set mode %o (%s); services may not spill there", spool, SPOOL_MODE, exc)
 
 
 def clean(runtime: Path) -> None:

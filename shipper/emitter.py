@@ -489,6 +489,12 @@ class Emitter:
         with self._lock:
             self._receipts.pop(seq, None)
 
+    def _release_receipts(self, frames: list[Pending]) -> None:
+        """Stop tracking the receipts of frames spilled or dropped: no confirmation will name them now
+        (their waiters time out, or already have), and a receipt nobody waits on must not linger."""
+        for frame, _ in frames:
+            self._receipts.pop(header_decoder.decode(frame).seq, None)
+
     def _resend(self, entries: list[Pending]) -> None:
         """Send again, after the outbox (whose frames have the next numbers already), renumbered."""
         if self._outbox:
@@ -541,6 +547,8 @@ class Emitter:
         excess = len(self._unsent) - self._hold_max
         if excess > 0:
             self._drop(excess, "hold", f"more than hold_max={self._hold_max} events waited in memory")
+            if self._receipts:
+                self._release_receipts(self._unsent[-excess:])
             del self._unsent[-excess:]
 
     def _spill(self, frames: list[Pending]) -> list[Pending]:
@@ -558,6 +566,8 @@ class Emitter:
             self._warn_once("spool", f"spool {self._spool.path} unwritable, events wait in memory: {exc}")
             return frames
         self._stats.spilled += len(frames)
+        if self._receipts:
+            self._release_receipts(frames)
         return []
 
     def _drop(self, count: int, key: str, why: str) -> None:

@@ -64,11 +64,14 @@ class Receipt:
 
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._on_done(lambda: loop.call_soon_threadsafe(_resolve, future))
+        self._on_done(lambda: _resolve_threadsafe(loop, future))
         try:
             await asyncio.wait_for(future, timeout)
         except TimeoutError:
             self._give_up(timeout)
+        finally:
+            if not self._acknowledged and self._forget is not None:
+                self._forget()  # the caller was cancelled: nobody waits for it any more
 
     def set(self) -> None:
         """Mark acknowledged (the emitter calls this holding its lock, once)."""
@@ -90,6 +93,12 @@ class Receipt:
             self._forget()
         if not self._acknowledged:
             raise AuditDeliveryError(self.event_id, timeout, "it waits in this process or in the spool")
+
+
+def _resolve_threadsafe(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> None:
+    """From the emitter's thread; a loop closed meanwhile has nobody left to tell."""
+    if not loop.is_closed():
+        loop.call_soon_threadsafe(_resolve, future)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -19,6 +19,7 @@ from shipper.event import AuditEvent, AuditEventType
 from shipper.logger import AuditLogger
 from shipper.testing import capture_events
 from tests.agentproc import RunningAgent
+from tests.waiting import wait_for
 
 
 def _event(service: AuditContext, number: int) -> AuditEvent:
@@ -125,3 +126,30 @@ def test_a_durable_event_inside_capture_events_is_captured_and_acknowledged_at_o
     with capture_events() as events:
         asyncio.run(logger.log_auth_event(AuditEventType.USER_LOGIN, "u2"))
     assert [e.user_id for e in events] == ["u2"]
+
+
+def test_a_receipt_nobody_can_still_be_acknowledged_for_is_not_kept() -> None:
+    """A cancelled durable call, and an acknowledged emit whose event was spooled, leave no receipt
+    behind: the emitter's sending thread would otherwise keep watching for them for ever."""
+    runtime = Path(tempfile.mkdtemp(prefix="as-ack-", dir="/tmp"))
+    emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", spill_after_s=0.1, linger_ms=10)
+    logger = AuditLogger(
+        AuditConfig(), AuditContext(service_name="s"), emit=emitter.emit, submit=emitter.submit
+    )
+
+    async def cancelled() -> None:
+        task = asyncio.create_task(
+            logger.log_event(AuditEvent(event_type=AuditEventType.DATA_EXPORT), durable=True)
+        )
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    try:
+        asyncio.run(cancelled())
+        emitter.submit(AuditEvent(event_type=AuditEventType.DATA_EXPORT))  # nobody waits on this one
+        wait_for(lambda: emitter.stats.spilled == 2 and not emitter._receipts, 10, "both spooled, no receipt")
+    finally:
+        emitter.close(0)
+        shutil.rmtree(runtime, ignore_errors=True)

@@ -334,3 +334,24 @@ def test_an_emitter_tells_a_missing_or_dead_agent_from_a_listening_one(runtime: 
     finally:
         intake.close()
     assert not agent_absent("tcp://127.0.0.1:1"), "over tcp it cannot tell, so it never claims absence"
+
+
+def test_after_an_agent_restart_an_event_reaches_the_new_agent_on_its_own(runtime: Path) -> None:
+    """The agent goes away and comes back: an event emitted meanwhile is sent to the new one by the
+    sending thread (no further emit, flush or exit needed), not parked in memory."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, linger_ms=10, spill_after_s=5)
+    try:
+        emitter.emit(event(0))
+        intake.receive(1)
+        intake.close()
+        for name in ("intake.sock", "confirm.sock"):
+            (runtime / name).unlink()
+        emitter.emit(event(1))
+        intake = StandInIntake(runtime)
+        (frame,) = intake.receive(1, timeout_ms=5000)
+        assert frame.seq == 2
+        assert emitter.stats.spilled == 0
+    finally:
+        emitter.close(0)
+        intake.close()

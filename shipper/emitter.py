@@ -425,12 +425,18 @@ class Emitter:
 
     def _read_confirmations(self) -> None:
         assert self._sub is not None
+        for confirmation in self._received(self._sub):
+            self._apply(confirmation)
+
+    def _received(self, sub: zmq.Socket[bytes]) -> list[Confirmation]:
+        """Every confirmation waiting on `sub`, without blocking."""
+        confirmations: list[Confirmation] = []
         while True:
             try:
-                message = self._sub.recv(zmq.NOBLOCK)
+                message = sub.recv(zmq.NOBLOCK)
             except zmq.Again:
-                return
-            self._apply(confirmation_decoder.decode(memoryview(message)[len(self._topic) :]))
+                return confirmations
+            confirmations.append(confirmation_decoder.decode(memoryview(message)[len(self._topic) :]))
 
     def _read_acks(self, duration: float) -> None:
         """In the sending thread, while receipts wait: take confirmations as they arrive, for up to
@@ -444,13 +450,7 @@ class Emitter:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._acks.poll(max(1, int(remaining * 1000))):
                 return
-            confirmations: list[Confirmation] = []
-            while True:
-                try:
-                    message = self._acks.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                confirmations.append(confirmation_decoder.decode(memoryview(message)[len(self._topic) :]))
+            confirmations = self._received(self._acks)
             with self._lock:
                 for confirmation in confirmations:
                     self._apply(confirmation)

@@ -9,12 +9,26 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 from agents.cli import request_status
 from agents.config import AgentConfig, parse_config
 from agents.messages import Status
 from tests.waiting import wait_for
+
+# For tests that count and read events, not that test durability: no fsync, counters reported often.
+QUICK_CONFIG = """
+[wal]
+fsync = "never"
+[supervisor]
+stats_interval_s = 0.2
+[sinks.file]
+fsync = false
+"""
 
 
 class AgentDirs:
@@ -114,3 +128,20 @@ def file_events(data: Path) -> list[dict[str, object]]:
         return []
     # Split on newlines only: str.splitlines() would also break at U+2028 inside a JSON string.
     return [json.loads(line) for line in path.read_bytes().split(b"\n") if line.strip()]
+
+
+@contextmanager
+def agent_running(config_toml: str) -> Iterator[RunningAgent]:
+    """An agent in directories of its own, which AUDITSHIP_RUNTIME_DIR and AUDITSHIP_DATA_DIR name (and
+    no AUDITSHIP_ENDPOINT) while it runs: emitters made meanwhile find it by default."""
+    dirs = AgentDirs()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in dirs.env().items():
+            patch.setenv(key, value)
+        patch.delenv("AUDITSHIP_ENDPOINT", raising=False)
+        running = RunningAgent(dirs, config_toml).start()
+        try:
+            yield running
+        finally:
+            running.stop()
+    dirs.cleanup()

@@ -12,31 +12,16 @@ import pytest
 
 from agents.config import parse_config
 from shipper.emitter import Emitter
-from tests.agentproc import AgentDirs, RunningAgent
+from tests.agentproc import QUICK_CONFIG, RunningAgent, agent_running
 from tests.pipes import into_closed_pipe
 from tests.producers import numbered_event
 from tests.waiting import wait_for
 
-CONFIG = """
-[wal]
-fsync = "never"
-[supervisor]
-stats_interval_s = 0.2
-[sinks.file]
-fsync = false
-"""
-
 
 @pytest.fixture(scope="module")
 def agent() -> Iterator[RunningAgent]:
-    dirs = AgentDirs()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in dirs.env().items():
-            patch.setenv(key, value)
-        running = RunningAgent(dirs, CONFIG).start()
+    with agent_running(QUICK_CONFIG) as running:
         yield running
-        running.stop()
-    dirs.cleanup()
 
 
 def audit_agent(*args: str) -> subprocess.CompletedProcess[str]:

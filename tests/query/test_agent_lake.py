@@ -18,7 +18,7 @@ from query.filters import EventFilter
 from query.search import search
 from query.stats import statistics
 from shipper.emitter import Emitter
-from tests.agentproc import AgentDirs, RunningAgent
+from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent
 from tests.query.conftest import known_events
 from tests.query.test_search import FILTERS
 from tests.query.test_stats import expected
@@ -27,13 +27,7 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.slow
 
 FLUSH_INTERVAL_S = 1.0  # shorter than the default, so the test waits less
-CONFIG = f"""
-[wal]
-fsync = "never"
-[supervisor]
-stats_interval_s = 0.2
-[sinks.file]
-fsync = false
+CONFIG = f"""{QUICK_CONFIG}
 [sinks.parquet]
 enabled = true
 flush_interval_s = {FLUSH_INTERVAL_S}

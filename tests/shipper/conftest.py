@@ -13,31 +13,17 @@ import pytest
 from shipper.config import AuditContext
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent
-from tests.agentproc import AgentDirs, RunningAgent, file_events
+from tests.agentproc import QUICK_CONFIG, RunningAgent, agent_running, file_events
 from tests.waiting import wait_for
 
 # Sensitive values stay encrypted in the file: tests check that request bodies never reach it in clear.
-AGENT_CONFIG = """
-[wal]
-fsync = "never"
-[supervisor]
-stats_interval_s = 0.2
-[sinks.file]
-fsync = false
-"""
+AGENT_CONFIG = QUICK_CONFIG
 
 
 @pytest.fixture(scope="module")
 def audit_agent() -> Iterator[RunningAgent]:
-    dirs = AgentDirs()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in dirs.env().items():
-            patch.setenv(key, value)
-        patch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-        running = RunningAgent(dirs, AGENT_CONFIG).start()
+    with agent_running(AGENT_CONFIG) as running:
         yield running
-        running.stop()
-    dirs.cleanup()
 
 
 @pytest.fixture(scope="module")

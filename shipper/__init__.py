@@ -7,6 +7,7 @@ sent, and the agent's packages only when `audit_context` has to start an embedde
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditConfig, AuditContext
 from shipper.destinations import DatabaseAuditDestination, FileAuditDestination, SIEMAuditDestination
+from shipper.errors import AuditDeliveryError
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, new_event_id
 from shipper.logger import AuditLogger
 from shipper.logging_bridge import AuditHandler
@@ -15,6 +16,7 @@ __all__ = [
     "AioAuditServerInterceptor",
     "AuditConfig",
     "AuditContext",
+    "AuditDeliveryError",
     "AuditEvent",
     "AuditEventBuilder",
     "AuditEventType",

@@ -136,6 +136,8 @@ class WorkerReport(msgspec.Struct, omit_defaults=True):
     lag_events: int | None = None
     """Sinks only: events in the WAL the sink has not delivered yet (the intake's last_seq minus the
     sink's committed)."""
+    problem: str | None = None
+    """What keeps failing right now, with since when and what waits (a full disk under the WAL)."""
 
 
 class StatusReport(msgspec.Struct):
@@ -157,6 +159,7 @@ def status_report(status: messages.Status) -> StatusReport:
                 w.restarts,
                 w.counters,
                 max(0, int(last_seq) - int(w.counters["committed"])) if "committed" in w.counters else None,
+                w.problem,
             )
             for w in status.workers
         ],
@@ -182,6 +185,8 @@ def _status(config: AgentConfig, *, as_json: bool) -> int:
             counters["lag_events"] = worker.lag_events
         shown = " ".join(f"{key}={value}" for key, value in sorted(counters.items()))
         print(f"  {worker.name:<14} {worker.state:<9} pid={worker.pid} restarts={worker.restarts} {shown}")
+        if worker.problem:
+            print(f"  {'':<14} ! {worker.problem}")
     return 0
 
 

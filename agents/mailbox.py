@@ -36,13 +36,20 @@ class Mailbox:
         except zmq.Again:
             return None
 
-    def report(self, counters: dict[str, int | float], interval_s: float, *, force: bool = False) -> None:
-        """Send counters to the supervisor at most every `interval_s`."""
+    def report(
+        self,
+        counters: dict[str, int | float],
+        interval_s: float,
+        *,
+        force: bool = False,
+        problem: str | None = None,
+    ) -> None:
+        """Send counters, and what keeps failing if anything, to the supervisor at most every `interval_s`."""
         now = time.monotonic()
         if force or now >= self._next_stats:
             self._next_stats = now + interval_s
             with contextlib.suppress(zmq.Again):
-                self.send(Stats(self.worker, counters))
+                self.send(Stats(self.worker, counters, problem))
 
     def orphaned(self) -> bool:
         """True once the supervisor is gone (SIGKILLed); a worker must not outlive it."""

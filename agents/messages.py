@@ -32,6 +32,8 @@ class Stats(Message):
 
     worker: str
     counters: dict[str, int | float]
+    problem: str | None = None
+    """What keeps failing right now, in a sentence (a full disk under the WAL), for status to show."""
 
 
 class StatusRequest(Message):
@@ -44,6 +46,7 @@ class WorkerStatus(msgspec.Struct):
     pid: int | None
     restarts: int
     counters: dict[str, int | float]
+    problem: str | None = None
 
 
 class Status(Message):

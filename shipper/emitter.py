@@ -67,6 +67,10 @@ SENDER_RETRY_S = 1.0
 # How often the sending thread looks at a window that only waits for confirmations: often enough to
 # spill what an agent never confirmed within confirm_timeout_s, rarely enough to cost nothing.
 WINDOW_CHECK_S = 0.5
+# The overflow spool is on a tmpfs shared with the host: each emitter's file stays under this, and no
+# spill leaves less than this fraction of that filesystem free.
+OVERFLOW_FILE_BYTES = 16 * 1024 * 1024
+OVERFLOW_KEEP_FREE = 0.1
 
 # A frame as it waits to be sent, confirmed or spilled: its bytes, and whether its event has
 # sensitive values (which the spool seals).
@@ -128,6 +132,7 @@ class Emitter:
         self.endpoint = endpoint or endpoints.intake_endpoint()
         self._confirm_endpoint = endpoints.confirm_endpoint(self.endpoint)
         self._spool_dir = spool_dir or endpoints.spool_dir(self.endpoint)
+        self._overflow_dir = endpoints.overflow_dir(self.endpoint)
         self._window_size = window
         self._send_hwm = send_hwm
         self._poll_every = poll_every
@@ -166,6 +171,14 @@ class Emitter:
         self._countdown = self._poll_every
         self._spool = SpoolWriter(
             self._spool_dir, self.id, create=self._spool_dir != endpoints.SYSTEM_SPOOL_DIR
+        )
+        # Never created here: it is the agent's, in its runtime directory.
+        self._overflow = SpoolWriter(
+            self._overflow_dir,
+            self.id,
+            create=False,
+            max_bytes=OVERFLOW_FILE_BYTES,
+            keep_free=OVERFLOW_KEEP_FREE,
         )
         self._stats = EmitterStats()
         self._dropped_seen = 0
@@ -552,23 +565,27 @@ class Emitter:
             del self._unsent[-excess:]
 
     def _spill(self, frames: list[Pending]) -> list[Pending]:
-        """Write frames to the spool; returns those that could not be written (kept in memory)."""
+        """Write frames to the spool, or when it cannot take them (a full disk) to the overflow spool;
+        returns those that could not be written (kept in memory)."""
         if not frames:
             return []
-        try:
-            self._spool.write(frames)
-        except SealUnavailableError as exc:
-            # Only the sensitive ones cannot go (never in plaintext); the rest still must.
-            self._warn_once("seal", f"events with sensitive values wait in memory, not spooled: {exc}")
-            plain = [frame for frame in frames if not frame[1]]
-            return [frame for frame in frames if frame[1]] + self._spill(plain)
-        except OSError as exc:
-            self._warn_once("spool", f"spool {self._spool.path} unwritable, events wait in memory: {exc}")
-            return frames
-        self._stats.spilled += len(frames)
-        if self._receipts:
-            self._release_receipts(frames)
-        return []
+        for spool in (self._spool, self._overflow):
+            try:
+                spool.write(frames)
+            except SealUnavailableError as exc:
+                # Only the sensitive ones cannot go (never in plaintext); the rest still must.
+                self._warn_once("seal", f"events with sensitive values wait in memory, not spooled: {exc}")
+                plain = [frame for frame in frames if not frame[1]]
+                return [frame for frame in frames if frame[1]] + self._spill(plain)
+            except OSError as exc:
+                self._warn_once(f"spool {spool.directory}", f"spool {spool.path} unwritable: {exc}")
+                continue
+            self._stats.spilled += len(frames)
+            if self._receipts:
+                self._release_receipts(frames)
+            return []
+        self._warn_once("memory", "no spool can take events: they wait in memory (up to hold_max)")
+        return frames
 
     def _drop(self, count: int, key: str, why: str) -> None:
         self._stats.dropped += count

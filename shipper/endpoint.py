@@ -20,6 +20,7 @@ from pathlib import Path
 
 SYSTEM_RUNTIME_DIR = Path("/run/auditship")
 SYSTEM_SPOOL_DIR = Path("/var/spool/auditship")
+OVERFLOW_NAME = "overflow"
 _INSTALL_MARKS = (
     SYSTEM_RUNTIME_DIR,
     SYSTEM_SPOOL_DIR,
@@ -85,6 +86,15 @@ def spool_dir(intake: str) -> Path:
         directory = Path(intake[len("ipc://") :]).parent
         return SYSTEM_SPOOL_DIR if directory == SYSTEM_RUNTIME_DIR else directory / "spool"
     return runtime_dir() / "spool"
+
+
+def overflow_dir(intake: str) -> Path:
+    """Where an emitter spills when its spool cannot take more (a full disk): `overflow` in the
+    runtime directory, a tmpfs on a systemd host, so not the disk that filled up. The agent makes it
+    and ingests it as it does the spool."""
+    if intake.startswith("ipc://"):
+        return Path(intake[len("ipc://") :]).parent / OVERFLOW_NAME
+    return runtime_dir() / OVERFLOW_NAME
 
 
 def agent_absent(intake: str) -> bool:

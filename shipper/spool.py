@@ -12,6 +12,8 @@ file the agent claimed or in the next one, never torn between the two and never 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -27,12 +29,27 @@ PUBLIC_KEY_NAME = "seal.pub"
 
 
 class SpoolWriter:
-    """Appends an emitter's records to its spool file. `create`: make the directory when it is missing
-    (a user's own spool); the installed agent's is made at install, with its mode, never by a service."""
+    """Appends an emitter's records to its spool file.
 
-    def __init__(self, directory: Path, emitter_id: str, *, create: bool = True) -> None:
+    create: make the directory when it is missing (a user's own spool); the installed agent's is made at
+    install, with its mode, never by a service. max_bytes and keep_free: bounds for a spool on a small
+    filesystem (the overflow spool on the runtime directory's tmpfs): this file grows to at most
+    max_bytes, and no write leaves less than keep_free (a fraction) of the filesystem free.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        emitter_id: str,
+        *,
+        create: bool = True,
+        max_bytes: int | None = None,
+        keep_free: float = 0.0,
+    ) -> None:
         self.directory = directory
         self._create = create
+        self._max_bytes = max_bytes
+        self._keep_free = keep_free
         self.path = directory / f"{emitter_id}{SUFFIX}"
         self._fd: int | None = None
         self._public_key: bytes | None = None
@@ -40,15 +57,35 @@ class SpoolWriter:
     def write(self, frames: list[tuple[bytes, bool]]) -> None:
         """Append frames (`(frame bytes, has sensitive values)`) durably enough to survive this process.
 
-        Raises OSError when the directory cannot be written and SealUnavailableError for a sensitive frame
-        that cannot be sealed; nothing of the call is written then.
+        Raises OSError when the directory cannot be written (a full disk: ENOSPC) or a bound would be
+        passed, and SealUnavailableError for a sensitive frame that cannot be sealed; nothing of the call
+        is written then: a write the disk cut short is cut off again, so that a later record never
+        follows a torn one.
         """
         data = b"".join(encode_record(self._stored(frame, sensitive)) for frame, sensitive in frames)
         fd = self._locked_fd()
         try:
-            os.write(fd, data)
+            size = os.fstat(fd).st_size
+            self._check_bounds(size, len(data))
+            try:
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+            except OSError:
+                os.ftruncate(fd, size)
+                raise
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _check_bounds(self, size: int, adding: int) -> None:
+        if self._max_bytes is not None and size + adding > self._max_bytes:
+            raise OSError(errno.ENOSPC, f"{self.path}: at its bound of {self._max_bytes} bytes")
+        if self._keep_free:
+            fs = os.statvfs(self.directory)
+            if (fs.f_bavail * fs.f_frsize - adding) < self._keep_free * fs.f_blocks * fs.f_frsize:
+                raise OSError(
+                    errno.ENOSPC, f"{self.directory}: would leave less than {self._keep_free:.0%} free"
+                )
 
     def close(self) -> None:
         if self._fd is not None:
@@ -75,9 +112,14 @@ class SpoolWriter:
                 if self._create:
                     self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-                # Group-readable whatever the service's umask: the agent reads it as a member of the
-                # spool's group (setgid directory); other members cannot list the directory to find it.
+                # Group-readable whatever the service's umask, and of the directory's group (the agent's:
+                # set here for a directory without the setgid bit): the agent reads it as a member of
+                # that group; other members cannot list the directory to find it.
                 os.fchmod(self._fd, 0o640)
+                group = self.directory.stat().st_gid
+                if os.fstat(self._fd).st_gid != group:
+                    with contextlib.suppress(PermissionError):  # not a member: the agent's own spool
+                        os.fchown(self._fd, -1, group)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:
                 if self.path.stat().st_ino == os.fstat(self._fd).st_ino:

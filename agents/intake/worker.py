@@ -23,6 +23,7 @@ from agents.crypto.fields import encrypt_sensitive
 from agents.crypto.keyring import Keyring
 from agents.intake import spool
 from agents.intake.dedupe import DedupeIndex
+from agents.intake.failure import WriteFailure
 from agents.intake.rejects import RejectLog
 from agents.layout import DataLayout
 from agents.mailbox import Mailbox
@@ -60,6 +61,7 @@ class Intake:
         self.runs: dict[str, list[float]] = {}
         self.pending: set[str] = set()
         self._sync_wanted = False
+        self._write_failure = WriteFailure("WAL append", log)
         self.counters: dict[str, int | float] = dict.fromkeys(
             ("received", "appended", "repeats", "spooled_in", "spool_files", "write_errors", "paused"), 0
         )
@@ -84,9 +86,10 @@ class Intake:
         return index
 
     def _spool_directories(self, spool: Path, runtime: Path) -> list[Path]:
-        """Our spool, and the runtime dir's `spool` when emitters made it a real directory before the
-        agent could link it to ours."""
-        directories = [spool]
+        """Our spool, the runtime dir's overflow spool (where emitters spill when the spool's disk is
+        full), and the runtime dir's `spool` when emitters made it a real directory before the agent
+        could link it to ours."""
+        directories = [spool, runtime / endpoints.OVERFLOW_NAME]
         runtime_spool = runtime / "spool"
         if runtime_spool.is_dir() and not runtime_spool.is_symlink():
             directories.append(runtime_spool)
@@ -125,7 +128,9 @@ class Intake:
             if now >= next_maintenance:
                 next_maintenance = now + MAINTENANCE_INTERVAL_S
                 self._maintain()
-            self.mailbox.report(self._counters(), self.config.supervisor.stats_interval_s)
+            self.mailbox.report(
+                self._counters(), self.config.supervisor.stats_interval_s, problem=self._write_failure.problem
+            )
         self._shutdown()
 
     def _stop_requested(self) -> bool:
@@ -210,18 +215,20 @@ class Intake:
             try:
                 self.wal.append(payloads)
             except OSError as exc:
-                # Nothing of the batch is confirmed yet; hold it and try again, without reading more.
+                # Nothing of the batch is confirmed yet; hold it and try again, without reading more:
+                # emitters keep what they sent, then spill it (to the overflow spool if this disk is full).
                 self.counters["write_errors"] += 1
-                log.error(
-                    "WAL append of %d events failed (%s); holding them and retrying in %.1fs",
-                    len(payloads),
-                    exc,
-                    RETRY_PAUSE_S,
+                self._write_failure.failed(exc, len(payloads))
+                self.mailbox.report(
+                    self._counters(),
+                    self.config.supervisor.stats_interval_s,
+                    problem=self._write_failure.problem,
                 )
                 time.sleep(RETRY_PAUSE_S)
                 if self.mailbox.orphaned():
                     raise
                 continue
+            self._write_failure.succeeded()
             self.counters["appended"] += len(payloads)
             return
 

@@ -41,6 +41,7 @@ class WorkerProcess:
         self.restarts = 0
         self.restart_at = 0.0
         self.counters: dict[str, int | float] = {}
+        self.problem: str | None = None
         self.flapping = FlapDetector(restart.flap_restarts, restart.flap_window_s)
 
     @property

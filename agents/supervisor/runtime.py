@@ -13,12 +13,16 @@ from agents.crypto.keyring import Keyring
 from agents.durable import write_atomically
 from agents.errors import ConfigError
 from agents.layout import DataLayout
+from shipper.endpoint import OVERFLOW_NAME
 from shipper.spool import PUBLIC_KEY_NAME
 
 log = logging.getLogger("auditship.supervisor")
 # The spool: the agent's group may create files (write, search) but not list them, setgid so that
 # every file gets the agent's group (which reads it), sticky so that a service cannot remove another's.
 SPOOL_MODE = stat.S_ISGID | stat.S_ISVTX | 0o730
+# The overflow spool, on the runtime directory's tmpfs, for when the spool's disk is full: the same but
+# for the setgid bit, which the unit forbids setting (emitters give their files the group themselves).
+OVERFLOW_MODE = stat.S_ISVTX | 0o730
 LOCK_NAME = "agent.lock"
 
 
@@ -37,16 +41,19 @@ def lock(path: Path) -> int:
 
 
 def prepare(layout: DataLayout, runtime: Path, spool: Path) -> list[int]:
-    """Create and lock the data and runtime directories, make the spool reachable for the agent's group,
-    publish the key emitters seal to in it, and link the runtime dir's `spool` to it. Returns the lock
-    fds, to keep open."""
+    """Create and lock the data and runtime directories, make the spool and the runtime dir's overflow
+    spool reachable for the agent's group, publish the key emitters seal to in both, and link the
+    runtime dir's `spool` to the spool. Returns the lock fds, to keep open."""
     layout.prepare()
     runtime.mkdir(parents=True, exist_ok=True)
     runtime.chmod(0o750)
     fds = [lock(layout.root / LOCK_NAME), lock(runtime / LOCK_NAME)]
     _prepare_spool(spool)
+    overflow = runtime / OVERFLOW_NAME
+    overflow.mkdir(exist_ok=True)
+    overflow.chmod(OVERFLOW_MODE)
     link = runtime / "spool"
-    targets = [spool]
+    targets = [spool, overflow]
     if link.is_symlink() or not link.exists():
         link.unlink(missing_ok=True)
         link.symlink_to(spool)
@@ -76,6 +83,7 @@ def _prepare_spool(spool: Path) -> None:
 
 def clean(runtime: Path) -> None:
     """After a clean stop: remove the sockets and the lock, so that an emitter sees at once that no agent
-    listens. The `spool` link stays: emitters spill through it, sealed, until the agent is back."""
+    listens. The `spool` link and the overflow spool stay: emitters spill there, sealed, until the agent
+    is back."""
     for name in ("intake.sock", "confirm.sock", "control.sock", LOCK_NAME):
         (runtime / name).unlink(missing_ok=True)

@@ -116,6 +116,7 @@ class Supervisor:
                 worker.transition(State.RUNNING)
             case Stats() if worker is not None:
                 worker.counters = message.counters
+                worker.problem = message.problem
             case StatusRequest():
                 self._reply(identity, self.status())
             case _:
@@ -131,7 +132,7 @@ class Supervisor:
         return Status(
             os.getpid(),
             [
-                WorkerStatus(name, w.state.value, w.pid, w.restarts, w.counters)
+                WorkerStatus(name, w.state.value, w.pid, w.restarts, w.counters, w.problem)
                 for name, w in self.workers.items()
             ],
         )

@@ -7,15 +7,21 @@ rotated during the read may be missed.
 
 JSON Lines records can be printed as they are, as text, and with `--decrypt` with their `sensitive`
 values decrypted by DIR/keys. Lines the sink wrote in its text format can only be printed as they are.
+
+A damaged file does not stop the others: a compressed file that stops decompressing is printed up to the
+damage, a line that is no event record is left out (zstd without a checksum can decompress damage into
+such lines), each with a warning naming the file and where, and the command goes on to the next file
+and exits with status 1 at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import msgspec
 
@@ -25,6 +31,8 @@ from agents.layout import DataLayout
 from agents.sinks import filestore
 from agents.sinks.formats import Format, decode_json_line, line_encoder
 from query.errors import QueryError
+
+logger = logging.getLogger("auditship.query")
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -46,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     keyring = _keyring(args.data_dir) if args.decrypt else None
     out = sys.stdout.buffer
     for path in paths:
-        for number, line in _numbered_lines(path):
-            out.write(_render(line, args.format, keyring, f"{path}:{number}"))
+        _print_file(path, args.format, keyring, out)
     out.flush()
     return 0
 
@@ -71,11 +78,31 @@ def _keyring(data_dir: Path) -> Keyring:
         raise QueryError(f"cannot decrypt: {exc}") from exc
 
 
+def _print_file(path: Path, fmt: Format, keyring: Keyring | None, out: BinaryIO) -> None:
+    """Every record of `path`; damage is a warning (module docstring), a file that cannot be opened an
+    error."""
+    skipped = 0
+    first_skipped = ""  # where the first line that is no record is, and why
+    json_lines = ".jsonl" in path.suffixes  # the sink names its text-format files .log
+    for number, line in _numbered_lines(path):
+        try:
+            out.write(_render(line, fmt, keyring, f"{path}:{number}", json_lines))
+        except msgspec.DecodeError as exc:
+            first_skipped = first_skipped or f"{path}:{number}: not an audit event record ({exc})"
+            skipped += 1
+    if skipped:
+        also = f"; {skipped - 1} more such lines in it" if skipped > 1 else ""
+        logger.warning("%s, skipped%s", first_skipped, also)
+
+
 def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The lines of `path`, numbered; a compressed file that stops decompressing ends with a warning."""
+    number = 0
     try:
-        yield from enumerate(filestore.read_lines(_existing(path)), start=1)
+        for number, line in enumerate(filestore.read_lines(_existing(path)), start=1):
+            yield number, line
     except filestore.CorruptFileError as exc:
-        raise QueryError(str(exc)) from exc
+        logger.warning("%s; the rest of it, after line %d, is skipped", exc, number)
     except OSError as exc:
         raise QueryError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
@@ -90,17 +117,17 @@ def _existing(path: Path) -> Path:
     return path  # opening it raises the error that names it
 
 
-def _render(line: bytes, fmt: Format, keyring: Keyring | None, where: str) -> bytes:
+def _render(line: bytes, fmt: Format, keyring: Keyring | None, where: str, json_lines: bool) -> bytes:
+    """The line as `fmt`; msgspec.DecodeError if it is no event record where one should be."""
     if not line.startswith(b"{"):
+        if json_lines:  # damage in a file of JSON Lines, not a line in the sink's text format
+            raise msgspec.DecodeError("not a JSON object")
         if fmt == "text" and keyring is None:
             return line
         raise QueryError(
             f"{where}: a line in the sink's text format; only --format text without --decrypt shows it"
         )
-    try:
-        seq, event = decode_json_line(line)
-    except msgspec.DecodeError as exc:
-        raise QueryError(f"{where}: not an audit event record: {exc}") from exc
+    seq, event = decode_json_line(line)  # a DecodeError is the caller's to report
     if keyring is not None:
         try:
             event = decrypt_sensitive(event, keyring)

@@ -5,11 +5,16 @@ Each command is a module of this package with `register(commands, common)`, whic
 parses, dispatches, and turns a QueryError into one line on stderr and exit status 2. `cat` reads the
 file sink's files (--data-dir); the others read the lake (--lake, --data-dir or --config, and --format).
 Usage errors are one line too, with the same status.
+
+What a command leaves out because it cannot read it (a damaged part of the lake, a damaged file of the
+file sink) is a warning through the `auditship.query` logger, as in the Python API; here each one goes to
+stderr, once, and the command, having printed everything else, exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,6 +25,7 @@ from query.errors import QueryError
 
 FILE_COMMANDS = (cat,)
 LAKE_COMMANDS = (search, stats, sql, tail, retention)
+EXIT_INCOMPLETE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -52,8 +58,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Warnings(logging.Handler):
+    """Each distinct warning once on stderr (`tail -f` may meet the same damaged part at every look)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message not in self.seen:
+            self.seen.add(message)
+            print(f"audit-query: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings = _Warnings()
+    logger = logging.getLogger("auditship.query")
+    logger.addHandler(warnings)
+    try:
+        status = _run(args)
+    finally:
+        logger.removeHandler(warnings)
+    return EXIT_INCOMPLETE if status == 0 and warnings.seen else status
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         status: int = args.run(args)
         # Short output waits in stdout's buffer: a reader gone already shows only when it is flushed.

@@ -27,6 +27,8 @@ from agents.durable import fsync_directory
 Compression = Literal["zstd", "gzip", "none"]
 SUFFIXES: dict[str, str] = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 _CHUNK = 1 << 20
+# Compressed input is fed to zstd this much at a time; at damage, the piece is fed again a byte at a time.
+_ZSTD_PIECE = 64 * 1024
 _TAIL_BLOCK = 64 * 1024
 
 
@@ -144,14 +146,40 @@ def first_line(fd: int) -> bytes:
 
 def _zstd_chunks(file: BinaryIO, path: Path) -> Iterator[bytes]:
     decompressor = zstandard.ZstdDecompressor().decompressobj()
+    offset = 0
+    for piece in iter(lambda: file.read(_ZSTD_PIECE), b""):
+        try:
+            chunk = decompressor.decompress(piece)
+        except zstandard.ZstdError:
+            break  # damage in this piece: see below
+        yield chunk
+        offset += len(piece)
+    else:
+        # A stream cut short decompresses to less, silently; only the frame's end tells it was complete.
+        if not decompressor.eof:
+            raise CorruptFileError(f"{path}: truncated zstd data (the frame has no end after {offset} bytes)")
+        return
+    yield from _zstd_up_to_damage(file, path, offset)
+
+
+def _zstd_up_to_damage(file: BinaryIO, path: Path, start: int) -> Iterator[bytes]:
+    """What the piece at `start`, which failed, holds before its damage; then CorruptFileError naming the
+    byte. A failed call returns nothing, not even the blocks it completed before the damage, so a new
+    decompressor is brought to `start` (that output was yielded already) and fed the piece byte by byte."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    file.seek(0)
+    offset = 0
     try:
-        for chunk in iter(lambda: file.read(_CHUNK), b""):
-            yield decompressor.decompress(chunk)
+        while offset < start and (piece := file.read(min(_ZSTD_PIECE, start - offset))):
+            decompressor.decompress(piece)
+            offset += len(piece)
+        for byte in file.read(_ZSTD_PIECE):
+            if chunk := decompressor.decompress(bytes((byte,))):
+                yield chunk
+            offset += 1
     except zstandard.ZstdError as exc:
-        raise CorruptFileError(f"{path}: not valid zstd: {exc}") from exc
-    # A stream cut short decompresses to less, silently; only the frame's end tells it was complete.
-    if not decompressor.eof:
-        raise CorruptFileError(f"{path}: truncated zstd data (the frame has no end)")
+        raise CorruptFileError(f"{path}: not valid zstd, found at byte {offset}: {exc}") from exc
+    raise CorruptFileError(f"{path}: not valid zstd after byte {start} (it changed while it was read)")
 
 
 def _gzip_chunks(file: BinaryIO, path: Path) -> Iterator[bytes]:

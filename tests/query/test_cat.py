@@ -1,5 +1,7 @@
 """`audit-query cat` prints every event of the file sink's files in order, and fails in one line."""
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -115,15 +117,98 @@ def test_text_format_files_pass_through_as_text(tmp_path, capsysbinary):
         ),
     ],
 )
-def test_corrupt_files_are_one_line_errors_naming_the_file(tmp_path, capsysbinary, make, expected):
-    """A corrupt or truncated compressed file, or a line that is no event, exits 2 naming the file."""
+def test_a_corrupt_file_is_a_warning_naming_it_and_the_files_after_it_are_printed(
+    tmp_path, capsysbinary, make, expected
+):
+    """A corrupt or truncated compressed file, or a line that is no event: one warning naming the file,
+    every event of the next file printed, and exit status 1 at the end."""
     files = tmp_path / "files"
     files.mkdir()
     make(files)
-    status, _, err = cat(capsysbinary, "--data-dir", tmp_path)
-    assert status == 2
-    assert err.count("\n") == 1
+    write(tmp_path, Keyring.load_or_create(tmp_path / "keys"), range(2, 5))
+    status, out, err = cat(capsysbinary, "--data-dir", tmp_path)
+    assert status == 1
+    assert [msgspec.json.decode(line)["wal_seq"] for line in out.splitlines()][-3:] == [2, 3, 4]
+    assert err.count("\n") == 1 and err.startswith("audit-query: warning: ")
     assert str(files / "audit-1-1.jsonl") in err and expected in err
+
+
+def big_closed_file(data_dir):
+    """Events 1-1000: 815 of them in one closed .zst file of three zstd blocks, the rest in the current
+    file; returns the closed file."""
+    write(data_dir, Keyring.load_or_create(data_dir / "keys"), range(1, 1001), max_file_size=300_000)
+    (closed,) = (data_dir / "files").glob("audit-1-*.jsonl.zst")
+    return closed
+
+
+def overwrite_second_block_header(path):
+    """Make the second zstd block's header a reserved block type: damage zstd always detects."""
+    data = bytearray(path.read_bytes())
+    header = zstandard.frame_header_size(bytes(data))
+    first_block = int.from_bytes(data[header : header + 3], "little") >> 3
+    second = header + 3 + first_block
+    data[second : second + 3] = b"\xff\xff\xff"
+    path.write_bytes(bytes(data))
+    return second
+
+
+def test_a_closed_file_damaged_inside_is_printed_up_to_the_damage_then_the_next_files(tmp_path, capsysbinary):
+    """A real closed file with a broken block: its events before the damage are printed, in order, the
+    warning names the file, the byte and the last line printed, the current file follows, status 1."""
+    closed = big_closed_file(tmp_path / "data")
+    last_closed = int(closed.name.split("-")[2].split(".")[0])
+    damaged_at = overwrite_second_block_header(closed)
+
+    status, out, err = cat(capsysbinary, "--data-dir", tmp_path / "data")
+    seqs = [msgspec.json.decode(line)["wal_seq"] for line in out.splitlines()]
+    before = seqs[: seqs.index(last_closed + 1)]
+    assert status == 1
+    assert 0 < len(before) < last_closed and before == list(range(1, len(before) + 1))
+    assert seqs[len(before) :] == list(range(last_closed + 1, 1001))
+    found_at = re.fullmatch(
+        rf"audit-query: warning: {re.escape(str(closed))}: not valid zstd, found at byte (\d+): "
+        rf"zstd decompressor error: Data corruption detected; the rest of it, after line {len(before)}, "
+        r"is skipped\n",
+        err,
+    )
+    assert found_at is not None, err
+    assert damaged_at <= int(found_at[1]) < damaged_at + 3  # within the header that was overwritten
+
+
+def test_a_truncated_closed_file_is_printed_up_to_the_cut_then_the_next_files(tmp_path, capsysbinary):
+    """A real closed file cut in half: what decompresses before the cut is printed, then the current file;
+    the warning says the file has no end, status 1."""
+    closed = big_closed_file(tmp_path / "data")
+    last_closed = int(closed.name.split("-")[2].split(".")[0])
+    size = closed.stat().st_size
+    os.truncate(closed, size // 2)
+
+    status, out, err = cat(capsysbinary, "--data-dir", tmp_path / "data")
+    seqs = [msgspec.json.decode(line)["wal_seq"] for line in out.splitlines()]
+    before = seqs[: seqs.index(last_closed + 1)]
+    assert status == 1
+    assert 0 < len(before) < last_closed and before == list(range(1, len(before) + 1))
+    assert seqs[len(before) :] == list(range(last_closed + 1, 1001))
+    assert f"{closed}: truncated zstd data (the frame has no end after {size // 2} bytes)" in err
+    assert err.count("\n") == 1
+
+
+def test_garbled_lines_in_a_closed_file_are_skipped_with_one_warning_for_them_all(tmp_path, capsysbinary):
+    """zstd without a checksum can decompress damage into lines that are no records: each is left out,
+    one warning names the file, the first such line and how many more, and the other events print."""
+    data = tmp_path / "data"
+    write(data, Keyring.load_or_create(data / "keys"), range(1, 11), max_file_size=1_000, compression="none")
+    closed = sorted((data / "files").glob("audit-*.jsonl"), key=lambda path: path.stat().st_mtime_ns)[0]
+    lines = closed.read_bytes().splitlines(keepends=True)
+    kept = [msgspec.json.decode(line)["wal_seq"] for line in lines[:1] + lines[3:]]
+    closed.write_bytes(lines[0] + b"\x00garbage\n" + b'{"not": "a record"\n' + b"".join(lines[3:]))
+
+    status, out, err = cat(capsysbinary, "--data-dir", data)
+    seqs = [msgspec.json.decode(line)["wal_seq"] for line in out.splitlines()]
+    assert status == 1
+    assert set(kept) <= set(seqs) and len(seqs) == 8
+    assert err.startswith(f"audit-query: warning: {closed}:2: not an audit event record (not a JSON object)")
+    assert err.endswith("skipped; 1 more such lines in it\n") and err.count("\n") == 1
 
 
 def test_missing_inputs_are_one_line_errors(tmp_path, capsysbinary):

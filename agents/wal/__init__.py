@@ -2,6 +2,7 @@
 
     wal/<first_seq:020d>.wal   segments: records `encode_record(<u64 seq><frame>)`, seqs from 1, rising
     wal/cursors/<sink>         the last seq the sink's destination has (decimal text, replaced atomically)
+    wal/seq.reserved           no seq above it was ever issued (decimal text, replaced atomically)
     wal/quarantine/            copies of segments found damaged, kept as evidence
     wal/writer.lock            held by the one writer
 

@@ -3,7 +3,8 @@
 The file is replaced atomically (temporary file, fsync, rename, fsync of the directory), so after any
 crash it holds the old seq or the new one. Anything else in it is damage, and `read_cursor` refuses to
 guess: 0 would send the whole WAL to the destination again, a later seq would skip events nobody
-delivered. An operator who knows which is right writes it (see `WalError`'s message).
+delivered. An operator who knows which is right writes it (see `WalError`'s message). Whatever a cursor
+says, no seq is issued twice (reservation.py), so a rewound cursor only ever brings repeats.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def read_cursor(path: Path) -> int | None:
     if not (value.isascii() and value.isdigit()):
         raise WalError(
             f"{path}: expected the sink's last committed WAL seq (decimal digits), found {text[:40]!r}; "
-            "write the last seq its destination holds into the file (0 sends the whole WAL again)"
+            "write into it the last seq its destination holds; when unsure, a lower one: the sink sends "
+            "what the WAL holds above it again, a repeat rather than a loss"
         )
     return int(value)
 

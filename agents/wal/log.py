@@ -1,8 +1,14 @@
 """The writer: the intake appends batches; the log stamps seqs, rolls segments, syncs and collects.
 
-Seqs are never issued twice, also across restarts and after every old segment is gone: the newest
-segment is never deleted and is named by a seq at or below the next one, and a seq some sink has
-committed (cursors survive power cuts) is never issued again either.
+Seqs are never issued twice, also across restarts, after every old segment is gone and after a lost
+tail or cursor: every seq issued is at or below the durable reservation (reservation.py), and a start
+goes on above it, above the newest segment's name (that segment is never deleted) and above every seq
+some sink has committed.
+
+The size bound: `room_bytes()` says how much more the WAL takes before it reaches `wal.max_bytes`; the
+intake takes a frame only while it is positive, so the WAL passes the bound by less than one record.
+`collect()` seals an active segment that stands in the way of shrinking (see there), so the WAL always
+shrinks back under the bound once the sinks have caught up, with or without appends.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from agents.errors import WalError
 from agents.wal.cursor import check_sink_name, committed_seqs, cursor_path, read_cursor
 from agents.wal.record import WalRecord, encode_batch
 from agents.wal.recovery import recover
+from agents.wal.reservation import RESERVE_SEQS, read_reservation, write_reservation
 from agents.wal.scanner import Batch, SegmentScanner, Stop
 from agents.wal.segment import (
     CURSORS,
@@ -61,7 +68,8 @@ class WriteAheadLog:
         recovered = recover(self._directory)
         self._closed = recovered.segments
         self._closed_bytes = sum(size for _, size in self._closed)
-        issued = max([recovered.last_seq, *committed_seqs(self._directory).values()])
+        self._reserved = read_reservation(self._directory)
+        issued = max([recovered.last_seq, self._reserved, *committed_seqs(self._directory).values()])
         newest = self._closed[-1][0] if self._closed else None
         self._next_seq = max(issued + 1, newest.first_seq if newest else 1)
         if newest and newest.first_seq == self._next_seq and newest.first_seq in recovered.damaged:
@@ -94,6 +102,10 @@ class WriteAheadLog:
             raise WalError(f"write-ahead log {self._directory} is closed")
         if not payloads:
             return self._next_seq - 1
+        last = self._next_seq + len(payloads) - 1
+        if last > self._reserved:
+            write_reservation(self._directory, last + RESERVE_SEQS)  # an OSError: nothing issued yet
+            self._reserved = last + RESERVE_SEQS
         data = encode_batch(self._next_seq, payloads)
         if self._roll_due or (
             self._active_size and self._active_size + len(data) > self._config.segment_bytes
@@ -167,12 +179,32 @@ class WriteAheadLog:
     def size_bytes(self) -> int:
         return self._closed_bytes + self._active_size
 
+    def room_bytes(self) -> int:
+        """How many more bytes of records the WAL takes before it reaches wal.max_bytes (0 or less:
+        none); a record is its payload and RECORD_OVERHEAD."""
+        return self._config.max_bytes - self.size_bytes()
+
     def over_limit(self) -> bool:
-        return self.size_bytes() >= self._config.max_bytes
+        return self.room_bytes() <= 0
 
     def collect(self) -> int:
-        """Delete the oldest segments every configured sink has committed past; returns how many."""
+        """Delete the oldest segments every configured sink has committed past; returns how many.
+
+        The active segment is sealed first (a new one started, as an append would) once every sink has
+        passed all of it and it has reached segment_bytes or holds the WAL at its bound: while the
+        intake is paused no append comes to roll it, and a WAL that is one large active segment would
+        never shrink."""
         floor = self._committed_floor()
+        if (
+            self._active_size
+            and self._fd >= 0
+            and floor >= self._next_seq - 1
+            and (self._active_size >= self._config.segment_bytes or self.over_limit())
+        ):
+            try:
+                self._roll()
+            except OSError as exc:
+                log.error("%s: cannot seal (%s); it stays until the next collection", self._active.path, exc)
         deleted = 0
         while self._closed:
             segment, size = self._closed[0]
@@ -217,6 +249,16 @@ class WriteAheadLog:
         if self._fd < 0:
             return
         self.sync()
+        if self._reserved != self._next_seq - 1:
+            # Gives the unused reservation back, so a restart goes on from the next seq.
+            try:
+                write_reservation(self._directory, self._next_seq - 1)
+            except OSError as exc:
+                log.warning(
+                    "%s: cannot write the last seq (%s); a restart skips the unused ones",
+                    self._directory,
+                    exc,
+                )
         os.close(self._fd)
         os.close(self._lock)
         self._fd = -1

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 
 import msgspec
 
-from shipper.records import encode_record
+from shipper.records import HEADER, encode_record
 
 SEQ = struct.Struct("<Q")
+RECORD_OVERHEAD = HEADER.size + SEQ.size
+"""What a record adds to its payload on disk."""
 
 
 class WalRecord(msgspec.Struct, frozen=True):

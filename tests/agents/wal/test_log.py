@@ -112,10 +112,62 @@ def test_size_bytes_counts_live_segments_and_over_limit_follows_it(wal_dir: Path
     assert not wal.over_limit()
     wal.append(batch(7, 1))
     assert wal.over_limit()
-    write_cursor(cursor_path(wal_dir, "a"), 7)
+    write_cursor(cursor_path(wal_dir, "a"), 6)
     wal.collect()
     assert wal.size_bytes() == sum(p.stat().st_size for p in segment_files(wal_dir)) == record
     assert not wal.over_limit()
+    wal.close()
+
+
+def test_room_bytes_is_what_the_wal_takes_before_its_bound(wal_dir: Path) -> None:
+    """room_bytes is max_bytes less what the segments hold; at 0 or below the WAL is over its limit."""
+    record = on_disk_size(payload_for(1))
+    wal = open_wal(wal_dir, max_bytes=3 * record)
+    assert wal.room_bytes() == 3 * record
+    wal.append(batch(1, 2))
+    assert wal.room_bytes() == record
+    assert not wal.over_limit()
+    wal.append(batch(3, 2))
+    assert wal.room_bytes() == -record
+    assert wal.over_limit()
+    wal.close()
+
+
+def test_an_active_segment_holding_the_wal_over_its_bound_is_sealed_and_collected_once_passed(
+    wal_dir: Path,
+) -> None:
+    """A WAL that is one active segment over max_bytes (one large batch) shrinks without any append:
+    once every sink has passed all of it, collect seals it (appends go on in a new segment named by
+    the next seq) and deletes it; before that it stays whole."""
+    record = on_disk_size(payload_for(1))
+    wal = open_wal(wal_dir, ("a", "b"), max_bytes=5 * record)
+    wal.append(batch(1, 10))
+    write_cursor(cursor_path(wal_dir, "a"), 10)
+    write_cursor(cursor_path(wal_dir, "b"), 9)
+    assert wal.collect() == 0
+    assert wal.over_limit()
+    assert [p.name for p in segment_files(wal_dir)] == [f"{1:020d}.wal"]
+    write_cursor(cursor_path(wal_dir, "b"), 10)
+    assert wal.collect() == 1
+    assert wal.size_bytes() == 0
+    assert not wal.over_limit()
+    assert wal.append(batch(11, 1)) == 11
+    assert [p.name for p in segment_files(wal_dir)] == [f"{11:020d}.wal"]
+    wal.close()
+
+
+def test_a_full_active_segment_every_sink_passed_is_sealed_and_collected(wal_dir: Path) -> None:
+    """An active segment at segment_bytes (which the next append would roll) goes once every sink has
+    passed it, even with the WAL under its bound; one below segment_bytes stays."""
+    record = on_disk_size(payload_for(1))
+    wal = open_wal(wal_dir, ("a",), segment_bytes=3 * record)
+    wal.append(batch(1, 2))
+    write_cursor(cursor_path(wal_dir, "a"), 2)
+    assert wal.collect() == 0
+    wal.append(batch(3, 1))
+    write_cursor(cursor_path(wal_dir, "a"), 3)
+    assert wal.collect() == 1
+    assert [p.name for p in segment_files(wal_dir)] == [f"{4:020d}.wal"]
     wal.close()
 
 
@@ -160,7 +212,7 @@ def test_fsync_policy_interval_syncs_once_the_interval_has_passed(
 
 def test_collect_deletes_only_segments_every_sink_has_passed(wal_dir: Path) -> None:
     """A segment goes once every configured sink committed its last seq; a sink without a cursor holds
-    everything; the active segment always stays."""
+    everything; the active segment stays while a sink has not passed all of it."""
     wal = open_wal(wal_dir, ("a", "b"), segment_bytes=3 * on_disk_size(payload_for(1)))
     for first in (1, 4, 7, 10):
         wal.append(batch(first, 3))
@@ -169,7 +221,7 @@ def test_collect_deletes_only_segments_every_sink_has_passed(wal_dir: Path) -> N
     write_cursor(cursor_path(wal_dir, "b"), 5)
     assert wal.collect() == 1
     assert segment_files(wal_dir)[0].name == f"{4:020d}.wal"
-    write_cursor(cursor_path(wal_dir, "b"), 12)
+    write_cursor(cursor_path(wal_dir, "b"), 11)
     assert wal.collect() == 2
     assert [p.name for p in segment_files(wal_dir)] == [f"{10:020d}.wal"]
     assert [r.seq for r in wal.records_after(9)] == [10, 11, 12]
@@ -222,10 +274,7 @@ def test_restart_never_reuses_a_seq_after_every_old_segment_is_collected(wal_dir
     for first in (1, 4, 7):
         wal.append(batch(first, 3))
     write_cursor(cursor_path(wal_dir, "a"), 9)
-    wal.collect()
-    wal.close()
-    wal = open_wal(wal_dir, ("a",))
-    assert wal.collect() == 1  # segment 7-9: only the new, empty, segment 10 is left
+    assert wal.collect() == 3  # 7-9 too, sealed: only the new, empty, segment 10 is left
     wal.close()
     assert [p.name for p in segment_files(wal_dir)] == [f"{10:020d}.wal"]
     wal = open_wal(wal_dir, ("a",))

@@ -5,6 +5,13 @@ a torn last line (a crash mid-write), reads the last sequence number written (fr
 from the newest closed file's name when the current file is empty) and from then on skips entries at
 or below it: a batch the runner offers again after a crash is never written twice.
 
+An entry at or below it is skipped only if the files hold its event under its seq (or no longer hold
+that seq at all: deleted past max_files). Another event under a written seq means the seq was issued
+twice (the WAL's reservation lost with its tail, see agents/wal/reservation.py): that event is refused
+to dead letters with both event ids in the reason, logged and counted by the runner, rather than
+written under a seq the file holds for another event. The file keeps one event per seq, in order,
+which its crash recovery and its closed files' names rely on, and the event is kept whole and shown.
+
 A batch is DELIVERED only once its bytes are written and flushed (and fsynced, with `fsync = true`).
 A failed write is cut back to the size before the batch and reported as ERRORED: the batch stays in
 the WAL and is offered again. If even the cut fails, the file is re-read on the next batch exactly as
@@ -31,7 +38,7 @@ from agents.durable import fsync_directory
 from agents.errors import PermanentSinkError, TransientSinkError
 from agents.layout import DataLayout
 from agents.sinks import filestore
-from agents.sinks.base import Delivery, Entry
+from agents.sinks.base import Delivery, Entry, Refused
 from agents.sinks.formats import line_encoder, seq_of_line
 from shipper.event import AuditEvent
 
@@ -53,6 +60,7 @@ class FileSink:
         self._size = 0
         self._first_seq: int | None = None  # of the current file; None while it is empty
         self._last_seq = -1  # the newest sequence number on disk; entries at or below it are repeats
+        self._written = filestore.WrittenIds(self._path)
 
     @property
     def path(self) -> Path:
@@ -76,7 +84,7 @@ class FileSink:
             os.close(self._fd)
             self._fd = -1
 
-    def write_batch(self, batch: list[Entry]) -> Delivery:
+    def write_batch(self, batch: list[Entry]) -> Delivery | Refused:
         if self._fd < 0:
             try:
                 self._open_current()
@@ -84,8 +92,9 @@ class FileSink:
                 logger.error("file sink: cannot open %s: %s; the batch stays in the WAL", self._path, exc)
                 return Delivery.ERRORED
         fresh = [entry for entry in batch if entry.seq > self._last_seq]
+        clashes = self._clashes([entry for entry in batch if entry.seq <= self._last_seq])
         if not fresh:
-            return Delivery.DELIVERED
+            return clashes or Delivery.DELIVERED
         data = b"".join(self._encode(entry.seq, self._prepare(entry.event)) for entry in fresh)
         first, last = fresh[0].seq, fresh[-1].seq
         try:
@@ -112,7 +121,30 @@ class FileSink:
             self._first_seq = first
         if self._size >= self._config.max_file_size:
             self._rotate()
-        return Delivery.DELIVERED
+        return clashes or Delivery.DELIVERED
+
+    def _clashes(self, repeats: list[Entry]) -> Refused | None:
+        """The entries among `repeats` (seqs at or below the last written) whose seq the files hold for
+        another event: refused, since writing them would give two events one seq."""
+        if not repeats:
+            return None
+        written = self._written.between(repeats[0].seq, repeats[-1].seq)
+        clashing = [e for e in repeats if e.seq in written and e.event.event_id not in written[e.seq]]
+        if not clashing:
+            return None
+        reasons = [
+            f"WAL seq {entry.seq} was issued twice: {self._path.parent} holds event "
+            f"{', '.join(sorted(written[entry.seq]))} under it, this is event {entry.event.event_id}"
+            for entry in clashing
+        ]
+        logger.error(
+            "file sink: %d entries carry seqs already written for other events (first: %s); the WAL issued "
+            "seqs twice (its seq reservation was lost with its tail?). They go to dead letters, not to %s",
+            len(clashing),
+            reasons[0],
+            self._path,
+        )
+        return Refused(clashing, reasons)
 
     def _prepare(self, event: AuditEvent) -> AuditEvent:
         if self._config.encrypt_sensitive:
@@ -189,6 +221,7 @@ class FileSink:
             logger.warning("file sink: cannot rotate %s: %s; it grows until the next try", self._path, exc)
             return
         self.close()
+        self._written.reset()
         try:
             fsync_directory(self._path.parent)
             self._open_current()

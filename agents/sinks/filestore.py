@@ -12,6 +12,8 @@ these files and `audit-query` reads them; both take the names and the readers fr
 from __future__ import annotations
 
 import gzip
+import itertools
+import logging
 import os
 import re
 import shutil
@@ -23,7 +25,9 @@ from typing import BinaryIO, Literal, NamedTuple
 import zstandard
 
 from agents.durable import fsync_directory
+from agents.sinks.formats import seq_and_id_of_line
 
+log = logging.getLogger("auditship.sinks.file")
 Compression = Literal["zstd", "gzip", "none"]
 SUFFIXES: dict[str, str] = {"zstd": ".zst", "gzip": ".gz", "none": ""}
 _CHUNK = 1 << 20
@@ -116,6 +120,63 @@ def read_lines(path: Path) -> Iterator[bytes]:
             pending = lines.pop()
             for line in lines:
                 yield line + b"\n"
+
+
+class WrittenIds:
+    """The event ids written under each seq, read back from the closed files and then the current one:
+    to tell an entry offered again (the same event) from another event under a seq already written.
+
+    Forward only, as the runner offers entries, so a catch-up that offers every written seq again costs
+    one pass over the files; a range at or before the last one asked for starts the pass again."""
+
+    def __init__(self, current: Path) -> None:
+        self._current = current
+        self._lines: Iterator[tuple[int, str]] | None = None
+        self._ahead: tuple[int, str] | None = None  # read, above the last range asked for
+        self._asked = 0
+
+    def reset(self) -> None:
+        """Read afresh at the next range (the files were renamed: a rotation)."""
+        self._lines = self._ahead = None
+
+    def between(self, first: int, last: int) -> dict[int, set[str]]:
+        """The event ids written under each seq from `first` to `last` that the files still hold."""
+        if self._lines is None or first <= self._asked:
+            self._lines, self._ahead = self._read_from(first), None
+        self._asked = last
+        found: dict[int, set[str]] = {}
+        ahead, self._ahead = [self._ahead] if self._ahead else [], None
+        for seq, event_id in itertools.chain(ahead, self._lines):
+            if seq > last:
+                self._ahead = (seq, event_id)
+                return found
+            if seq >= first:
+                found.setdefault(seq, set()).add(event_id)
+        self.reset()  # at the end: what is appended from now on is read on the next pass
+        return found
+
+    def _read_from(self, first: int) -> Iterator[tuple[int, str]]:
+        # A file that cannot be read back leaves its seqs unchecked, as they were before this check:
+        # it is a second line of defence and must not stop the sink.
+        try:
+            closed = closed_files(self._current.parent, self._current.stem)
+        except OSError as exc:
+            log.warning("file sink: cannot list %s (%s); repeats are not checked", self._current.parent, exc)
+            return
+        for path in [c.path for c in closed if c.last_seq >= first] + [self._current]:
+            try:
+                for line in read_lines(path):
+                    if (written := seq_and_id_of_line(line[:-1])) is not None:
+                        yield written
+            except FileNotFoundError:
+                continue  # deleted past max_files meanwhile
+            except (OSError, CorruptFileError) as exc:
+                log.warning(
+                    "file sink: cannot read %s back (%s); entries offered again under its seqs are "
+                    "taken as written without checking their event ids",
+                    path,
+                    exc,
+                )
 
 
 def last_line_start(fd: int, end: int) -> int:

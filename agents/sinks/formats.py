@@ -32,8 +32,19 @@ class _Seq(msgspec.Struct):
     wal_seq: int
 
 
+class _Written(msgspec.Struct):
+    wal_seq: int
+    event_id: str
+
+
 _seq_decoder = msgspec.json.Decoder(_Seq)
+_written_decoder = msgspec.json.Decoder(_Written)
 _TEXT_SEQ = re.compile(rb" seq=(\d+)\Z")
+# Greedy: the last ` id=` that the rest of the line fits, which is the event's own (a quoted value
+# before it may hold " id=" too, escaped).
+_TEXT_ID_SEQ = re.compile(rb'.* id=("(?:[^"\\]|\\.)*"|[^ "]+) seq=(\d+)\Z', re.DOTALL)
+_ESCAPED = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|.)")
+_UNESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
 _BARE = re.compile(r'[^ "\\=]+')
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -78,6 +89,22 @@ def seq_of_line(line: bytes) -> int | None:
     return int(match[1]) if match else None
 
 
+def seq_and_id_of_line(line: bytes) -> tuple[int, str] | None:
+    """The WAL sequence number and the event id of a line in either format (without its newline), or
+    None when it has not both."""
+    if line.startswith(b"{"):
+        try:
+            written = _written_decoder.decode(line)
+        except msgspec.DecodeError:
+            return None
+        return written.wal_seq, written.event_id
+    match = _TEXT_ID_SEQ.fullmatch(line)
+    if match is None:
+        return None
+    token = match[1].decode(errors="replace")
+    return int(match[2]), _unescape(token[1:-1]) if token.startswith('"') else token
+
+
 def decode_json_line(line: bytes) -> tuple[int, AuditEvent]:
     """The sequence number and the event of a JSON Lines record; msgspec.DecodeError if it is not one."""
     return _seq_decoder.decode(line).wal_seq, _event_decoder.decode(line)
@@ -104,6 +131,13 @@ def _escape(value: str) -> str:
     if value.isprintable() and '"' not in value and "\\" not in value:
         return value
     return "".join(_escape_char(char) for char in value)
+
+
+def _unescape(text: str) -> str:
+    """The value `_escape` made `text` from."""
+    return _ESCAPED.sub(
+        lambda m: chr(int(m[1][1:], 16)) if len(m[1]) > 1 else _UNESCAPES.get(m[1], m[1]), text
+    )
 
 
 def _escape_char(char: str) -> str:

@@ -1,5 +1,6 @@
 """The file sink writes each event once, as one line, encrypted, private, and durable before DELIVERED."""
 
+import logging
 import os
 import stat
 
@@ -8,7 +9,7 @@ import pytest
 
 from agents.crypto import decrypt_sensitive, is_envelope
 from agents.errors import PermanentSinkError
-from agents.sinks.base import Delivery
+from agents.sinks.base import Delivery, Refused
 from agents.sinks.filestore import read_lines
 from agents.sinks.formats import decode_json_line
 from tests.agents.sinks.entries import SECRET, entries
@@ -115,16 +116,16 @@ def test_a_batch_offered_again_after_a_crash_is_not_written_twice(data_dir, keyr
     """Write a batch, tear the last line as a crash mid-write would, reopen, offer the batch again and
     the next: the torn line is cut, every event appears exactly once, in order."""
     first = open_sink()
-    batch = entries(range(1, 6), keyring)
+    batch, following = entries(range(1, 6), keyring), entries(range(6, 11), keyring)
     first.write_batch(batch)
-    first.write_batch(entries(range(6, 8), keyring))
+    first.write_batch(following[:2])
     first.close()
     with first.path.open("ab") as file:  # seq 6 and 7 were whole; now half of an 8th
         file.write(lines(first.path)[-1][:40])
 
     reopened = open_sink()
     assert reopened.write_batch(batch) is Delivery.DELIVERED
-    assert reopened.write_batch(entries(range(6, 11), keyring)) is Delivery.DELIVERED
+    assert reopened.write_batch(following) is Delivery.DELIVERED
 
     assert seqs(reopened.path) == list(range(1, 11))
 
@@ -141,13 +142,38 @@ def test_a_torn_only_line_leaves_an_empty_file(data_dir, open_sink):
 
 def test_repeats_are_skipped_in_the_text_format_too(open_sink, keyring):
     """Text lines end with seq=N, which the sink reads back on open to skip what it wrote."""
+    made = entries(range(1, 6), keyring)
     sink = open_sink(format="text")
-    sink.write_batch(entries(range(1, 4), keyring))
+    sink.write_batch(made[:3])
     sink.close()
 
     again = open_sink(format="text")
-    again.write_batch(entries(range(1, 6), keyring))
+    assert again.write_batch(made) is Delivery.DELIVERED
     assert [line.rsplit(b"seq=", 1)[1] for line in lines(again.path)] == [b"1", b"2", b"3", b"4", b"5"]
+
+
+def test_another_event_under_a_written_seq_is_refused_to_dead_letters_not_skipped(open_sink, keyring, caplog):
+    """An entry whose seq the file holds for another event (the seq was issued twice) is neither skipped
+    nor written: it is Refused (the runner dead-letters and counts it) with both event ids in its reason,
+    and logged. In the same batch a repeat of a written event is skipped and new seqs are written: the
+    file keeps one event per seq."""
+    sink = open_sink()
+    written = entries(range(1, 6), keyring)
+    sink.write_batch(written)
+    (impostor,) = entries(range(4, 5), keyring)
+    outcome = sink.write_batch([written[2], impostor, *entries(range(6, 8), keyring)])
+
+    assert isinstance(outcome, Refused)
+    assert outcome.entries == [impostor]
+    assert written[3].event.event_id in outcome.reasons[0]
+    assert impostor.event.event_id in outcome.reasons[0]
+    assert "issued twice" in outcome.reasons[0]
+    assert [
+        r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "issued" in r.getMessage()
+    ]
+    decoded = [decode_json_line(line) for line in lines(sink.path)]
+    assert [seq for seq, _ in decoded] == list(range(1, 8))
+    assert decoded[3][1].event_id == written[3].event.event_id
 
 
 def test_a_last_line_the_sink_did_not_write_stops_it_with_the_file_named(data_dir, open_sink):

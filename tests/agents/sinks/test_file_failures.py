@@ -117,10 +117,11 @@ def test_when_even_the_cut_back_fails_the_next_batch_rereads_the_file(open_sink,
 
     monkeypatch.setattr(os, "write", half_then_fail)
     monkeypatch.setattr(os, "ftruncate", failing_truncate)
-    assert sink.write_batch(entries(range(3, 9), keyring)) is Delivery.ERRORED
+    batch = entries(range(3, 9), keyring)
+    assert sink.write_batch(batch) is Delivery.ERRORED
     monkeypatch.undo()
 
-    assert sink.write_batch(entries(range(3, 9), keyring)) is Delivery.DELIVERED
+    assert sink.write_batch(batch) is Delivery.DELIVERED
     assert seqs(sink.path) == list(range(1, 9))
 
 

@@ -6,6 +6,7 @@ import gzip
 import pytest
 import zstandard
 
+from agents.sinks.base import Delivery, Refused
 from agents.sinks.filestore import closed_files, read_lines
 from agents.sinks.formats import decode_json_line
 from tests.agents.sinks.entries import entries
@@ -78,14 +79,46 @@ def test_the_text_format_rotates_to_log_files(open_sink, keyring, data_dir):
 def test_after_rotation_old_batches_are_still_recognised_as_written(open_sink, keyring, data_dir):
     """With the current file empty after a rotation, the newest closed file's name says what was
     written: offering those batches again writes nothing."""
+    made = entries(range(1, 16), keyring)
     sink = open_sink(max_file_size=1_000)
-    write_in_batches(sink, keyring, 10)
+    for start in range(0, 10, 5):
+        sink.write_batch(made[start : start + 5])
     sink.close()
     assert (data_dir / "files" / "audit.jsonl").stat().st_size == 0
 
     again = open_sink(max_file_size=1_000)
-    write_in_batches(again, keyring, 15)
+    for start in range(0, 15, 5):
+        assert again.write_batch(made[start : start + 5]) is Delivery.DELIVERED
     assert all_seqs(data_dir / "files") == list(range(1, 16))
+
+
+def test_a_seq_a_compressed_closed_file_holds_for_another_event_is_refused_after_a_reopen(
+    open_sink, keyring, data_dir
+):
+    """The check reads closed, compressed files back too: after rotations and a reopen, repeats of the
+    events they hold are skipped, and another event under one of their seqs is refused."""
+    made = entries(range(1, 16), keyring)
+    sink = open_sink(max_file_size=1_000)
+    for start in range(0, 15, 5):
+        sink.write_batch(made[start : start + 5])
+    sink.close()
+    assert [c.path.suffix for c in closed_files(data_dir / "files", "audit")] == [".zst"] * 3
+
+    again = open_sink(max_file_size=1_000)
+    (impostor,) = entries(range(7, 8), keyring)
+    outcome = again.write_batch([made[5], impostor, made[7]])
+    assert isinstance(outcome, Refused)
+    assert outcome.entries == [impostor]
+    assert all_seqs(data_dir / "files") == list(range(1, 16))
+
+
+def test_a_seq_whose_file_was_deleted_past_max_files_is_taken_as_written(open_sink, keyring, data_dir):
+    """What the files no longer hold cannot be checked: an entry under such a seq is skipped, as any
+    entry at or below the last seq written was before the check."""
+    sink = open_sink(max_file_size=1_000, max_files=1)
+    write_in_batches(sink, keyring, 20)
+    assert closed_files(data_dir / "files", "audit")[0].first_seq > 1
+    assert sink.write_batch(entries(range(1, 3), keyring)) is Delivery.DELIVERED
 
 
 def test_an_interrupted_compression_is_finished_on_open(open_sink, keyring, data_dir):

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import msgspec
 
-from agents.sinks.formats import decode_json_line, encode_json, encode_text, seq_of_line
+from agents.sinks.formats import decode_json_line, encode_json, encode_text, seq_and_id_of_line, seq_of_line
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 
 
@@ -83,3 +83,15 @@ def test_lines_without_a_sequence_number_are_recognised():
     assert seq_of_line(b'{"event_type":"heartbeat"}') is None
     assert seq_of_line(b"{not json") is None
     assert seq_of_line(b"hello world") is None
+
+
+def test_the_seq_and_the_event_id_are_read_back_from_either_format():
+    """seq_and_id_of_line gives back the seq and the event id a line was written with, in both formats,
+    whatever the id holds (quotes, spaces, line breaks, text that looks like ` id=`); None for a line
+    without them."""
+    for event_id in ("01a2b3c4", 'a id=b" seq=3', "x\ny\t\\z \u2028", ""):
+        event = AuditEvent(event_type=AuditEventType.DATA_READ, event_id=event_id, message="m id=q seq=4")
+        for encode in (encode_json, encode_text):
+            assert seq_and_id_of_line(encode(17, event)[:-1]) == (17, event_id), (encode, event_id)
+    assert seq_and_id_of_line(b'{"wal_seq":3}') is None
+    assert seq_and_id_of_line(b"hello world seq=3") is None

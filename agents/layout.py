@@ -31,6 +31,11 @@ class DataLayout(msgspec.Struct, frozen=True):
         return self.root / "keys"
 
     @property
+    def workers(self) -> Path:
+        """One lock per worker, held for its life: how a starting supervisor finds an earlier one's."""
+        return self.root / "workers"
+
+    @property
     def dedupe_index(self) -> Path:
         return self.wal / "emitters.index"
 

@@ -13,13 +13,17 @@ from agents.messages import Hello, Message, Stats
 
 
 class Mailbox:
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, worker: str) -> None:
+    def __init__(
+        self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str, worker: str, supervisor: int
+    ) -> None:
+        """`supervisor`: its pid, as it passed it (the parent this process has now may be another
+        already, if the supervisor died early)."""
         self.worker = worker
         self.socket = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.IDENTITY, worker.encode())
         self.socket.setsockopt(zmq.LINGER, 1000)
         self.socket.connect(endpoint)
-        self._parent = os.getppid()
+        self._parent = supervisor
         self._next_stats = 0.0
 
     def ready(self) -> None:

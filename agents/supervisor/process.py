@@ -6,6 +6,7 @@ import enum
 import logging
 import multiprocessing
 import multiprocessing.process
+import os
 from typing import Literal
 
 import msgspec
@@ -65,7 +66,9 @@ class WorkerProcess:
         from agents.worker import worker_main  # the spawn target; imported here to keep the supervisor light
 
         context = multiprocessing.get_context("spawn")
-        self.process = context.Process(target=worker_main, args=(self.spec, config), name=self.spec.name)
+        self.process = context.Process(
+            target=worker_main, args=(self.spec, config, os.getpid()), name=self.spec.name
+        )
         self.process.start()
         self.transition(State.STARTING)
         log.info("worker %s started (pid %s)", self.spec.name, self.process.pid)

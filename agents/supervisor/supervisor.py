@@ -17,13 +17,16 @@ from agents import messages
 from agents.config import AgentConfig
 from agents.layout import DataLayout
 from agents.messages import Hello, Stats, Status, StatusRequest, Stop, WorkerStatus
-from agents.supervisor import runtime, systemd
+from agents.supervisor import orphans, runtime, systemd
 from agents.supervisor.process import State, WorkerProcess, WorkerSpec
 from query import retention
 from shipper import endpoint as endpoints
 
 log = logging.getLogger("auditship.supervisor")
 TICK_MS = 100
+REAP_TIMEOUT_S = 10.0
+STOP_GRACE_S = 5.0
+"""After the drain's deadline: how long a worker told to stop at once gets before it is killed."""
 
 
 class Supervisor:
@@ -39,9 +42,14 @@ class Supervisor:
 
     def run(self) -> int:
         self._locks = runtime.prepare(self.layout, self.config.runtime_path, self.config.spool_path)
+        # Holding the agent's lock: no other supervisor starts workers here meanwhile.
+        orphans.reap(self.layout.workers, REAP_TIMEOUT_S)
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.control = self.context.socket(zmq.ROUTER)
         self.control.setsockopt(zmq.LINGER, 0)
+        # A worker's newest connection is the one that counts: without this, a name still connected
+        # (a restarted worker's predecessor not yet torn down) would leave the new one unheard.
+        self.control.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.control.bind(endpoints.control_endpoint(self.config.runtime_path))
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -138,15 +146,30 @@ class Supervisor:
         )
 
     def _drain(self) -> None:
-        """Intake first (nothing new comes in), then the sinks catch up with the WAL, then exit."""
+        """Intake first (nothing new comes in), then the sinks catch up with the WAL, then exit. A sink that
+        cannot catch up in time (its destination down) is told to stop at the deadline: what it has not
+        delivered stays in the WAL for the next start, and the exit code is still 0."""
         systemd.notify("STOPPING=1")
         deadline = time.monotonic() + self.config.supervisor.drain_timeout_s
         intake = [w for w in self.workers.values() if w.spec.role == "intake"]
         sinks = [w for w in self.workers.values() if w.spec.role == "sink"]
         self._stop(intake, Stop(drain=False), deadline)
+        self._kill(intake)
         self._stop(sinks, Stop(drain=True), deadline)
+        late = [w for w in sinks if w.alive]
+        for worker in late:
+            log.warning(
+                "worker %s has not drained within supervisor.drain_timeout_s (%.0fs): stopping it; what it "
+                "has not delivered stays in the WAL and goes out after the next start",
+                worker.spec.name,
+                self.config.supervisor.drain_timeout_s,
+            )
+        self._stop(late, Stop(drain=False), time.monotonic() + STOP_GRACE_S)
+        self._kill(sinks)
+        log.info("stopped: %s", ", ".join(self.workers))
 
     def _stop(self, workers: list[WorkerProcess], message: Stop, deadline: float) -> None:
+        """Send `message` to `workers` until they have exited or `deadline` has passed."""
         for worker in workers:
             worker.transition(State.STOPPING if worker.alive else State.EXITED)
         while any(w.alive for w in workers) and time.monotonic() < deadline:
@@ -155,9 +178,10 @@ class Supervisor:
                 if worker.alive:
                     self._reply(worker.spec.name.encode(), message)
             self._handle_messages(TICK_MS * 5)
+
+    def _kill(self, workers: list[WorkerProcess]) -> None:
+        """Kill those that are still alive (nothing is lost: their cursors have not moved) and exit 1."""
         for worker in workers:
             if worker.alive:
                 self.exit_code = 1
-                log.error("worker %s did not drain within supervisor.drain_timeout_s", worker.spec.name)
             worker.kill()
-        log.info("stopped: %s", ", ".join(w.spec.name for w in workers))

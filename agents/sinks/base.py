@@ -3,6 +3,8 @@
 The sink runner (agents/sinks/runner.py) owns the guarantees: it reads the sink's WAL cursor, calls
 `write_batch`, commits the cursor only when the batch is DELIVERED, backs off on ERRORED and sends
 REJECTED batches (or the Refused part of one) to dead letters. A sink never commits, counts or sleeps itself.
+An exception from `write_batch` is taken as an event the sink cannot write (the runner finds it by halving
+the batch and dead-letters it), except a SinkError, which ends the worker: the sink cannot go on at all.
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ class Refused(msgspec.Struct):
 
 class Sink(Protocol):
     """A sink may also have `retry_after_s: float`: after an ERRORED batch, how long its destination
-    asked not to be called (HTTP Retry-After); the runner then waits at least that long."""
+    asked not to be called (HTTP Retry-After); the runner then waits at least that long. And
+    `progressed: bool`: the ERRORED attempt settled part of the batch (a sink that sends only the rest
+    at the retry); the runner then starts its backoff afresh."""
 
     name: str
 

@@ -4,7 +4,16 @@ Read from the sink's WAL cursor until a batch is full (`batch_size`) or its firs
 `flush_interval_s` → `write_batch` → on DELIVERED commit the cursor; on ERRORED rewind and retry after
 a backoff (forever: the WAL bound, not a retry count, decides what happens to an endless backlog); on
 REJECTED, or for the Refused part of a batch, write dead letters, then commit. Counters, lag included,
-go to the supervisor.
+go to the supervisor, during backoffs too.
+
+Nothing one event does stops the loop: a record that does not decode is counted and skipped, and an
+event the sink raises on (one it cannot format) is found by halving the batch and dead-lettered with the
+exception as its reason. Only a SinkError, the sink saying that it cannot go on at all, ends the worker
+(the supervisor restarts it).
+
+A drain (Stop with `drain`) delivers what the WAL holds at the destination's pace: backoffs and
+Retry-After hold, and the supervisor's plain Stop at `supervisor.drain_timeout_s` ends it, the cursor
+left before what was not delivered.
 """
 
 from __future__ import annotations
@@ -15,11 +24,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from agents.backoff import compute_backoff
+from agents.backoff import Backoff
 from agents.config import AgentConfig
+from agents.errors import SinkError
 from agents.layout import DataLayout
 from agents.mailbox import Mailbox
-from agents.messages import Stop
+from agents.messages import Message, Stop
 from agents.sinks.base import Delivery, Entry, Refused, Sink
 from agents.wal import WalReader, WalRecord
 from shipper.wire import frame_decoder
@@ -29,6 +39,9 @@ IDLE_POLL_MS = 20
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 BACKOFF_BASE_S = 0.2
 BACKOFF_CAP_S = 30.0
+ORPHAN_CHECK_S = 0.5
+"""How often a wait looks whether the supervisor is still there (where no parent-death signal tells)."""
+REFUSED_WHOLE = "the destination refused the batch"
 
 
 class DeadLetter(msgspec.Struct):
@@ -44,9 +57,30 @@ def dead_letter_lines(refused: Refused) -> list[bytes]:
     """The dead-letter file's lines for what a destination refused, each with its reason."""
     now = datetime.now(UTC)
     return [
-        msgspec.json.encode(DeadLetter(entry.seq, msgspec.Raw(msgspec.json.encode(entry.event)), reason, now))
+        msgspec.json.encode(
+            DeadLetter(
+                entry.seq, msgspec.Raw(msgspec.json.encode(entry.event, enc_hook=_stand_in)), reason, now
+            )
+        )
         for entry, reason in zip(refused.entries, refused.reasons, strict=True)
     ]
+
+
+def _stand_in(value: object) -> object:
+    """What JSON cannot hold (a msgpack extension value in `details`), so that an event a sink could not
+    write for that reason can still be dead-lettered."""
+    if isinstance(value, msgspec.msgpack.Ext):
+        return {"msgpack_ext": value.code, "data": value.data}
+    return repr(value)
+
+
+def age_s(moment: datetime, now: datetime) -> float:
+    """Seconds from `moment` to `now`, never below 0 (an emitter's clock may run ahead). A naive `moment`
+    is taken as UTC, as the intake takes it. Aware datetimes subtract without overflow whatever their
+    year and offset, so an odd timestamp already in the WAL cannot stop a sink here."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (now - moment).total_seconds())
 
 
 class SinkRunner:
@@ -66,14 +100,17 @@ class SinkRunner:
         self.layout = DataLayout(config.data_path)
         self.reader = WalReader(self.layout.wal, sink.name)
         self.counters: dict[str, int | float] = dict.fromkeys(
-            ("delivered", "batches", "retries", "dead_lettered", "undecodable", "lag_s"), 0
+            ("delivered", "batches", "retries", "dead_lettered", "undecodable", "unwritable", "lag_s"), 0
         )
         self.counters["committed"] = self.reader.committed
-        self._attempt = 0
+        self._backoff = Backoff(BACKOFF_BASE_S, BACKOFF_CAP_S)
         self._draining = False
         self._stopping = False
         self._pending: list[WalRecord] = []
         self._flush_at = 0.0
+        self._oldest: datetime | None = None
+        """The time of the oldest event read and not yet delivered (kept while its batch is retried)."""
+        self._problem: str | None = None
 
     def run(self) -> None:
         self.sink.open()
@@ -82,12 +119,29 @@ class SinkRunner:
         try:
             while not self._stopping and not self.mailbox.orphaned():
                 self._step()
-                self.mailbox.report(self.counters, self.config.supervisor.stats_interval_s)
+                self._report()
         finally:
             self.sink.close()
             self.reader.close()
-            self.mailbox.report(self.counters, 0, force=True)
-        log.info("sink %s stopped at WAL seq %d", self.sink.name, self.reader.committed)
+            self._report(force=True)
+        if self.mailbox.orphaned():
+            log.error("sink %s: the supervisor is gone; stopping", self.sink.name)
+        if self._oldest is not None:
+            log.warning(
+                "sink %s stopped at WAL seq %d with events after it not delivered; they stay in the WAL "
+                "and go out after the next start",
+                self.sink.name,
+                self.reader.committed,
+            )
+        else:
+            log.info("sink %s stopped at WAL seq %d", self.sink.name, self.reader.committed)
+
+    def _report(self, *, force: bool = False) -> None:
+        """Counters to the supervisor (at most every stats_interval_s), lag_s as of now."""
+        oldest = self._oldest
+        self.counters["lag_s"] = age_s(oldest, datetime.now(UTC)) if oldest is not None else 0.0
+        interval = self.config.supervisor.stats_interval_s
+        self.mailbox.report(self.counters, interval, force=force, problem=self._problem)
 
     def _step(self) -> None:
         now = time.monotonic()
@@ -95,6 +149,8 @@ class SinkRunner:
         if more:
             if not self._pending:
                 self._flush_at = now + self.flush_interval_s
+            if self._oldest is None:
+                self._oldest = self._event_time(more[0])
             self._pending.extend(more)
         full = len(self._pending) >= self.batch_size
         if self._pending and (full or now >= self._flush_at or self._draining):
@@ -104,51 +160,89 @@ class SinkRunner:
             if self._draining:
                 self._stopping = True
                 return
-            self.counters["lag_s"] = self._lag_s()
             wait = IDLE_POLL_MS / 1000
             self._wait(min(wait, self._flush_at - now) if self._pending else wait)
 
-    def _lag_s(self) -> float:
-        """How old the oldest event not yet delivered is; 0 when caught up."""
-        if not self._pending:
-            return 0.0
-        entries = self._decode(self._pending[:1])
-        return (datetime.now(UTC) - entries[0].event.timestamp).total_seconds() if entries else 0.0
+    def _event_time(self, record: WalRecord) -> datetime:
+        """The event's timestamp; for a record that does not decode (counted when its batch is), now."""
+        try:
+            return frame_decoder.decode(record.payload).event.timestamp
+        except Exception:  # noqa: BLE001 - whatever one record holds, it must not stop the sink
+            return datetime.now(UTC)
 
     def _deliver(self, records: list[WalRecord]) -> None:
         entries = self._decode(records)
         first, last = records[0].seq, records[-1].seq
-        outcome = self.sink.write_batch(entries) if entries else Delivery.DELIVERED
+        outcome = self._write(entries) if entries else Delivery.DELIVERED
         if outcome is Delivery.ERRORED:
-            self._retry_later(records, entries, first, last)
+            self._retry_later(first, last)
             return
         if outcome is Delivery.REJECTED:
-            outcome = Refused(entries, ["the destination refused the batch"] * len(entries))
+            outcome = Refused(entries, [REFUSED_WHOLE] * len(entries))
         if isinstance(outcome, Refused):
             self._dead_letter(outcome, first, last)
         self.counters["delivered"] += len(entries) - (
             len(outcome.entries) if isinstance(outcome, Refused) else 0
         )
-        self._attempt = 0
+        self._backoff.succeeded()
+        self._problem = None
         self.counters["batches"] += 1
-        self.counters["lag_s"] = 0.0
         self.reader.commit(last)
         self.counters["committed"] = last
+        self._oldest = None
 
-    def _retry_later(self, records: list[WalRecord], entries: list[Entry], first: int, last: int) -> None:
+    def _write(self, entries: list[Entry]) -> Delivery | Refused:
+        """`write_batch`, but the events the sink raises on come back Refused with the exception as their
+        reason, and the rest are written: they are found by halving the batch, so one such event in a
+        batch of n costs about 2·log2(n) calls. Parts written before a half fails are written again at
+        the retry, as after a crash."""
+        try:
+            return self.sink.write_batch(entries)
+        except SinkError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an event the sink cannot format must not stop it
+            if len(entries) == 1:
+                return self._unwritable(entries[0], exc)
+        half = len(entries) // 2
+        head = self._write(entries[:half])
+        if head is Delivery.ERRORED:
+            return head
+        tail = self._write(entries[half:])
+        if tail is Delivery.ERRORED:
+            return tail
+        refused = [
+            _refusals(part, outcome) for part, outcome in ((entries[:half], head), (entries[half:], tail))
+        ]
+        if not refused[0].entries and not refused[1].entries:
+            return Delivery.DELIVERED
+        return Refused(refused[0].entries + refused[1].entries, refused[0].reasons + refused[1].reasons)
+
+    def _unwritable(self, entry: Entry, exc: Exception) -> Refused:
+        self.counters["unwritable"] += 1
+        log.error(
+            "sink %s cannot write the event of WAL seq %d (%s: %s); it goes to dead letters",
+            self.sink.name,
+            entry.seq,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+        return Refused([entry], [f"the {self.sink.name} sink cannot write it: {type(exc).__name__}: {exc}"])
+
+    def _retry_later(self, first: int, last: int) -> None:
         self.counters["retries"] += 1
-        self._attempt += 1
-        if entries:
-            self.counters["lag_s"] = (datetime.now(UTC) - entries[0].event.timestamp).total_seconds()
-        delay = compute_backoff(self._attempt, BACKOFF_BASE_S, BACKOFF_CAP_S)
         # A destination that said when to come back (HTTP Retry-After) is not asked again sooner.
-        delay = max(delay, getattr(self.sink, "retry_after_s", 0.0))
+        delay = self._backoff.failed(
+            progressed=getattr(self.sink, "progressed", False),
+            retry_after_s=getattr(self.sink, "retry_after_s", 0.0),
+        )
+        self._problem = f"batch {first}-{last} not delivered (attempt {self._backoff.attempt})"
         log.warning(
             "sink %s: batch %d-%d not delivered (attempt %d); it stays in the WAL, retrying in %.1fs",
             self.sink.name,
             first,
             last,
-            self._attempt,
+            self._backoff.attempt,
             delay,
         )
         self.reader.rewind()
@@ -159,7 +253,7 @@ class SinkRunner:
         for record in records:
             try:
                 entries.append(Entry(record.seq, frame_decoder.decode(record.payload).event))
-            except msgspec.DecodeError as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever one record holds, it must not stop the sink
                 # The intake validated it; this is a bug or damage on disk, worth seeing, not stopping for.
                 self.counters["undecodable"] += 1
                 log.error("sink %s: WAL record %d undecodable (%s); skipped", self.sink.name, record.seq, exc)
@@ -185,13 +279,28 @@ class SinkRunner:
         )
 
     def _wait(self, seconds: float) -> None:
-        """Sleep on the mailbox, so a Stop is seen at once."""
+        """Sleep on the mailbox for `seconds`, reporting counters meanwhile. Back early only when the worker
+        must stop now: a Stop without drain, or the supervisor gone. A drain is noted and the wait goes on:
+        the supervisor sends its Stop again every tick, and a backoff cut short by each would hammer a
+        destination that asked for a pause."""
         deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            if not self.mailbox.socket.poll(max(1, int(remaining * 1000))):
-                continue
-            message = self.mailbox.receive()
-            if isinstance(message, Stop):
-                self._draining = message.drain
-                self._stopping = not message.drain
+        while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
+            if self.mailbox.orphaned():
                 return
+            if self.mailbox.socket.poll(max(1, int(min(remaining, ORPHAN_CHECK_S) * 1000))):
+                self._obey(self.mailbox.receive())
+            self._report()
+
+    def _obey(self, message: Message | None) -> None:
+        if isinstance(message, Stop):
+            self._draining = self._draining or message.drain
+            self._stopping = self._stopping or not message.drain
+
+
+def _refusals(entries: list[Entry], outcome: Delivery | Refused) -> Refused:
+    """What of `entries` a write refused: all of them for REJECTED, none for DELIVERED."""
+    if isinstance(outcome, Refused):
+        return outcome
+    return (
+        Refused(entries, [REFUSED_WHOLE] * len(entries)) if outcome is Delivery.REJECTED else Refused([], [])
+    )

@@ -53,6 +53,8 @@ class SiemSink:
         self._settled: dict[int, str | None] = {}  # seq -> None (delivered) or why it was refused
         self.retry_after_s = 0.0
         """After an ERRORED batch: how long the destination asked us to wait (Retry-After)."""
+        self.progressed = False
+        """After an ERRORED batch: the destination settled some of its events this time."""
 
     def open(self) -> None:
         # httpx logs each request at INFO: thousands of lines a second in the journal, and a cost per
@@ -76,6 +78,7 @@ class SiemSink:
             raise RuntimeError("siem sink: write_batch() before open()")
         self.retry_after_s = 0.0
         todo = [entry for entry in batch if entry.seq not in self._settled]
+        settled_before = len(self._settled)
         failure = ""
         limits = (self._config.batch_size, self._config.max_batch_bytes)
         for entries, items in _chunks(todo, self._destination, *limits):
@@ -95,6 +98,7 @@ class SiemSink:
             if reply.outcome is Delivery.ERRORED:
                 break  # the destination is down or busy: the requests after this one wait too
         if failure:
+            self.progressed = len(self._settled) > settled_before
             logger.warning(
                 "siem sink: %d of %d events of batch %d-%d not delivered (%s); they stay in the WAL",
                 sum(entry.seq not in self._settled for entry in batch),

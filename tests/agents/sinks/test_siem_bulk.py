@@ -47,6 +47,21 @@ def test_only_the_items_that_failed_are_sent_again(siem: ServedSiem, open_siem_s
     assert set(siem.siem.docs) == {entry.event.event_id for entry in batch}
 
 
+def test_an_errored_attempt_says_whether_it_settled_part_of_the_batch(
+    siem: ServedSiem, open_siem_sink: OpenSink
+) -> None:
+    """`progressed` is what lets the runner start its backoff afresh: true when some items were taken
+    though others were throttled, false when a retry of the throttled one is throttled again."""
+    batch = entries(range(6))
+    siem.siem.throttle_ids = {batch[4].event.event_id: 2}
+    sink = open_siem_sink("elasticsearch")
+    assert sink.write_batch(batch) is Delivery.ERRORED
+    assert sink.progressed
+    assert sink.write_batch(batch) is Delivery.ERRORED
+    assert not sink.progressed
+    assert sink.write_batch(batch) is Delivery.DELIVERED
+
+
 def test_items_refused_for_good_are_returned_with_their_error_and_the_rest_is_delivered(
     siem: ServedSiem, open_siem_sink: OpenSink
 ) -> None:

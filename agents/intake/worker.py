@@ -29,6 +29,7 @@ from agents.layout import DataLayout
 from agents.mailbox import Mailbox
 from agents.messages import Stop
 from agents.wal import WriteAheadLog
+from agents.wal.record import RECORD_OVERHEAD
 from shipper import endpoint as endpoints
 from shipper.wire import (
     Confirmation,
@@ -61,6 +62,9 @@ class Intake:
         self.runs: dict[str, list[float]] = {}
         self.pending: set[str] = set()
         self._sync_wanted = False
+        # Frames taken off the socket that the WAL had no room for: not yet validated, tracked or
+        # confirmed, as if still queued in the socket. They go first once the WAL has room.
+        self._held: list[bytes] = []
         self._write_failure = WriteFailure("WAL append", log)
         self.counters: dict[str, int | float] = dict.fromkeys(
             ("received", "appended", "repeats", "spooled_in", "spool_files", "write_errors", "paused"), 0
@@ -115,7 +119,7 @@ class Intake:
             ready = dict(poller.poll(int(confirm_every * 1000)))
             if self.mailbox.socket in ready and self._stop_requested():
                 break
-            if self.pull in ready:
+            if self.pull in ready or (self._held and not paused):
                 self._receive()
             now = time.monotonic()
             if now >= next_confirm:
@@ -140,19 +144,36 @@ class Intake:
         return False
 
     def _receive(self) -> None:
-        frames: list[bytes] = []
-        while len(frames) < self.settings.batch_max:
+        frames, self._held = self._held, []
+        held = bool(frames)  # held frames go alone: the WAL had no room for them a moment ago
+        while not held and len(frames) < self.settings.batch_max:
             try:
                 frames.extend(message_frames(self.pull.recv(zmq.NOBLOCK, copy=True)))
             except zmq.Again:
                 break
-        self._append(self._accept(frames, "socket"))
+        accepted, self._held = self._admit(frames, "socket")
+        self._append(accepted)
         if self._sync_wanted:
             # Acknowledged emits wait for this: one fsync for every one of them received together
             # (group commit), then their confirmations at once instead of at the next interval.
             self._sync_wanted = False
             self.wal.sync()
             self._confirm()
+
+    def _admit(self, frames: list[bytes], source: str) -> tuple[list[bytes], list[bytes]]:
+        """Accept `frames` in order while the WAL has room: a frame is taken only while the WAL, with
+        the frames taken before it, is below wal.max_bytes, so it passes the bound by less than one
+        record. Returns what to append, and the frames left as they came. One frame at a time, since
+        only an accepted frame's size (its sensitive values encrypted) says what it takes."""
+        room = self.wal.room_bytes()
+        accepted: list[bytes] = []
+        for index, raw in enumerate(frames):
+            if room <= 0:
+                return accepted, frames[index:]
+            for stored in self._accept([raw], source):
+                accepted.append(stored)
+                room -= len(stored) + RECORD_OVERHEAD
+        return accepted, []
 
     def _accept(self, frames: list[bytes], source: str) -> list[bytes]:
         """Validate and deduplicate; returns what goes into the WAL."""
@@ -249,26 +270,41 @@ class Intake:
         for path in spool.claim(self._spool_dirs):
             frames: list[bytes] = []
             count = 0
+            complete = True
             for record in spool.read(path, self.keyring):
                 if record.reason is not None:
                     self.rejects.write(record.frame, f"spool:{path.name}", record.reason)
                     continue
                 frames.append(record.frame)
                 if len(frames) >= self.settings.batch_max:
-                    count += self._append_spooled(frames)
+                    added, complete = self._append_spooled(frames)
+                    count += added
                     frames = []
-            count += self._append_spooled(frames)
+                    if not complete:
+                        break
+            if complete:
+                added, complete = self._append_spooled(frames)
+                count += added
+            if not complete:
+                # Backpressure: the file stays claimed and is read again once the WAL has room; what
+                # of it is in the WAL by then is dropped as a repeat.
+                log.info(
+                    "spool file %s: %d new events taken, the rest waits for room in the WAL", path.name, count
+                )
+                return
             # The file goes only once what it held is durable in the WAL.
             self.wal.sync()
             path.unlink()
             self.counters["spool_files"] += 1
             log.info("ingested spool file %s: %d new events", path.name, count)
 
-    def _append_spooled(self, frames: list[bytes]) -> int:
-        accepted = self._accept(frames, "spool")
+    def _append_spooled(self, frames: list[bytes]) -> tuple[int, bool]:
+        """Append what the WAL has room for; returns how many were new, and whether it took them all
+        (what it did not take stays in the file)."""
+        accepted, left = self._admit(frames, "spool")
         self._append(accepted)
         self.counters["spooled_in"] += len(accepted)
-        return len(accepted)
+        return len(accepted), not left
 
     def _maintain(self) -> None:
         """Save the dedupe index, then let the WAL delete what every sink has passed (in this order:
@@ -295,7 +331,7 @@ class Intake:
     def _shutdown(self) -> None:
         """Take what is already queued (briefly), confirm it, and close the WAL cleanly."""
         deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and self.pull.poll(0):
+        while time.monotonic() < deadline and self.pull.poll(0) and not self.wal.over_limit():
             self._receive()
         self.wal.sync()
         self._confirm()

@@ -14,6 +14,7 @@ sees half a file. DuckDB's `hive_partitioning` undoes the %-quoting of `service`
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import quote
@@ -65,6 +66,12 @@ def live(found: list[Part]) -> list[Part]:
     return kept
 
 
-def live_parts(lake: Path) -> list[Path]:
-    """Every part a reader should read: those whose range no other part of their partition covers."""
-    return [part.path for directory in partitions(lake) for part in live(parts(directory))]
+def live_parts(lake: Path, unreadable: Container[Path] = frozenset()) -> list[Path]:
+    """Every part a reader should read: those whose range no other part of their partition covers.
+    Parts in `unreadable` are left out, and so cover nothing: the parts they cover, if still there, are
+    read instead."""
+    return [
+        part.path
+        for directory in partitions(lake)
+        for part in live([part for part in parts(directory) if part.path not in unreadable])
+    ]

@@ -19,10 +19,17 @@ A kill at any moment leaves the small parts alone, or them and the part that cov
 the latter; the former are deleted after the grace period); a staging file is removed when the sink
 opens. Each run is bounded in time: no merge starts after `budget_s`, and a merge is at most
 `target_bytes` of input.
+
+A part DuckDB cannot read (a truncated file, a broken footer or page: unreadable.py finds which) would
+fail every merge of its partition. It is moved to the quarantine, `<lake>/../quarantine/<lake's name>/`
+under its path in the lake (`data_dir/quarantine/lake/date=.../service=.../part-...`), kept as evidence
+and out of every reader's way: outside the lake, so no glob over the lake (`lake/**/*.parquet`) meets it.
+The rest of the run is merged without it. A part its range covered, if still there, is live again.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +40,10 @@ import msgspec
 
 from agents.durable import fsync_directory
 from agents.sinks.parquet.layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
+from agents.sinks.parquet.unreadable import unreadable
 from agents.sinks.parquet.writer import publish
+
+logger = logging.getLogger("auditship.sinks.parquet")
 
 # hive_partitioning off: date and service stay in the path, not in the file. The files are read in the
 # order given (one thread), so rows stay in WAL order; union_by_name lets parts written before a column
@@ -75,6 +85,9 @@ class Compactor:
         self._lake = lake
         self._db = db
         self._policy = policy
+        self._quarantine = lake.parent / "quarantine" / lake.name
+        self.quarantined = 0
+        """Parts moved to the quarantine since this compactor was made."""
 
     def run(self) -> Compacted:
         """One pass over the lake. Raises OSError or duckdb.Error; what was done before stays done."""
@@ -91,9 +104,9 @@ class Compactor:
             for run in self._runs(kept, now):
                 if time.monotonic() >= deadline:
                     break
-                self._merge(directory, run)
-                merged += len(run)
-                into += 1
+                done = self._merge(directory, run)
+                merged += done
+                into += 1 if done else 0
         return Compacted(merged, into, deleted)
 
     def _delete_covered(self, covered: list[Part], kept: list[_Stat], now: float) -> int:
@@ -124,7 +137,40 @@ class Compactor:
         if len(run) > 1:
             yield run
 
-    def _merge(self, directory: Path, run: list[Part]) -> None:
+    def _merge(self, directory: Path, run: list[Part]) -> int:
+        """Merge `run`, less the parts DuckDB cannot read, which go to the quarantine; returns how many
+        parts were merged (0 when fewer than two were left)."""
+        while len(run) > 1:  # at most len(run) times: each failure quarantines a part or raises
+            try:
+                self._copy(directory, run)
+                return len(run)
+            except duckdb.Error as exc:
+                damaged = unreadable(self._db, [part.path for part in run], exc)
+                if not damaged:
+                    raise
+            for path, reason in damaged.items():
+                self._move_to_quarantine(path, reason)
+            run = [part for part in run if part.path not in damaged]
+        return 0
+
+    def _move_to_quarantine(self, path: Path, reason: str) -> None:
+        target = self._quarantine / path.relative_to(self._lake)
+        if target.exists():  # the same range damaged twice: keep both as evidence
+            target = target.with_name(f"{target.name}.{time.time_ns()}")
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Not fsynced: a move that a power cut undoes is found and made again at the next compaction.
+        path.rename(target)
+        self.quarantined += 1
+        logger.error(
+            "parquet sink: %s cannot be read (%s); moved to %s, its events are no longer in the lake "
+            "(%d parts quarantined since the sink opened)",
+            path,
+            reason,
+            target,
+            self.quarantined,
+        )
+
+    def _copy(self, directory: Path, run: list[Part]) -> None:
         target = directory / part_name(run[0].first, run[-1].last)
         staging = directory / f"{STAGING_PREFIX}{target.name}"
         try:

@@ -10,6 +10,8 @@ Sensitive values arrive encrypted by the intake and are written as they are; `en
 again as a guard (free for envelopes), so a plaintext value cannot reach a part through a bug upstream.
 An event the lake cannot take (an integer wider than its column, a service name too long for a
 directory) is refused, and the runner dead-letters it with the reason; the rest of its batch is written.
+A part that compaction finds DuckDB cannot read is moved to the quarantine (compaction.py), logged, and
+counted in `quarantined_parts`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class ParquetSink:
     @property
     def lake(self) -> Path:
         return self._lake
+
+    @property
+    def quarantined_parts(self) -> int:
+        """Unreadable parts compaction has moved to the quarantine since the sink opened."""
+        return self._compactor.quarantined if self._compactor is not None else 0
 
     def open(self) -> None:
         try:

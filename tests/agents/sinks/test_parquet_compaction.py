@@ -1,6 +1,7 @@
 """Compaction merges a partition's old small parts into few large ones, and a reader of the lake sees every
 row exactly once before, during and after it; covered parts go only after a grace period."""
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -15,6 +16,7 @@ from agents.sinks.base import Delivery
 from agents.sinks.parquet.compaction import CompactionPolicy, Compactor
 from agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, parts
 from agents.sinks.parquet.sink import ParquetSink
+from tests.agents.sinks.damage import DAMAGE, overwrite_footer
 from tests.agents.sinks.entries import entries
 from tests.waiting import wait_for
 
@@ -224,3 +226,46 @@ def test_readers_see_every_row_exactly_once_while_parts_are_written_compacted_an
     missing = [s for s in seen if s[1] < s[0]]
     assert not twice and not missing, (twice[:3], missing[:3])
     assert lake_seqs(sink.lake) == list(range(1, 2_001))
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_a_part_that_cannot_be_read_goes_to_the_quarantine_and_the_rest_of_its_run_is_merged(
+    sink: ParquetSink, db: duckdb.DuckDBPyConnection, keyring: Keyring, caplog, damage: str
+) -> None:
+    """Five parts, the middle one damaged: it is moved to data_dir/quarantine/lake/ under its path in the
+    lake (outside the lake, where no glob over it finds it), logged and counted; the other four merge."""
+    fill(sink, keyring, [10] * 5, services="a")
+    damaged = live_parts(sink.lake)[2]
+    DAMAGE[damage][0](damaged)
+    compactor = Compactor(sink.lake, db, NOW)
+
+    with caplog.at_level(logging.ERROR, logger="auditship.sinks.parquet"):
+        done = compactor.run()
+
+    quarantined = sink.lake.parent / "quarantine" / "lake" / damaged.relative_to(sink.lake)
+    assert (done.merged, done.into, compactor.quarantined) == (4, 1, 1)
+    assert quarantined.is_file() and not damaged.exists()
+    assert live_names(sink) == [part_name(1, 50)]
+    assert lake_seqs(sink.lake) == [*range(1, 21), *range(31, 51)]
+    assert not quarantined.is_relative_to(sink.lake)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"parquet sink: {damaged} cannot be read (")
+    assert f"moved to {quarantined}" in record.getMessage()
+
+
+def test_the_sink_counts_the_parts_its_compaction_quarantines(data_dir: Path, keyring: Keyring) -> None:
+    """A sink that compacts at every batch, with a part damaged between two batches: the next batch is
+    delivered, the damaged part is quarantined and counted, the others are merged."""
+    policy = CompactionPolicy(interval_s=0.0, min_age_s=0.0, grace_s=0.0)
+    compacting = ParquetSink(ParquetSinkConfig(), data_dir, keyring, policy)
+    compacting.open()
+    try:
+        for first in (1, 6, 11):
+            batch = entries(range(first, first + 5), keyring, service_name="a")
+            assert compacting.write_batch(batch) is Delivery.DELIVERED
+            if first == 1:
+                overwrite_footer(live_parts(compacting.lake)[0])
+        assert compacting.quarantined_parts == 1
+        assert live_names(compacting) == [part_name(6, 15)]
+    finally:
+        compacting.close()

@@ -43,7 +43,8 @@ class Sink(Protocol):
     """A sink may also have `retry_after_s: float`: after an ERRORED batch, how long its destination
     asked not to be called (HTTP Retry-After); the runner then waits at least that long. And
     `progressed: bool`: the ERRORED attempt settled part of the batch (a sink that sends only the rest
-    at the retry); the runner then starts its backoff afresh."""
+    at the retry); the runner then starts its backoff afresh. And `counters: dict[str, int]`: its own
+    counters, which the runner reports beside its own (the parquet sink's `quarantined_parts`)."""
 
     name: str
 

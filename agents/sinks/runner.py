@@ -140,6 +140,7 @@ class SinkRunner:
         """Counters to the supervisor (at most every stats_interval_s), lag_s as of now."""
         oldest = self._oldest
         self.counters["lag_s"] = age_s(oldest, datetime.now(UTC)) if oldest is not None else 0.0
+        self.counters.update(getattr(self.sink, "counters", {}))
         interval = self.config.supervisor.stats_interval_s
         self.mailbox.report(self.counters, interval, force=force, problem=self._problem)
 

@@ -11,7 +11,7 @@ again as a guard (free for envelopes), so a plaintext value cannot reach a part 
 An event the lake cannot take (an integer wider than its column, a service name too long for a
 directory) is refused, and the runner dead-letters it with the reason; the rest of its batch is written.
 A part that compaction finds DuckDB cannot read is moved to the quarantine (compaction.py), logged, and
-counted in `quarantined_parts`.
+counted (`quarantined_parts` in `audit-agent status`).
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ class ParquetSink:
         return self._lake
 
     @property
-    def quarantined_parts(self) -> int:
-        """Unreadable parts compaction has moved to the quarantine since the sink opened."""
-        return self._compactor.quarantined if self._compactor is not None else 0
+    def counters(self) -> dict[str, int]:
+        """Reported by the runner: the unreadable parts compaction moved to the quarantine since the sink
+        opened."""
+        return {"quarantined_parts": self._compactor.quarantined if self._compactor is not None else 0}
 
     def open(self) -> None:
         try:

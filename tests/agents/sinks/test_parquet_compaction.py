@@ -265,7 +265,7 @@ def test_the_sink_counts_the_parts_its_compaction_quarantines(data_dir: Path, ke
             assert compacting.write_batch(batch) is Delivery.DELIVERED
             if first == 1:
                 overwrite_footer(live_parts(compacting.lake)[0])
-        assert compacting.quarantined_parts == 1
+        assert compacting.counters == {"quarantined_parts": 1}
         assert live_names(compacting) == [part_name(6, 15)]
     finally:
         compacting.close()

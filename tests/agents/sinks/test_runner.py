@@ -22,18 +22,29 @@ import pytest
 import zmq
 
 from agents import messages
-from agents.config import AgentConfig, FileSinkConfig, SiemSinkConfig, WalConfig, parse_config
+from agents.config import (
+    AgentConfig,
+    FileSinkConfig,
+    ParquetSinkConfig,
+    SiemSinkConfig,
+    WalConfig,
+    parse_config,
+)
 from agents.crypto import Keyring
 from agents.mailbox import Mailbox
 from agents.messages import Stats, Stop
 from agents.sinks.base import Sink
 from agents.sinks.file import FileSink
+from agents.sinks.parquet.compaction import CompactionPolicy
+from agents.sinks.parquet.layout import live_parts
+from agents.sinks.parquet.sink import ParquetSink
 from agents.sinks.runner import SinkRunner, age_s
 from agents.sinks.siem import destination
 from agents.sinks.siem.sink import SiemSink
 from agents.wal import WalReader, WriteAheadLog
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder
+from tests.agents.sinks.damage import overwrite_footer
 from tests.agents.sinks.entries import event
 from tests.siem_server import API_KEY, TOKEN, ServedSiem
 from tests.waiting import wait_for
@@ -264,3 +275,23 @@ def test_records_that_do_not_decode_or_cannot_be_written_are_set_apart_and_the_r
     assert (counters["undecodable"], counters["unwritable"], counters["dead_lettered"]) == (1, 1, 1)
     assert counters["delivered"] == 4
     assert not supervised.stopped()
+
+
+def test_a_sinks_own_counters_are_reported_beside_the_runners(root: Path, supervise: Supervise) -> None:
+    """The parquet sink, compacting after every batch, with a part damaged between two batches: the part
+    is quarantined and `quarantined_parts` reaches the supervisor in the runner's Stats."""
+    data = root / "data"
+    policy = CompactionPolicy(interval_s=0.0, min_age_s=0.0, grace_s=0.0)
+    sink = ParquetSink(ParquetSinkConfig(), data, Keyring.load_or_create(data / "keys"), policy)
+    write_wal(root, "parquet", [frame(number) for number in range(1, 6)])
+    supervised = supervise(sink, batch_size=5)
+    wait_for(lambda: supervised.runner.counters["committed"] == 5, 10, "the first batch committed")
+    (part,) = live_parts(sink.lake)
+    overwrite_footer(part)
+    write_wal(root, "parquet", [frame(number) for number in range(6, 11)])
+    wait_for(
+        lambda: any(s.counters.get("quarantined_parts") == 1 for s in supervised.received()),
+        10,
+        "quarantined_parts=1 in a Stats",
+    )
+    assert not part.exists() and supervised.runner.counters["committed"] == 10

@@ -26,6 +26,10 @@ class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class IntakeConfig(Section):
     max_frame_bytes: int = 1024 * 1024
     """Frames larger than this are rejected (to rejects/) instead of appended."""
+    max_message_bytes: int = 256 * 1024 * 1024
+    """ZeroMQ drops a larger message, before allocating it, and resets its sender's connection
+    (ZMQ_MAXMSGSIZE). A message is an emitter's batch of up to 128 frames: keep this above 128 x
+    max_frame_bytes, so that only a message the intake would refuse anyway is dropped."""
     batch_max: int = 1024
     """Frames appended to the WAL per write: this many, or a few more to finish an emitter's batch."""
     confirm_interval_ms: int = 20
@@ -280,6 +284,7 @@ def _section_keys(where: str) -> tuple[str, ...]:
 def _check_values(config: AgentConfig, source: str) -> None:
     positive = {
         "intake.max_frame_bytes": config.intake.max_frame_bytes,
+        "intake.max_message_bytes": config.intake.max_message_bytes,
         "intake.batch_max": config.intake.batch_max,
         "wal.segment_bytes": config.wal.segment_bytes,
         "wal.max_bytes": config.wal.max_bytes,
@@ -297,6 +302,12 @@ def _check_values(config: AgentConfig, source: str) -> None:
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{source}: {key}: must be positive, got {value}")
+    intake = config.intake
+    if intake.max_message_bytes < intake.max_frame_bytes:
+        raise ConfigError(
+            f"{source}: intake.max_message_bytes: must be at least intake.max_frame_bytes "
+            f"({intake.max_frame_bytes}), got {intake.max_message_bytes}"
+        )
     siem = config.sinks.siem
     if siem.enabled and not siem.endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"{source}: sinks.siem.endpoint: expected an http(s) URL, got {siem.endpoint!r}")

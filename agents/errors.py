@@ -3,6 +3,7 @@
 AuditshipError
  ├── ConfigError        a config file that cannot be used; the message names the file and the key
  ├── FrameRejected      a frame the intake refused; the reason goes to rejects/
+ ├── UnreadableSpoolEntry  a spool entry that cannot be read whole: it goes to quarantine/
  ├── WalError           the write-ahead log cannot go on (its directory is unusable)
  └── SinkError          a sink could not deliver a batch
       ├── TransientSinkError   retry later with backoff (destination down, disk full)
@@ -21,6 +22,10 @@ class ConfigError(AuditshipError):
 
 
 class FrameRejected(AuditshipError):
+    pass
+
+
+class UnreadableSpoolEntry(AuditshipError):
     pass
 
 

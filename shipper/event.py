@@ -103,8 +103,24 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """`moment` in UTC, a naive one taken as UTC already. A moment whose UTC instant falls outside
+    years 1-9999 (year 1 at +14:00, year 9999 at -14:00) cannot be converted and comes back as it was:
+    the intake refuses such an event with that reason."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return moment
+
+
 class AuditEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One audited action. `sensitive` holds values the agent encrypts before anything is written."""
+    """One audited action. `sensitive` holds values the agent encrypts before anything is written.
+
+    `timestamp` is always in UTC: a naive datetime (`datetime.utcnow()`, a database's naive column) is
+    taken as UTC, an aware one is converted, both when the event is built and when it is decoded.
+    """
 
     event_type: AuditEventType
     event_id: str = msgspec.field(default_factory=new_event_id)
@@ -138,3 +154,13 @@ class AuditEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     sensitive: dict[str, Any] = msgspec.field(default_factory=dict)
     compliance: list[str] = msgspec.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        # Normalised once, here, so that nothing downstream subtracts a naive time from an aware one.
+        # Nearly every timestamp is UTC already (the default; msgpack carries an instant, decoded as
+        # UTC): this one test is then the whole cost, when an event is built and each time it is decoded.
+        try:
+            if self.timestamp.tzinfo is not UTC:
+                self.timestamp = as_utc(self.timestamp)
+        except AttributeError:
+            pass  # not a datetime: the decoder names the wrong type (encoding keeps it as it is)

@@ -81,10 +81,11 @@ def encode_batch(frames: list[bytes]) -> bytes:
 
 def message_frames(message: bytes) -> list[bytes]:
     """The frames of one intake message, a batch or a single frame. A message that is neither comes
-    back whole, as one frame, for the frame decoder to reject with its reason."""
+    back whole, as one frame, for the frame decoder to reject with its reason; so does one nested deeper
+    than msgspec can skip (it recurses once per level, up to the interpreter's recursion limit)."""
     try:
         parts = batch_decoder.decode(message)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return [message]
     if not parts or memoryview(parts[0])[0] in _ARRAY_TYPES:
         return [bytes(part) for part in parts]

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,8 +48,10 @@ class AgentDirs:
 
 
 class RunningAgent:
-    def __init__(self, dirs: AgentDirs, config_toml: str = "") -> None:
+    def __init__(self, dirs: AgentDirs, config_toml: str = "", command_prefix: Sequence[str] = ()) -> None:
+        """`command_prefix`: what runs the agent's command, e.g. `setpriv` with fewer capabilities."""
         self.dirs = dirs
+        self.command_prefix = list(command_prefix)
         dirs.config_file.write_text(config_toml)
         self.config: AgentConfig = parse_config(config_toml)
         self.process: subprocess.Popen[bytes] | None = None
@@ -64,7 +66,15 @@ class RunningAgent:
         env = {**os.environ, **self.dirs.env()}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "agents", "run", "--config", str(self.dirs.config_file)],
+                [
+                    *self.command_prefix,
+                    sys.executable,
+                    "-m",
+                    "agents",
+                    "run",
+                    "--config",
+                    str(self.dirs.config_file),
+                ],
                 env=env,
                 stdout=log,
                 stderr=log,

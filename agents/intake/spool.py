@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from agents.crypto import DecryptionError, Keyring, unseal
+from agents.errors import UnreadableSpoolEntry
 from shipper.records import Tail, classify_tail, scan_records
 from shipper.spool import PLAIN, SEALED, SUFFIX
 
 log = logging.getLogger("auditship.intake")
 CLAIMED = ".claimed"
+QUARANTINE = "quarantine"
+_KINDS = {
+    stat.S_IFDIR: "directory",
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
 
 
 class SpoolRecord:
@@ -30,7 +42,9 @@ class SpoolRecord:
 def claim(directories: list[Path]) -> list[Path]:
     """Take every spool file out of the emitters' way and return the claimed files, oldest first.
 
-    Files claimed by an earlier run that died before finishing them are returned too.
+    Files claimed by an earlier run that died before finishing them are returned too. An entry that is
+    not a regular file the agent can open is claimed as well, unlocked: reading it raises
+    UnreadableSpoolEntry, and the intake moves it to quarantine.
     """
     claimed: list[Path] = []
     for directory in directories:
@@ -40,31 +54,118 @@ def claim(directories: list[Path]) -> list[Path]:
         for path in directory.glob(f"*{SUFFIX}"):
             target = path.with_name(f"{path.stem}.{time.time_ns()}{CLAIMED}")
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                fd = _open(path)
             except FileNotFoundError:
+                continue
+            except UnreadableSpoolEntry:
+                if _rename(path, target):
+                    claimed.append(target)
                 continue
             try:
                 # The emitter holds this lock while it writes: after it, no record is half-written
-                # and the emitter's next write finds the path gone and opens a new file.
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                path.rename(target)
+                # and the emitter's next write finds the path gone and opens a new file. Without
+                # waiting: a write takes microseconds, and whoever holds the lock longer must not
+                # stop the intake; the next scan takes the file.
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            else:
+                if _rename(path, target):
+                    claimed.append(target)
             finally:
                 os.close(fd)
-            claimed.append(target)
-    return sorted(claimed, key=lambda p: p.stat().st_mtime)
+    return sorted(claimed, key=_modified)
 
 
 def read(path: Path, keyring: Keyring) -> Iterator[SpoolRecord]:
-    """The records of a claimed file; a damaged one is yielded with its reason, and reading stops there."""
-    buffer = path.read_bytes()
+    """The records of a claimed file; a torn one (an emitter died mid-write) is yielded with its reason,
+    and reading stops there.
+
+    Raises UnreadableSpoolEntry, before any record when the entry cannot be opened or read as a regular
+    file, after the records before the damage when one is corrupt: past a corrupt record the file may
+    still hold records, which only a person can salvage, so the file is to be kept whole. Raises
+    FileNotFoundError when the entry is gone (its owner removed it).
+    """
+    buffer = _load(path)
     offset = 0
     for offset, payload in scan_records(buffer):  # noqa: B007 - offset is read after the loop
         yield _frame(payload, keyring)
     tail = classify_tail(buffer, offset)
-    if tail is not Tail.CLEAN:
-        reason = f"{path.name}: {tail.value} record at byte {offset} of {len(buffer)}; the rest is unreadable"
+    reason = f"{path.name}: {tail.value} record at byte {offset} of {len(buffer)}; the rest is unreadable"
+    if tail is Tail.CORRUPT:
+        raise UnreadableSpoolEntry(reason)
+    if tail is Tail.TORN:
         log.error("spool %s", reason)
         yield SpoolRecord(buffer[offset : offset + 65536], reason)
+
+
+def quarantine(path: Path) -> Path:
+    """Move a spool entry the intake cannot take into `quarantine/` beside it (0700, the agent's),
+    under a name no scan matches; returns where it went. Raises OSError when it cannot.
+
+    Emitters may create any name in the spool directory: a `quarantine` of theirs (a link, a directory
+    they own) is refused rather than filled."""
+    directory = path.parent / QUARANTINE
+    with contextlib.suppress(FileExistsError):
+        directory.mkdir(mode=0o700)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            raise OSError(f"{directory} is not the agent's own directory")
+        name = f"{path.name}.{time.time_ns()}"
+        os.rename(path, name, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+    return directory / name
+
+
+def _open(path: Path) -> int:
+    """A read-only descriptor of the regular file at `path`. Raises FileNotFoundError when it is gone,
+    UnreadableSpoolEntry when it is anything else or cannot be opened.
+
+    Whoever may write to the spool directory can put any entry there: a symbolic link (to a file of the
+    agent's they cannot read themselves), a FIFO (an open that would wait for a writer for ever), a
+    directory, a file the agent may not read. So: no following links, no waiting, and the type checked
+    on the descriptor opened, not on the name, which may change in between."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnreadableSpoolEntry(
+                f"{path.name}: a symbolic link, which the agent does not follow"
+            ) from exc
+        raise UnreadableSpoolEntry(f"{path.name}: cannot be opened: {exc.strerror}") from exc
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = _KINDS.get(stat.S_IFMT(mode), "special file")
+        raise UnreadableSpoolEntry(f"{path.name}: a {kind}, not a regular file")
+    return fd
+
+
+def _load(path: Path) -> bytes:
+    with open(_open(path), "rb") as file:
+        try:
+            return file.read()
+        except OSError as exc:
+            raise UnreadableSpoolEntry(f"{path.name}: cannot be read: {exc.strerror}") from exc
+
+
+def _rename(path: Path, target: Path) -> bool:
+    try:
+        path.rename(target)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:
+        return 0.0  # gone since it was listed; reading it says so
 
 
 def _frame(payload: bytes, keyring: Keyring) -> SpoolRecord:

@@ -21,10 +21,12 @@ import zmq
 from agents.config import AgentConfig
 from agents.crypto.fields import encrypt_sensitive
 from agents.crypto.keyring import Keyring
+from agents.errors import FrameRejected, UnreadableSpoolEntry
 from agents.intake import spool
+from agents.intake.checks import refusal
 from agents.intake.dedupe import DedupeIndex
 from agents.intake.failure import WriteFailure
-from agents.intake.rejects import RejectLog
+from agents.intake.rejects import RejectLog, WarningLimit
 from agents.layout import DataLayout
 from agents.mailbox import Mailbox
 from agents.messages import Stop
@@ -44,6 +46,7 @@ log = logging.getLogger("auditship.intake")
 MAINTENANCE_INTERVAL_S = 1.0
 RETRY_PAUSE_S = 0.5
 RUN_IDLE_S = 60.0
+QUARANTINE_WARN_INTERVAL_S = 60.0
 
 
 class Intake:
@@ -67,13 +70,26 @@ class Intake:
         self._held: list[bytes] = []
         self._write_failure = WriteFailure("WAL append", log)
         self.counters: dict[str, int | float] = dict.fromkeys(
-            ("received", "appended", "repeats", "spooled_in", "spool_files", "write_errors", "paused"), 0
+            (
+                "received",
+                "appended",
+                "repeats",
+                "spooled_in",
+                "spool_files",
+                "spool_quarantined",
+                "spool_quarantine_failed",
+                "write_errors",
+                "paused",
+            ),
+            0,
         )
+        self._quarantine_warnings = WarningLimit(QUARANTINE_WARN_INTERVAL_S)
         self._spool_dirs = self._spool_directories(config.spool_path, config.runtime_path)
 
         endpoint = config.intake_endpoint
         self.pull = context.socket(zmq.PULL)
         self.pull.setsockopt(zmq.RCVHWM, self.settings.receive_hwm)
+        self.pull.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message_bytes)
         self.pull.bind(endpoint)
         self.pub = context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
@@ -176,21 +192,19 @@ class Intake:
         return accepted, []
 
     def _accept(self, frames: list[bytes], source: str) -> list[bytes]:
-        """Validate and deduplicate; returns what goes into the WAL."""
+        """Validate and deduplicate; returns what goes into the WAL. No frame can stop the intake:
+        whatever goes wrong with one is its reject's reason."""
         accepted: list[bytes] = []
         now = time.time()
-        limit = self.settings.max_frame_bytes
         for raw in frames:
             self.counters["received"] += 1
-            if len(raw) > limit:
-                self._reject(
-                    raw, source, f"frame of {len(raw)} bytes exceeds intake.max_frame_bytes={limit}", now
-                )
-                continue
             try:
-                frame = frame_decoder.decode(raw)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                self._reject(raw, source, f"invalid frame: {exc}", now)
+                frame, stored = self._validated(raw)
+            except FrameRejected as exc:
+                self._reject(raw, source, str(exc), now)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug met by one frame refuses that frame only
+                self._reject(raw, source, f"frame could not be taken: {exc!r}", now)
                 continue
             # tx numbers transmissions over the socket: a spooled frame was not transmitted, and
             # the number it carries may have gone to a later frame that was.
@@ -201,12 +215,29 @@ class Intake:
             if not self.index.accept(frame.emitter, frame.seq, now):
                 self.counters["repeats"] += 1
                 continue
-            if frame.event.sensitive:
-                sealed = encrypt_sensitive(frame.event, self.keyring)
-                accepted.append(frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, sealed)))
-            else:
-                accepted.append(raw)
+            accepted.append(stored)
         return accepted
+
+    def _validated(self, raw: bytes) -> tuple[Frame, bytes]:
+        """The frame and what the WAL stores of it (its sensitive values encrypted); raises
+        FrameRejected with the reason. Everything that can fail happens here, before the frame counts
+        as received from its emitter or as a seq seen."""
+        limit = self.settings.max_frame_bytes
+        if len(raw) > limit:
+            raise FrameRejected(f"frame of {len(raw)} bytes exceeds intake.max_frame_bytes={limit}")
+        try:
+            frame = frame_decoder.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            raise FrameRejected(f"invalid frame: {exc}") from exc
+        except RecursionError as exc:
+            # msgspec recurses once per level of nesting, up to the interpreter's recursion limit.
+            raise FrameRejected(f"invalid frame: nested too deep to decode ({exc})") from exc
+        if (reason := refusal(frame.event)) is not None:
+            raise FrameRejected(reason)
+        if not frame.event.sensitive:
+            return frame, raw
+        sealed = encrypt_sensitive(frame.event, self.keyring)
+        return frame, frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, sealed))
 
     def _reject(self, raw: bytes, source: str, reason: str, now: float) -> None:
         """To rejects/; and when the frame's header is readable, count its transmission as received, or
@@ -214,7 +245,7 @@ class Intake:
         self.rejects.write(raw, source, reason)
         try:
             header = header_decoder.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return
         if header.tx and source == "socket":
             self._track(header.emitter, header.tx, now)
@@ -268,22 +299,30 @@ class Intake:
 
     def _ingest_spool(self) -> None:
         for path in spool.claim(self._spool_dirs):
+            source = f"spool:{path.name}"
             frames: list[bytes] = []
             count = 0
             complete = True
-            for record in spool.read(path, self.keyring):
-                if record.reason is not None:
-                    self.rejects.write(record.frame, f"spool:{path.name}", record.reason)
-                    continue
-                frames.append(record.frame)
-                if len(frames) >= self.settings.batch_max:
-                    added, complete = self._append_spooled(frames)
-                    count += added
-                    frames = []
-                    if not complete:
-                        break
+            unreadable: UnreadableSpoolEntry | None = None
+            try:
+                for record in spool.read(path, self.keyring):
+                    if record.reason is not None:
+                        self.rejects.write(record.frame, source, record.reason)
+                        continue
+                    frames.append(record.frame)
+                    if len(frames) >= self.settings.batch_max:
+                        added, complete = self._append_spooled(frames, source)
+                        count += added
+                        frames = []
+                        if not complete:
+                            break
+            except UnreadableSpoolEntry as exc:
+                unreadable = exc
+            except FileNotFoundError:
+                log.warning("spool file %s was removed (by its owner) before it was read", path)
+                continue
             if complete:
-                added, complete = self._append_spooled(frames)
+                added, complete = self._append_spooled(frames, source)
                 count += added
             if not complete:
                 # Backpressure: the file stays claimed and is read again once the WAL has room; what
@@ -294,14 +333,39 @@ class Intake:
                 return
             # The file goes only once what it held is durable in the WAL.
             self.wal.sync()
+            if unreadable is not None:
+                self._quarantine(path, str(unreadable), count)
+                continue
             path.unlink()
             self.counters["spool_files"] += 1
             log.info("ingested spool file %s: %d new events", path.name, count)
 
-    def _append_spooled(self, frames: list[bytes]) -> tuple[int, bool]:
+    def _quarantine(self, path: Path, reason: str, count: int) -> None:
+        """Out of the scans' way, kept whole for a person to look at (see spool.quarantine)."""
+        try:
+            target = spool.quarantine(path)
+        except OSError as exc:
+            # It stays and is met again at every scan: one line a minute, every failure counted.
+            self.counters["spool_quarantine_failed"] += 1
+            left_out = self._quarantine_warnings.admit("failed", time.monotonic())
+            if left_out is not None:
+                log.error(
+                    "spool entry %s: %s (%d events taken before it); it cannot be moved to quarantine "
+                    "(%s) and stays where it is%s",
+                    path,
+                    reason,
+                    count,
+                    exc,
+                    f"; {left_out} more such failures since the last such line" if left_out else "",
+                )
+            return
+        self.counters["spool_quarantined"] += 1
+        log.error("spool entry %s; %d events taken before it; the entry is kept in %s", reason, count, target)
+
+    def _append_spooled(self, frames: list[bytes], source: str) -> tuple[int, bool]:
         """Append what the WAL has room for; returns how many were new, and whether it took them all
         (what it did not take stays in the file)."""
-        accepted, left = self._admit(frames, "spool")
+        accepted, left = self._admit(frames, source)
         self._append(accepted)
         self.counters["spooled_in"] += len(accepted)
         return len(accepted), not left

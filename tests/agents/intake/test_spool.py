@@ -1,0 +1,189 @@
+"""Spool ingestion in a real agent: an entry that is no regular file, cannot be opened or is damaged is
+moved to `<spool dir>/quarantine/` with a log line and counted, a record that cannot be decoded is a
+reject, and the rest of the spool is ingested by the same intake process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from shipper.event import AuditEvent, AuditEventType
+from shipper.records import encode_record
+from shipper.spool import PLAIN, SpoolWriter
+from shipper.wire import Frame, frame_encoder
+from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent, file_events
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+CONFIG = QUICK_CONFIG + "[intake]\nspool_scan_interval_s = 0.1\n[sinks.parquet]\nenabled = false\n"
+
+
+@pytest.fixture
+def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
+    dirs = AgentDirs()
+    for key, value in dirs.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
+    yield dirs
+    dirs.cleanup()
+
+
+def spooled(emitter: str, numbers: range) -> tuple[list[bytes], list[str]]:
+    """Frames of numbered events as an emitter spools them, and the events' ids."""
+    events = [AuditEvent(event_type=AuditEventType.DATA_READ, details={"n": n}) for n in numbers]
+    frames = [
+        frame_encoder.encode(Frame(emitter, n + 1, 0, event))
+        for n, event in zip(numbers, events, strict=True)
+    ]
+    return frames, [event.event_id for event in events]
+
+
+def write_spool(spool: Path, emitter: str, frames: list[bytes]) -> None:
+    SpoolWriter(spool, emitter).write([(frame, False) for frame in frames])
+
+
+def delivered(dirs: AgentDirs) -> set[str]:
+    return {str(event["event_id"]) for event in file_events(dirs.data)}
+
+
+def quarantined(spool: Path) -> list[str]:
+    """The quarantined entries' original names (their quarantine names add a number)."""
+    folder = spool / "quarantine"
+    return sorted(path.name.rsplit(".", 1)[0] for path in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_entries_that_are_no_regular_file_are_quarantined_and_the_rest_of_the_spool_is_ingested(
+    dirs: AgentDirs,
+) -> None:
+    """A directory named `x.spool`, a FIFO (an open would wait for a writer) and a symbolic link (to a
+    spool file elsewhere, which is not followed) are moved to quarantine, each counted and logged; a
+    spool file written beside them is ingested, and the intake is the process it was."""
+    agent = RunningAgent(dirs, CONFIG).start()
+    try:
+        spool = dirs.data / "spool"
+        intake_pid = agent.worker_pid("intake")
+        (spool / "dir.spool").mkdir()
+        os.mkfifo(spool / "fifo.spool")
+        elsewhere = dirs.root / "elsewhere"
+        linked_frames, linked_ids = spooled("linked", range(3))
+        write_spool(elsewhere, "linked", linked_frames)
+        (spool / "link.spool").symlink_to(elsewhere / "linked.spool")
+        frames, ids = spooled("good", range(5))
+        write_spool(spool, "good", frames)
+        wait_for(
+            lambda: agent.counters("intake").get("spool_quarantined") == 3, 30, "three quarantined entries"
+        )
+        wait_for(lambda: delivered(dirs) == set(ids), 30, "the good spool file's events")
+        names = quarantined(spool)
+        assert len(names) == 3 and all(name.endswith(".claimed") for name in names), names
+        assert sorted(name.split(".")[0] for name in names) == ["dir", "fifo", "link"]
+        assert (elsewhere / "linked.spool").is_file()  # the link's target was not touched
+        assert sorted(path.name for path in spool.iterdir() if path.name != "seal.pub") == ["quarantine"]
+        log = agent.log()
+        assert "a directory, not a regular file" in log
+        assert "a FIFO, not a regular file" in log
+        assert "a symbolic link, which the agent does not follow" in log
+        assert agent.worker_pid("intake") == intake_pid
+    finally:
+        agent.stop()
+    assert not set(linked_ids) & delivered(dirs)
+
+
+def test_a_spool_file_with_a_corrupt_record_is_ingested_up_to_it_and_then_kept_whole_in_quarantine(
+    dirs: AgentDirs,
+) -> None:
+    """The records before the damage are ingested; the file, with the records after it that only a
+    person can salvage, is quarantined instead of removed."""
+    agent = RunningAgent(dirs, CONFIG).start()
+    try:
+        spool = dirs.data / "spool"
+        frames, ids = spooled("damaged", range(3))
+        damaged = bytearray(encode_record(PLAIN + frames[1]))
+        damaged[-1] ^= 0xFF  # its checksum no longer matches
+        before = encode_record(PLAIN + frames[0])
+        (dirs.root / "damaged.spool").write_bytes(before + bytes(damaged) + encode_record(PLAIN + frames[2]))
+        shutil.move(dirs.root / "damaged.spool", spool / "damaged.spool")
+        wait_for(lambda: agent.counters("intake").get("spool_quarantined") == 1, 30, "the quarantined file")
+        wait_for(lambda: delivered(dirs) == {ids[0]}, 30, "the record before the damage")
+        (kept,) = (spool / "quarantine").iterdir()
+        assert kept.stat().st_size == len(before) + len(damaged) + len(encode_record(PLAIN + frames[2]))
+        assert f"corrupt record at byte {len(before)}" in agent.log()
+    finally:
+        agent.stop()
+
+
+def test_a_spool_record_that_cannot_be_decoded_is_a_reject_and_the_file_is_finished_and_removed(
+    dirs: AgentDirs,
+) -> None:
+    """A record holding a message nested 1,000 arrays deep between two good ones: the good ones arrive,
+    the bad one is a reject naming the file, and the file is removed as usual, not left claimed (the
+    intake used to exit on it at every start)."""
+    agent = RunningAgent(dirs, CONFIG).start()
+    try:
+        spool = dirs.data / "spool"
+        frames, ids = spooled("nested", range(2))
+        write_spool(spool, "nested", [frames[0], b"\x91" * 1000 + b"\xc0", frames[1]])
+        wait_for(lambda: delivered(dirs) == set(ids), 30, "the good records' events")
+        wait_for(lambda: agent.counters("intake").get("spool_files") == 1, 30, "the file counted as ingested")
+        assert sorted(path.name for path in spool.iterdir()) == ["seal.pub"]
+        (reject,) = [
+            msgspec.json.decode(line)
+            for line in next((dirs.data / "rejects").iterdir()).read_bytes().splitlines()
+        ]
+        assert reject["source"].startswith("spool:nested.")
+        assert "invalid frame" in reject["reason"]
+        assert agent.counters("intake").get("spool_quarantined") == 0
+    finally:
+        agent.stop()
+
+
+def test_a_spool_file_the_agent_may_not_read_is_quarantined(dirs: AgentDirs) -> None:
+    """A 0600 file of another user: the agent runs as root without the capabilities that let root read
+    any file (as the installed agent, its own user, is without them), and moves the file to quarantine;
+    a readable spool file beside it is ingested."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (util-linux) to run the agent without CAP_DAC_OVERRIDE")
+    agent = RunningAgent(
+        dirs, CONFIG, command_prefix=["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    ).start()
+    try:
+        spool = dirs.data / "spool"
+        others, _ = spooled("other-user", range(2))
+        write_spool(spool, "other-user", others)
+        os.chown(spool / "other-user.spool", 65534, 65534)
+        os.chmod(spool / "other-user.spool", 0o600)
+        frames, ids = spooled("readable", range(2))
+        write_spool(spool, "readable", frames)
+        wait_for(lambda: agent.counters("intake").get("spool_quarantined") == 1, 30, "the quarantined file")
+        wait_for(lambda: delivered(dirs) == set(ids), 30, "the readable file's events")
+        assert [name.split(".")[0] for name in quarantined(spool)] == ["other-user"]
+        assert "cannot be opened: Permission denied" in agent.log()
+    finally:
+        agent.stop()
+
+
+def test_an_entry_that_cannot_be_moved_to_quarantine_is_logged_counted_and_left_and_the_rest_is_ingested(
+    dirs: AgentDirs,
+) -> None:
+    """When `quarantine` in the spool is not the agent's directory (here a file), a FIFO stays where it
+    is, the failure is counted and logged, and the intake goes on ingesting the spool."""
+    agent = RunningAgent(dirs, CONFIG).start()
+    try:
+        spool = dirs.data / "spool"
+        (spool / "quarantine").write_bytes(b"")
+        os.mkfifo(spool / "fifo.spool")
+        wait_for(lambda: agent.counters("intake").get("spool_quarantine_failed", 0) >= 2, 30, "failures")
+        frames, ids = spooled("good", range(2))
+        write_spool(spool, "good", frames)
+        wait_for(lambda: delivered(dirs) == set(ids), 30, "the good spool file's events")
+        assert agent.counters("intake").get("spool_quarantined") == 0
+        assert "cannot be moved to quarantine" in agent.log()
+        assert [path.name for path in spool.glob("fifo.*.claimed")]
+    finally:
+        agent.stop()

@@ -74,6 +74,8 @@ class RejectLog:
     def __init__(self, directory: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.directory = directory
         self.count = 0
+        self.unwritten = 0
+        """Rejects that could not be kept (rejects/ unwritable: a full disk); still counted and logged."""
         self._encoder = msgspec.json.Encoder()
         self._warnings = WarningLimit(WARN_INTERVAL_S)
         self._clock = clock
@@ -84,11 +86,17 @@ class RejectLog:
         now = datetime.now(UTC)
         reject = Reject(now, source, reason, len(frame), base64.b64encode(bytes(frame[:KEPT_BYTES])).decode())
         path = self.directory / now.strftime("rejects-%Y%m%d.jsonl")
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, self._encoder.encode(reject) + b"\n")
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, self._encoder.encode(reject) + b"\n")
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            # A refused frame must not stop the intake; it was never accepted, so nothing is lost but
+            # the forensic copy, which the count and the log line below still account for.
+            self.unwritten += 1
+            reason = f"{reason} (not kept: {exc})"
         left_out = self._warnings.admit(reason_kind(reason), self._clock())
         if left_out is not None:
             log.warning(

@@ -387,6 +387,7 @@ class Intake:
         return {
             **self.counters,
             "rejected": self.rejects.count,
+            "rejects_unwritten": self.rejects.unwritten,
             "last_seq": self.wal.next_seq - 1,
             "wal_bytes": self.wal.size_bytes(),
             "emitters": len(self.index),

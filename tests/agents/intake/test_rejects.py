@@ -92,3 +92,10 @@ def test_a_reasons_kind_leaves_out_its_particulars() -> None:
     assert reason_kind("invalid frame: Expected `int`, got `str` - at `$[1]`") == "invalid frame"
     assert reason_kind(OVERSIZED) == "frame of # bytes exceeds intake.max_frame_bytes=#"
     assert reason_kind(OVERSIZED.replace("2000000", "3000")) == reason_kind(OVERSIZED)
+
+
+def test_a_reject_that_cannot_be_kept_is_counted_and_does_not_stop_the_intake(tmp_path: Path) -> None:
+    """rejects/ unwritable (here: missing; on a full disk, ENOSPC): write() returns, counted as unwritten."""
+    rejects = RejectLog(tmp_path / "missing")
+    rejects.write(b"\x00garbage", "socket", "invalid frame: nope")
+    assert (rejects.count, rejects.unwritten) == (1, 1)

@@ -136,8 +136,10 @@ def file_events(data: Path) -> list[dict[str, object]]:
     path = data / "files" / "audit.jsonl"
     if not path.exists():
         return []
-    # Split on newlines only: str.splitlines() would also break at U+2028 inside a JSON string.
-    return [json.loads(line) for line in path.read_bytes().split(b"\n") if line.strip()]
+    # Split on newlines only: str.splitlines() would also break at U+2028 inside a JSON string. What
+    # follows the last newline is a line the sink is still writing.
+    complete = path.read_bytes().rpartition(b"\n")[0]
+    return [json.loads(line) for line in complete.split(b"\n") if line.strip()]
 
 
 @contextmanager

@@ -21,16 +21,15 @@ class WriteFailure:
         self.problem: str | None = None
         """What status shows while it fails; None once it works."""
 
-    def failed(self, error: OSError, waiting: int, now: float | None = None) -> None:
+    def failed(self, error: OSError, consequence: str, now: float | None = None) -> None:
+        """Another failed attempt; `consequence` says what it means meanwhile ("812 events held")."""
         now = time.monotonic() if now is None else now
         if self._since is None:
             self._since = time.time()
             self._next_log = now
         self._attempts += 1
         since = datetime.fromtimestamp(self._since, UTC).isoformat(timespec="seconds")
-        self.problem = (
-            f"{self.what} failing since {since}: {error}; {waiting} events held here, emitters spill"
-        )
+        self.problem = f"{self.what} failing since {since}: {error}; {consequence}"
         if now >= self._next_log:
             self._next_log = now + self._repeat_s
             self._log.error(

@@ -69,6 +69,7 @@ class Intake:
         # confirmed, as if still queued in the socket. They go first once the WAL has room.
         self._held: list[bytes] = []
         self._write_failure = WriteFailure("WAL append", log)
+        self._index_failure = WriteFailure("saving the dedupe index", log)
         self.counters: dict[str, int | float] = dict.fromkeys(
             (
                 "received",
@@ -149,7 +150,9 @@ class Intake:
                 next_maintenance = now + MAINTENANCE_INTERVAL_S
                 self._maintain()
             self.mailbox.report(
-                self._counters(), self.config.supervisor.stats_interval_s, problem=self._write_failure.problem
+                self._counters(),
+                self.config.supervisor.stats_interval_s,
+                problem=self._write_failure.problem or self._index_failure.problem,
             )
         self._shutdown()
 
@@ -270,11 +273,13 @@ class Intake:
                 # Nothing of the batch is confirmed yet; hold it and try again, without reading more:
                 # emitters keep what they sent, then spill it (to the overflow spool if this disk is full).
                 self.counters["write_errors"] += 1
-                self._write_failure.failed(exc, len(payloads))
+                self._write_failure.failed(exc, f"{len(payloads)} events held, emitters spill")
+                # Sinks may have passed segments meanwhile: deleting them may be what frees the disk.
+                self._maintain()
                 self.mailbox.report(
                     self._counters(),
                     self.config.supervisor.stats_interval_s,
-                    problem=self._write_failure.problem,
+                    problem=self._write_failure.problem or self._index_failure.problem,
                 )
                 time.sleep(RETRY_PAUSE_S)
                 if self.mailbox.orphaned():
@@ -380,7 +385,13 @@ class Intake:
             del self.runs[emitter]
         # PUB/SUB drops what a subscriber that is still (re)connecting misses; say it all again.
         self._confirm(list(self.runs))
-        self.index.save(self.layout.dedupe_index, self.wal.next_seq - 1)
+        try:
+            self.index.save(self.layout.dedupe_index, self.wal.next_seq - 1)
+        except OSError as exc:
+            # A full disk: no segment may go before the index covers it; tried again each second.
+            self._index_failure.failed(exc, "WAL segments are kept until it works")
+            return
+        self._index_failure.succeeded()
         self.wal.collect()
 
     def _counters(self) -> dict[str, int | float]:

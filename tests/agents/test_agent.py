@@ -38,16 +38,6 @@ fsync = false
 
 
 @pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    yield dirs
-    dirs.cleanup()
-
-
-@pytest.fixture
 def agent(dirs: AgentDirs) -> Iterator[RunningAgent]:
     running = RunningAgent(dirs, FAST).start()
     yield running

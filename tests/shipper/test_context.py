@@ -9,7 +9,6 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +26,10 @@ from tests.agentproc import AgentDirs, file_events
 SERVICE = AuditContext(service_name="checkout")
 
 
-@pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    """This user's runtime and data directories, with no agent in them; told-once warnings reset."""
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
+@pytest.fixture(autouse=True)
+def _nothing_told_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a new process would, before any warning said once."""
     monkeypatch.setattr(context_module, "_told", set())
-    yield dirs
-    dirs.cleanup()
 
 
 def _spooled(directory: Path) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -235,16 +234,6 @@ def test_importing_the_destinations_loads_neither_sqlalchemy_nor_the_agent() -> 
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
-
-
-@pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    yield dirs
-    dirs.cleanup()
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -22,16 +21,6 @@ from tests.waiting import wait_for
 pytestmark = pytest.mark.slow
 
 CONFIG = QUICK_CONFIG + "[intake]\nspool_scan_interval_s = 0.1\n[sinks.parquet]\nenabled = false\n"
-
-
-@pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    yield dirs
-    dirs.cleanup()
 
 
 def spooled(emitter: str, numbers: range) -> tuple[list[bytes], list[str]]:

@@ -3,8 +3,6 @@ that cannot finish ends at its deadline with the backlog kept."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import msgspec
 import pytest
 
@@ -20,16 +18,6 @@ from tests.siem_server import TOKEN, FakeSiem, ServedSiem
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    yield dirs
-    dirs.cleanup()
 
 
 def config(siem_url: str = "", drain_timeout_s: float = 30.0) -> str:

@@ -42,16 +42,6 @@ timeout_s = 1.0
 
 
 @pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    yield dirs
-    dirs.cleanup()
-
-
-@pytest.fixture
 def served() -> Iterator[ServedSiem]:
     """A fake SIEM that the test starts when it wants it up."""
     served = ServedSiem(FakeSiem())

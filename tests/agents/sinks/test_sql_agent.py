@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,16 +39,6 @@ url = "{url}"
 table = "{table}"
 flush_interval_s = 0.0
 """
-
-
-@pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    yield dirs
-    dirs.cleanup()
 
 
 def emit_paced(emitter: Emitter, producer: str, count: int) -> list[str]:

@@ -23,16 +23,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    yield dirs
-    dirs.cleanup()
-
-
-@pytest.fixture
 def served() -> Iterator[ServedSiem]:
     served = ServedSiem(FakeSiem()).start()
     yield served

@@ -164,16 +164,6 @@ def test_a_spool_file_larger_than_the_bound_is_taken_as_the_wal_has_room(served:
         assert len(file_events(agent.dirs.data)) == 40
 
 
-@pytest.fixture
-def dirs(monkeypatch: pytest.MonkeyPatch) -> Iterator[AgentDirs]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    yield dirs
-    dirs.cleanup()
-
-
 NO_LAKE = """
 [wal]
 fsync = "never"

@@ -153,7 +153,9 @@ class LakeReader:
     bind (and still fail on an unknown column).
     """
 
-    def __init__(self, lake: Path, keeps: Callable[[Path], bool] | None = None) -> None:
+    def __init__(
+        self, lake: Path, keeps: Callable[[Path], bool] | None = None, *, sandboxed: bool = True
+    ) -> None:
         self.lake = lake
         self.keeps = keeps
         self.by_name = False
@@ -164,6 +166,8 @@ class LakeReader:
         self.connection = duckdb.connect()
         try:
             self.connection.execute("SET TimeZone = 'UTC'")
+            if sandboxed:
+                _sandbox(self.connection, lake)
             self._run(lambda: None)
         except BaseException:
             self.connection.close()
@@ -243,6 +247,17 @@ class LakeReader:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _sandbox(connection: duckdb.DuckDBPyConnection, lake: Path) -> None:
+    """Let `connection` read the lake and nothing else: no other file (the data directory's keys
+    included), no writes outside it, no extensions to install or load (no network), and no setting
+    that a query could change back."""
+    connection.execute("SET allowed_directories = ?", [[str(lake.resolve())]])
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET autoinstall_known_extensions = false")
+    connection.execute("SET autoload_known_extensions = false")
+    connection.execute("SET lock_configuration = true")
 
 
 def as_query_error(exc: duckdb.Error) -> QueryError:

@@ -85,3 +85,36 @@ def test_parts_of_an_older_schema_are_read_by_column_name(tmp_path, cli):
     older.replace(oldest)
     result = cli("sql", "--lake", lake, "SELECT count(*) AS n, count(compliance) AS tagged FROM events")
     assert (result.status, lines(result.out)) == (0, [{"n": 13, "tagged": 12}])
+
+
+def test_sql_reads_the_lake_and_nothing_else_by_default(data_dir, cli, tmp_path):
+    """Other files (a key beside the lake, /etc/passwd), writes, extensions and settings are refused,
+    each as one line and status 2; the same read of the lake works."""
+    lake = data_dir / "lake"
+    secret = data_dir / "keys" / "field.key"
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_bytes(b"not for auditors")
+    refused = [
+        f"SELECT * FROM read_blob('{secret}')",
+        "SELECT * FROM read_text('/etc/passwd')",
+        f"SELECT * FROM read_csv('{secret}')",
+        f"COPY (SELECT * FROM events) TO '{tmp_path / 'out.csv'}'",
+        f"ATTACH '{tmp_path / 'other.db'}'",
+        "INSTALL httpfs",
+        "SET enable_external_access = true",
+        "SELECT 1; SELECT 2",
+    ]
+    for sql in refused:
+        result = cli("sql", "--lake", lake, sql)
+        assert result.status == 2 and result.err.count("\n") == 1, (sql, result)
+        assert b"not for auditors" not in result.out.encode(), sql
+    assert not (tmp_path / "out.csv").exists()
+    assert cli("sql", "--lake", lake, "SELECT count(*) AS n FROM events").status == 0
+
+
+def test_unsafe_gives_an_administrator_duckdb_unrestricted(lake, cli, tmp_path):
+    """--unsafe: COPY a result out."""
+    out = tmp_path / "out.csv"
+    result = cli("sql", "--lake", lake, "--unsafe", f"COPY (SELECT count(*) AS n FROM events) TO '{out}'")
+    assert result.status == 0, result
+    assert out.read_text().splitlines() == ["n", "13"]

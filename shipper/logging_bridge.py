@@ -19,7 +19,15 @@ enum); every other key goes into `details`, with the logger's name as `details["
 INFO, WARNING: MEDIUM, ERROR: HIGH, CRITICAL: CRITICAL); a record logged with an exception has outcome
 ERROR unless `extra` says otherwise, and the exception's type in `details["exception"]`. Correlation
 ids in effect (shipper.correlation, which the middleware sets per request) are stamped on the event
-unless `extra` has them. Values that are not plain data are logged as their repr().
+unless `extra` has them.
+
+Only JSON-safe data of `extra` is kept: str, int, float, bool, None, and lists and dicts of them
+(tuples and sets become lists, number keys strings). A datetime, date or time becomes its ISO 8601
+string, a UUID or Decimal its string, an Enum its value. Anything else, bytes and the objects of
+applications (a user model, a request) included, is logged as its type's name only,
+`"<object of type User>"`: never its repr() or str(), which may hold a password hash or a token.
+The data is bounded: strings to MAX_STRING characters, nesting to MAX_DEPTH lists or dicts, and
+MAX_MEMBERS members of lists and dicts in one record; what is cut is replaced by a note saying so.
 
 A record that cannot become an event (an unknown event type, a value of the wrong type) goes to
 `Handler.handleError`, as any logging failure does: reported on stderr, never raised into the caller.
@@ -28,8 +36,12 @@ A record that cannot become an event (an unknown event type, a value of the wron
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Collection
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import Enum
+from typing import Any, cast
+from uuid import UUID
 
 import msgspec
 
@@ -46,6 +58,21 @@ _NOT_FROM_EXTRA = frozenset(
 )
 _FROM_EXTRA = frozenset(AuditEvent.__struct_fields__) - _NOT_FROM_EXTRA
 
+MAX_STRING = 4096
+"""Characters of one string (or dict key) of `extra`; the rest is replaced by a note of how many."""
+MAX_DEPTH = 8
+"""Lists and dicts one `extra` value nests (`extra={"a": [[1]]}` nests 2); a deeper one is a note."""
+MAX_MEMBERS = 256
+"""Members of lists and dicts in one record's `extra`, counted together so that nesting cannot multiply
+the size; the members past it are replaced by a note of how many."""
+# Exact types, not isinstance: a subclass of str or dict may be a secret type whose repr() hides its
+# value (and msgspec's encoder refuses subclasses of str and int anyway).
+_CONTAINERS = frozenset({dict, list, tuple, set, frozenset})
+# Values whose string form is what they are, never an object's representation.
+_AS_STRING = (datetime, date, time, UUID, Decimal)
+# msgpack, the emitter's wire format, holds no wider integer.
+_INT_RANGE = range(-(2**63), 2**64)
+
 
 def _severity(levelno: int) -> AuditSeverity:
     if levelno >= logging.CRITICAL:
@@ -55,6 +82,73 @@ def _severity(levelno: int) -> AuditSeverity:
     if levelno >= logging.WARNING:
         return AuditSeverity.MEDIUM
     return AuditSeverity.INFO
+
+
+def _string(value: str) -> str:
+    if len(value) <= MAX_STRING:
+        return value
+    return f"{value[:MAX_STRING]}...<{len(value) - MAX_STRING} more characters>"
+
+
+def _scalar(value: object) -> Any:
+    """A value that is not a list or dict, as JSON-safe data: itself, its string, or its type's name."""
+    kind = type(value)
+    if value is None or kind is bool or kind is float or (kind is int and value in _INT_RANGE):
+        return value
+    if type(value) is str:
+        return _string(value)
+    if isinstance(value, _AS_STRING):
+        return msgspec.to_builtins(value)
+    if kind is int:
+        return "<int out of range>"
+    return f"<object of type {kind.__name__}>"
+
+
+class _Plain:
+    """One record's `extra` values as JSON-safe data, within the bounds (MAX_MEMBERS is counted across
+    the record, so it is one object per record)."""
+
+    def __init__(self) -> None:
+        self.members_left = MAX_MEMBERS
+
+    def value(self, value: object, depth: int = 0) -> Any:
+        if isinstance(value, Enum):
+            value = value.value
+        if type(value) not in _CONTAINERS:
+            return _scalar(value)
+        if depth == MAX_DEPTH:
+            return f"<{type(value).__name__} nested deeper than {MAX_DEPTH}>"
+        if isinstance(value, dict):
+            return self._dict(value, depth + 1)
+        return self._list(cast("Collection[Any]", value), depth + 1)
+
+    def _list(self, values: Collection[Any], depth: int) -> list[Any]:
+        plain: list[Any] = []
+        for done, item in enumerate(values):
+            if not self.members_left:
+                plain.append(f"<{len(values) - done} more items>")
+                break
+            self.members_left -= 1
+            plain.append(self.value(item, depth))
+        return plain
+
+    def _dict(self, values: dict[Any, Any], depth: int) -> dict[str, Any]:
+        plain: dict[str, Any] = {}
+        for done, (key, item) in enumerate(values.items()):
+            if not self.members_left:
+                plain["<truncated>"] = f"<{len(values) - done} more items>"
+                break
+            self.members_left -= 1
+            plain[self._key(key)] = self.value(item, depth)
+        return plain
+
+    @staticmethod
+    def _key(key: object) -> str:
+        if type(key) is str:
+            return _string(key)
+        if (type(key) is int and key in _INT_RANGE) or type(key) is float:
+            return str(key)
+        return f"<object of type {type(key).__name__}>"
 
 
 class AuditHandler(logging.Handler):
@@ -88,11 +182,12 @@ class AuditHandler(logging.Handler):
         """The event a record becomes; raises msgspec.ValidationError for an unusable `extra` value."""
         fields: dict[str, Any] = {}
         details: dict[str, Any] = {"logger": record.name}
+        plain = _Plain()
         for key, value in record.__dict__.items():
             if key in _FROM_EXTRA:
-                fields[key] = value
+                fields[key] = plain.value(value)
             elif key not in _RECORD_ATTRIBUTES:
-                details[key] = value
+                details[key] = plain.value(value)
         if record.exc_info and record.exc_info[0] is not None:
             details["exception"] = record.exc_info[0].__qualname__
             fields.setdefault("outcome", AuditOutcome.ERROR)
@@ -103,8 +198,7 @@ class AuditHandler(logging.Handler):
         for name, value in correlation.current()._asdict().items():
             if value is not None:
                 fields.setdefault(name, value)
-        plain = msgspec.to_builtins(fields, enc_hook=repr)
-        event = msgspec.convert(plain, AuditEvent)
+        event = msgspec.convert(fields, AuditEvent)
         event.message = record.getMessage()
         event.timestamp = datetime.fromtimestamp(record.created, UTC)
         for name, value in self._service.items():

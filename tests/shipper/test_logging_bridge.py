@@ -3,17 +3,24 @@ records of an `audit` logger asserted where they arrive, at a real agent."""
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import logging
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 
+import msgspec
+import pydantic
 import pytest
 
+from agents.intake.checks import refusal
 from shipper.config import AuditContext
 from shipper.correlation import correlation
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
-from shipper.logging_bridge import AuditHandler
+from shipper.logging_bridge import MAX_DEPTH, MAX_MEMBERS, MAX_STRING, AuditHandler
 from shipper.testing import capture_events
 
 
@@ -107,17 +114,160 @@ def test_the_correlation_ids_in_effect_are_stamped_unless_extra_sets_them(audit_
     assert [(e.correlation_id, e.request_id) for e in events] == [("c-1", "r-1"), ("c-2", "r-1")]
 
 
-def test_values_that_are_not_plain_data_are_logged_as_their_repr(audit_log: logging.Logger) -> None:
-    """An object in extra= cannot stop the event: it is logged as repr()."""
+SECRET = "$2b$12$hashedpasswordnottobelogged"
 
-    class Order:
-        def __repr__(self) -> str:
-            return "<Order o-9>"
 
+@dataclasses.dataclass
+class User:
+    """A dataclass whose repr() shows every field, as SQLModel's does."""
+
+    name: str
+    hashed_password: str
+
+
+class Account(pydantic.BaseModel):
+    """A pydantic model, whose repr() and model_dump() show its fields."""
+
+    email: str
+    api_token: str
+
+
+class Token(str):
+    """A str subclass that keeps its value out of its repr(): its value is not logged either."""
+
+    def __repr__(self) -> str:
+        return "Token(***)"
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+def test_an_object_in_extra_is_logged_as_its_types_name_never_its_repr_or_str(
+    audit_log: logging.Logger,
+) -> None:
+    """A user model passed in extra= (the SQLModel user whose repr carried its hashed_password) is named
+    by its type only, wherever it is: a detail, inside a list or dict, an event field; so are bytes."""
+    user = User(name="alice", hashed_password=SECRET)
+    account = Account(email="alice@example.com", api_token=SECRET)
     audit_log.addHandler(AuditHandler())
     with capture_events() as events:
-        audit_log.info("x", extra={"order": Order()})
-    assert events[0].details["order"] == "<Order o-9>"
+        audit_log.info(
+            "x",
+            extra={
+                "user": user,
+                "account": account,
+                "token": Token(SECRET),
+                "raw": SECRET.encode(),
+                "members": [user, {"owner": account}],
+                "user_id": user,
+                "sensitive": {"user": user},
+            },
+        )
+    [event] = events
+    assert event.details == {
+        "logger": audit_log.name,
+        "user": "<object of type User>",
+        "account": "<object of type Account>",
+        "token": "<object of type Token>",
+        "raw": "<object of type bytes>",
+        "members": ["<object of type User>", {"owner": "<object of type Account>"}],
+    }
+    assert event.user_id == "<object of type User>"
+    assert event.sensitive == {"user": "<object of type User>"}
+    assert SECRET not in msgspec.json.encode(event).decode()
+
+
+def test_plain_data_is_kept_as_json_has_it(audit_log: logging.Logger) -> None:
+    """Nested lists and dicts keep their values; tuples and sets become lists, number keys strings,
+    an enum its value; an object among them is named by its type."""
+    audit_log.addHandler(AuditHandler())
+    with capture_events() as events:
+        audit_log.info(
+            "x",
+            extra={
+                "order": {"id": "o-9", "lines": [{"sku": "A1", "qty": 2, "price": 9.5, "gift": False}]},
+                "pair": ("a", 1),
+                "tags": {"vip"},
+                "by_year": {2024: None, 1.5: "half"},
+                "colour": Colour.RED,
+                "severity": AuditSeverity.LOW,
+                "odd_key": {b"k": 1},
+            },
+        )
+    [event] = events
+    assert event.details == {
+        "logger": audit_log.name,
+        "order": {"id": "o-9", "lines": [{"sku": "A1", "qty": 2, "price": 9.5, "gift": False}]},
+        "pair": ["a", 1],
+        "tags": ["vip"],
+        "by_year": {"2024": None, "1.5": "half"},
+        "colour": "red",
+        "odd_key": {"<object of type bytes>": 1},
+    }
+    assert event.severity is AuditSeverity.LOW
+
+
+def test_datetimes_uuids_and_decimals_are_logged_as_their_strings(audit_log: logging.Logger) -> None:
+    """A datetime, date or time becomes its ISO 8601 string, a UUID or Decimal its string: values whose
+    string is what they are, and useful in a trail."""
+    audit_log.addHandler(AuditHandler())
+    moment = datetime(2024, 5, 17, 9, 30, 0, 250000, tzinfo=UTC)
+    order_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    with capture_events() as events:
+        audit_log.info(
+            "x",
+            extra={
+                "paid_at": moment,
+                "due": [date(2024, 6, 1)],
+                "cutoff": time(17, 0),
+                "order_id": order_id,
+                "amount": Decimal("12.50"),
+            },
+        )
+    details = events[0].details
+    assert details["paid_at"] == "2024-05-17T09:30:00.250000Z"
+    assert details["due"] == ["2024-06-01"]
+    assert details["cutoff"] == "17:00:00"
+    assert details["order_id"] == "12345678-1234-5678-1234-567812345678"
+    assert details["amount"] == "12.50"
+
+
+def test_huge_values_are_cut_with_a_note_and_the_event_stays_small(audit_log: logging.Logger) -> None:
+    """A long string keeps MAX_STRING characters, a container nested deeper than MAX_DEPTH is a note,
+    the members of one record's lists and dicts stop at MAX_MEMBERS, an int msgpack cannot hold is a
+    note: the event stays a few kilobytes, and the agent's intake accepts it."""
+    deep: list[object] = ["bottom"]
+    for _ in range(100):
+        deep = [deep]
+    audit_log.addHandler(AuditHandler())
+    with capture_events() as events:
+        audit_log.info(
+            "x",
+            extra={
+                "body": "x" * 1_000_000,
+                "deep": deep,
+                "ids": list(range(100_000)),
+                "more": {str(n): n for n in range(10)},
+                "big": 10**30,
+            },
+        )
+    [event] = events
+    details = event.details
+    assert details["body"] == "x" * MAX_STRING + f"...<{1_000_000 - MAX_STRING} more characters>"
+    nested = details["deep"]
+    for _ in range(MAX_DEPTH - 1):
+        [nested] = nested
+    assert nested == [f"<list nested deeper than {MAX_DEPTH}>"]
+    # The first MAX_DEPTH members went to `deep`.
+    assert details["ids"] == [
+        *range(MAX_MEMBERS - MAX_DEPTH),
+        f"<{100_000 - MAX_MEMBERS + MAX_DEPTH} more items>",
+    ]
+    assert details["more"] == {"<truncated>": "<10 more items>"}
+    assert details["big"] == "<int out of range>"
+    assert len(msgspec.msgpack.encode(event)) < 2 * (MAX_STRING + MAX_MEMBERS * 8)
+    assert refusal(event) is None
 
 
 def test_an_unusable_record_goes_to_handle_error_and_is_not_raised(

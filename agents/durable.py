@@ -19,7 +19,9 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data`: a reader sees the old content or the new, and after a crash so does
     the next start."""
     temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    # A new file, never one planted there (a link would make a root agent write where it points).
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
         os.fsync(fd)

@@ -116,7 +116,11 @@ class EmbeddedAgent:
         data_dir = self.config.data_path
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         config_path = data_dir / "embedded-agent.toml"
-        config_path.write_bytes(msgspec.toml.encode(self.config))
+        # 0600: it may hold a database password or a SIEM token.
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(fd, 0o600)
+            file.write(msgspec.toml.encode(self.config))
         self.process = subprocess.Popen(
             [sys.executable, "-m", "agents", "run", "--config", str(config_path)],
             env=os.environ.copy(),

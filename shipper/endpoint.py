@@ -7,17 +7,22 @@ Two kinds of host:
   the unit file, or `/etc/auditship/agent.toml`. Every service on it, whatever its user, aims there,
   and spills there while the agent is down: the spool survives a reboot and holds the key to seal to.
 - **No installed agent** (a laptop, a test): sockets in `$XDG_RUNTIME_DIR/auditship`, else
-  `/tmp/auditship-<uid>`, and the spool is the `spool` link the agent makes beside its sockets.
+  `/tmp/auditship-<uid>` when it is this user's own, else `~/.cache/auditship`; the spool is the
+  `spool` link the agent makes beside its sockets.
 
 `AUDITSHIP_RUNTIME_DIR`, `AUDITSHIP_ENDPOINT` (ipc:// or tcp://) and `AUDITSHIP_SPOOL_DIR` override.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import stat
 from pathlib import Path
 
+log = logging.getLogger("auditship.endpoint")
+_TMP = Path("/tmp")
 SYSTEM_RUNTIME_DIR = Path("/run/auditship")
 SYSTEM_SPOOL_DIR = Path("/var/spool/auditship")
 OVERFLOW_NAME = "overflow"
@@ -46,11 +51,31 @@ def runtime_dir() -> Path:
 
 
 def user_runtime_dir() -> Path:
-    """This user's own runtime directory, for an agent that is not the host's (an embedded one)."""
+    """This user's own runtime directory, for an agent that is not the host's (an embedded one):
+    `$XDG_RUNTIME_DIR/auditship`, else `/tmp/auditship-<uid>` if it is ours (made by us, or found as a
+    directory we own that no one else may write), else `~/.cache/auditship`. Another user who made
+    the /tmp one first could otherwise take our events, answer for the agent and steer our spool."""
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return Path(xdg) / "auditship"
-    return Path(f"/tmp/auditship-{os.getuid()}")
+    shared = _TMP / f"auditship-{os.getuid()}"
+    if _ours(shared):
+        return shared
+    log.warning(
+        "%s is not this user's own directory (made by another user, or a link); using ~/.cache", shared
+    )
+    return Path.home() / ".cache" / "auditship"
+
+
+def _ours(directory: Path) -> bool:
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    status = directory.lstat()
+    return stat.S_ISDIR(status.st_mode) and status.st_uid == os.getuid() and not status.st_mode & 0o022
 
 
 def intake_endpoint(runtime: Path | None = None) -> str:

@@ -28,7 +28,11 @@ LOCK_NAME = "agent.lock"
 
 def lock(path: Path) -> int:
     """Hold an exclusive lock on `path` for the life of the process; ConfigError when another agent has it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        # ELOOP: a link planted where the lock goes; a root agent would truncate what it points at.
+        raise ConfigError(f"{path}: cannot open the agent's lock ({exc.strerror}); is it a link?") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -44,8 +48,10 @@ def prepare(layout: DataLayout, runtime: Path, spool: Path) -> list[int]:
     """Create and lock the data and runtime directories, make the spool and the runtime dir's overflow
     spool reachable for the agent's group, publish the key emitters seal to in both, and link the
     runtime dir's `spool` to the spool. Returns the lock fds, to keep open."""
+    for directory in (layout.root, runtime):
+        directory.mkdir(parents=True, exist_ok=True)
+        _check_owned(directory)
     layout.prepare()
-    runtime.mkdir(parents=True, exist_ok=True)
     runtime.chmod(0o750)
     fds = [lock(layout.root / LOCK_NAME), lock(runtime / LOCK_NAME)]
     _prepare_spool(spool)
@@ -64,6 +70,21 @@ def prepare(layout: DataLayout, runtime: Path, spool: Path) -> list[int]:
         # Atomic: an emitter reading it as we write must never seal to half a key.
         write_atomically(directory / PUBLIC_KEY_NAME, public, mode=0o644)
     return fds
+
+
+def _check_owned(directory: Path) -> None:
+    """The agent works only in directories that are its own, and never through a link: another user who
+    made them first could otherwise see, swap or redirect what it writes there."""
+    status = directory.lstat()
+    if not stat.S_ISDIR(status.st_mode):
+        raise ConfigError(
+            f"{directory}: not a directory (a link or a file is where the agent's directory goes)"
+        )
+    if status.st_uid != os.geteuid():
+        raise ConfigError(
+            f"{directory}: owned by uid {status.st_uid}, not by the agent's user (uid {os.geteuid()}); "
+            "remove it or name another directory"
+        )
 
 
 def _prepare_spool(spool: Path) -> None:

@@ -145,5 +145,6 @@ def test_two_blocks_in_one_process_each_with_an_embedded_agent_lose_nothing_and_
     assert json.loads(result.stdout) == {"linger_ms": 200.0, "dropped": 0, "pending": 0}
     assert " INFO " not in result.stderr, result.stderr
     assert " INFO " in (dirs.data / "agent.log").read_text()
+    assert (dirs.data / "embedded-agent.toml").stat().st_mode & 0o777 == 0o600, "it may hold secrets"
     users = sorted(str(e["user_id"]) for e in file_events(dirs.data) if e.get("service_name") == "twice")
     assert users == sorted(f"user{n}" for n in range(100))

@@ -8,10 +8,12 @@ Every default works for a user run without root.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -150,6 +152,9 @@ class SiemSinkConfig(Section):
     """How long to wait for a batch's acknowledgement before sending it again."""
     verify_tls: bool = True
     ca_file: str = ""
+    allow_insecure: bool = False
+    """An http:// endpoint off this host with an api_key is refused (the key would cross the network in
+    clear) unless this is true."""
     timeout_s: float = 10.0
     batch_size: int = 50
     max_batch_bytes: int = 1_000_000
@@ -160,7 +165,8 @@ class SyslogSinkConfig(Section):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 6514
-    tls: bool = False
+    tls: bool = True
+    """TLS on 6514, syslog's TLS port (RFC 5425); plain TCP is an explicit `tls = false` (usually on 514)."""
     verify_tls: bool = True
     ca_file: str = ""
     payload: Literal["json", "cef"] = "json"
@@ -311,6 +317,11 @@ def _check_values(config: AgentConfig, source: str) -> None:
     siem = config.sinks.siem
     if siem.enabled and not siem.endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"{source}: sinks.siem.endpoint: expected an http(s) URL, got {siem.endpoint!r}")
+    if siem.enabled and siem.api_key and not siem.allow_insecure and _cleartext_off_host(siem.endpoint):
+        raise ConfigError(
+            f"{source}: sinks.siem.endpoint: an http:// endpoint off this host would carry "
+            "sinks.siem.api_key in clear; use https://, or set sinks.siem.allow_insecure = true"
+        )
     if not 0 <= (facility := config.sinks.syslog.facility) <= 23:
         raise ConfigError(f"{source}: sinks.syslog.facility: must be 0..23, got {facility}")
     _check_sql(config.sinks.sql, source)
@@ -319,6 +330,20 @@ def _check_values(config: AgentConfig, source: str) -> None:
             endpoint.confirm_endpoint(config.endpoint)
         except ValueError as exc:
             raise ConfigError(f"{source}: endpoint: {exc}") from exc
+
+
+def _cleartext_off_host(url: str) -> bool:
+    """http:// to anything but this host's loopback (traffic that never leaves the host)."""
+    parsed = urlsplit(url)
+    if parsed.scheme != "http":
+        return False
+    host = parsed.hostname or ""
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name: it may resolve anywhere
 
 
 def _check_sql(sql: SqlSinkConfig, source: str) -> None:

@@ -155,7 +155,8 @@ def syslog(events: int) -> None:
     server.port = _free_port()
     toml = _BASE + (
         "[sinks.file]\nenabled = false\n"
-        f"[sinks.syslog]\nenabled = true\nport = {server.port}\nbatch_size = 500\nflush_interval_s = 0.05\n"
+        f"[sinks.syslog]\nenabled = true\nport = {server.port}\ntls = false\n"
+        "batch_size = 500\nflush_interval_s = 0.05\n"
     )
     try:
         with running_agent(toml) as (config, _):

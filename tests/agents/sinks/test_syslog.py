@@ -34,6 +34,7 @@ def server() -> Iterator[rsyslog.Rsyslog]:
 
 
 def open_sink(port: int, **config: object) -> SyslogSink:
+    config = {"tls": False, **config}  # rsyslog here listens in plain TCP
     sink = SyslogSink(SyslogSinkConfig(enabled=True, port=port, timeout_s=2.0, **config))  # type: ignore[arg-type]
     sink.open()
     return sink

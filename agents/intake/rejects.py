@@ -1,5 +1,10 @@
 """rejects/: frames the intake refused, one JSON line each, with the reason, so nothing is silently lost.
 
+A record keeps the reason, the size, the frame's SHA-256 and its first KEPT_BYTES bytes sealed to the
+agent's key (shipper.seal, as spool records are), never in clear: a refused frame may carry sensitive
+values the intake never got to encrypt. At most `max_bytes` are kept a day; past that, one record says
+so, and the rest of the day's rejects are counted (`rejects_over_cap`) and logged, not kept.
+
 Each is also logged, one WARNING naming the source and the reason, but at most one line per kind of
 reason every WARN_INTERVAL_S; the next line of that kind says how many were left out. A flood of bad
 frames (a broken emitter, a damaged spool file) so costs the journal a line every few seconds, while
@@ -9,6 +14,7 @@ rejects/ keeps every frame.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 import re
@@ -19,7 +25,10 @@ from pathlib import Path
 
 import msgspec
 
+from shipper.seal import seal
+
 KEPT_BYTES = 64 * 1024
+MAX_BYTES_PER_DAY = 64 * 1024 * 1024
 WARN_INTERVAL_S = 10.0
 log = logging.getLogger("auditship.intake")
 
@@ -30,8 +39,9 @@ class Reject(msgspec.Struct):
     source: str
     reason: str
     size: int
-    frame_b64: str
-    """The frame's first KEPT_BYTES bytes, for forensics."""
+    sha256: str
+    frame_sealed_b64: str
+    """The frame's first KEPT_BYTES bytes sealed to the agent's spool key, for forensics with its keys."""
 
 
 def reason_kind(reason: str) -> str:
@@ -71,8 +81,20 @@ class WarningLimit:
 
 
 class RejectLog:
-    def __init__(self, directory: Path, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        seal_key: bytes,
+        clock: Callable[[], float] = time.monotonic,
+        max_bytes: int = MAX_BYTES_PER_DAY,
+    ) -> None:
         self.directory = directory
+        self._seal_key = seal_key
+        self._max_bytes = max_bytes
+        self._day = ""
+        self._kept = 0  # bytes kept today
+        self.over_cap = 0
+        """Rejects past the day's cap: counted and logged, not kept."""
         self.count = 0
         self.unwritten = 0
         """Rejects that could not be kept (rejects/ unwritable: a full disk); still counted and logged."""
@@ -84,14 +106,9 @@ class RejectLog:
         """Append the frame to today's (UTC) rejects file, and log it unless its kind was just logged."""
         self.count += 1
         now = datetime.now(UTC)
-        reject = Reject(now, source, reason, len(frame), base64.b64encode(bytes(frame[:KEPT_BYTES])).decode())
         path = self.directory / now.strftime("rejects-%Y%m%d.jsonl")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, self._encoder.encode(reject) + b"\n")
-            finally:
-                os.close(fd)
+            self._keep(path, now, self._record(frame, source, reason, now))
         except OSError as exc:
             # A refused frame must not stop the intake; it was never accepted, so nothing is lost but
             # the forensic copy, which the count and the log line below still account for.
@@ -107,3 +124,28 @@ class RejectLog:
                 path,
                 f"; {left_out} more like it since the last such line were not logged" if left_out else "",
             )
+
+    def _record(self, frame: bytes | memoryview, source: str, reason: str, now: datetime) -> bytes:
+        head = bytes(frame[:KEPT_BYTES])
+        sealed = base64.b64encode(seal(head, self._seal_key)).decode()
+        digest = hashlib.sha256(frame).hexdigest()
+        return self._encoder.encode(Reject(now, source, reason, len(frame), digest, sealed)) + b"\n"
+
+    def _keep(self, path: Path, now: datetime, record: bytes) -> None:
+        """Append `record` to the day's file; the one that would pass the cap is replaced by a note."""
+        if path.name != self._day:
+            self._day, self._kept = path.name, path.stat().st_size if path.exists() else 0
+        if self._kept >= self._max_bytes:
+            self.over_cap += 1
+            return
+        capped = self._kept + len(record) > self._max_bytes
+        if capped:
+            self.over_cap += 1
+            note = {"time": now, "cap_reached": self._max_bytes, "note": "later rejects today are not kept"}
+            record = self._encoder.encode(note) + b"\n"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, record)
+        finally:
+            os.close(fd)
+        self._kept = self._max_bytes if capped else self._kept + len(record)

@@ -60,7 +60,7 @@ class Intake:
         self.keyring = Keyring.load_or_create(self.layout.keys)
         self.wal = WriteAheadLog(self.layout.wal, config.wal, config.enabled_sinks())
         self.index = self._load_index()
-        self.rejects = RejectLog(self.layout.rejects)
+        self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())
         # Per emitter, the stretch of transmissions received without a gap: [first, last, last heard].
         self.runs: dict[str, list[float]] = {}
         self.pending: set[str] = set()
@@ -399,6 +399,7 @@ class Intake:
             **self.counters,
             "rejected": self.rejects.count,
             "rejects_unwritten": self.rejects.unwritten,
+            "rejects_over_cap": self.rejects.over_cap,
             "last_seq": self.wal.next_seq - 1,
             "wal_bytes": self.wal.size_bytes(),
             "emitters": len(self.index),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from agents.crypto.keyring import Keyring
+from agents.crypto.seal import unseal
 from agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit, reason_kind
 
 OVERSIZED = "frame of 2000000 bytes exceeds intake.max_frame_bytes=1048576"
@@ -31,10 +34,16 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+KEY = bytes(range(32))  # any X25519 public key: these tests do not open what is sealed to it
+
+
 def test_a_reject_is_kept_with_its_utc_time_in_iso_8601_in_the_days_file(tmp_path: Path) -> None:
     """The record's time is an ISO 8601 string ending in Z, and its date is the one in the file's name."""
     before = datetime.now(UTC)
-    RejectLog(tmp_path).write(b"\x00bad", "socket", "invalid frame: MessagePack data is malformed")
+    keyring = Keyring.load_or_create(tmp_path / "keys")
+    RejectLog(tmp_path, keyring.spool_public_key()).write(
+        b"\x00bad", "socket", "invalid frame: MessagePack data is malformed"
+    )
     after = datetime.now(UTC)
     (path,) = tmp_path.glob("rejects-*.jsonl")
     record = msgspec.json.decode(path.read_bytes())
@@ -42,11 +51,9 @@ def test_a_reject_is_kept_with_its_utc_time_in_iso_8601_in_the_days_file(tmp_pat
     when = datetime.fromisoformat(record["time"])
     assert before <= when <= after and when.tzinfo is not None and when.utcoffset() == timedelta(0)
     assert path.name == f"rejects-{when:%Y%m%d}.jsonl"
-    assert (record["source"], record["size"], base64.b64decode(record["frame_b64"])) == (
-        "socket",
-        4,
-        b"\x00bad",
-    )
+    frame = unseal(base64.b64decode(record["frame_sealed_b64"]), keyring)
+    assert (record["source"], record["size"], frame) == ("socket", 4, b"\x00bad")
+    assert record["sha256"] == hashlib.sha256(b"\x00bad").hexdigest()
 
 
 def test_a_flood_of_one_kind_is_one_warning_and_the_next_says_how_many_were_left_out(
@@ -55,7 +62,7 @@ def test_a_flood_of_one_kind_is_one_warning_and_the_next_says_how_many_were_left
     """10,000 oversized frames within the interval: all in the file, one WARNING naming the source and
     the reason. Another kind gets its own line. After the interval, the next line counts the 9,999."""
     clock = Clock()
-    rejects = RejectLog(tmp_path, clock)
+    rejects = RejectLog(tmp_path, KEY, clock)
     with caplog.at_level(logging.WARNING, logger="auditship.intake"):
         for _ in range(10_000):
             rejects.write(b"x" * 10, "socket", OVERSIZED)
@@ -96,6 +103,29 @@ def test_a_reasons_kind_leaves_out_its_particulars() -> None:
 
 def test_a_reject_that_cannot_be_kept_is_counted_and_does_not_stop_the_intake(tmp_path: Path) -> None:
     """rejects/ unwritable (here: missing; on a full disk, ENOSPC): write() returns, counted as unwritten."""
-    rejects = RejectLog(tmp_path / "missing")
+    rejects = RejectLog(tmp_path / "missing", KEY)
     rejects.write(b"\x00garbage", "socket", "invalid frame: nope")
     assert (rejects.count, rejects.unwritten) == (1, 1)
+
+
+def test_a_rejected_frame_never_reaches_the_file_in_clear(tmp_path: Path) -> None:
+    """A frame with a card number (refused for a wrong field type, say) is kept sealed: the number is
+    nowhere in rejects/."""
+    frame = b"\x94\xa1e\x01\x00\x81\xa9sensitive\xb34111-1111-1111-1111"
+    RejectLog(tmp_path, KEY).write(frame, "socket", "invalid frame: Expected `object`")
+    (path,) = tmp_path.glob("rejects-*.jsonl")
+    assert b"4111-1111-1111-1111" not in path.read_bytes()
+    assert b"4111" not in base64.b64decode(msgspec.json.decode(path.read_bytes())["frame_sealed_b64"])
+
+
+def test_past_the_days_cap_rejects_are_counted_not_kept(tmp_path: Path) -> None:
+    """A flood cannot fill the disk: past max_bytes one note says the cap was reached, the rest count."""
+    rejects = RejectLog(tmp_path, KEY, max_bytes=20_000)
+    for _ in range(100):
+        rejects.write(b"x" * 1000, "socket", "invalid frame: nope")
+    (path,) = tmp_path.glob("rejects-*.jsonl")
+    lines = path.read_bytes().splitlines()
+    assert path.stat().st_size <= 20_000
+    assert b"cap_reached" in lines[-1]
+    assert rejects.count == 100
+    assert rejects.over_cap == 100 - (len(lines) - 1)

@@ -14,14 +14,19 @@ frames of a batch are stored one by one (in the WAL, in the spool) exactly as th
 from __future__ import annotations
 
 import struct
+from typing import Annotated
 
 import msgspec
 
 from shipper.event import AuditEvent
 
+# An emitter id is 16 hex digits (os.urandom(8).hex()); the bound keeps a sender from filling the
+# intake's dedupe index with huge or endless ids.
+EmitterId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern="^[0-9A-Za-z_.-]+$")]
+
 
 class Frame(msgspec.Struct, array_like=True):
-    emitter: str
+    emitter: EmitterId
     seq: int
     tx: int
     event: AuditEvent
@@ -33,7 +38,7 @@ class EncodedFrame(msgspec.Struct, array_like=True):
     """A Frame whose event stays msgpack: decoding one skips the event, encoding one copies it. What
     renumbering a frame for a resend needs."""
 
-    emitter: str
+    emitter: EmitterId
     seq: int
     tx: int
     event: msgspec.Raw
@@ -43,7 +48,7 @@ class EncodedFrame(msgspec.Struct, array_like=True):
 class FrameHeader(msgspec.Struct, array_like=True):
     """The first fields of a Frame; decoding only these skips the event (array_like ignores the rest)."""
 
-    emitter: str
+    emitter: EmitterId
     seq: int
     tx: int
 

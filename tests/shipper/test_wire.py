@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 
+import msgspec
+import pytest
+
 from shipper.event import AuditEvent, AuditEventType
-from shipper.wire import Frame, encode_batch, frame_encoder, message_frames
+from shipper.wire import Frame, encode_batch, frame_decoder, frame_encoder, message_frames
 
 
 def frame(seq: int) -> bytes:
@@ -33,3 +36,15 @@ def test_garbage_comes_back_whole() -> None:
     decoder to refuse."""
     garbage = b"\xc1" + os.urandom(64)
     assert message_frames(garbage) == [garbage]
+
+
+def test_an_emitter_id_is_bounded_in_length_and_alphabet() -> None:
+    """A 400-character id, an empty one, or one with a slash is refused by the typed decode itself,
+    naming the field; a real one (16 hex digits) passes."""
+    for bad in ("x" * 400, "", "a/b"):
+        with pytest.raises(msgspec.ValidationError, match=r"\$\[0\]"):
+            frame_decoder.decode(msgspec.msgpack.encode([bad, 1, 0, {"event_type": "data_read"}]))
+    frame = frame_decoder.decode(
+        msgspec.msgpack.encode(["0123456789abcdef", 1, 0, {"event_type": "data_read"}])
+    )
+    assert frame.emitter == "0123456789abcdef"

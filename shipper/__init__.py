@@ -34,9 +34,11 @@ __all__ = [
     "MiddlewareStats",
     "SIEMAuditDestination",
     "audit_context",
+    "audit_user_from",
     "emit",
     "get_emitter",
     "new_event_id",
+    "set_audit_user",
     "setup_fastapi_audit_middleware",
     "setup_grpc_audit_interceptor",
 ]
@@ -52,6 +54,8 @@ _MIDDLEWARE = {
     "AuditServerInterceptor": "shipper.middleware.grpc_server",
     "AioAuditServerInterceptor": "shipper.middleware.grpc_server",
     "setup_grpc_audit_interceptor": "shipper.middleware.grpc_server",
+    "set_audit_user": "shipper.middleware.user",
+    "audit_user_from": "shipper.middleware.user",
 }
 
 

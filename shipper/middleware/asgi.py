@@ -29,52 +29,71 @@ from collections.abc import MutableMapping
 from time import perf_counter
 from typing import Any
 
-from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipper.config import AuditContext
 from shipper.correlation import CorrelationIds, reset_current, set_current
-from shipper.event import new_event_id
+from shipper.event import AuditEvent, new_event_id
 from shipper.logger import Emit
 from shipper.middleware.anomalies import Signal, scan_request
-from shipper.middleware.config import AuditMiddlewareConfig, Settings
+from shipper.middleware.config import AuditMiddlewareConfig
 from shipper.middleware.ids import incoming_ids
 from shipper.middleware.recorder import AuditRecorder, MiddlewareStats, given_or_built
 from shipper.middleware.redaction import excerpt, http_headers
-
-# Route templates are cached per route object; an app that builds routes at run time could make the
-# cache grow without end, so it starts again past this size.
-_MAX_CACHED_TEMPLATES = 4096
-# Mounts inside mounts are searched this deep for a route's template.
-_MAX_MOUNT_DEPTH = 8
+from shipper.middleware.routes import RouteTemplates
+from shipper.middleware.user import UserSlot, close_slot, open_slot
 
 
-class _Exchange:
+class _Exchange(UserSlot):
     """One request as it goes by: its ids, the status and sizes of its response, headers and body
-    excerpts when they are logged; the request id header is added to the response."""
+    excerpts when they are logged; the request id header is added to the response. It is the request's
+    user slot too (shipper.middleware.user).
+
+    The request is concluded (its event built and sent) when the last byte of its response has been
+    sent, so that work the app does after that (Starlette's BackgroundTasks) counts neither in its
+    duration nor in its outcome; or, when the app returns or raises without finishing a response (and
+    for websockets), then."""
 
     __slots__ = (
+        "_middleware",
         "_receive",
         "_send",
         "_stamp",
         "body_limit",
         "close_code",
+        "event",
         "event_id",
+        "finished",
         "headers",
         "ids",
+        "path",
         "request_body",
         "request_size",
         "response_body",
         "response_headers",
         "response_size",
+        "root_path",
+        "scope",
         "started",
         "status",
+        "websocket",
     )
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, header: bytes, settings: Settings) -> None:
+    def __init__(
+        self, middleware: AuditMiddleware, scope: Scope, receive: Receive, send: Send, path: str
+    ) -> None:
         self.started = perf_counter()
-        self.headers = headers = dict(scope["headers"])
+        self._middleware = middleware
+        self.scope = scope
+        # Routing changes the scope's root_path (and older Starlette its path) as it enters mounts.
+        self.path = path
+        self.root_path: str = scope.get("root_path", "")
+        self.websocket = websocket = scope["type"] == "websocket"
+        # A server that leaves headers out must not fail the request: ASGI requires them, Starlette's
+        # test tools and hand-written scopes do not always give them.
+        self.headers = headers = dict(scope.get("headers") or ())
         self.event_id = event_id = new_event_id()
+        header = middleware.header
         request_id, traceparent = headers.get(header), headers.get(b"traceparent")
         self.ids = (
             incoming_ids(_text(request_id), _text(traceparent), event_id)
@@ -83,10 +102,15 @@ class _Exchange:
         )
         self._receive = receive
         self._send = send
-        self._stamp = (header, (self.ids.correlation_id or "").encode("latin-1"))
+        settings = middleware.recorder.settings
+        stamped = not websocket or settings.websocket_request_id_header
+        self._stamp = (header, (self.ids.correlation_id or "").encode("latin-1")) if stamped else None
         self.body_limit = limit = settings.body_limit
+        self.audit_user = None
         self.status: int | None = None
         self.close_code: int | None = None
+        self.finished: float | None = None
+        self.event: AuditEvent | None = None
         self.request_size = 0
         self.response_size = 0
         self.request_body = bytearray() if limit else None
@@ -111,12 +135,22 @@ class _Exchange:
             self.response_size += len(body)
             if self.response_body is not None:
                 _keep(self.response_body, body, self.body_limit)
-        elif kind == "http.response.start":
+            await self._send(message)
+            if not message.get("more_body", False):
+                self._sent()
+            return
+        if kind == "http.response.start":
             self.status = message["status"]
             message = self._stamped(message)
         else:
             message = self._other(kind, message)
         await self._send(message)
+        if kind == "http.response.pathsend":  # a file sent by the server: the whole body at once
+            self._sent()
+
+    def _sent(self) -> None:
+        self.finished = perf_counter()
+        self._middleware.conclude(self, None)
 
     def _other(self, kind: str, message: Message) -> Message:
         """Websocket messages; anything else (trailers, pathsend...) goes by as it is."""
@@ -136,14 +170,16 @@ class _Exchange:
 
     def _stamped(self, message: Message) -> Message:
         headers = message.get("headers") or []
-        name = self._stamp[0]
-        for key, _ in headers:
-            if key.lower() == name:
-                break
-        else:
-            # A new list and message: the app may send the same header list with every response.
-            headers = [*headers, self._stamp]
-            message = {**message, "headers": headers}
+        stamp = self._stamp
+        if stamp is not None:
+            name = stamp[0]
+            for key, _ in headers:
+                if key.lower() == name:
+                    break
+            else:
+                # A new list and message: the app may send the same header list with every response.
+                headers = [*headers, stamp]
+                message = {**message, "headers": headers}
         self.response_headers = headers
         return message
 
@@ -167,7 +203,8 @@ def _text(value: bytes | None) -> str | None:
 
 def _forwarded_for(scope: Scope) -> str | None:
     # Each X-Forwarded-For line continues the list of the one before.
-    hops = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
+    headers = scope.get("headers") or ()
+    hops = [value.decode("latin-1") for name, value in headers if name == b"x-forwarded-for"]
     return ", ".join(hops) or None
 
 
@@ -186,27 +223,6 @@ def scope_user(scope: MutableMapping[str, Any]) -> str | None:
             continue
         if value:
             return str(value)
-    return None
-
-
-def _route_path(route: BaseRoute) -> str | None:
-    path = getattr(route, "path", None)
-    if isinstance(route, Mount):
-        # A mounted app that is not a Starlette router: everything below the mount is one endpoint.
-        return f"{path}/{{path:path}}"
-    return path
-
-
-def _find_template(routes: list[BaseRoute], target: BaseRoute, prefix: str, depth: int) -> str | None:
-    for route in routes:
-        if route is target:
-            path = _route_path(route)
-            return prefix + path if path is not None else None
-        children = getattr(route, "routes", None)
-        if children and depth < _MAX_MOUNT_DEPTH:
-            found = _find_template(children, target, prefix + getattr(route, "path", ""), depth + 1)
-            if found is not None:
-                return found
     return None
 
 
@@ -230,20 +246,29 @@ class AuditMiddleware:
         self.app = app
         self.recorder = given_or_built("AuditMiddleware", recorder, config, context, emit)
         settings = self.recorder.settings
-        self._header = settings.request_id_header.encode("latin-1")
+        self.header = settings.request_id_header.encode("latin-1")
         self._resolver = settings.user_resolver
-        self._templates: dict[int, tuple[BaseRoute, str | None]] = {}
+        self._routes = RouteTemplates()
 
     @property
     def stats(self) -> MiddlewareStats:
         return self.recorder.stats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self.recorder.excluded(scope["path"]):
+        exchange: _Exchange | None = None
+        try:
+            kind = scope["type"]
+            if kind in ("http", "websocket"):
+                path = scope["path"]
+                if not self.recorder.excluded(path):
+                    exchange = _Exchange(self, scope, receive, send, path)
+        except Exception as exc:  # noqa: BLE001 - a scope it cannot read goes through unaudited, counted
+            self.recorder.failed(exc)
+        if exchange is None:
             await self.app(scope, receive, send)
             return
-        exchange = _Exchange(scope, receive, send, self._header, self.recorder.settings)
         token = set_current(exchange.ids)
+        slot = open_slot(exchange)
         error: BaseException | None = None
         try:
             await self.app(scope, exchange.receive, exchange.send)
@@ -251,31 +276,62 @@ class AuditMiddleware:
             error = exc
             raise
         finally:
+            close_slot(slot)
             reset_current(token)
-            try:
-                self._conclude(scope, exchange, error)
-            except Exception as exc:  # noqa: BLE001 - auditing must never fail the request
-                self.recorder.failed(exc)
+            finished = exchange.finished
+            if finished is None:
+                self.conclude(exchange, error)
+            elif error is not None:
+                self._failed_after_response(exchange, error, finished)
 
-    def _conclude(self, scope: Scope, exchange: _Exchange, error: BaseException | None) -> None:
-        duration_ms = (perf_counter() - exchange.started) * 1000
-        path: str = scope["path"]
+    def conclude(self, exchange: _Exchange, error: BaseException | None) -> None:
+        """Build and send the request's event: when its response is complete, or when the app is done
+        without completing one. Never raises: auditing must not fail the request."""
+        try:
+            end = exchange.finished if exchange.finished is not None else perf_counter()
+            self._conclude(exchange, error, (end - exchange.started) * 1000)
+        except Exception as exc:  # noqa: BLE001 - counted and reported once
+            self.recorder.failed(exc)
+
+    def _conclude(self, exchange: _Exchange, error: BaseException | None, duration_ms: float) -> None:
+        scope = exchange.scope
         recorder = self.recorder
-        settings = recorder.settings
-        websocket = scope["type"] == "websocket"
         # No response started: the server answers 500 for an app that raised or returned without one,
         # 403 for a websocket handshake the app neither accepted nor refused.
-        status = exchange.status or (403 if websocket and error is None else 500)
+        status = exchange.status or (403 if exchange.websocket and error is None else 500)
         signals: list[Signal] = []
-        if settings.detect_anomalies:
-            signal = scan_request(path, scope.get("raw_path") or b"", scope.get("query_string") or b"")
+        if recorder.settings.detect_anomalies:
+            query = scope.get("query_string") or b""
+            signal = scan_request(exchange.path, scope.get("raw_path") or b"", query)
             if signal is not None:
                 signals.append(signal)
         if recorder.skip(status, duration_ms, error, signals):
             return
+        exchange.event = event = self._event(exchange, status, error, duration_ms)
+        recorder.record(event, signals)
+
+    def _failed_after_response(self, exchange: _Exchange, error: BaseException, finished: float) -> None:
+        """The app raised after its response was complete (`finished`): background work failed. The
+        request's event stays as it was sent (or sampled out); the failure is an event of its own."""
+        try:
+            event = exchange.event
+            if event is None:  # sampled out: the failure still needs the request's facts
+                duration_ms = (finished - exchange.started) * 1000
+                event = self._event(exchange, exchange.status or 500, None, duration_ms)
+            self.recorder.record_after_response(event, error, (perf_counter() - finished) * 1000)
+        except Exception as exc:  # noqa: BLE001 - counted and reported once
+            self.recorder.failed(exc)
+
+    def _event(
+        self, exchange: _Exchange, status: int, error: BaseException | None, duration_ms: float
+    ) -> AuditEvent:
+        scope = exchange.scope
+        recorder = self.recorder
+        settings = recorder.settings
+        path = exchange.path
         details: dict[str, Any] = {"path": path}
         if settings.log_headers:
-            details["request_headers"] = http_headers(scope["headers"], settings.redacted)
+            details["request_headers"] = http_headers(scope.get("headers") or [], settings.redacted)
             if settings.log_responses and exchange.response_headers is not None:
                 details["response_headers"] = http_headers(exchange.response_headers, settings.redacted)
         if exchange.close_code is not None:
@@ -294,17 +350,20 @@ class AuditMiddleware:
         peer = client[0] if client else None
         if settings.trusted_proxies:
             peer = recorder.client_address.resolve(peer, _forwarded_for(scope))
-        # The default resolver reads scope["user"]; most requests have none, so it is not even called.
-        resolver = self._resolver
-        if resolver is None:
-            user_id = recorder.resolve(scope_user, scope) if "user" in scope else None
-        else:
-            user_id = recorder.resolve(resolver, scope)
-        event = recorder.request_event(
+        # A user named with set_audit_user wins; else the resolver. The default one reads scope["user"];
+        # most requests have none, so it is not even called.
+        user_id = exchange.audit_user
+        if user_id is None:
+            resolver = self._resolver
+            if resolver is None:
+                user_id = recorder.resolve(scope_user, scope) if "user" in scope else None
+            else:
+                user_id = recorder.resolve(resolver, scope)
+        return recorder.request_event(
             event_id=exchange.event_id,
             ids=exchange.ids,
-            method="WEBSOCKET" if websocket else scope["method"],
-            endpoint=self._template(scope) or path,
+            method="WEBSOCKET" if exchange.websocket else scope["method"],
+            endpoint=self._routes.template(scope, path, exchange.root_path) or path,
             status_code=status,
             error=error,
             duration_ms=duration_ms,
@@ -316,23 +375,6 @@ class AuditMiddleware:
             user_agent=_text(exchange.headers.get(b"user-agent")),
             user_id=user_id,
         )
-        recorder.record(event, signals)
-
-    def _template(self, scope: Scope) -> str | None:
-        """The matched route's template, prefixed by the mounts above it; None when no route matched."""
-        route = scope.get("route")
-        if route is None:
-            return None
-        cached = self._templates.get(id(route))
-        if cached is not None and cached[0] is route:
-            return cached[1]
-        router = scope.get("router")
-        top = getattr(router, "routes", None) or []
-        template = _find_template(top, route, "", 0) or _route_path(route)
-        if len(self._templates) >= _MAX_CACHED_TEMPLATES:
-            self._templates.clear()
-        self._templates[id(route)] = (route, template)
-        return template
 
 
 def setup_fastapi_audit_middleware(

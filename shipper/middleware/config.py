@@ -61,6 +61,8 @@ class AuditMiddlewareConfig:
     trusted_proxies: list[str] = field(default_factory=list)
     # Where the correlation id is read from and returned in (W3C traceparent is read as well).
     request_id_header: str = "x-request-id"
+    # Whether a websocket handshake's response (its accept, or a refusal) carries that header too.
+    websocket_request_id_header: bool = True
     # HTTP: the user id of a request, given the ASGI scope; None reads scope["user"] (Starlette auth).
     user_resolver: Callable[[MutableMapping[str, Any]], str | None] | None = None
     # gRPC: the user id of a call, given its ServicerContext; None reads the `x-user-id` metadata.
@@ -84,6 +86,7 @@ class Settings:
     sample_rate: float
     trusted_proxies: tuple[Network, ...]
     request_id_header: str
+    websocket_request_id_header: bool
     user_resolver: Callable[[MutableMapping[str, Any]], str | None] | None
     grpc_user_resolver: Callable[[Any], str | None] | None
 
@@ -167,6 +170,7 @@ def compile_config(config: AuditMiddlewareConfig | None) -> Settings:
         sample_rate=float(sample_rate),
         trusted_proxies=_networks("trusted_proxies", config.trusted_proxies),
         request_id_header=request_id_header.lower(),
+        websocket_request_id_header=_flag(config, "websocket_request_id_header"),
         user_resolver=_callable("user_resolver", config.user_resolver),
         grpc_user_resolver=_callable("grpc_user_resolver", config.grpc_user_resolver),
     )

@@ -266,6 +266,23 @@ class AuditRecorder:
             stats.events += len(outgoing)
             stats.suspicious += len(signals)
 
+    def record_after_response(self, event: AuditEvent, error: BaseException, duration_ms: float) -> None:
+        """Work a request went on with after its response was sent (Starlette's BackgroundTasks) raised
+        `error`: a BUSINESS_LOGIC event, action `background_task_failed`, ERROR (HIGH), with the request
+        `event`'s ids and facts (whether that was sent or sampled out), the exception's type in
+        `details["exception"]` and how long the work ran in `duration_ms`. Never sampled."""
+        failure = self._derived(
+            event,
+            AuditEventType.BUSINESS_LOGIC,
+            "background_task_failed",
+            "background task failed",
+            severity=AuditSeverity.HIGH,
+            extra={"exception": type(error).__qualname__},
+        )
+        self._emit(msgspec.structs.replace(failure, outcome=AuditOutcome.ERROR, duration_ms=duration_ms))
+        with self._lock:
+            self._stats.events += 1
+
     def _check_burst(self, event: AuditEvent, signals: list[Signal]) -> None:
         bursts = self.bursts
         if bursts is not None and event.source_ip and bursts.failure(event.source_ip, time.monotonic()):

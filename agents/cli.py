@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,10 @@ from agents import messages
 from agents.config import AgentConfig, load_config
 from agents.errors import AuditshipError
 from agents.logs import configure_logging
+from agents.masking import MASK, SECRET_KEY, url_without_secrets
 from shipper import endpoint as endpoints
 
 EXIT_USAGE = 2
-MASK = "***"
-_SECRET_KEY = re.compile(r"(?:^|_)(?:api_key|password|passwd|token|secret)$")
-# The password runs to the last @: one holding an unescaped @ is masked whole, whichever parser
-# (SQLAlchemy's, httpx's) reads the URL; a path that holds an @ too is masked more than it needs.
-_URL_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^:/@]*:).*@")
-_SECRET_PARAMETER = re.compile(r"([?&;][^=&;]*(?:api_key|password|passwd|token|secret)=)[^&;#]*", re.I)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,18 +83,13 @@ def without_secrets(table: dict[str, Any]) -> dict[str, Any]:
     for key, value in table.items():
         if isinstance(value, dict):
             shown[key] = without_secrets(value)
-        elif isinstance(value, str) and value and _SECRET_KEY.search(key):
+        elif isinstance(value, str) and value and SECRET_KEY.search(key):
             shown[key] = MASK
         elif isinstance(value, str) and "://" in value:
-            shown[key] = _url_without_password(value)
+            shown[key] = url_without_secrets(value)
         else:
             shown[key] = value
     return shown
-
-
-def _url_without_password(url: str) -> str:
-    """`scheme://user:***@host/...`, and `***` for a secret-named query parameter (`?password=...`)."""
-    return _SECRET_PARAMETER.sub(rf"\g<1>{MASK}", _URL_PASSWORD.sub(rf"\g<1>{MASK}@", url))
 
 
 def _run(config: AgentConfig) -> int:

@@ -18,6 +18,7 @@ from email.utils import parsedate_to_datetime
 import httpx
 import msgspec
 
+from agents.masking import url_without_secrets
 from agents.sinks.base import Delivery
 
 BATCH_ID_HEADER = "X-Auditship-Batch-Id"
@@ -59,7 +60,7 @@ def transport_failure(exc: httpx.HTTPError) -> Reply:
     """No usable answer (refused, reset, timed out, TLS failed, a body that does not decode): the
     events wait in the WAL."""
     try:
-        where = f"{exc.request.url}: "
+        where = f"{url_without_secrets(str(exc.request.url))}: "
     except RuntimeError:  # httpx raised it before the request was made
         where = ""
     return Reply(Delivery.ERRORED, f"{where}{type(exc).__name__}: {exc or 'no details'}")
@@ -70,7 +71,8 @@ def describe(response: httpx.Response) -> str:
     body = response.text.strip().replace("\n", " ")
     if len(body) > _EXCERPT_CHARS:
         body = body[:_EXCERPT_CHARS] + "..."
-    return f"HTTP {response.status_code} from {response.request.url}: {body or '(empty body)'}"
+    where = url_without_secrets(str(response.request.url))
+    return f"HTTP {response.status_code} from {where}: {body or '(empty body)'}"
 
 
 def retry_after_s(response: httpx.Response) -> float:

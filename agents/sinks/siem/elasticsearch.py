@@ -14,6 +14,7 @@ import httpx
 import msgspec
 
 from agents.config import SiemSinkConfig
+from agents.masking import url_without_secrets
 from agents.sinks.base import Delivery, Entry
 from agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, outcome_of_status, reply_to
 from agents.sinks.siem.payload import PayloadEncoder
@@ -34,6 +35,7 @@ class Elasticsearch:
     def __init__(self, config: SiemSinkConfig, payload: PayloadEncoder) -> None:
         self._payload = payload
         self._url = config.endpoint.rstrip("/").removesuffix("/_bulk") + "/_bulk"
+        self._shown_url = url_without_secrets(self._url)  # for reasons, which logs and dead letters keep
         self._index = _json.encode(config.index or DEFAULT_INDEX)
         self.headers = {"Authorization": f"ApiKey {config.api_key}"} if config.api_key else {}
 
@@ -53,11 +55,12 @@ class Elasticsearch:
         try:
             bulk = _bulk_decoder.decode(response.content)
         except msgspec.DecodeError as exc:
-            return Reply(Delivery.ERRORED, f"{self._url}: unreadable bulk answer ({exc})")
+            return Reply(Delivery.ERRORED, f"{self._shown_url}: unreadable bulk answer ({exc})")
         if not bulk.errors:
             return reply
         if len(bulk.items) != len(items):
-            return Reply(Delivery.ERRORED, f"{self._url}: {len(bulk.items)} results for {len(items)} items")
+            shown = f"{self._shown_url}: {len(bulk.items)} results for {len(items)} items"
+            return Reply(Delivery.ERRORED, shown)
         return Reply(Delivery.DELIVERED, items=_failed_items(bulk.items))
 
 

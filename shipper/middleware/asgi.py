@@ -10,11 +10,15 @@
     app = Starlette(routes=routes, middleware=[Middleware(AuditMiddleware, recorder=recorder)])
 
 Each HTTP request yields an API_REQUEST event (see shipper.middleware.recorder for what else): the
-method; `endpoint`, the route template (`/api/users/{user_id}`, mounts included) or, when no route
-matched, the path itself (percent-decoded, as ASGI gives it), which is always in `details["path"]`;
-status, duration, body sizes, client address, user agent, user id and correlation ids. The handler
-runs with the correlation ids in effect (shipper.correlation), so the events it logs carry them too,
-and the response carries the request id in the request id header.
+method; `endpoint`, the route template (`/api/users/{user_id}`, included routers and mounts in front:
+shipper.middleware.routes) or, when no route matched, the path itself (percent-decoded, as ASGI gives
+it), which is always in `details["path"]`; status, duration, body sizes, client address, user agent,
+user id (shipper.middleware.user) and correlation ids. The handler runs with the correlation ids in
+effect (shipper.correlation), so the events it logs carry them too, and the response carries the
+request id in the request id header. The event is sent when the response's last byte is: background
+work after it is not request time, and when it raises it is an event of its own
+(AuditRecorder.record_after_response). Auditing never fails a request: a scope the middleware cannot
+read lets the request through unaudited, counted in `stats.errors`.
 
 `send` is wrapped to read the status and count body bytes, `receive` to count request bytes, so
 streaming responses stream as before. Lifespan and any other scope pass straight through. A

@@ -64,6 +64,7 @@ class AuditMiddlewareConfig:
     # Whether a websocket handshake's response (its accept, or a refusal) carries that header too.
     websocket_request_id_header: bool = True
     # HTTP: the user id of a request, given the ASGI scope; None reads scope["user"] (Starlette auth).
+    # A user named with shipper.set_audit_user during the request wins over either.
     user_resolver: Callable[[MutableMapping[str, Any]], str | None] | None = None
     # gRPC: the user id of a call, given its ServicerContext; None reads the `x-user-id` metadata.
     grpc_user_resolver: Callable[[Any], str | None] | None = None

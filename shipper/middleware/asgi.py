@@ -45,7 +45,7 @@ from shipper.middleware.ids import incoming_ids
 from shipper.middleware.recorder import AuditRecorder, MiddlewareStats, given_or_built
 from shipper.middleware.redaction import excerpt, http_headers
 from shipper.middleware.routes import RouteTemplates
-from shipper.middleware.user import UserSlot, close_slot, open_slot
+from shipper.middleware.user import USER_SLOT, UserSlot
 
 
 class _Exchange(UserSlot):
@@ -141,7 +141,8 @@ class _Exchange(UserSlot):
                 _keep(self.response_body, body, self.body_limit)
             await self._send(message)
             if not message.get("more_body", False):
-                self._sent()
+                self.finished = perf_counter()
+                self._middleware.conclude(self, None)
             return
         if kind == "http.response.start":
             self.status = message["status"]
@@ -150,11 +151,8 @@ class _Exchange(UserSlot):
             message = self._other(kind, message)
         await self._send(message)
         if kind == "http.response.pathsend":  # a file sent by the server: the whole body at once
-            self._sent()
-
-    def _sent(self) -> None:
-        self.finished = perf_counter()
-        self._middleware.conclude(self, None)
+            self.finished = perf_counter()
+            self._middleware.conclude(self, None)
 
     def _other(self, kind: str, message: Message) -> Message:
         """Websocket messages; anything else (trailers, pathsend...) goes by as it is."""
@@ -272,7 +270,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         token = set_current(exchange.ids)
-        slot = open_slot(exchange)
+        slot = USER_SLOT.set(exchange)
         error: BaseException | None = None
         try:
             await self.app(scope, exchange.receive, exchange.send)
@@ -280,7 +278,7 @@ class AuditMiddleware:
             error = exc
             raise
         finally:
-            close_slot(slot)
+            USER_SLOT.reset(slot)
             reset_current(token)
             finished = exchange.finished
             if finished is None:
@@ -291,28 +289,26 @@ class AuditMiddleware:
     def conclude(self, exchange: _Exchange, error: BaseException | None) -> None:
         """Build and send the request's event: when its response is complete, or when the app is done
         without completing one. Never raises: auditing must not fail the request."""
+        recorder = self.recorder
         try:
             end = exchange.finished if exchange.finished is not None else perf_counter()
-            self._conclude(exchange, error, (end - exchange.started) * 1000)
+            duration_ms = (end - exchange.started) * 1000
+            scope = exchange.scope
+            # No response started: the server answers 500 for an app that raised or returned without
+            # one, 403 for a websocket handshake the app neither accepted nor refused.
+            status = exchange.status or (403 if exchange.websocket and error is None else 500)
+            signals: list[Signal] = []
+            if recorder.settings.detect_anomalies:
+                query = scope.get("query_string") or b""
+                signal = scan_request(exchange.path, scope.get("raw_path") or b"", query)
+                if signal is not None:
+                    signals.append(signal)
+            if recorder.skip(status, duration_ms, error, signals):
+                return
+            exchange.event = event = self._event(exchange, status, error, duration_ms)
+            recorder.record(event, signals)
         except Exception as exc:  # noqa: BLE001 - counted and reported once
-            self.recorder.failed(exc)
-
-    def _conclude(self, exchange: _Exchange, error: BaseException | None, duration_ms: float) -> None:
-        scope = exchange.scope
-        recorder = self.recorder
-        # No response started: the server answers 500 for an app that raised or returned without one,
-        # 403 for a websocket handshake the app neither accepted nor refused.
-        status = exchange.status or (403 if exchange.websocket and error is None else 500)
-        signals: list[Signal] = []
-        if recorder.settings.detect_anomalies:
-            query = scope.get("query_string") or b""
-            signal = scan_request(exchange.path, scope.get("raw_path") or b"", query)
-            if signal is not None:
-                signals.append(signal)
-        if recorder.skip(status, duration_ms, error, signals):
-            return
-        exchange.event = event = self._event(exchange, status, error, duration_ms)
-        recorder.record(event, signals)
+            recorder.failed(exc)
 
     def _failed_after_response(self, exchange: _Exchange, error: BaseException, finished: float) -> None:
         """The app raised after its response was complete (`finished`): background work failed. The

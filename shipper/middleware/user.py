@@ -21,7 +21,7 @@ Imports neither Starlette nor FastAPI: `audit_user_from` imports FastAPI when ca
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -35,23 +35,15 @@ class UserSlot:
         self.audit_user: str | None = None
 
 
-_slot: ContextVar[UserSlot | None] = ContextVar("auditship_user_slot", default=None)
-
-
-def open_slot(slot: UserSlot) -> Token[UserSlot | None]:
-    """Make `slot` the one `set_audit_user` fills until `close_slot` (the middleware's part)."""
-    return _slot.set(slot)
-
-
-def close_slot(token: Token[UserSlot | None]) -> None:
-    _slot.reset(token)
+# The slot of the request in progress: the middleware sets it for each request and resets it after.
+USER_SLOT: ContextVar[UserSlot | None] = ContextVar("auditship_user_slot", default=None)
 
 
 def set_audit_user(user_id: object) -> bool:
     """Name the authenticated user of the request in progress: its event's `user_id` is `str(user_id)`
     (None takes it back). It wins over `user_resolver` and `scope["user"]`. Returns whether a request
     audited by the middleware is in progress here (if not, nothing is set)."""
-    slot = _slot.get()
+    slot = USER_SLOT.get()
     if slot is None:
         return False
     slot.audit_user = None if user_id is None else str(user_id)

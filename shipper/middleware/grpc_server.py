@@ -14,12 +14,14 @@ Each call of any kind (unary or streaming either way) yields an API_REQUEST even
 and its HTTP equivalent in `status_code` (Google's mapping: NOT_FOUND 404, UNAUTHENTICATED 401,
 PERMISSION_DENIED 403, RESOURCE_EXHAUSTED 429, UNKNOWN 500...), so that one query finds failures
 across HTTP and gRPC and the recorder derives AUTH_FAILURE, ACCESS_DENIED and RATE_LIMIT_EXCEEDED
-from them. The status is OK when the handler returned, the code it aborted with (or set) when it
-did, UNKNOWN when it raised, CANCELLED when the client went away. Also recorded: the peer
-(`details["peer"]`, its address as `source_ip`), the user agent, the duration, metadata with
-`log_headers` (redacted like HTTP headers), and the user id from `grpc_user_resolver`, which is
-given the ServicerContext (the default reads the `x-user-id` metadata, which only a gateway that
-authenticates callers should be trusted to set). Message sizes are not recorded.
+from them. The status is the one the client got, whatever the handler (sync or async, a sync one on
+an aio server too): DEADLINE_EXCEEDED when the deadline passed first, CANCELLED when the client
+cancelled, else the code the handler aborted with or set, OK when it returned, UNKNOWN when it
+raised. Also recorded: the peer (`details["peer"]`, its address as `source_ip`), the user agent, the
+duration, metadata with `log_headers` (redacted like HTTP headers), and the user id from
+`grpc_user_resolver`, which is given the ServicerContext as the call starts (the default reads the
+`x-user-id` metadata, which only a gateway that authenticates callers should be trusted to set).
+Message sizes are not recorded.
 
 Correlation ids come from the request id metadata and `traceparent` as for HTTP, are in effect while
 the handler runs (for a streaming response, while each message is produced), and go back to the
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, TypeAlias
@@ -70,6 +73,11 @@ HTTP_STATUS = {
     Code.UNAUTHENTICATED: 401,
 }
 _MAX_CACHED_HANDLERS = 4096
+# A call cancelled this close to its deadline (by the server's clock) was cancelled by it: the server's
+# deadline falls a little after the client's, which sends what remains of its timeout rounded up (by up
+# to 1%), and the client's cancellation takes a moment to arrive.
+_DEADLINE_SLACK_S = 0.05
+_DEADLINE_SLACK_SHARE = 0.02
 # The exceptions that mean the client went away, not that the handler failed.
 _GONE = (GeneratorExit, asyncio.CancelledError)
 
@@ -91,32 +99,135 @@ def _first(metadata: Metadata, key: str) -> str | None:
     return None
 
 
+class _SyncContextOnAio:
+    """The context a sync handler on an aio server is given: gRPC's own, remembering the code the handler
+    aborts with or sets. gRPC's context for such handlers cannot report it (it has no `code()`, and its
+    abort raises an AbortError that does not say the code); everything else is gRPC's."""
+
+    __slots__ = ("_context", "chosen_code")
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        self.chosen_code: Code | None = None
+
+    def abort(self, code: Code, *args: Any, **kwargs: Any) -> None:
+        self.chosen_code = code
+        self._context.abort(code, *args, **kwargs)
+
+    def set_code(self, code: Code) -> None:
+        self.chosen_code = code
+        self._context.set_code(code)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 class _Call:
-    """One call in flight: what was known when it started; `finish` records it."""
+    """One call: what it is, read as it starts, and how it ended, decided once it has.
 
-    __slots__ = ("_audit", "context", "event_id", "ids", "metadata", "method", "started")
+    Everything the event needs from the context is read here, before the handler runs, in the thread or
+    task that runs it: once a call is over gRPC may free it, and a sync handler on an aio server outlives
+    a call that was cancelled or passed its deadline (reading the peer after it returned crashed the
+    process); where it does not crash, a cancelled call's peer reads as "". Afterwards only Python state
+    is read: the code the handler set, whether the call is still active, its trailing metadata.
 
-    def __init__(self, audit: _Auditing, method: str, context: Any) -> None:
+    On a `grpc.server` the call is recorded as the handler ends, cancelled if the call is no longer
+    active then. On an aio server it is recorded when gRPC has finished it (the done callback of its
+    task): gRPC cancels that task when the client went away or the deadline passed before the status
+    was sent, which is then what the client got, whether or not the handler has ended (a sync one runs
+    on in its thread). The server cannot tell a deadline from the client's own cancellation, so a
+    cancellation near the deadline (see _DEADLINE_SLACK_S) counts as the deadline.
+    """
+
+    __slots__ = (
+        "_audit",
+        "_ended",
+        "_slack",
+        "context",
+        "deadline",
+        "event_id",
+        "ids",
+        "metadata",
+        "method",
+        "peer",
+        "started",
+        "user_id",
+    )
+
+    def __init__(
+        self, audit: _Auditing, method: str, context: Any, task: asyncio.Task[Any] | None, in_loop: bool
+    ) -> None:
+        """`task`: the aio server's task for the call, if known; `in_loop`: this runs in it (else in a
+        thread of the server's pool)."""
         self.started = time.perf_counter()
         self._audit = audit
         self.method = method
         self.context = context
+        recorder = audit.recorder
         self.metadata: Metadata = context.invocation_metadata() or ()
-        header = audit.recorder.settings.request_id_header
+        header = recorder.settings.request_id_header
         self.event_id = new_event_id()
         traceparent = _first(self.metadata, "traceparent")
         self.ids = incoming_ids(_first(self.metadata, header), traceparent, self.event_id)
+        if task is not None and not in_loop and task.cancelling():
+            # Cancelled before its handler started: gRPC frees such a call as soon as its task ends, so
+            # neither the peer nor the user (a resolver may read auth_context) is read.
+            self.peer, self.user_id = "", None
+        else:
+            self.peer = context.peer()
+            self.user_id = recorder.resolve(audit.user_resolver, context)
+        # None (aio) or about 9e18 s (grpc.server) when the client set no deadline.
+        remaining: float | None = context.time_remaining()
+        self.deadline = math.inf if remaining is None else self.started + remaining
+        self._slack = 0.0 if remaining is None else _DEADLINE_SLACK_S + _DEADLINE_SLACK_SHARE * remaining
+        self._ended: tuple[BaseException | None, Code | None, float] | None = None
         # Set now as well as at the end: the aio server sends an abort's status at once, with the
         # trailing metadata set so far.
         context.set_trailing_metadata(((header, self.ids.correlation_id),))
+        if task is None:
+            return
+        if in_loop:
+            task.add_done_callback(self._task_done)
+        else:
+            task.get_loop().call_soon_threadsafe(task.add_done_callback, self._task_done)
 
-    def finish(self, error: BaseException | None) -> None:
-        """Return the request id to the client and record the call; never raises into the server."""
+    def finish(self, error: BaseException | None, task: asyncio.Task[Any] | None) -> None:
+        """The handler ended (returned, raised, or its stream was closed): return the request id to the
+        client, and record the call now, or keep how it ended for when gRPC has finished `task`. Never
+        raises into the server."""
         try:
+            ended = time.perf_counter()
             self._return_request_id()
-            self._record(error)
+            code = self._code()
+            if task is not None:
+                self._ended = (error, code, ended)
+                return
+            # A sync handler on an aio server whose task is unknown (see _Auditing.wrap_found) cannot
+            # tell a client's cancellation; a deadline it can, by the clock.
+            gone = isinstance(error, _GONE) or (not self._audit.aio and not self.context.is_active())
+            self._record(error, code, gone, ended)
         except Exception as exc:  # noqa: BLE001 - auditing must never fail the call
             self._audit.recorder.failed(exc)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        try:
+            if task.cancelling():  # gRPC cancelled the call: the client went away or its deadline passed
+                self._record(None, None, True, time.perf_counter())
+            elif self._ended is not None:
+                error, code, ended = self._ended
+                self._record(error, code, False, ended)
+            else:
+                # gRPC ended the call with the handler's stream unfinished: it sent the code the handler
+                # aborted with (older grpcio returns from a sync handler's abort() on an aio server, and
+                # the handler goes on), or failed the call.
+                self._record(None, self._code() or Code.UNKNOWN, False, time.perf_counter())
+        except Exception as exc:  # noqa: BLE001 - auditing must never fail the server's loop
+            self._audit.recorder.failed(exc)
+
+    def _code(self) -> Code | None:
+        """The code the handler set or aborted with, if any."""
+        context = self.context
+        return context.chosen_code if isinstance(context, _SyncContextOnAio) else context.code()
 
     def _return_request_id(self) -> None:
         read = getattr(self.context, "trailing_metadata", None)
@@ -127,27 +238,28 @@ class _Call:
         if not any(key == header for key, _ in trailing):
             self.context.set_trailing_metadata((*trailing, (header, self.ids.correlation_id)))
 
-    def _record(self, error: BaseException | None) -> None:
+    def _record(self, error: BaseException | None, code: Code | None, gone: bool, ended: float) -> None:
+        """Record the call with the status its client got: DEADLINE_EXCEEDED when it ended past its
+        deadline, or was cancelled near it; CANCELLED when it was cancelled (`gone`) otherwise; else the
+        code the handler set or aborted with, OK when it returned, UNKNOWN when it raised."""
         recorder = self._audit.recorder
         settings = recorder.settings
-        # None unless the handler set a code or aborted. The context of a sync handler on an aio server
-        # cannot tell: its calls are recorded as if the handler never set one.
-        read_code = getattr(self.context, "code", None)
-        code: Code | None = read_code() if read_code is not None else None
-        if error is None:
-            code = code or Code.OK
-        elif isinstance(error, _GONE):
+        left = self.deadline - ended
+        if left <= 0 or (gone and left <= self._slack):
+            code, error = Code.DEADLINE_EXCEEDED, None
+        elif gone:
             code, error = Code.CANCELLED, None
-        elif code is not None and code is not Code.OK:
-            error = None  # aborted (or set_code): the handler chose the status
-        else:
+        elif error is None:
+            code = code or Code.OK
+        elif code is None or code is Code.OK:
             code = Code.UNKNOWN
-        duration_ms = (time.perf_counter() - self.started) * 1000
+        else:
+            error = None  # aborted (or set a code, then raised): the client got that code
+        duration_ms = (ended - self.started) * 1000
         status = HTTP_STATUS[code]
         if recorder.skip(status, duration_ms, error, []):
             return
-        peer = self.context.peer()
-        details: dict[str, Any] = {"grpc_status": code.name, "peer": peer}
+        details: dict[str, Any] = {"grpc_status": code.name, "peer": self.peer}
         if settings.log_headers:
             details["metadata"] = grpc_metadata(self.metadata, settings.redacted)
         forwarded_for = _first(self.metadata, "x-forwarded-for") if settings.trusted_proxies else None
@@ -160,9 +272,9 @@ class _Call:
             error=error,
             duration_ms=duration_ms,
             details=details,
-            source_ip=recorder.client_address.resolve(grpc_peer_address(peer), forwarded_for),
+            source_ip=recorder.client_address.resolve(grpc_peer_address(self.peer), forwarded_for),
             user_agent=_first(self.metadata, "user-agent"),
-            user_id=recorder.resolve(self._audit.user_resolver, self.context),
+            user_id=self.user_id,
         )
         recorder.record(event, [])
 
@@ -170,19 +282,31 @@ class _Call:
 class _Auditing:
     """Wraps method handlers so that each call through them is recorded."""
 
-    def __init__(self, recorder: AuditRecorder) -> None:
+    def __init__(self, recorder: AuditRecorder, aio: bool) -> None:
         self.recorder = recorder
+        self.aio = aio
         self.user_resolver = recorder.settings.grpc_user_resolver or metadata_user
-        # method -> (handler, its wrapper). Interceptors see every call, but a server hands them the same
-        # handler for a method each time: it is inspected and wrapped once, not on every call.
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+        # method -> (handler, its wrapper, whether it is wrapped for each call). Interceptors see every
+        # call, but a server hands them the same handler for a method each time: it is inspected and
+        # wrapped once, not on every call.
+        self._wrapped: dict[str, tuple[Handler, Handler, bool]] = {}
 
-    def begin(self, method: str, context: Any) -> _Call | None:
-        """A call starting, or None when its method is excluded (which is counted)."""
-        return None if self.recorder.excluded(method) else _Call(self, method, context)
+    def begin(
+        self, method: str, context: Any, task: asyncio.Task[Any] | None = None, in_loop: bool = True
+    ) -> _Call | None:
+        """A call starting (see _Call), or None when its method is excluded (which is counted) or reading
+        it failed."""
+        if self.recorder.excluded(method):
+            return None
+        try:
+            return _Call(self, method, context, task, in_loop)
+        except Exception as exc:  # noqa: BLE001 - auditing must never fail the call
+            self.recorder.failed(exc)
+            return None
 
-    def wrap(self, handler: Handler, method: str) -> Handler:
-        """`handler` with each of its calls recorded, as a call of `method`."""
+    def wrap(self, handler: Handler, method: str, task: asyncio.Task[Any] | None = None) -> Handler:
+        """`handler` with each of its calls recorded, as a call of `method`; `task` is the aio server's
+        task for the one call this wrapper is for (see wrap_found)."""
         request_streaming, response_streaming = handler.request_streaming, handler.response_streaming
         if request_streaming and response_streaming:
             factory, inner = grpc.stream_stream_rpc_method_handler, handler.stream_stream
@@ -195,26 +319,40 @@ class _Auditing:
         if inner is None:  # a handler without the behaviour its flags name: gRPC itself will refuse it
             return handler
         return factory(
-            self._behavior(method, inner, response_streaming),
+            self._behavior(method, inner, response_streaming, task),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
     def wrap_found(self, handler: Handler | None, method: str) -> Handler | None:
-        """`wrap` for a handler a lookup returned, once per handler; None (no such method) stays None."""
+        """`wrap` for a handler a lookup returned, once per handler; None (no such method) stays None.
+
+        On an aio server, a sync handler that answers with one message runs in a thread of the server's
+        pool, where the call's task cannot be found; the lookup runs in that task, so such a handler is
+        wrapped for each call, with its task. (Handlers added with add_registered_method_handlers after
+        setup_grpc_audit_interceptor are wrapped once, so they go without.)"""
         if handler is None:
             return None
         cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        wrapped = self.wrap(handler, method)
-        if len(self._wrapped) >= _MAX_CACHED_HANDLERS:  # methods made up at run time: bounded memory
-            self._wrapped.clear()
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        if cached is None or cached[0] is not handler:
+            cached = (handler, self.wrap(handler, method), self._runs_in_pool(handler))
+            if len(self._wrapped) >= _MAX_CACHED_HANDLERS:  # methods made up at run time: bounded memory
+                self._wrapped.clear()
+            self._wrapped[method] = cached
+        if cached[2]:
+            return self.wrap(handler, method, asyncio.current_task())
+        return cached[1]
+
+    def _runs_in_pool(self, handler: Handler) -> bool:
+        inner = handler.stream_unary if handler.request_streaming else handler.unary_unary
+        return self.aio and not handler.response_streaming and inner is not None and not _is_async(inner)
 
     def _behavior(
-        self, method: str, inner: Callable[..., Any], response_streaming: bool
+        self,
+        method: str,
+        inner: Callable[..., Any],
+        response_streaming: bool,
+        task: asyncio.Task[Any] | None,
     ) -> Callable[..., Any]:
         # gRPC's aio server tells the handler styles apart by function type, so the wrapper must be of
         # the same type as what it wraps: async generator, coroutine (also the streaming style that
@@ -225,46 +363,56 @@ class _Auditing:
             return self._async_unary(method, inner)
         if response_streaming:
             return self._sync_stream(method, inner)
-        return self._sync_unary(method, inner)
+        return self._sync_unary(method, inner, task)
 
-    def _sync_unary(self, method: str, inner: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def _sync_context(self, context: Any) -> Any:
+        return _SyncContextOnAio(context) if self.aio else context
+
+    def _sync_unary(
+        self, method: str, inner: Callable[[Any, Any], Any], task: asyncio.Task[Any] | None
+    ) -> Callable[[Any, Any], Any]:
         def behavior(request: Any, context: Any) -> Any:
-            call = self.begin(method, context)
+            call = self.begin(method, self._sync_context(context), task, in_loop=False)
             if call is None:
                 return inner(request, context)
             token = set_current(call.ids)
             error: BaseException | None = None
             try:
-                return inner(request, context)
+                return inner(request, call.context)
             except BaseException as exc:
                 error = exc
                 raise
             finally:
                 reset_current(token)
-                call.finish(error)
+                call.finish(error, task)
 
         return behavior
 
     def _sync_stream(self, method: str, inner: Callable[[Any, Any], Iterable[Any]]) -> Callable[..., Any]:
+        aio = self.aio
+
         def behavior(request: Any, context: Any) -> Iterable[Any]:
-            call = self.begin(method, context)
+            # On an aio server this runs in the call's task; the responses are then produced in the pool.
+            task = asyncio.current_task() if aio else None
+            call = self.begin(method, self._sync_context(context), task)
             if call is None:
                 return inner(request, context)
             token = set_current(call.ids)
             try:
-                responses = iter(inner(request, context))
+                responses = iter(inner(request, call.context))
             except BaseException as exc:
-                call.finish(exc)
+                call.finish(exc, task)
                 raise
             finally:
                 reset_current(token)
-            return _stream(call, responses)
+            return _stream(call, responses, task)
 
         return behavior
 
     def _async_unary(self, method: str, inner: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Any]:
         async def behavior(request: Any, context: Any) -> Any:
-            call = self.begin(method, context)
+            task = asyncio.current_task()
+            call = self.begin(method, context, task)
             if call is None:
                 return await inner(request, context)
             token = set_current(call.ids)
@@ -276,7 +424,7 @@ class _Auditing:
                 raise
             finally:
                 reset_current(token)
-                call.finish(error)
+                call.finish(error, task)
 
         return behavior
 
@@ -284,7 +432,8 @@ class _Auditing:
         self, method: str, inner: Callable[[Any, Any], AsyncIterator[Any]]
     ) -> Callable[..., Any]:
         async def behavior(request: Any, context: Any) -> AsyncIterator[Any]:
-            call = self.begin(method, context)
+            task = asyncio.current_task()
+            call = self.begin(method, context, task)
             responses = inner(request, context)
             if call is None:
                 async for response in responses:
@@ -307,12 +456,16 @@ class _Auditing:
                 error = exc
                 raise
             finally:
-                call.finish(error)
+                call.finish(error, task)
 
         return behavior
 
 
-def _stream(call: _Call, responses: Iterator[Any]) -> Iterator[Any]:
+def _is_async(handler: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(handler) or inspect.isasyncgenfunction(handler)
+
+
+def _stream(call: _Call, responses: Iterator[Any], task: asyncio.Task[Any] | None) -> Iterator[Any]:
     """Yield the handler's responses, producing each with the call's ids in effect; record at the end."""
     error: BaseException | None = None
     try:
@@ -329,7 +482,7 @@ def _stream(call: _Call, responses: Iterator[Any]) -> Iterator[Any]:
         error = exc
         raise
     finally:
-        call.finish(error)
+        call.finish(error, task)
 
 
 class AuditServerInterceptor(grpc.ServerInterceptor):
@@ -347,7 +500,7 @@ class AuditServerInterceptor(grpc.ServerInterceptor):
         recorder: AuditRecorder | None = None,
     ) -> None:
         self.recorder = given_or_built("AuditServerInterceptor", recorder, config, context, emit)
-        self._auditing = _Auditing(self.recorder)
+        self._auditing = _Auditing(self.recorder, aio=False)
 
     @property
     def stats(self) -> MiddlewareStats:
@@ -376,7 +529,7 @@ class AioAuditServerInterceptor(grpc.aio.ServerInterceptor):
         recorder: AuditRecorder | None = None,
     ) -> None:
         self.recorder = given_or_built("AioAuditServerInterceptor", recorder, config, context, emit)
-        self._auditing = _Auditing(self.recorder)
+        self._auditing = _Auditing(self.recorder, aio=True)
 
     @property
     def stats(self) -> MiddlewareStats:
@@ -413,28 +566,31 @@ def setup_grpc_audit_interceptor(
 
     Interceptors can only be given to `grpc.server(...)`, so this wraps the server's two ways of adding
     handlers instead (`add_generic_rpc_handlers`, and `add_registered_method_handlers`, which stubs
-    generated by grpcio-tools 1.62 and later use). Call it BEFORE adding any servicer: handlers added
-    earlier are not audited. Passing the interceptor to `grpc.server(interceptors=[...])` has no such
-    order to keep and is the recommended way. Raises ValueError when the server is already set up.
+    generated by grpcio-tools 1.62 and later use, where grpcio has it). Call it BEFORE adding any
+    servicer: handlers added earlier are not audited. Passing the interceptor to
+    `grpc.server(interceptors=[...])` has no such order to keep and is the recommended way. Raises
+    ValueError when the server is already set up.
     """
     if getattr(server, "_auditship_recorder", None) is not None:
         raise ValueError("setup_grpc_audit_interceptor: server: already set up for auditing")
     recorder = given_or_built("setup_grpc_audit_interceptor", recorder, config, context, emit)
-    auditing = _Auditing(recorder)
+    auditing = _Auditing(recorder, aio=isinstance(server, grpc.aio.Server))
     add_generic = server.add_generic_rpc_handlers
-    add_registered = server.add_registered_method_handlers
 
     def add_generic_rpc_handlers(handlers: Iterable[grpc.GenericRpcHandler]) -> None:
         add_generic([_AuditedGenericHandler(handler, auditing) for handler in handlers])
 
-    def add_registered_method_handlers(service: str, handlers: Mapping[str, Handler]) -> None:
-        add_registered(
-            service,
-            {name: auditing.wrap(handler, f"/{service}/{name}") for name, handler in handlers.items()},
-        )
-
     # Instance attributes shadow the methods for this server only.
     server.add_generic_rpc_handlers = add_generic_rpc_handlers  # type: ignore[method-assign,assignment]
-    server.add_registered_method_handlers = add_registered_method_handlers  # type: ignore[method-assign,assignment]
+    add_registered = getattr(server, "add_registered_method_handlers", None)  # grpcio 1.62 and later
+    if add_registered is not None:
+
+        def add_registered_method_handlers(service: str, handlers: Mapping[str, Handler]) -> None:
+            add_registered(
+                service,
+                {name: auditing.wrap(handler, f"/{service}/{name}") for name, handler in handlers.items()},
+            )
+
+        server.add_registered_method_handlers = add_registered_method_handlers  # type: ignore[method-assign,assignment]
     server._auditship_recorder = recorder  # type: ignore[union-attr]
     return recorder

@@ -1,10 +1,16 @@
 """The gRPC interceptors end to end: a real `grpc.server` and `grpc.aio.server` on 127.0.0.1, called by a
-real client, for all four kinds of call; the events are asserted where they arrive, in a real agent's file."""
+real client, for all four kinds of call; the events are asserted where they arrive, in a real agent's file
+or a capture. Calls cut short by a deadline or the client run in a process of their own (grpc_cut_short.py):
+such a call crashed the server's process once."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import Any
 
 import grpc
 import pytest
@@ -19,14 +25,22 @@ from shipper.middleware.grpc_server import (
     setup_grpc_audit_interceptor,
 )
 from shipper.middleware.recorder import AuditRecorder
+from shipper.testing import capture_events
+from tests.shipper.middleware.grpc_cut_short import FLAVOURS
 from tests.shipper.middleware.grpc_service import (
+    CALL_KINDS,
+    ENDINGS,
     OUTCOMES,
     REGISTERED,
     SERVICE,
     STREAMED,
+    Ends,
     Handlers,
+    add_registered,
+    client_code,
     grpc_server,
     identity,
+    start_call,
     unary,
 )
 from tests.waiting import wait_for
@@ -35,6 +49,7 @@ pytestmark = pytest.mark.slow
 
 Delivered = Callable[[int], list[AuditEvent]]
 KINDS = ["sync", "aio"]
+REFUSALS = ("auth_failure", "access_denied", "rate_limit_exceeded")
 METADATA = (("x-request-id", "call-7"), ("x-user-id", "alice"))
 
 
@@ -106,17 +121,23 @@ def test_every_kind_of_call_yields_an_event_with_its_method_peer_user_status_and
     assert recorder.stats.requests == 4
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("kind", "async_handlers"), [("sync", False), ("aio", True), ("aio", False)])
 def test_aborts_set_codes_and_exceptions_become_statuses_and_security_events(
-    kind: str, service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
+    kind: str,
+    async_handlers: bool,
+    service_context: AuditContext,
+    agent_emitter: Emitter,
+    delivered_events: Delivered,
 ) -> None:
     """UNAUTHENTICATED, PERMISSION_DENIED and RESOURCE_EXHAUSTED add AUTH_FAILURE, ACCESS_DENIED and
-    RATE_LIMIT_EXCEEDED; a code the handler set is its status; an exception is UNKNOWN and an ERROR."""
+    RATE_LIMIT_EXCEEDED; a code the handler set is its status; an exception is UNKNOWN and an ERROR. Sync
+    handlers on an aio server too, whose context cannot say the code."""
     recorder = AuditRecorder(
         AuditMiddlewareConfig(detect_anomalies=False), context=service_context, emit=agent_emitter.emit
     )
     codes = []
-    with serve(kind, Handlers(service_context, agent_emitter.emit), recorder) as channel:
+    handlers = Handlers(service_context, agent_emitter.emit)
+    with serve(kind, handlers, recorder, async_handlers) as channel:
         get = unary(channel, f"/{SERVICE}/Get")
         for request in OUTCOMES:
             with pytest.raises(grpc.RpcError) as failed:
@@ -134,7 +155,8 @@ def test_aborts_set_codes_and_exceptions_become_statuses_and_security_events(
     ]
     assert requests[-1].details["exception"] == "RuntimeError"
     assert "exception" not in requests[0].details  # an abort is the handler's answer, not a crash
-    derived = [(event.event_type, event.endpoint) for event in events if event.event_type != "api_request"]
+    # Not the handler's own DATA_READs: older grpcio returns from abort() in a sync handler on an aio server.
+    derived = [(event.event_type, event.endpoint) for event in events if event.event_type in REFUSALS]
     assert derived == [
         ("auth_failure", f"/{SERVICE}/Get"),
         ("access_denied", f"/{SERVICE}/Get"),
@@ -172,7 +194,8 @@ def test_setup_on_a_created_server_audits_generic_and_registered_handlers_added_
     kind: str, service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
 ) -> None:
     """setup_grpc_audit_interceptor(server, config) before the servicers are added: calls through generic
-    handlers and registered methods are audited, an excluded service is counted, a second setup refuses."""
+    handlers and registered methods (generic ones too where grpcio has no registered methods) are audited,
+    an excluded service is counted, a second setup refuses."""
     config = AuditMiddlewareConfig(exclude_paths=[f"/{REGISTERED}"])
     handlers = Handlers(service_context, agent_emitter.emit)
     recorders: list[AuditRecorder] = []
@@ -184,7 +207,7 @@ def test_setup_on_a_created_server_audits_generic_and_registered_handlers_added_
         with pytest.raises(ValueError, match="already set up"):
             setup_grpc_audit_interceptor(server, config)
         server.add_generic_rpc_handlers((handlers.generic(kind == "aio"),))
-        server.add_registered_method_handlers(REGISTERED, handlers.registered(kind == "aio"))
+        add_registered(server, REGISTERED, handlers.registered(kind == "aio"))
 
     with grpc_server(kind, configure) as channel:
         with pytest.raises(grpc.RpcError):
@@ -196,6 +219,10 @@ def test_setup_on_a_created_server_audits_generic_and_registered_handlers_added_
     assert (recorder.stats.requests, recorder.stats.excluded) == (1, 1)
 
 
+@pytest.mark.skipif(
+    not hasattr(grpc.Server, "add_registered_method_handlers"),
+    reason="grpcio before 1.62: no registered methods",
+)
 def test_registered_methods_are_audited_under_their_full_name(
     service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
 ) -> None:
@@ -212,19 +239,87 @@ def test_registered_methods_are_audited_under_their_full_name(
     assert (event.endpoint, event.user_id, event.correlation_id) == (f"/{REGISTERED}/Ping", "alice", "call-7")
 
 
-def test_a_call_the_client_cancels_is_recorded_as_cancelled(
-    service_context: AuditContext, agent_emitter: Emitter, delivered_events: Delivered
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_each_kind_of_call_is_recorded_with_the_code_its_client_got(flavour: str) -> None:
+    """Every kind of call, ending each way a handler can (returning, aborting, setting a code, raising),
+    is recorded with the code the client got, and UNAUTHENTICATED and PERMISSION_DENIED add AUTH_FAILURE
+    and ACCESS_DENIED: on a grpc.server, and on an aio server from async and from sync handlers."""
+    server_kind, async_handlers = FLAVOURS[flavour]
+    recorder = AuditRecorder(AuditMiddlewareConfig(detect_anomalies=False))
+    ends = Ends()
+    calls = {f"{kind}-{how.decode()}": (kind, how) for kind in CALL_KINDS for how in ENDINGS}
+    got = {}
+    with capture_events() as events:
+        with grpc_server(
+            server_kind,
+            lambda server: server.add_generic_rpc_handlers((ends.generic(async_handlers),)),
+            [interceptor(server_kind, recorder)],
+        ) as channel:
+            for request_id, (kind, how) in calls.items():
+                got[request_id] = client_code(kind, start_call(channel, kind, how, request_id, 10))
+        # An aio server's calls are recorded once gRPC has finished them, just after the client's answer.
+        wait_for(lambda: recorder.stats.requests == len(calls), 10, "every call to be recorded")
+    assert got == {request_id: ENDINGS[how] for request_id, (_, how) in calls.items()}
+    for request_id, (_, how) in calls.items():
+        [event, *derived] = [event for event in events if event.correlation_id == request_id]
+        assert (event.event_type, event.details["grpc_status"]) == ("api_request", got[request_id].name)
+        assert event.details.get("exception") == ("RuntimeError" if how == b"raise" else None)
+        assert [derived_event.event_type for derived_event in derived] == {
+            b"abort-unauthenticated": ["auth_failure"],
+            b"abort-permission-denied": ["access_denied"],
+        }.get(how, [])
+
+
+@pytest.fixture(scope="module")
+def cut_short() -> subprocess.CompletedProcess[str]:
+    """grpc_cut_short.py run once: calls cut short by a deadline or the client, on every flavour."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.shipper.middleware.grpc_cut_short"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def cut_short_calls(run: subprocess.CompletedProcess[str], flavour: str, how: str) -> list[dict[str, Any]]:
+    assert run.returncode == 0, f"exit status {run.returncode}; stderr ends:\n{run.stderr[-3000:]}"
+    calls = [json.loads(line) for line in run.stdout.splitlines()]
+    return [call for call in calls if call["flavour"] == flavour and call["how"] == how]
+
+
+def test_handlers_running_past_the_end_of_their_call_leave_the_server_running(
+    cut_short: subprocess.CompletedProcess[str],
 ) -> None:
-    """The client stops an endless server stream after the first message: the call's event says
-    CANCELLED (499)."""
-    recorder = AuditRecorder(AuditMiddlewareConfig(), context=service_context, emit=agent_emitter.emit)
-    with serve("sync", Handlers(service_context, agent_emitter.emit), recorder) as channel:
-        call = channel.unary_stream(f"/{SERVICE}/Ticks", identity, identity)(b"")
-        assert next(call) == b"tick"
-        call.cancel()
-        wait_for(lambda: recorder.stats.requests == 1, 10, "the cancelled call to be recorded")
-    [request] = delivered_events(1)
-    assert (request.details["grpc_status"], request.status_code) == ("CANCELLED", 499)
+    """Sync handlers on an aio server that return after their call ended (its deadline passed, or the
+    client cancelled it) no longer crash the process, as reading the call's peer then did."""
+    assert cut_short.returncode == 0, f"stderr ends:\n{cut_short.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_call_whose_deadline_passes_is_recorded_as_deadline_exceeded_with_its_peer(
+    flavour: str, cut_short: subprocess.CompletedProcess[str]
+) -> None:
+    """The client got DEADLINE_EXCEEDED: each kind of call is recorded so (504), with the peer read when
+    the call started, whether the handler went on past the deadline or was cancelled by it."""
+    calls = cut_short_calls(cut_short, flavour, "outlive-deadline")
+    assert sorted(call["kind"] for call in calls) == sorted(CALL_KINDS)
+    for call in calls:
+        assert (call["client"], call["recorded"]) == ("DEADLINE_EXCEEDED", ["DEADLINE_EXCEEDED"]), call
+        [peer] = call["peers"]
+        assert peer.startswith("ipv4:127.0.0.1:"), call
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_a_call_the_client_cancels_is_recorded_as_cancelled(
+    flavour: str, cut_short: subprocess.CompletedProcess[str]
+) -> None:
+    """The client cancelled each kind of call while its handler ran: recorded as CANCELLED (499), even
+    when a sync handler returns normally afterwards."""
+    calls = cut_short_calls(cut_short, flavour, "await-cancel")
+    assert sorted(call["kind"] for call in calls) == sorted(CALL_KINDS)
+    for call in calls:
+        assert (call["client"], call["recorded"]) == ("CANCELLED", ["CANCELLED"]), call
 
 
 def test_a_methods_handler_is_wrapped_once_and_again_only_when_it_changes() -> None:

@@ -48,11 +48,13 @@ def correlation(
     `span_id` without repeating the request's `correlation_id`. Yields the ids in effect.
     """
     outer = _ids.get()
-    ids = CorrelationIds(
-        correlation_id if correlation_id is not None else outer.correlation_id,
-        request_id if request_id is not None else outer.request_id,
-        trace_id if trace_id is not None else outer.trace_id,
-        span_id if span_id is not None else outer.span_id,
+    # Replaced, not built anew: what the outer ids carry besides (a request's user slot:
+    # shipper.middleware.user) stays in effect in the block.
+    ids = outer._replace(
+        correlation_id=correlation_id if correlation_id is not None else outer.correlation_id,
+        request_id=request_id if request_id is not None else outer.request_id,
+        trace_id=trace_id if trace_id is not None else outer.trace_id,
+        span_id=span_id if span_id is not None else outer.span_id,
     )
     token = _ids.set(ids)
     try:

@@ -36,7 +36,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipper.config import AuditContext
-from shipper.correlation import CorrelationIds, reset_current, set_current
+from shipper.correlation import reset_current, set_current
 from shipper.event import AuditEvent, new_event_id
 from shipper.logger import Emit
 from shipper.middleware.anomalies import Signal, scan_request
@@ -45,13 +45,13 @@ from shipper.middleware.ids import incoming_ids
 from shipper.middleware.recorder import AuditRecorder, MiddlewareStats, given_or_built
 from shipper.middleware.redaction import excerpt, http_headers
 from shipper.middleware.routes import RouteTemplates
-from shipper.middleware.user import USER_SLOT, UserSlot
+from shipper.middleware.user import UserSlot, request_ids
 
 
-class _Exchange(UserSlot):
+class _Exchange:
     """One request as it goes by: its ids, the status and sizes of its response, headers and body
-    excerpts when they are logged; the request id header is added to the response. It is the request's
-    user slot too (shipper.middleware.user).
+    excerpts when they are logged; the request id header is added to the response. Its ids carry the
+    slot `user` that set_audit_user fills (shipper.middleware.user).
 
     The request is concluded (its event built and sent) when the last byte of its response has been
     sent, so that work the app does after that (Starlette's BackgroundTasks) counts neither in its
@@ -80,6 +80,7 @@ class _Exchange(UserSlot):
         "scope",
         "started",
         "status",
+        "user",
         "websocket",
     )
 
@@ -99,18 +100,19 @@ class _Exchange(UserSlot):
         self.event_id = event_id = new_event_id()
         header = middleware.header
         request_id, traceparent = headers.get(header), headers.get(b"traceparent")
-        self.ids = (
+        incoming = (
             incoming_ids(_text(request_id), _text(traceparent), event_id)
             if request_id is not None or traceparent is not None
-            else CorrelationIds(event_id, event_id)
+            else None
         )
+        self.user = user = UserSlot()
+        self.ids = request_ids(incoming, event_id, user)
         self._receive = receive
         self._send = send
         settings = middleware.recorder.settings
         stamped = not websocket or settings.websocket_request_id_header
         self._stamp = (header, (self.ids.correlation_id or "").encode("latin-1")) if stamped else None
         self.body_limit = limit = settings.body_limit
-        self.audit_user = None
         self.status: int | None = None
         self.close_code: int | None = None
         self.finished: float | None = None
@@ -270,7 +272,6 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         token = set_current(exchange.ids)
-        slot = USER_SLOT.set(exchange)
         error: BaseException | None = None
         try:
             await self.app(scope, exchange.receive, exchange.send)
@@ -278,7 +279,6 @@ class AuditMiddleware:
             error = exc
             raise
         finally:
-            USER_SLOT.reset(slot)
             reset_current(token)
             finished = exchange.finished
             if finished is None:
@@ -352,7 +352,7 @@ class AuditMiddleware:
             peer = recorder.client_address.resolve(peer, _forwarded_for(scope))
         # A user named with set_audit_user wins; else the resolver. The default one reads scope["user"];
         # most requests have none, so it is not even called.
-        user_id = exchange.audit_user
+        user_id = exchange.user.user_id
         if user_id is None:
             resolver = self._resolver
             if resolver is None:

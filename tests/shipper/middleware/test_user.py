@@ -12,6 +12,7 @@ import httpx
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import OAuth2PasswordBearer
 
+from shipper.correlation import correlation
 from shipper.event import AuditEventType
 from shipper.middleware.asgi import setup_fastapi_audit_middleware
 from shipper.middleware.config import AuditMiddlewareConfig
@@ -83,6 +84,12 @@ def secured_app() -> FastAPI:
         set_audit_user("batch-scheduler")
         return {"job": "started"}
 
+    @app.post("/imports")
+    async def run_import() -> dict[str, str]:
+        with correlation(span_id="00f067aa0ba902b7"):  # a block of the app's own, inside the request
+            set_audit_user("importer")
+        return {"import": "done"}
+
     @app.get("/public")
     async def public() -> dict[str, bool]:
         return {"public": True}
@@ -122,11 +129,12 @@ def test_the_apps_own_current_user_dependency_wrapped_names_the_user_sync_or_asy
 
 
 def test_set_audit_user_in_a_sync_dependency_or_a_handler_reaches_the_event() -> None:
-    """A sync dependency calling set_audit_user (in FastAPI's threadpool) and a sync handler doing so
-    both name the request's user."""
-    assert users_of([("GET", "/named/me", "t-bob"), ("POST", "/jobs", None)]) == [
+    """A sync dependency calling set_audit_user (in FastAPI's threadpool), a sync handler, and an async
+    one inside a correlation() block of its own all name the request's user."""
+    assert users_of([("GET", "/named/me", "t-bob"), ("POST", "/jobs", None), ("POST", "/imports", None)]) == [
         ("/named/me", 200, "bob"),
         ("/jobs", 200, "batch-scheduler"),
+        ("/imports", 200, "importer"),
     ]
 
 

@@ -10,10 +10,11 @@ so raising a bound there moves the matrix with it; `newest` is the latest releas
 pins its own Starlette range, so a FastAPI release that takes the Starlette asked for is picked. (There is no
 combination without FastAPI: the middleware tests import it.)
 
-A combination's virtualenv lives under ~/.cache/auditship/compat (or $XDG_CACHE_HOME) and is reused while
-the versions pip resolves for the three and pyproject.toml are unchanged; a new release makes a new one,
-and the one it replaces is removed. The project is installed editable with its dev extra, so the
-virtualenv tests the working tree as it is. Resolving needs the package index on every run.
+A combination's virtualenv lives under ~/.cache/auditship/compat (or $XDG_CACHE_HOME), in a directory
+for the checkout, and is reused while the versions pip resolves for the three and pyproject.toml are
+unchanged; a new release makes a new one, and the one it replaces is removed. The project is installed
+editable with its dev extra, so the virtualenv tests the working tree as it is. Resolving needs the
+package index on every run.
 
 Exit status: 0 when every combination passed, 1 otherwise; a line per combination says which versions
 it ran and how it ended, and a failing one's pytest output is printed.
@@ -116,15 +117,17 @@ def virtualenv(name: str, versions: dict[str, str]) -> Path:
     is ready; returns its python."""
     pins = [f"{package}=={version}" for package, version in versions.items()]
     digest = hashlib.sha256((PROJECT / "pyproject.toml").read_bytes())
-    digest.update("\n".join([str(PROJECT), *pins]).encode())
-    path = CACHE / f"{name}-{digest.hexdigest()[:12]}"
+    digest.update("\n".join(pins).encode())
+    # A directory per checkout (the install is editable), so that two checkouts do not evict each other's.
+    checkout = CACHE / hashlib.sha256(str(PROJECT).encode()).hexdigest()[:12]
+    path = checkout / f"{name}-{digest.hexdigest()[:12]}"
     python = path / "bin" / "python"
     # "ready" is written last: a virtualenv an interrupted run left half made is made again.
     if (path / "ready").exists():
         return python
-    for stale in CACHE.glob(f"{name}-*"):
+    for stale in checkout.glob(f"{name}-*"):
         shutil.rmtree(stale)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    checkout.mkdir(parents=True, exist_ok=True)
     for step in (
         [sys.executable, "-m", "venv", str(path)],
         [str(python), "-m", "pip", "install", "--quiet", "-e", f"{PROJECT}[dev]", *pins],

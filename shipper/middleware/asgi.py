@@ -90,12 +90,13 @@ class _Exchange:
         self.started = perf_counter()
         self._middleware = middleware
         self.scope = scope
-        # Routing changes the scope's root_path (and older Starlette its path) as it enters mounts.
+        # Routing changes the scope's root_path as it enters mounts: the route templates need both as
+        # they came.
         self.path = path
         self.root_path: str = scope.get("root_path", "")
         self.websocket = websocket = scope["type"] == "websocket"
-        # A server that leaves headers out must not fail the request: ASGI requires them, Starlette's
-        # test tools and hand-written scopes do not always give them.
+        # A scope without headers must not fail the request: ASGI requires them, but a hand-written
+        # scope (a test's, another middleware's) may leave them out.
         self.headers = headers = dict(scope.get("headers") or ())
         self.event_id = event_id = new_event_id()
         header = middleware.header

@@ -31,8 +31,10 @@ client as trailing metadata (unless the handler set that key itself).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from typing import Any, TypeAlias
@@ -122,6 +124,37 @@ class _SyncContextOnAio:
         return getattr(self._context, name)
 
 
+class _TaskEnd:
+    """The end of an aio server's task for a call whose handler runs in a thread of the server's pool.
+
+    The handler lookup (which runs in the task, in the event loop) subscribes to it, before the handler
+    starts; the call attaches itself as the handler starts (in its thread). Whichever comes second
+    decides: a call attached before the task was done is recorded when it is (_Call.task_done); a task
+    done first was cancelled, and the call records itself so when the handler ends."""
+
+    __slots__ = ("_call", "_done", "_lock", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self._call: _Call | None = None
+        self._done = False
+        self._lock = threading.Lock()
+        task.add_done_callback(self._task_done)
+
+    def attach(self, call: _Call) -> bool:
+        """Attach the call; whether the task was done already."""
+        with self._lock:
+            self._call = call
+            return self._done
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        with self._lock:
+            self._done = True
+            call = self._call
+        if call is not None:
+            call.task_done(task)
+
+
 class _Call:
     """One call: what it is, read as it starts, and how it ended, decided once it has.
 
@@ -132,16 +165,18 @@ class _Call:
     is read: the code the handler set, whether the call is still active, its trailing metadata.
 
     On a `grpc.server` the call is recorded as the handler ends, cancelled if the call is no longer
-    active then. On an aio server it is recorded when gRPC has finished it (the done callback of its
-    task): gRPC cancels that task when the client went away or the deadline passed before the status
-    was sent, which is then what the client got, whether or not the handler has ended (a sync one runs
-    on in its thread). The server cannot tell a deadline from the client's own cancellation, so a
+    active then. On an aio server gRPC runs each call in a task, which it cancels when the client went
+    away or the deadline passed before the status was sent: that is then what the client got. The call
+    is recorded when that task is done (its done callback), whether or not a sync handler is still
+    running in its thread. The server cannot tell a deadline from the client's own cancellation, so a
     cancellation near the deadline (see _DEADLINE_SLACK_S) counts as the deadline.
     """
 
     __slots__ = (
         "_audit",
+        "_cut_short",
         "_ended",
+        "_followed",
         "_slack",
         "context",
         "deadline",
@@ -155,27 +190,39 @@ class _Call:
     )
 
     def __init__(
-        self, audit: _Auditing, method: str, context: Any, task: asyncio.Task[Any] | None, in_loop: bool
+        self,
+        audit: _Auditing,
+        method: str,
+        context: Any,
+        task: asyncio.Task[Any] | _TaskEnd | None,
+        *,
+        sync_on_aio: bool,
     ) -> None:
-        """`task`: the aio server's task for the call, if known; `in_loop`: this runs in it (else in a
-        thread of the server's pool)."""
+        """`task`: the aio server's task for the call, if known (this runs in it), or its _TaskEnd (this
+        runs in a thread of the server's pool, as the handler does); `sync_on_aio`: the handler is a sync
+        one on an aio server, to be given `self.context`."""
         self.started = time.perf_counter()
         self._audit = audit
         self.method = method
-        self.context = context
+        # What the handler is given. The call is read from gRPC's own context.
+        self.context = _SyncContextOnAio(context) if sync_on_aio else context
         recorder = audit.recorder
         self.metadata: Metadata = context.invocation_metadata() or ()
         header = recorder.settings.request_id_header
         self.event_id = new_event_id()
         traceparent = _first(self.metadata, "traceparent")
         self.ids = incoming_ids(_first(self.metadata, header), traceparent, self.event_id)
-        if task is not None and not in_loop and task.cancelling():
+        if isinstance(task, _TaskEnd) and task.task.cancelling():
             # Cancelled before its handler started: gRPC frees such a call as soon as its task ends, so
             # neither the peer nor the user (a resolver may read auth_context) is read.
             self.peer, self.user_id = "", None
         else:
             self.peer = context.peer()
-            self.user_id = recorder.resolve(audit.user_resolver, context)
+            self.user_id = (
+                _first(self.metadata, "x-user-id")
+                if audit.user_resolver is metadata_user
+                else recorder.resolve(audit.user_resolver, context)
+            )
         # None (aio) or about 9e18 s (grpc.server) when the client set no deadline.
         remaining: float | None = context.time_remaining()
         self.deadline = math.inf if remaining is None else self.started + remaining
@@ -184,32 +231,36 @@ class _Call:
         # Set now as well as at the end: the aio server sends an abort's status at once, with the
         # trailing metadata set so far.
         context.set_trailing_metadata(((header, self.ids.correlation_id),))
-        if task is None:
-            return
-        if in_loop:
-            task.add_done_callback(self._task_done)
-        else:
-            task.get_loop().call_soon_threadsafe(task.add_done_callback, self._task_done)
+        # Whether the task was done before the handler started: gRPC had cancelled the call.
+        self._cut_short = False
+        if isinstance(task, _TaskEnd):
+            self._cut_short = task.attach(self)
+        elif task is not None:
+            task.add_done_callback(self.task_done)
+        self._followed = task is not None and not self._cut_short
 
-    def finish(self, error: BaseException | None, task: asyncio.Task[Any] | None) -> None:
+    def finish(self, error: BaseException | None) -> None:
         """The handler ended (returned, raised, or its stream was closed): return the request id to the
-        client, and record the call now, or keep how it ended for when gRPC has finished `task`. Never
-        raises into the server."""
+        client, and record the call now, or keep how it ended for when its task is done. Never raises
+        into the server."""
         try:
             ended = time.perf_counter()
             self._return_request_id()
             code = self._code()
-            if task is not None:
+            if self._followed:  # recorded when the task is done
                 self._ended = (error, code, ended)
                 return
-            # A sync handler on an aio server whose task is unknown (see _Auditing.wrap_found) cannot
-            # tell a client's cancellation; a deadline it can, by the clock.
-            gone = isinstance(error, _GONE) or (not self._audit.aio and not self.context.is_active())
+            gone = self._cut_short or isinstance(error, _GONE)
+            if not self._audit.aio:
+                gone = gone or not self.context.is_active()
+            # On an aio server with the task unknown (a sync handler, see _Auditing.wrap_found), a
+            # client's cancellation goes unseen; a deadline is told by the clock.
             self._record(error, code, gone, ended)
         except Exception as exc:  # noqa: BLE001 - auditing must never fail the call
             self._audit.recorder.failed(exc)
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
+    def task_done(self, task: asyncio.Task[Any]) -> None:
+        """The call's task is done (see the class): record the call."""
         try:
             if task.cancelling():  # gRPC cancelled the call: the client went away or its deadline passed
                 self._record(None, None, True, time.perf_counter())
@@ -230,9 +281,10 @@ class _Call:
         return context.chosen_code if isinstance(context, _SyncContextOnAio) else context.code()
 
     def _return_request_id(self) -> None:
-        read = getattr(self.context, "trailing_metadata", None)
-        if read is None:  # the context of a sync handler on an aio server: what was set at the start stands
+        # A sync handler on an aio server cannot have read them: what was set at the start stands.
+        if isinstance(self.context, _SyncContextOnAio):
             return
+        read = self.context.trailing_metadata
         header = self._audit.recorder.settings.request_id_header
         trailing = tuple(read() or ())
         if not any(key == header for key, _ in trailing):
@@ -286,27 +338,30 @@ class _Auditing:
         self.recorder = recorder
         self.aio = aio
         self.user_resolver = recorder.settings.grpc_user_resolver or metadata_user
-        # method -> (handler, its wrapper, whether it is wrapped for each call). Interceptors see every
-        # call, but a server hands them the same handler for a method each time: it is inspected and
-        # wrapped once, not on every call.
-        self._wrapped: dict[str, tuple[Handler, Handler, bool]] = {}
+        # method -> (handler, its wrapper, its behaviour to bind to each call's task, if any). Interceptors
+        # see every call, but a server hands them the same handler for a method each time: it is
+        # inspected and wrapped once, not on every call.
+        self._wrapped: dict[str, tuple[Handler, Handler, Callable[..., Any] | None]] = {}
 
     def begin(
-        self, method: str, context: Any, task: asyncio.Task[Any] | None = None, in_loop: bool = True
+        self,
+        method: str,
+        context: Any,
+        task: asyncio.Task[Any] | _TaskEnd | None = None,
+        sync: bool = False,
     ) -> _Call | None:
-        """A call starting (see _Call), or None when its method is excluded (which is counted) or reading
-        it failed."""
+        """A call starting (see _Call; `sync`: its handler is a plain function), or None when its method
+        is excluded (which is counted) or reading it failed."""
         if self.recorder.excluded(method):
             return None
         try:
-            return _Call(self, method, context, task, in_loop)
+            return _Call(self, method, context, task, sync_on_aio=sync and self.aio)
         except Exception as exc:  # noqa: BLE001 - auditing must never fail the call
             self.recorder.failed(exc)
             return None
 
-    def wrap(self, handler: Handler, method: str, task: asyncio.Task[Any] | None = None) -> Handler:
-        """`handler` with each of its calls recorded, as a call of `method`; `task` is the aio server's
-        task for the one call this wrapper is for (see wrap_found)."""
+    def wrap(self, handler: Handler, method: str) -> Handler:
+        """`handler` with each of its calls recorded, as a call of `method`."""
         request_streaming, response_streaming = handler.request_streaming, handler.response_streaming
         if request_streaming and response_streaming:
             factory, inner = grpc.stream_stream_rpc_method_handler, handler.stream_stream
@@ -319,7 +374,7 @@ class _Auditing:
         if inner is None:  # a handler without the behaviour its flags name: gRPC itself will refuse it
             return handler
         return factory(
-            self._behavior(method, inner, response_streaming, task),
+            self._behavior(method, inner, response_streaming),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -328,31 +383,47 @@ class _Auditing:
         """`wrap` for a handler a lookup returned, once per handler; None (no such method) stays None.
 
         On an aio server, a sync handler that answers with one message runs in a thread of the server's
-        pool, where the call's task cannot be found; the lookup runs in that task, so such a handler is
-        wrapped for each call, with its task. (Handlers added with add_registered_method_handlers after
-        setup_grpc_audit_interceptor are wrapped once, so they go without.)"""
+        pool, where the call's task cannot be found; the lookup runs in that task, so the wrapper given
+        for such a handler is bound to it, for this call. (Handlers added with
+        add_registered_method_handlers after setup_grpc_audit_interceptor go without.)"""
         if handler is None:
             return None
         cached = self._wrapped.get(method)
         if cached is None or cached[0] is not handler:
-            cached = (handler, self.wrap(handler, method), self._runs_in_pool(handler))
+            wrapped = self.wrap(handler, method)
+            cached = (handler, wrapped, self._in_pool(wrapped))
             if len(self._wrapped) >= _MAX_CACHED_HANDLERS:  # methods made up at run time: bounded memory
                 self._wrapped.clear()
             self._wrapped[method] = cached
-        if cached[2]:
-            return self.wrap(handler, method, asyncio.current_task())
-        return cached[1]
+        _, wrapped, behavior = cached
+        if behavior is None:
+            return wrapped
+        task = asyncio.current_task()
+        if task is None:  # not looked up in a task: the call goes without
+            return wrapped
+        factory = (
+            grpc.stream_unary_rpc_method_handler
+            if wrapped.request_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        return factory(
+            functools.partial(behavior, task=_TaskEnd(task)),
+            request_deserializer=wrapped.request_deserializer,
+            response_serializer=wrapped.response_serializer,
+        )
 
-    def _runs_in_pool(self, handler: Handler) -> bool:
-        inner = handler.stream_unary if handler.request_streaming else handler.unary_unary
-        return self.aio and not handler.response_streaming and inner is not None and not _is_async(inner)
+    def _in_pool(self, wrapped: Handler) -> Callable[..., Any] | None:
+        """On an aio server, the behaviour of a wrapped sync handler that answers once; else None."""
+        if not self.aio or wrapped.response_streaming:
+            return None
+        behavior = wrapped.stream_unary if wrapped.request_streaming else wrapped.unary_unary
+        return None if behavior is None or _is_async(behavior) else behavior
 
     def _behavior(
         self,
         method: str,
         inner: Callable[..., Any],
         response_streaming: bool,
-        task: asyncio.Task[Any] | None,
     ) -> Callable[..., Any]:
         # gRPC's aio server tells the handler styles apart by function type, so the wrapper must be of
         # the same type as what it wraps: async generator, coroutine (also the streaming style that
@@ -363,16 +434,12 @@ class _Auditing:
             return self._async_unary(method, inner)
         if response_streaming:
             return self._sync_stream(method, inner)
-        return self._sync_unary(method, inner, task)
+        return self._sync_unary(method, inner)
 
-    def _sync_context(self, context: Any) -> Any:
-        return _SyncContextOnAio(context) if self.aio else context
-
-    def _sync_unary(
-        self, method: str, inner: Callable[[Any, Any], Any], task: asyncio.Task[Any] | None
-    ) -> Callable[[Any, Any], Any]:
-        def behavior(request: Any, context: Any) -> Any:
-            call = self.begin(method, self._sync_context(context), task, in_loop=False)
+    def _sync_unary(self, method: str, inner: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+        # `task`: the end of the aio server's task for the call, bound by wrap_found.
+        def behavior(request: Any, context: Any, task: _TaskEnd | None = None) -> Any:
+            call = self.begin(method, context, task, sync=True)
             if call is None:
                 return inner(request, context)
             token = set_current(call.ids)
@@ -384,7 +451,7 @@ class _Auditing:
                 raise
             finally:
                 reset_current(token)
-                call.finish(error, task)
+                call.finish(error)
 
         return behavior
 
@@ -394,18 +461,18 @@ class _Auditing:
         def behavior(request: Any, context: Any) -> Iterable[Any]:
             # On an aio server this runs in the call's task; the responses are then produced in the pool.
             task = asyncio.current_task() if aio else None
-            call = self.begin(method, self._sync_context(context), task)
+            call = self.begin(method, context, task, sync=True)
             if call is None:
                 return inner(request, context)
             token = set_current(call.ids)
             try:
                 responses = iter(inner(request, call.context))
             except BaseException as exc:
-                call.finish(exc, task)
+                call.finish(exc)
                 raise
             finally:
                 reset_current(token)
-            return _stream(call, responses, task)
+            return _stream(call, responses)
 
         return behavior
 
@@ -424,7 +491,7 @@ class _Auditing:
                 raise
             finally:
                 reset_current(token)
-                call.finish(error, task)
+                call.finish(error)
 
         return behavior
 
@@ -456,7 +523,7 @@ class _Auditing:
                 error = exc
                 raise
             finally:
-                call.finish(error, task)
+                call.finish(error)
 
         return behavior
 
@@ -465,7 +532,7 @@ def _is_async(handler: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(handler) or inspect.isasyncgenfunction(handler)
 
 
-def _stream(call: _Call, responses: Iterator[Any], task: asyncio.Task[Any] | None) -> Iterator[Any]:
+def _stream(call: _Call, responses: Iterator[Any]) -> Iterator[Any]:
     """Yield the handler's responses, producing each with the call's ids in effect; record at the end."""
     error: BaseException | None = None
     try:
@@ -482,7 +549,7 @@ def _stream(call: _Call, responses: Iterator[Any], task: asyncio.Task[Any] | Non
         error = exc
         raise
     finally:
-        call.finish(error, task)
+        call.finish(error)
 
 
 class AuditServerInterceptor(grpc.ServerInterceptor):

@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 
+from shipper.event import AuditEventType
 from shipper.middleware.grpc_server import AioAuditServerInterceptor, AuditServerInterceptor
 from shipper.testing import capture_events
 from tests.shipper.middleware.grpc_service import (
@@ -86,7 +87,8 @@ def main() -> None:
                 "every handler to return",
             )
     for request_id, (flavour, kind, how, code) in calls.items():
-        recorded = [event for event in events if event.correlation_id == request_id]
+        recorded = events.of_type(AuditEventType.API_REQUEST)
+        recorded = [event for event in recorded if event.correlation_id == request_id]
         line = {
             "flavour": flavour,
             "kind": kind,

@@ -4,7 +4,8 @@ python -m bench emit     cost of one emit() vs stdlib logging (JSON to a file) v
                          (--ack: acknowledged emits/s and latency with 1, 8 and 64 concurrent callers)
 python -m bench agent    sustained events/s through intake -> WAL -> file sink, and peak RSS
 python -m bench middleware  requests/s of Starlette and gRPC servers with and without the audit middleware
-                            (--instructions: instructions per HTTP request instead, under callgrind)
+                            (--instructions: instructions per HTTP request instead, under callgrind,
+                            beside the peers: asgi-correlation-id, structlog, Prometheus, OpenTelemetry...)
 python -m bench query    audit-query's search, stats and SQL over a lake vs scanning zstd JSON Lines
 python -m bench sinks    events/s into each sink's destination; the drain of a SIEM outage's backlog
 """
@@ -15,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import ack, agent, emit, instructions, middleware, query, sinks
+from bench import ack, agent, apps, emit, instructions, middleware, query, sinks
 
 
 def main() -> int:
@@ -38,7 +39,13 @@ def main() -> int:
     middleware_parser.add_argument(
         "--instructions",
         action="store_true",
-        help="instructions per HTTP request, under valgrind's callgrind",
+        help="instructions per HTTP request, under valgrind's callgrind, beside the peers",
+    )
+    middleware_parser.add_argument(
+        "--stacks", nargs="+", choices=apps.STACKS, help="with --instructions: these stacks only"
+    )
+    middleware_parser.add_argument(
+        "--apps", nargs="+", choices=list(apps.APPS), help="with --instructions: these apps only"
     )
     query_parser = commands.add_parser("query", help="audit-query vs scanning zstd JSON Lines")
     query_parser.add_argument("--events", type=int, default=10_000_000)
@@ -50,7 +57,7 @@ def main() -> int:
     elif args.command == "emit":
         emit.run(args.calls)
     elif args.command == "middleware" and args.instructions:
-        instructions.run()
+        instructions.run(args.stacks, args.apps)
     elif args.command == "middleware":
         middleware.run(args)
     elif args.command == "query":

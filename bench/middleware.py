@@ -1,7 +1,7 @@
 """Requests/s of a minimal endpoint with and without the audit middleware, in one run.
 
 - HTTP: a Starlette app with one route (`GET /users/{user_id}`, a small JSON body) under uvicorn
-  (its defaults here: h11, asyncio; access log off), plain and with AuditMiddleware.
+  (h11, asyncio; access log off), plain and with AuditMiddleware (bench.apps, its `empty` app).
 - gRPC: one unary method (bytes in, bytes out) on `grpc.server` with 8 threads, and on
   `grpc.aio.server`, plain and with the audit interceptor.
 
@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import threading
@@ -40,17 +39,17 @@ from typing import Any
 
 import msgspec
 
+from bench.apps import BODY, http_server
 from bench.harness import running_agent
 
 GRPC_METHOD = "/bench.Users/Get"
-BODY = b'{"id": "42", "name": "User 42"}'
 VARIANTS = ("plain", "audited", "discarding")
 _CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 _WAIT_S = 30.0
 
 
 def _audit_options(variant: str) -> dict[str, Any] | None:
-    """The middleware's arguments for a variant, None for the plain server."""
+    """The interceptor's arguments for a variant, None for the plain server."""
     from shipper.config import AuditContext
 
     if variant == "plain":
@@ -70,33 +69,6 @@ def _report(conn: Connection, recorder: Any) -> None:
         _default.flush(10)
         counters["emitter"] = msgspec.structs.asdict(_default.stats)
     conn.send(counters)
-
-
-def http_server(variant: str) -> tuple[Any, socket.socket, Any]:
-    """The HTTP server of a variant: a uvicorn server, its socket listening on a free loopback port, and
-    the middleware's recorder (None for plain)."""
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from shipper.middleware.asgi import setup_fastapi_audit_middleware
-
-    async def get_user(request: Request) -> Response:
-        return Response(BODY, media_type="application/json")
-
-    app = Starlette(routes=[Route("/users/{user_id}", get_user)])
-    options = _audit_options(variant)
-    recorder = setup_fastapi_audit_middleware(app, **options) if options is not None else None
-    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and without it
-    # every response waits ~40 ms for a delayed ACK (Nagle).
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.bind(("127.0.0.1", 0))
-    # Listening before uvicorn starts: the load generator's first connections wait in the backlog.
-    listener.listen(1024)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    return server, listener, recorder
 
 
 def _serve_http(variant: str, conn: Connection) -> None:
@@ -178,10 +150,12 @@ def _wrk_load(port: int, connections: int, seconds: float) -> int:
     return int(done.group(1))
 
 
-async def keep_alive_requests(port: int, *, count: int | None = None, deadline: float | None = None) -> int:
-    """GET requests on one keep-alive connection, one at a time, until `count` are done or the monotonic
-    clock passes `deadline`; returns how many were. Anything but a 200 with a body raises."""
-    request = f"GET /users/42 HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+async def keep_alive_requests(
+    port: int, *, count: int | None = None, deadline: float | None = None, path: str = "/users/42"
+) -> int:
+    """GET requests for `path` on one keep-alive connection, one at a time, until `count` are done or the
+    monotonic clock passes `deadline`; returns how many were. Anything but a 200 with a body raises."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     done = 0
     while (count is None or done < count) and (deadline is None or time.monotonic() < deadline):

@@ -90,13 +90,15 @@ class _EventIds:
         self._node = int.from_bytes(os.urandom(5), "big") << 40
         self._counter = itertools.count(int.from_bytes(os.urandom(3), "big"))
 
-    def __call__(self) -> str:
+    def new(self) -> str:
         # next() on itertools.count is atomic under the GIL; the lock is not needed for uniqueness.
         count = next(self._counter) & 0xFF_FFFF_FFFF
         return ((time.time_ns() // 1_000_000 << 80) | self._node | count).to_bytes(16, "big").hex()
 
 
-new_event_id = _EventIds()
+# A bound method, not the instance's __call__: calling that goes through a slot wrapper (~700
+# instructions more, on every request of the middleware).
+new_event_id = _EventIds().new
 
 
 def utc_now() -> datetime:

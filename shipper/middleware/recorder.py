@@ -23,13 +23,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
 
 from shipper.config import AuditContext
 from shipper.correlation import CorrelationIds
-from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, new_event_id, utc_now
+from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, new_event_id
 from shipper.logger import Emit, classify_status, default_emit
 from shipper.middleware.anomalies import AuthFailureBursts, Signal
 from shipper.middleware.clientip import ClientAddress
@@ -46,6 +47,10 @@ _REFUSALS = {
     429: (AuditEventType.RATE_LIMIT_EXCEEDED, "rate_limited", "rate limit exceeded"),
 }
 _ERRED = (AuditOutcome.ERROR, AuditSeverity.HIGH)
+# classify_status's answers, looked up rather than computed: a Python call costs more than the lookup.
+_BY_STATUS = {status: classify_status(status) for status in range(100, 600)}
+# utc_now() without the call through it.
+_now = datetime.now
 # Kept out of derived events: the request event already has them, and they are the bulk of it.
 _REQUEST_ONLY_DETAILS = frozenset({"request_headers", "response_headers"})
 
@@ -101,6 +106,7 @@ class AuditRecorder:
             if settings.detect_anomalies
             else None
         )
+        self._keeps_all = settings.log_requests and settings.sample_rate >= 1.0
         self._excluded_paths = frozenset(settings.exclude_paths)
         self._excluded_prefixes = tuple(path.rstrip("/") + "/" for path in settings.exclude_paths)
         self._stats = MiddlewareStats()
@@ -159,7 +165,7 @@ class AuditRecorder:
         shipper.middleware.ids). An exception makes it an ERROR (HIGH) whatever the status, and its type
         goes into `details["exception"]`."""
         if error is None:
-            outcome, severity = classify_status(status_code)
+            outcome, severity = _BY_STATUS.get(status_code) or classify_status(status_code)
         else:
             outcome, severity = _ERRED
             details["exception"] = type(error).__qualname__
@@ -167,7 +173,7 @@ class AuditRecorder:
         return msgspec.structs.replace(
             self._template,
             event_id=event_id,
-            timestamp=utc_now(),
+            timestamp=_now(UTC),
             severity=severity,
             outcome=outcome,
             message=f"{action} {status_code}",
@@ -197,6 +203,8 @@ class AuditRecorder:
         """Whether a request yields no event at all, decided before any is built, and counted: an
         ordinary request (not refused, no 5xx or exception, not slow, no signal) that sampling leaves
         out, or that yields nothing because `log_requests` is off. Otherwise pass its event to `record`."""
+        if self._keeps_all:  # the default: every request yields its event
+            return False
         settings = self.settings
         if (
             status_code in _REFUSALS
@@ -204,7 +212,6 @@ class AuditRecorder:
             or error is not None
             or duration_ms > settings.slow_ms
             or signals
-            or (settings.log_requests and settings.sample_rate >= 1.0)
         ):
             return False
         sampled_out = settings.log_requests and random.random() >= settings.sample_rate  # noqa: S311 - sampling, not security

@@ -233,32 +233,36 @@ class Emitter:
     def _enqueue(self, event: AuditEvent, *, sync: bool) -> int:
         """Number, encode and queue one event (the lock held); its seq."""
         self._countdown -= 1
-        # A full window is read every time: only confirmations can make room in it.
-        if self._countdown <= 0 or self._held + len(self._outbox) >= self._window_size:
-            self._housekeep()  # may send the outbox (before a resend): read it after this
         outbox = self._outbox
-        self._seq += 1
-        full = self._held + len(outbox) >= self._window_size
+        waiting = self._held + len(outbox)
+        # A full window is read every time: only confirmations can make room in it.
+        if self._countdown <= 0 or waiting >= self._window_size:
+            self._housekeep()  # may send the outbox (before a resend): read it after this
+            outbox = self._outbox
+            waiting = self._held + len(outbox)
+        self._seq = seq = self._seq + 1
+        full = waiting >= self._window_size
         # The Frame's fields as a tuple, which encodes as the array_like Frame does without building
         # one, into a buffer kept for it (the lock is held) and copied out: encode() would grow a new
         # buffer for each frame, a third of what encoding one costs.
         buffer = self._buffer
         frame_encoder.encode_into(
-            (self.id, self._seq, 0 if full else self._tx + len(outbox) + 1, event, sync), buffer
+            (self.id, seq, 0 if full else self._tx + len(outbox) + 1, event, sync), buffer
         )
-        entry = (bytes(buffer), bool(event.sensitive))
-        if len(buffer) > _BUFFER_KEPT:  # a huge event's buffer is not kept for ever
+        frame = bytes(buffer)
+        if len(frame) > _BUFFER_KEPT:  # a huge event's buffer is not kept for ever
             self._buffer = bytearray()
         if full:
-            self._unsent_add([entry])
-            return self._seq
-        outbox.append(entry)
-        if len(outbox) >= self._batch_max:
+            self._unsent_add([(frame, bool(event.sensitive))])
+            return seq
+        outbox.append((frame, bool(event.sensitive)))
+        queued = len(outbox)
+        if queued >= self._batch_max:
             if self._push is not None:
                 self._send_outbox()
-        elif len(outbox) == 1:
+        elif queued == 1:
             self._wake_sender()
-        return self._seq
+        return seq
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Send what waits and wait up to `timeout` seconds for the agent to confirm it; what the socket

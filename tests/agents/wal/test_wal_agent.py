@@ -16,7 +16,7 @@ from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from shipper.spool import SpoolWriter
 from shipper.wire import Frame, frame_encoder
-from tests.agentproc import AgentDirs, RunningAgent, agent_running, file_events
+from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent, agent_running, file_events
 from tests.producers import numbered_event
 from tests.siem_server import TOKEN, FakeSiem, ServedSiem
 from tests.waiting import wait_for
@@ -164,16 +164,7 @@ def test_a_spool_file_larger_than_the_bound_is_taken_as_the_wal_has_room(served:
         assert len(file_events(agent.dirs.data)) == 40
 
 
-NO_LAKE = """
-[wal]
-fsync = "never"
-[supervisor]
-stats_interval_s = 0.2
-[sinks.file]
-fsync = false
-[sinks.parquet]
-enabled = false
-"""
+NO_LAKE = QUICK_CONFIG + "[sinks.parquet]\nenabled = false\n"
 
 
 def emit(name: str, count: int) -> list[str]:

@@ -17,7 +17,7 @@ task it starts.
 The slot travels with the request's correlation ids (`RequestIds`), which the middleware puts in effect
 for every request anyway: a ContextVar of its own would cost each request about 3.5k instructions to
 set and reset, more than the rest of this feature. A nested `correlation()` block keeps the slot. Outside
-a request audited by the middleware, `set_audit_user` does nothing.
+a request or gRPC call audited by the middleware, `set_audit_user` does nothing.
 
 Imports neither Starlette nor FastAPI: `audit_user_from` imports FastAPI when called.
 """

@@ -34,10 +34,9 @@ from shipper.correlation import CorrelationIds, current
 class UserSlot:
     """Where the user id of one request is put while it is handled."""
 
-    __slots__ = ("user_id",)
-
-    def __init__(self) -> None:
-        self.user_id: str | None = None
+    # A class default, no __init__: most requests never set it, and a Python __init__ would cost each
+    # request a call.
+    user_id: str | None = None
 
 
 class RequestIds(CorrelationIds):
@@ -52,9 +51,13 @@ class RequestIds(CorrelationIds):
         return replaced
 
 
+_new_tuple = tuple.__new__
+
+
 def request_ids(ids: CorrelationIds | None, event_id: str, slot: UserSlot) -> RequestIds:
     """`ids` (None: `event_id` as correlation and request id) carrying `slot`."""
-    carried = RequestIds(event_id, event_id) if ids is None else RequestIds._make(ids)
+    # tuple.__new__ directly: the NamedTuple's own __new__ is a Python function, a call more.
+    carried: RequestIds = _new_tuple(RequestIds, (event_id, event_id, None, None) if ids is None else ids)
     carried.user_slot = slot
     return carried
 

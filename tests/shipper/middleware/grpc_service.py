@@ -25,8 +25,8 @@ import grpc.aio
 
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditContext
+from shipper.dispatch import Emit
 from shipper.event import AuditEventType
-from shipper.logger import Emit
 
 SERVICE = "audit.test.Users"
 REGISTERED = "audit.test.Registered"

@@ -48,8 +48,8 @@ from shipper import capture as hooks
 from shipper import endpoint as endpoints
 from shipper.event import AuditEvent
 from shipper.receipt import Receipt
-from shipper.seal import SealUnavailableError
-from shipper.spool import SpoolWriter
+from shipper.spool_seal import SealUnavailableError
+from shipper.spool_writer import SpoolWriter
 from shipper.wire import (
     Confirmation,
     confirmation_decoder,

@@ -104,7 +104,7 @@ class Keyring:
         return self._spool_private
 
     def spool_public_key(self) -> bytes:
-        """The raw 32-byte X25519 public key emitters seal spool records to (shipper.seal)."""
+        """The raw 32-byte X25519 public key emitters seal spool records to (shipper.spool_seal)."""
         return self.spool_private_key().public_key().public_bytes_raw()
 
 

@@ -14,7 +14,7 @@ from agents.durable import write_atomically
 from agents.errors import ConfigError
 from agents.layout import DataLayout
 from shipper.endpoint import OVERFLOW_NAME
-from shipper.spool import PUBLIC_KEY_NAME
+from shipper.spool_writer import PUBLIC_KEY_NAME
 
 log = logging.getLogger("auditship.supervisor")
 # The spool: the agent's group may create files (write, search) but not list them, setgid so that

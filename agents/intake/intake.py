@@ -22,7 +22,7 @@ from agents.config import AgentConfig
 from agents.crypto.fields import encrypt_sensitive
 from agents.crypto.keyring import Keyring
 from agents.errors import FrameRejected, UnreadableSpoolEntry
-from agents.intake import spool
+from agents.intake import spool_pickup
 from agents.intake.checks import refusal
 from agents.intake.dedupe import DedupeIndex
 from agents.intake.failure import WriteFailure
@@ -303,14 +303,14 @@ class Intake:
         self.pending.clear()
 
     def _ingest_spool(self) -> None:
-        for path in spool.claim(self._spool_dirs):
+        for path in spool_pickup.claim(self._spool_dirs):
             source = f"spool:{path.name}"
             frames: list[bytes] = []
             count = 0
             complete = True
             unreadable: UnreadableSpoolEntry | None = None
             try:
-                for record in spool.read(path, self.keyring):
+                for record in spool_pickup.read(path, self.keyring):
                     if record.reason is not None:
                         self.rejects.write(record.frame, source, record.reason)
                         continue
@@ -346,9 +346,9 @@ class Intake:
             log.info("ingested spool file %s: %d new events", path.name, count)
 
     def _quarantine(self, path: Path, reason: str, count: int) -> None:
-        """Out of the scans' way, kept whole for a person to look at (see spool.quarantine)."""
+        """Out of the scans' way, kept whole for a person to look at (see spool_pickup.quarantine)."""
         try:
-            target = spool.quarantine(path)
+            target = spool_pickup.quarantine(path)
         except OSError as exc:
             # It stays and is met again at every scan: one line a minute, every failure counted.
             self.counters["spool_quarantine_failed"] += 1

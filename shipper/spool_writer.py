@@ -18,9 +18,9 @@ import fcntl
 import os
 from pathlib import Path
 
-from shipper import seal
+from shipper import spool_seal
 from shipper.records import encode_record
-from shipper.seal import SealUnavailableError
+from shipper.spool_seal import SealUnavailableError
 
 PLAIN = b"\x00"
 SEALED = b"\x01"
@@ -95,7 +95,7 @@ class SpoolWriter:
     def _stored(self, frame: bytes, sensitive: bool) -> bytes:
         if not sensitive:
             return PLAIN + frame
-        return SEALED + seal.seal(frame, self._agent_key())
+        return SEALED + spool_seal.seal(frame, self._agent_key())
 
     def _agent_key(self) -> bytes:
         if self._public_key is None:

@@ -1,4 +1,4 @@
-"""Picking up emitters' spool files (see shipper.spool for the writer's side of the protocol)."""
+"""Picking up emitters' spool files (see shipper.spool_writer for the writer's side of the protocol)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from agents.crypto import DecryptionError, Keyring, unseal
 from agents.errors import UnreadableSpoolEntry
 from shipper.records import Tail, classify_tail, scan_records
-from shipper.spool import PLAIN, SEALED, SUFFIX
+from shipper.spool_writer import PLAIN, SEALED, SUFFIX
 
 log = logging.getLogger("auditship.intake")
 CLAIMED = ".claimed"

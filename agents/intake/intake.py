@@ -95,7 +95,7 @@ class Intake:
         self.pub = context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
         self.pub.bind(endpoints.confirm_endpoint(endpoint))
-        log.info("intake listening on %s (WAL next seq %d)", endpoint, self.wal.next_seq)
+        log.info("intake listening on %s (WAL next seq %d)", endpoint, self.wal.next_lsn)
         mailbox.ready()
 
     def _load_index(self) -> DedupeIndex:
@@ -386,7 +386,7 @@ class Intake:
         # PUB/SUB drops what a subscriber that is still (re)connecting misses; say it all again.
         self._confirm(list(self.runs))
         try:
-            self.index.save(self.layout.dedupe_index, self.wal.next_seq - 1)
+            self.index.save(self.layout.dedupe_index, self.wal.next_lsn - 1)
         except OSError as exc:
             # A full disk: no segment may go before the index covers it; tried again each second.
             self._index_failure.failed(exc, "WAL segments are kept until it works")
@@ -400,7 +400,7 @@ class Intake:
             "rejected": self.rejects.count,
             "rejects_unwritten": self.rejects.unwritten,
             "rejects_over_cap": self.rejects.over_cap,
-            "last_seq": self.wal.next_seq - 1,
+            "last_seq": self.wal.next_lsn - 1,
             "wal_bytes": self.wal.size_bytes(),
             "emitters": len(self.index),
         }
@@ -417,4 +417,4 @@ class Intake:
         self.mailbox.report(self._counters(), 0, force=True)
         self.pull.close(linger=0)
         self.pub.close(linger=500)
-        log.info("intake stopped at WAL seq %d", self.wal.next_seq - 1)
+        log.info("intake stopped at WAL seq %d", self.wal.next_lsn - 1)

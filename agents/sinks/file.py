@@ -91,12 +91,12 @@ class FileSink:
             except OSError as exc:
                 logger.error("file sink: cannot open %s: %s; the batch stays in the WAL", self._path, exc)
                 return Delivery.ERRORED
-        fresh = [entry for entry in batch if entry.seq > self._last_seq]
-        clashes = self._clashes([entry for entry in batch if entry.seq <= self._last_seq])
+        fresh = [entry for entry in batch if entry.lsn > self._last_seq]
+        clashes = self._clashes([entry for entry in batch if entry.lsn <= self._last_seq])
         if not fresh:
             return clashes or Delivery.DELIVERED
-        data = b"".join(self._encode(entry.seq, self._prepare(entry.event)) for entry in fresh)
-        first, last = fresh[0].seq, fresh[-1].seq
+        data = b"".join(self._encode(entry.lsn, self._prepare(entry.event)) for entry in fresh)
+        first, last = fresh[0].lsn, fresh[-1].lsn
         try:
             _write_all(self._fd, data)
             if self._config.fsync:
@@ -128,13 +128,13 @@ class FileSink:
         another event: refused, since writing them would give two events one seq."""
         if not repeats:
             return None
-        written = self._written.between(repeats[0].seq, repeats[-1].seq)
-        clashing = [e for e in repeats if e.seq in written and e.event.event_id not in written[e.seq]]
+        written = self._written.between(repeats[0].lsn, repeats[-1].lsn)
+        clashing = [e for e in repeats if e.lsn in written and e.event.event_id not in written[e.lsn]]
         if not clashing:
             return None
         reasons = [
-            f"WAL seq {entry.seq} was issued twice: {self._path.parent} holds event "
-            f"{', '.join(sorted(written[entry.seq]))} under it, this is event {entry.event.event_id}"
+            f"WAL seq {entry.lsn} was issued twice: {self._path.parent} holds event "
+            f"{', '.join(sorted(written[entry.lsn]))} under it, this is event {entry.event.event_id}"
             for entry in clashing
         ]
         logger.error(

@@ -13,7 +13,6 @@ shrinks back under the bound once the sinks have caught up, with or without appe
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import time
@@ -32,11 +31,10 @@ from agents.wal.segment import (
     QUARANTINE,
     Segment,
     create_segment,
-    ensure_directory,
     list_segments,
     segment_path,
-    write_all,
 )
+from ondisk.files import make_private_dirs, try_lock, write_all
 from shipper.records import MAX_RECORD_BYTES
 
 log = logging.getLogger("auditship.wal")
@@ -53,7 +51,7 @@ class WriteAheadLog:
         self._damaged_cursors: set[str] = set()
         try:
             for path in (directory, directory / CURSORS, directory / QUARANTINE):
-                ensure_directory(path)
+                make_private_dirs(path, tighten=True)
             self._lock = _lock_writer(directory)
             try:
                 self._start()
@@ -292,9 +290,7 @@ def _records_of(segment: Segment, after: int) -> Iterator[WalRecord]:
 def _lock_writer(directory: Path) -> int:
     """One writer per WAL: a second one would interleave its records with the first one's."""
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not try_lock(fd):
         os.close(fd)
-        raise WalError(f"{directory}: another process is writing this WAL (it holds {LOCK_NAME})") from None
+        raise WalError(f"{directory}: another process is writing this WAL (it holds {LOCK_NAME})")
     return fd

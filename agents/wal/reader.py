@@ -16,6 +16,7 @@ from agents.wal.cursor import cursor_path, read_cursor, write_cursor
 from agents.wal.record import WalRecord
 from agents.wal.scanner import Damage, Gathered, ScanEnd, SegmentScanner
 from agents.wal.segment import list_segments, segment_after
+from ondisk.files import make_private_dirs
 
 log = logging.getLogger("auditship.wal")
 
@@ -153,7 +154,7 @@ class WalReader:
             raise ValueError(f"sink {self._sink}: commit({lsn}) outside {self._committed}..{self._position}")
         if lsn == self._committed:
             return
-        self._cursor.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(self._cursor.parent)
         write_cursor(self._cursor, lsn)
         self._committed = lsn
         scanner = self._scanner

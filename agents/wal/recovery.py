@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 from agents.durable import fsync_directory
 from agents.wal.scanner import CHUNK_BYTES, Damage, ScanEnd, SegmentScanner
-from agents.wal.segment import QUARANTINE, Segment, list_segments, write_all
+from agents.wal.segment import QUARANTINE, Segment, list_segments
+from ondisk.files import write_all
 
 log = logging.getLogger("auditship.wal")
 SALVAGE_SUFFIX = ".salvage"

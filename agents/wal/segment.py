@@ -62,16 +62,3 @@ def create_segment(directory: Path, first_lsn: int, durable: bool) -> int:
     if durable:
         fsync_directory(directory)
     return fd
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view, written = memoryview(data), 0
-    while written < len(view):
-        # One write() for all of it in practice: a regular file writes short only when it fails next.
-        written += os.write(fd, view[written:])
-
-
-def ensure_directory(path: Path) -> None:
-    """Create `path` owner-only, whatever the umask, and tighten it if it already existed."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)

@@ -74,7 +74,7 @@ def test_a_batch_is_one_write(wal_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     """However many records a batch holds, it reaches the file with a single write()."""
     wal = open_wal(wal_dir)
     counting = CountingOs("write")
-    monkeypatch.setattr("agents.wal.segment.os", counting)
+    monkeypatch.setattr("ondisk.files.os", counting)
     wal.append(batch(1, 1000))
     assert counting.calls["write"] == 1
     wal.close()
@@ -328,9 +328,9 @@ def test_an_unusable_directory_is_a_wal_error(tmp_path: Path) -> None:
 
 
 class FullDisk:
-    """Stands in for `os` in the segment module: the next write gets `written` bytes of its data onto
-    the disk (a short write), then the disk is full; `meanwhile` runs between the two, as a reader in
-    another process could."""
+    """Stands in for `os` in ondisk.files, where the WAL writes: the next write gets `written` bytes of its
+    data onto the disk (a short write), then the disk is full; `meanwhile` runs between the two, as a
+    reader in another process could."""
 
     def __init__(self, written: int, meanwhile: Callable[[], object] = lambda: None) -> None:
         self.written = written
@@ -358,7 +358,7 @@ def test_a_failed_append_leaves_no_partial_batch(
     wal = open_wal(wal_dir)
     wal.append(batch(1, 2))
     size = segment_files(wal_dir)[0].stat().st_size
-    monkeypatch.setattr("agents.wal.segment.os", FullDisk(written))
+    monkeypatch.setattr("ondisk.files.os", FullDisk(written))
     with pytest.raises(OSError, match="No space"):
         wal.append(batch(3, 5))
     monkeypatch.undo()
@@ -382,9 +382,7 @@ def test_a_reader_that_read_part_of_a_failed_append_gets_every_record_of_the_ret
     reader = WalReader(wal_dir, "file")
     seen: list[WalRecord] = []
     written = 2 * on_disk_size(payload_for(3)) + 5
-    monkeypatch.setattr(
-        "agents.wal.segment.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20)))
-    )
+    monkeypatch.setattr("ondisk.files.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20))))
     with pytest.raises(OSError, match="No space"):
         wal.append(batch(3, 5))
     monkeypatch.undo()

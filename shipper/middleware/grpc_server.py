@@ -45,8 +45,8 @@ import grpc.aio
 
 from shipper.config import AuditContext
 from shipper.correlation import reset_current, set_current
+from shipper.dispatch import Emit
 from shipper.event import new_event_id
-from shipper.logger import Emit
 from shipper.middleware.clientip import grpc_peer_address
 from shipper.middleware.config import AuditMiddlewareConfig
 from shipper.middleware.ids import incoming_ids

@@ -100,8 +100,8 @@ class ParquetSink:
             logger.error(
                 "parquet sink: writing batch %d-%d to %s failed: %s; it stays in the WAL and is retried "
                 "(parts already in place are not written twice)",
-                batch[0].seq,
-                batch[-1].seq,
+                batch[0].lsn,
+                batch[-1].lsn,
                 self._lake,
                 exc,
             )
@@ -111,7 +111,7 @@ class ParquetSink:
 
     def _sealed(self, entry: Entry) -> Entry:
         event = encrypt_sensitive(entry.event, self._keyring)
-        return entry if event is entry.event else Entry(entry.seq, event)
+        return entry if event is entry.event else Entry(entry.lsn, event)
 
     def _compact_if_due(self) -> None:
         if self._compactor is None or time.monotonic() < self._compact_at:

@@ -25,8 +25,8 @@ import grpc.aio
 
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditContext
+from shipper.dispatch import Emit
 from shipper.event import AuditEventType
-from shipper.logger import Emit
 from shipper.middleware.user import set_audit_user
 
 SERVICE = "audit.test.Users"

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from agents.errors import ConfigError
+from ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
 
 
@@ -195,7 +196,7 @@ class RetentionConfig(Section):
 
 
 class AgentConfig(Section):
-    data_dir: str = "./auditship-data"
+    data_dir: str = DEFAULT_DATA_DIR
     """WAL, files, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
     runtime_dir: str = ""
     """Sockets live here; empty means the default (shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
@@ -215,7 +216,7 @@ class AgentConfig(Section):
 
     @property
     def data_path(self) -> Path:
-        return Path(os.environ.get("AUDITSHIP_DATA_DIR") or self.data_dir).absolute()
+        return data_dir(self.data_dir).absolute()
 
     @property
     def runtime_path(self) -> Path:

@@ -1,6 +1,6 @@
 """Lake rows back into AuditEvents, and events printed as `search` and `tail` show them.
 
-JSON output is the file sink's record (agents/sinks/formats.py), so `audit-query cat` and `search` print
+JSON output is the file sink's record (ondisk/lines.py), so `audit-query cat` and `search` print
 the same line for the same event. The table shows the columns a person scans; CSV has every field.
 """
 
@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import duckdb
 import msgspec
 
-from agents.sinks.formats import encode_json
+from ondisk.lines import encode_json
 from query.output import Format, text, write_rows, write_table
 from shipper.event import AuditEvent
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypedDict
 
-from agents.sinks.parquet.layout import UNKNOWN_SERVICE
+from ondisk.lake_layout import UNKNOWN_SERVICE
 from query import location, output
 from query.filters import EventFilter
 from query.lake import LakeReader

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents.sinks.parquet.layout import PART
+from ondisk.lake_layout import PART
 from query import location, output
 from query.errors import QueryError
 from query.filters import EventFilter

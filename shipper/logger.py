@@ -31,7 +31,7 @@ from shipper.config import AuditConfig, AuditContext
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 
 if TYPE_CHECKING:
-    from query.retention import Removal
+    from agents.retention import Removal
     from query.stats import Statistics
     from shipper.receipt import Receipt
 

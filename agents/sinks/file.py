@@ -33,13 +33,15 @@ import os
 from pathlib import Path
 
 from agents.config import AgentConfig, FileSinkConfig
-from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
+from agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
 from agents.durable import fsync_directory
 from agents.errors import PermanentSinkError, TransientSinkError
-from agents.layout import DataLayout
 from agents.sinks import filestore
 from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.formats import line_encoder, seq_of_line
+from ondisk import files
+from ondisk.data_layout import DataLayout
+from ondisk.errors import DecryptionError
+from ondisk.lines import line_encoder, seq_of_line
 from shipper.event import AuditEvent
 
 logger = logging.getLogger("auditship.sinks.file")
@@ -183,7 +185,7 @@ class FileSink:
             size = keep
         self._size = size
         if size == 0:
-            closed = filestore.closed_files(self._path.parent, self._stem)
+            closed = files.closed_files(self._path.parent, self._stem)
             self._first_seq = None
             self._last_seq = max((c.last_seq for c in closed), default=-1)
             return
@@ -213,7 +215,7 @@ class FileSink:
     def _rotate(self) -> None:
         if self._first_seq is None:
             return
-        name = filestore.closed_name(self._stem, self._first_seq, self._last_seq, self._config.format)
+        name = files.closed_name(self._stem, self._first_seq, self._last_seq, self._config.format)
         closed = self._path.with_name(name)
         try:
             self._path.rename(closed)
@@ -246,12 +248,10 @@ class FileSink:
             temp.unlink(missing_ok=True)
         if self._config.compression == "none":
             return
-        for closed in filestore.scan_closed(directory, self._stem):
+        for closed in files.scan_closed(directory, self._stem):
             if closed.compressed:
                 continue
-            copies = [
-                closed.path.with_name(closed.path.name + sfx) for sfx in filestore.SUFFIXES.values() if sfx
-            ]
+            copies = [closed.path.with_name(closed.path.name + sfx) for sfx in files.SUFFIXES.values() if sfx]
             try:
                 if any(copy.exists() for copy in copies):  # the crash came before the original was removed
                     closed.path.unlink()
@@ -263,7 +263,7 @@ class FileSink:
                 )
 
     def _prune(self) -> None:
-        closed = filestore.closed_files(self._path.parent, self._stem)
+        closed = files.closed_files(self._path.parent, self._stem)
         for old in closed[: max(0, len(closed) - self._config.max_files)]:
             try:
                 old.path.unlink()

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from agents.errors import AuditshipError
+from ondisk.errors import AuditshipError
 
 log = logging.getLogger("auditship.supervisor")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

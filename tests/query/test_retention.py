@@ -12,9 +12,8 @@ import pytest
 from agents.config import FileSinkConfig, parse_config
 from agents.crypto import Keyring
 from agents.errors import ConfigError
+from agents.retention import Location, apply_retention
 from agents.sinks.file import FileSink
-from query.location import Location
-from query.retention import apply_retention
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries

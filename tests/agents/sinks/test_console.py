@@ -8,7 +8,7 @@ import msgspec
 from agents.config import ConsoleSinkConfig
 from agents.sinks.base import Delivery
 from agents.sinks.console import ConsoleSink
-from agents.sinks.formats import encode_text
+from ondisk.lines import encode_text
 from tests.agents.sinks.entries import entries
 
 

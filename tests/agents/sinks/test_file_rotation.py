@@ -7,8 +7,9 @@ import pytest
 import zstandard
 
 from agents.sinks.base import Delivery, Refused
-from agents.sinks.filestore import closed_files, read_lines
-from agents.sinks.formats import decode_json_line
+from ondisk.files import closed_files, read_lines
+from ondisk.lines import decode_json_line
+from shipper.event import AuditEvent
 from tests.agents.sinks.entries import entries
 
 
@@ -24,8 +25,8 @@ def names(directory):
 def all_seqs(directory):
     seqs = []
     for closed in closed_files(directory, "audit"):
-        seqs += [decode_json_line(line)[0] for line in read_lines(closed.path)]
-    return seqs + [decode_json_line(line)[0] for line in read_lines(directory / "audit.jsonl")]
+        seqs += [decode_json_line(line, AuditEvent)[0] for line in read_lines(closed.path)]
+    return seqs + [decode_json_line(line, AuditEvent)[0] for line in read_lines(directory / "audit.jsonl")]
 
 
 @pytest.mark.parametrize(("compression", "suffix"), [("zstd", ".zst"), ("gzip", ".gz"), ("none", "")])

@@ -36,12 +36,12 @@ from agents.messages import Stats, Stop
 from agents.sinks.base import Sink
 from agents.sinks.file import FileSink
 from agents.sinks.parquet.compaction import CompactionPolicy
-from agents.sinks.parquet.layout import live_parts
 from agents.sinks.parquet.sink import ParquetSink
 from agents.sinks.runner import SinkRunner, age_s
 from agents.sinks.siem import destination
 from agents.sinks.siem.sink import SiemSink
 from agents.wal import WalReader, WriteAheadLog
+from ondisk.lake_layout import live_parts
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder
 from tests.agents.sinks.damage import overwrite_footer

@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     removals = apply_retention(where, age, dry_run=args.dry_run)
     done = "would remove" if args.dry_run else "removed"
     rows = [(f"failed: {r.error}" if r.error else done, r.kind, str(r.path), r.bytes) for r in removals]
-    fmt = output.chosen(args.format)
-    output.write_rows(("action", "kind", "path", "bytes"), rows, fmt, sys.stdout)
-    if fmt == "table":
+    output_format = output.chosen(args.output_format)
+    output.write_rows(("action", "kind", "path", "bytes"), rows, output_format, sys.stdout)
+    if output_format == "table":
         total = sum(r.bytes for r in removals if r.error is None)
         count = sum(r.error is None for r in removals)
         print(f"{done} {count} ({total / 2**20:,.1f} MiB): everything older than {older_than}")

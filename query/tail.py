@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             f"--interval: {args.interval} is not between {INTERVAL_RANGE[0]} and {INTERVAL_RANGE[1]}"
         )
     lake = location.resolve(args).lake
-    printer = EventPrinter(output.chosen(args.format), sys.stdout)
+    printer = EventPrinter(output.chosen(args.output_format), sys.stdout)
     try:
         newest, read = _newest(lake, args.lines)
         printer.print(reversed(newest))

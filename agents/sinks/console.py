@@ -22,7 +22,7 @@ class ConsoleSink:
 
     def __init__(self, config: ConsoleSinkConfig) -> None:
         self._config = config
-        self._encode = line_encoder(config.format)
+        self._encode = line_encoder(config.line_format)
 
     def open(self) -> None:
         pass

@@ -57,7 +57,7 @@ class FileSink:
         self._path = data_dir / config.path  # an absolute config.path stays as it is
         self._stem = self._path.stem
         self._keyring = keyring
-        self._encode = line_encoder(config.format)
+        self._encode = line_encoder(config.line_format)
         self._fd = -1  # -1: closed, or must be re-read before the next write (see _undo)
         self._size = 0
         self._first_seq: int | None = None  # of the current file; None while it is empty
@@ -215,7 +215,7 @@ class FileSink:
     def _rotate(self) -> None:
         if self._first_seq is None:
             return
-        name = files.closed_name(self._stem, self._first_seq, self._last_seq, self._config.format)
+        name = files.closed_name(self._stem, self._first_seq, self._last_seq, self._config.line_format)
         closed = self._path.with_name(name)
         try:
             self._path.rename(closed)

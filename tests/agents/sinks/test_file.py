@@ -145,11 +145,11 @@ def test_a_torn_only_line_leaves_an_empty_file(data_dir, open_sink):
 def test_repeats_are_skipped_in_the_text_format_too(open_sink, keyring):
     """Text lines end with seq=N, which the sink reads back on open to skip what it wrote."""
     made = entries(range(1, 6), keyring)
-    sink = open_sink(format="text")
+    sink = open_sink(line_format="text")
     sink.write_batch(made[:3])
     sink.close()
 
-    again = open_sink(format="text")
+    again = open_sink(line_format="text")
     assert again.write_batch(made) is Delivery.DELIVERED
     assert [line.rsplit(b"seq=", 1)[1] for line in lines(again.path)] == [b"1", b"2", b"3", b"4", b"5"]
 

@@ -71,7 +71,7 @@ def test_only_max_files_closed_files_are_kept(open_sink, keyring, data_dir):
 
 def test_the_text_format_rotates_to_log_files(open_sink, keyring, data_dir):
     """Closed text-format files are named .log (then compressed)."""
-    sink = open_sink(format="text", max_file_size=1_000)
+    sink = open_sink(line_format="text", max_file_size=1_000)
     write_in_batches(sink, keyring, 10)
     assert [name for name in names(data_dir / "files") if name.endswith(".log.zst")]
     assert all(name.endswith(".log.zst") for name in names(data_dir / "files") if name != "audit.jsonl")

@@ -143,9 +143,11 @@ def raw_frame(number: int, **overrides: Any) -> bytes:
     return msgspec.msgpack.encode(["runner-test", number, 0, fields])
 
 
-def siem_sink(served: ServedSiem, format: str, **config: Any) -> SiemSink:
-    key = TOKEN if format == "splunk_hec" else API_KEY
-    settings = SiemSinkConfig(enabled=True, format=format, endpoint=served.url, api_key=key, **config)  # type: ignore[arg-type]
+def siem_sink(served: ServedSiem, destination_kind: str, **config: Any) -> SiemSink:
+    key = TOKEN if destination_kind == "splunk_hec" else API_KEY
+    settings = SiemSinkConfig(  # type: ignore[arg-type]
+        enabled=True, destination_kind=destination_kind, endpoint=served.url, api_key=key, **config
+    )
     return SiemSink(settings, destination(settings))
 
 

@@ -58,10 +58,10 @@ class LineEvent(Protocol):
 
 
 LineEncoder = Callable[[int, LineEvent], bytes]
-E = TypeVar("E")
+EventT = TypeVar("EventT")
 
 _json = msgspec.json.Encoder()
-_event_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+_event_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
 
 class _Seq(msgspec.Struct):
@@ -141,7 +141,7 @@ def seq_and_id_of_line(line: bytes) -> tuple[int, str] | None:
     return int(match[2]), _unescape(token[1:-1]) if token.startswith('"') else token
 
 
-def decode_json_line(line: bytes, event_type: type[E]) -> tuple[int, E]:
+def decode_json_line(line: bytes, event_type: type[EventT]) -> tuple[int, EventT]:
     """The sequence number and the event (an `event_type`) of a JSON Lines record; msgspec.DecodeError
     if it is not one."""
     decoder = _event_decoders.get(event_type)

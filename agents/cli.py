@@ -13,9 +13,9 @@ import zmq
 
 from agents import messages
 from agents.config import AgentConfig, load_config
-from agents.errors import AuditshipError
 from agents.logs import configure_logging
 from agents.masking import MASK, SECRET_KEY, url_without_secrets
+from ondisk.errors import AuditshipError
 from shipper import endpoint as endpoints
 
 EXIT_USAGE = 2

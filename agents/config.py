@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from agents.errors import ConfigError
+from ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
 
 
@@ -71,7 +72,7 @@ class FileSinkConfig(Section):
     enabled: bool = True
     path: str = "files/audit.jsonl"
     """The current file; relative paths are under data_dir. Closed files sit beside it."""
-    format: Literal["json", "text"] = "json"
+    line_format: Literal["json", "text"] = msgspec.field(default="json", name="format")
     """`json`: JSON Lines, what `audit-query` reads; `text`: one readable line per event."""
     max_file_size: int = 100 * 1024 * 1024
     """The current file is closed and compressed after the batch that takes it past this size."""
@@ -93,7 +94,7 @@ class FileSinkConfig(Section):
 class ConsoleSinkConfig(Section):
     enabled: bool = False
     """For development: each event on the terminal."""
-    format: Literal["json", "text"] = "text"
+    line_format: Literal["json", "text"] = msgspec.field(default="text", name="format")
     stream: Literal["stdout", "stderr"] = "stdout"
     batch_size: int = 1000
     flush_interval_s: float = 0.0
@@ -136,7 +137,9 @@ class SqlSinkConfig(Section):
 
 class SiemSinkConfig(Section):
     enabled: bool = False
-    format: Literal["generic", "splunk_hec", "elasticsearch"] = "generic"
+    destination_kind: Literal["generic", "splunk_hec", "elasticsearch"] = msgspec.field(
+        default="generic", name="format"
+    )
     endpoint: str = ""
     """The collector's URL: the generic JSON endpoint, HEC's base URL, or Elasticsearch's."""
     api_key: str = ""
@@ -195,7 +198,7 @@ class RetentionConfig(Section):
 
 
 class AgentConfig(Section):
-    data_dir: str = "./auditship-data"
+    data_dir: str = DEFAULT_DATA_DIR
     """WAL, files, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
     runtime_dir: str = ""
     """Sockets live here; empty means the default (shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
@@ -215,7 +218,7 @@ class AgentConfig(Section):
 
     @property
     def data_path(self) -> Path:
-        return Path(os.environ.get("AUDITSHIP_DATA_DIR") or self.data_dir).absolute()
+        return data_dir(self.data_dir).absolute()
 
     @property
     def runtime_path(self) -> Path:
@@ -280,11 +283,12 @@ def _readable(message: str) -> str:
 
 
 def _section_keys(where: str) -> tuple[str, ...]:
-    """The keys of the section at a dotted path (`sinks.file`), read from the Structs."""
+    """The keys of the section at a dotted path (`sinks.file`), read from the Structs: the names a TOML
+    file uses (`format`), which are not always the attributes' (`line_format`)."""
     section: type[msgspec.Struct] = AgentConfig
     for name in filter(None, where.split(".")):
-        section = next(f.type for f in msgspec.structs.fields(section) if f.name == name)
-    return section.__struct_fields__
+        section = next(f.type for f in msgspec.structs.fields(section) if f.encode_name == name)
+    return section.__struct_encode_fields__
 
 
 def _check_values(config: AgentConfig, source: str) -> None:

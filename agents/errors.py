@@ -1,6 +1,6 @@
 """The agent's errors.
 
-AuditshipError
+AuditshipError (ondisk.errors)
  ├── ConfigError        a config file that cannot be used; the message names the file and the key
  ├── FrameRejected      a frame the intake refused; the reason goes to rejects/
  ├── UnreadableSpoolEntry  a spool entry that cannot be read whole: it goes to quarantine/
@@ -12,9 +12,7 @@ AuditshipError
 
 from __future__ import annotations
 
-
-class AuditshipError(Exception):
-    pass
+from ondisk.errors import AuditshipError
 
 
 class ConfigError(AuditshipError):

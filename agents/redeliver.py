@@ -21,11 +21,11 @@ import msgspec
 
 from agents.backoff import compute_backoff
 from agents.config import AgentConfig
-from agents.layout import DataLayout
 from agents.logs import configure_logging
 from agents.sinks.base import Delivery, Entry, Refused, Sink
 from agents.sinks.registry import MODULES, build_sink
 from agents.sinks.runner import DeadLetter, dead_letter_lines
+from ondisk.data_layout import DataLayout
 from shipper.event import AuditEvent
 
 log = logging.getLogger("auditship.redeliver")

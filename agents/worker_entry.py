@@ -11,11 +11,11 @@ import zmq
 from setproctitle import setproctitle
 
 from agents.config import AgentConfig
-from agents.layout import DataLayout
 from agents.logs import configure_logging
 from agents.mailbox import Mailbox
 from agents.supervisor import orphans
 from agents.supervisor.spec import WorkerSpec
+from ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
 
 log = logging.getLogger("auditship.worker")

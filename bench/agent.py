@@ -19,8 +19,8 @@ from typing import Any
 import msgspec
 
 from agents.cli import request_status
-from agents.sinks.filestore import read_lines
 from bench.harness import running_agent
+from ondisk.file_sink import read_lines
 from query.cat import sink_files
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType

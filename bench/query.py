@@ -36,13 +36,13 @@ import duckdb
 import msgspec
 import zstandard
 
-from agents.sinks.filestore import closed_name
-from agents.sinks.parquet.layout import UNKNOWN_SERVICE, live_parts
+from agents.retention import Location
 from bench.harness import running_agent
+from ondisk.file_sink import closed_name
+from ondisk.lake_layout import UNKNOWN_SERVICE, live_parts
 from query.errors import QueryError
 from query.filters import EventFilter
 from query.lake import LakeReader
-from query.location import Location
 from query.search import search
 from query.stats import Statistics, hour_key, is_security, statistics
 from shipper.emitter import Emitter

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents.sinks.parquet.layout import PART
+from ondisk.lake_layout import PART
 from query import location, output
 from query.errors import QueryError
 from query.filters import EventFilter
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             f"--interval: {args.interval} is not between {INTERVAL_RANGE[0]} and {INTERVAL_RANGE[1]}"
         )
     lake = location.resolve(args).lake
-    printer = EventPrinter(output.chosen(args.format), sys.stdout)
+    printer = EventPrinter(output.chosen(args.output_format), sys.stdout)
     try:
         newest, read = _newest(lake, args.lines)
         printer.print(reversed(newest))

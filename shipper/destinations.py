@@ -121,7 +121,7 @@ class SIEMAuditDestination:
     def configure(self, sinks: SinksConfig) -> None:
         siem = sinks.siem
         siem.enabled = True
-        siem.format = "generic"
+        siem.destination_kind = "generic"
         siem.endpoint = self.siem_endpoint
         siem.api_key = self.api_key
         siem.batch_size = self.batch_size

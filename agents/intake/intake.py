@@ -28,11 +28,11 @@ from agents.intake.counters import IntakeCounters
 from agents.intake.dedupe import DedupeIndex
 from agents.intake.failure import WriteFailure
 from agents.intake.rejects import RejectLog, WarningLimit
-from agents.layout import DataLayout
 from agents.mailbox import Mailbox
 from agents.messages import Stop
 from agents.wal import WriteAheadLog
 from agents.wal.record import RECORD_OVERHEAD
+from ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
 from shipper.wire import (
     Confirmation,

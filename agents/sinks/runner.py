@@ -27,11 +27,11 @@ import msgspec
 from agents.backoff import Backoff
 from agents.config import AgentConfig
 from agents.errors import SinkError
-from agents.layout import DataLayout
 from agents.mailbox import Mailbox
 from agents.messages import Message, Stop
 from agents.sinks.base import Delivery, Entry, Refused, Sink
 from agents.wal import WalReader, WalRecord
+from ondisk.data_layout import DataLayout
 from shipper.wire import frame_decoder
 
 log = logging.getLogger("auditship.sinks")

@@ -11,7 +11,7 @@ from pathlib import Path
 from agents.crypto.keyring import Keyring
 from agents.durable import write_atomically
 from agents.errors import ConfigError
-from agents.layout import DataLayout
+from ondisk.data_layout import DataLayout
 from ondisk.files import lock_with_pid
 from shipper.endpoint import OVERFLOW_NAME
 from shipper.spool_writer import PUBLIC_KEY_NAME

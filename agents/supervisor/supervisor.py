@@ -13,14 +13,13 @@ from types import FrameType
 
 import zmq
 
-from agents import messages
+from agents import messages, retention
 from agents.config import AgentConfig
-from agents.layout import DataLayout
 from agents.messages import Hello, Stats, Status, StatusRequest, Stop, WorkerStatus
 from agents.supervisor import orphans, runtime, systemd
 from agents.supervisor.process import State, WorkerProcess
 from agents.supervisor.spec import WorkerSpec
-from query import retention
+from ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
 
 log = logging.getLogger("auditship.supervisor")

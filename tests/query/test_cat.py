@@ -13,7 +13,7 @@ import zstandard
 from agents.config import FileSinkConfig
 from agents.crypto import Keyring
 from agents.sinks.file import FileSink
-from agents.sinks.formats import encode_text
+from ondisk.lines import encode_text
 from query.cli import main
 from tests.agents.sinks.entries import SECRET, entries
 

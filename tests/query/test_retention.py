@@ -12,9 +12,8 @@ import pytest
 from agents.config import FileSinkConfig, parse_config
 from agents.crypto import Keyring
 from agents.errors import ConfigError
+from agents.retention import Location, apply_retention
 from agents.sinks.file import FileSink
-from query.location import Location
-from query.retention import apply_retention
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries
@@ -143,7 +142,7 @@ def test_a_removal_cut_short_is_finished_next_time(data, now):
 def test_text_format_files_are_judged_by_their_timestamps(tmp_path, now):
     """Closed files in the sink's text format start each line with the time, and are judged by it."""
     keyring = Keyring.load_or_create(tmp_path / "keys")
-    sink = FileSink(FileSinkConfig(max_file_size=500, format="text"), tmp_path, keyring)
+    sink = FileSink(FileSinkConfig(max_file_size=500, line_format="text"), tmp_path, keyring)
     sink.open()
     sink.write_batch(entries(range(1, 6), timestamp=now - timedelta(days=40)))
     sink.write_batch(entries(range(6, 11), timestamp=now - timedelta(days=10)))

@@ -10,8 +10,8 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from agents.sinks.formats import encode_json
-from agents.sinks.parquet.layout import PART, live_parts
+from ondisk.lake_layout import PART, live_parts
+from ondisk.lines import encode_json
 from query.filters import EventFilter
 from query.lake import LakeReader
 from query.search import search

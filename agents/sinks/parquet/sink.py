@@ -1,4 +1,4 @@
-"""The Parquet sink: the lake that audit-query searches, under data_dir/lake/ (layout.py).
+"""The Parquet sink: the lake that audit-query searches, under data_dir/lake/ (ondisk/lake_layout.py).
 
 The runner batches (`max_rows` events, or whatever arrived within `flush_interval_s`); each batch
 becomes one part per (date, service) partition it touches (writer.py), and is DELIVERED only once every
@@ -25,10 +25,10 @@ import duckdb
 from agents.config import AgentConfig, ParquetSinkConfig
 from agents.crypto import Keyring, encrypt_sensitive
 from agents.errors import TransientSinkError
-from agents.layout import DataLayout
 from agents.sinks.base import Delivery, Entry, Refused
 from agents.sinks.parquet.compaction import CompactionPolicy, Compactor
 from agents.sinks.parquet.writer import PartWriter, remove_staging
+from ondisk.data_layout import DataLayout
 
 logger = logging.getLogger("auditship.sinks.parquet")
 

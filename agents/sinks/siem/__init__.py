@@ -23,7 +23,7 @@ from agents.sinks.siem.splunk_hec import SplunkHec
 
 def destination(config: SiemSinkConfig) -> Destination:
     payload = payload_encoder(config.payload)
-    match config.format:
+    match config.destination_kind:
         case "splunk_hec":
             return SplunkHec(config, payload)
         case "elasticsearch":

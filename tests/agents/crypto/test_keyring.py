@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.crypto import Keyring, KeyringError
+from agents.crypto import Keyring
+from ondisk.errors import KeyringError
 
 
 def mode(path: Path) -> int:

@@ -11,11 +11,12 @@ import msgspec
 import pytest
 
 from agents.config import ParquetSinkConfig
-from agents.crypto import Keyring, decrypt_sensitive, is_envelope
+from agents.crypto import Keyring, decrypt_sensitive
 from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, partition_dir
 from agents.sinks.parquet.schema import COLUMNS
 from agents.sinks.parquet.sink import ParquetSink
+from ondisk.envelope import is_envelope
+from ondisk.lake_layout import STAGING_PREFIX, live_parts, part_name, partition_dir
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from tests.agents.sinks.entries import SECRET, entries
 

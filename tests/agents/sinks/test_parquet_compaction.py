@@ -14,8 +14,8 @@ from agents.config import ParquetSinkConfig
 from agents.crypto import Keyring
 from agents.sinks.base import Delivery
 from agents.sinks.parquet.compaction import CompactionPolicy, Compactor
-from agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, parts
 from agents.sinks.parquet.sink import ParquetSink
+from ondisk.lake_layout import STAGING_PREFIX, live_parts, part_name, parts
 from tests.agents.sinks.damage import DAMAGE, overwrite_footer
 from tests.agents.sinks.entries import entries
 from tests.waiting import wait_for

@@ -12,9 +12,9 @@ import pytest
 from agents.config import ParquetSinkConfig
 from agents.crypto import Keyring
 from agents.sinks.base import Delivery
-from agents.sinks.parquet.layout import live_parts
 from agents.sinks.parquet.sink import ParquetSink
-from agents.sinks.parquet.unreadable import unreadable
+from ondisk.lake_layout import live_parts
+from ondisk.unreadable import unreadable
 from tests.agents.sinks.damage import DAMAGE
 from tests.agents.sinks.entries import entries
 

@@ -36,12 +36,12 @@ from agents.messages import Stats, Stop
 from agents.sinks.base import Sink
 from agents.sinks.file import FileSink
 from agents.sinks.parquet.compaction import CompactionPolicy
-from agents.sinks.parquet.layout import live_parts
 from agents.sinks.parquet.sink import ParquetSink
 from agents.sinks.runner import SinkRunner, age_s
 from agents.sinks.siem import destination
 from agents.sinks.siem.sink import SiemSink
 from agents.wal import WalReader, WriteAheadLog
+from ondisk.lake_layout import live_parts
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder
 from tests.agents.sinks.damage import overwrite_footer
@@ -143,9 +143,11 @@ def raw_frame(number: int, **overrides: Any) -> bytes:
     return msgspec.msgpack.encode(["runner-test", number, 0, fields])
 
 
-def siem_sink(served: ServedSiem, format: str, **config: Any) -> SiemSink:
-    key = TOKEN if format == "splunk_hec" else API_KEY
-    settings = SiemSinkConfig(enabled=True, format=format, endpoint=served.url, api_key=key, **config)  # type: ignore[arg-type]
+def siem_sink(served: ServedSiem, destination_kind: str, **config: Any) -> SiemSink:
+    key = TOKEN if destination_kind == "splunk_hec" else API_KEY
+    settings = SiemSinkConfig(  # type: ignore[arg-type]
+        enabled=True, destination_kind=destination_kind, endpoint=served.url, api_key=key, **config
+    )
     return SiemSink(settings, destination(settings))
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from agents.errors import ConfigError
-from agents.layout import DataLayout
 from agents.supervisor import runtime
+from ondisk.data_layout import DataLayout
 from shipper.spool_writer import PUBLIC_KEY_NAME
 
 

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from agents.errors import ConfigError
-from ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
+from auditship.agents.errors import ConfigError
+from auditship.ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
 
 

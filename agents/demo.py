@@ -12,8 +12,8 @@ import asyncio
 import random
 import time
 
-from agents.cli import request_status
-from agents.config import AgentConfig
+from auditship.agents.cli import request_status
+from auditship.agents.config import AgentConfig
 from shipper.config import AuditConfig, AuditContext
 from shipper.embedded import EmbeddedAgent
 from shipper.emitter import Emitter

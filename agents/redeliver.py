@@ -19,13 +19,13 @@ from pathlib import Path
 
 import msgspec
 
-from agents.backoff import compute_backoff
-from agents.config import AgentConfig
-from agents.logs import configure_logging
-from agents.sinks.base import Delivery, Entry, Refused, Sink
-from agents.sinks.registry import MODULES, build_sink
-from agents.sinks.runner import DeadLetter, dead_letter_lines
-from ondisk.data_layout import DataLayout
+from auditship.agents.backoff import compute_backoff
+from auditship.agents.config import AgentConfig
+from auditship.agents.logs import configure_logging
+from auditship.agents.sinks.base import Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.registry import MODULES, build_sink
+from auditship.agents.sinks.runner import DeadLetter, dead_letter_lines
+from auditship.ondisk.data_layout import DataLayout
 from shipper.event import AuditEvent
 
 log = logging.getLogger("auditship.redeliver")

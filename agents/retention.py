@@ -23,9 +23,9 @@ from typing import Literal
 
 import msgspec
 
-from agents.config import AgentConfig
-from ondisk import file_sink
-from ondisk.data_layout import DataLayout
+from auditship.agents.config import AgentConfig
+from auditship.ondisk import file_sink
+from auditship.ondisk.data_layout import DataLayout
 
 log = logging.getLogger("auditship.retention")
 Kind = Literal["lake", "files", "rejects", "deadletters"]

@@ -18,10 +18,10 @@ from typing import Any
 
 import msgspec
 
-from agents.cli import request_status
+from auditship.agents.cli import request_status
+from auditship.ondisk.file_sink import read_lines
+from auditship.query.cat import sink_files
 from bench.harness import running_agent
-from ondisk.file_sink import read_lines
-from query.cat import sink_files
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agents.config import AgentConfig, parse_config
+from auditship.agents.config import AgentConfig, parse_config
 from shipper.embedded import EmbeddedAgent
 
 

@@ -292,7 +292,7 @@ def _compare(name: str, serve: Serve, load: Load, args: Any, agent_pids: list[in
 
 
 def run(args: Any) -> None:
-    from agents.cli import request_status
+    from auditship.agents.cli import request_status
 
     print(f"HTTP load: {HTTP_LOADER}; gRPC load: grpc.aio client")
     print(f"{args.rounds} rounds of {args.seconds:g} s; {args.connections} connections (or calls in flight)")

@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from agents.cli import request_status
-from agents.config import AgentConfig
+from auditship.agents.cli import request_status
+from auditship.agents.config import AgentConfig
 from bench.harness import running_agent
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType

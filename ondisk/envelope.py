@@ -23,8 +23,8 @@ from typing import Any
 
 import msgspec
 
-from ondisk.errors import DecryptionError, KeyringError
-from ondisk.keys import FieldKeys
+from auditship.ondisk.errors import DecryptionError, KeyringError
+from auditship.ondisk.keys import FieldKeys
 
 PREFIX = "aesgcm1:"
 NONCE_BYTES = 12

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal, NamedTuple
 
-from ondisk.lines import LineFormat
+from auditship.ondisk.lines import LineFormat
 
 Compression = Literal["zstd", "gzip", "none"]
 SUFFIXES: dict[str, str] = {"zstd": ".zst", "gzip": ".gz", "none": ""}

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from ondisk.errors import KeyringError
+from auditship.ondisk.errors import KeyringError
 
 if TYPE_CHECKING:  # cryptography is imported where a cipher is made: ondisk stays light at import
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM

@@ -25,14 +25,14 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from agents.config import AgentConfig
-from ondisk import file_sink
-from ondisk.data_layout import DataLayout
-from ondisk.envelope import open_sensitive
-from ondisk.errors import DecryptionError, KeyringError
-from ondisk.keys import FieldKeys
-from ondisk.lines import LineFormat, decode_json_line, line_encoder
-from query.errors import QueryError
+from auditship.agents.config import AgentConfig
+from auditship.ondisk import file_sink
+from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.envelope import open_sensitive
+from auditship.ondisk.errors import DecryptionError, KeyringError
+from auditship.ondisk.keys import FieldKeys
+from auditship.ondisk.lines import LineFormat, decode_json_line, line_encoder
+from auditship.query.errors import QueryError
 from shipper.event import AuditEvent
 
 logger = logging.getLogger("auditship.query")

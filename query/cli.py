@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from ondisk.data_layout import data_dir
-from query import cat, location, output, retention, search, sql, stats, tail
-from query.errors import QueryError
+from auditship.ondisk.data_layout import data_dir
+from auditship.query import cat, location, output, retention, search, sql, stats, tail
+from auditship.query.errors import QueryError
 
 FILE_COMMANDS = (cat,)
 LAKE_COMMANDS = (search, stats, sql, tail, retention)

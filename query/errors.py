@@ -8,7 +8,7 @@ AuditshipError (ondisk.errors)
 
 from __future__ import annotations
 
-from ondisk.errors import AuditshipError
+from auditship.ondisk.errors import AuditshipError
 
 
 class QueryError(AuditshipError):

@@ -33,9 +33,9 @@ from urllib.parse import unquote
 import duckdb
 import msgspec
 
-from ondisk.lake_layout import live_parts
-from ondisk.unreadable import first_line, unreadable
-from query.errors import QueryError
+from auditship.ondisk.lake_layout import live_parts
+from auditship.ondisk.unreadable import first_line, unreadable
+from auditship.query.errors import QueryError
 
 logger = logging.getLogger("auditship.query")
 T = TypeVar("T")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agents.config import AgentConfig, load_config
-from agents.errors import ConfigError
-from agents.retention import Location
-from query.errors import QueryError
+from auditship.agents.config import AgentConfig, load_config
+from auditship.agents.errors import ConfigError
+from auditship.agents.retention import Location
+from auditship.query.errors import QueryError
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

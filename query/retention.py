@@ -20,10 +20,10 @@ import argparse
 import sys
 from typing import Any
 
-from agents.retention import apply_retention
-from query import location, output
-from query.errors import QueryError
-from query.timespec import parse_age
+from auditship.agents.retention import apply_retention
+from auditship.query import location, output
+from auditship.query.errors import QueryError
+from auditship.query.timespec import parse_age
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -13,8 +13,8 @@ from typing import Any, TextIO
 import duckdb
 import msgspec
 
-from ondisk.lines import encode_json
-from query.output import OutputFormat, text, write_rows, write_table
+from auditship.ondisk.lines import encode_json
+from auditship.query.output import OutputFormat, text, write_rows, write_table
 from shipper.event import AuditEvent
 
 Found = tuple[int, AuditEvent]

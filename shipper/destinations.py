@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agents.config import SinksConfig
+    from auditship.agents.config import SinksConfig
 
 # The agent's SQL sink is synchronous: an async driver in the session's URL is swapped for the
 # synchronous driver of the same database.

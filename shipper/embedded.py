@@ -1,6 +1,6 @@
 """An agent started by the service itself, for `audit_context` on a machine with no agent of its own.
 
-It is the same `audit-agent` code in child processes (`python -m agents run`), configured from the
+It is the same `audit-agent` code in child processes (`python -m auditship.agents run`), configured from the
 service's AuditConfig, so the seed's Quick Start works on a laptop with nothing else installed. It
 runs in this user's own runtime directory, never the host agent's. Its log goes to `agent.log` in its
 data directory; its warnings and errors also reach this process's `auditship.embedded` logger, so a
@@ -23,7 +23,7 @@ from shipper import endpoint
 from shipper.config import AuditConfig
 
 if TYPE_CHECKING:
-    from agents.config import AgentConfig
+    from auditship.agents.config import AgentConfig
 
 log = logging.getLogger("auditship.embedded")
 START_TIMEOUT_S = 30.0
@@ -34,15 +34,15 @@ _RELAYED_LEVELS = {"WARNING": logging.WARNING, "ERROR": logging.ERROR, "CRITICAL
 
 def agent_answers(config: AgentConfig | None = None, timeout_s: float = 0.5) -> bool:
     """True when an agent answers on the control socket of `config` (default: this host's default)."""
-    from agents.cli import request_status
-    from agents.config import AgentConfig
+    from auditship.agents.cli import request_status
+    from auditship.agents.config import AgentConfig
 
     return request_status(config or AgentConfig(), timeout_s) is not None
 
 
 def agent_serving(config: AgentConfig, timeout_s: float = 0.5) -> bool:
     """True when the agent answers and every worker is serving (the intake's socket is bound)."""
-    from agents.cli import request_status
+    from auditship.agents.cli import request_status
 
     status = request_status(config, timeout_s)
     return status is not None and all(worker.state == "running" for worker in status.workers)
@@ -52,7 +52,7 @@ def agent_config(config: AuditConfig) -> AgentConfig:
     """The agent configuration equivalent to an AuditConfig: the sinks its enable_* flags turn on, then
     its destinations (shipper.destinations), whose settings win for their sinks; its retention; its
     endpoint, if it names one; this user's runtime directory."""
-    from agents.config import (
+    from auditship.agents.config import (
         AgentConfig,
         ConsoleSinkConfig,
         FileSinkConfig,
@@ -106,7 +106,7 @@ class EmbeddedAgent:
     def start(self) -> None:
         """Start the agent and wait until every worker serves; RuntimeError, naming its log, if not."""
         try:
-            import agents.supervisor.supervisor  # noqa: F401 - fails early without the agent extra
+            import auditship.agents.supervisor.supervisor  # noqa: F401 - fails early without the agent extra
         except ImportError as exc:
             raise RuntimeError(
                 f"the embedded audit-agent needs the agent extra: pip install 'auditship[agent]' ({exc})"
@@ -122,7 +122,7 @@ class EmbeddedAgent:
             os.fchmod(fd, 0o600)
             file.write(msgspec.toml.encode(self.config))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agents", "run", "--config", str(config_path)],
+            [sys.executable, "-m", "auditship.agents", "run", "--config", str(config_path)],
             env=os.environ.copy(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

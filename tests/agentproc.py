@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.cli import request_status
-from agents.config import AgentConfig, parse_config
-from agents.messages import Status
+from auditship.agents.cli import request_status
+from auditship.agents.config import AgentConfig, parse_config
+from auditship.agents.messages import Status
 from tests.waiting import wait_for
 
 # For tests that count and read events, not that test durability: no fsync, counters reported often.
@@ -70,7 +70,7 @@ class RunningAgent:
                     *self.command_prefix,
                     sys.executable,
                     "-m",
-                    "agents",
+                    "auditship.agents",
                     "run",
                     "--config",
                     str(self.dirs.config_file),

@@ -6,8 +6,8 @@ shipper/spool_seal.py. The envelope's format, the key files and the errors are o
 keys.py, errors.py), which readers such as `audit-query cat --decrypt` use without the agent.
 """
 
-from agents.crypto.fields import decrypt_sensitive, encrypt_sensitive
-from agents.crypto.keyring import Keyring
-from agents.crypto.spool_unseal import unseal
+from auditship.agents.crypto.fields import decrypt_sensitive, encrypt_sensitive
+from auditship.agents.crypto.keyring import Keyring
+from auditship.agents.crypto.spool_unseal import unseal
 
 __all__ = ["Keyring", "decrypt_sensitive", "encrypt_sensitive", "unseal"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
-from ondisk.envelope import NONCE_BYTES, PREFIX, associated_data, is_envelope, open_sensitive
-from ondisk.keys import FieldKeys
+from auditship.ondisk.envelope import NONCE_BYTES, PREFIX, associated_data, is_envelope, open_sensitive
+from auditship.ondisk.keys import FieldKeys
 from shipper.event import AuditEvent
 
 _encoder = msgspec.msgpack.Encoder()

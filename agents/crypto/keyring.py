@@ -17,10 +17,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from agents.durable import fsync_directory
-from ondisk.errors import KeyringError
-from ondisk.files import make_private_dirs, write_all
-from ondisk.keys import ACTIVE, KEY_BYTES, SPOOL_KEY, FieldKeys, read_active, read_key
+from auditship.agents.durable import fsync_directory
+from auditship.ondisk.errors import KeyringError
+from auditship.ondisk.files import make_private_dirs, write_all
+from auditship.ondisk.keys import ACTIVE, KEY_BYTES, SPOOL_KEY, FieldKeys, read_active, read_key
 
 logger = logging.getLogger("auditship.crypto")
 

@@ -10,9 +10,9 @@ import contextlib
 import logging
 import sys
 
-from agents.config import AgentConfig, ConsoleSinkConfig
-from agents.sinks.base import Delivery, Entry
-from ondisk.lines import line_encoder
+from auditship.agents.config import AgentConfig, ConsoleSinkConfig
+from auditship.agents.sinks.base import Delivery, Entry
+from auditship.ondisk.lines import line_encoder
 
 logger = logging.getLogger("auditship.sinks.console")
 

@@ -32,17 +32,17 @@ import logging
 import os
 from pathlib import Path
 
-from agents.config import AgentConfig, FileSinkConfig
-from agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
-from agents.durable import fsync_directory
-from agents.errors import PermanentSinkError, TransientSinkError
-from agents.sinks import filestore
-from agents.sinks.base import Delivery, Entry, Refused
-from ondisk import file_sink
-from ondisk.data_layout import DataLayout
-from ondisk.errors import DecryptionError
-from ondisk.files import make_private_dirs, write_all
-from ondisk.lines import line_encoder, seq_of_line
+from auditship.agents.config import AgentConfig, FileSinkConfig
+from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
+from auditship.agents.durable import fsync_directory
+from auditship.agents.errors import PermanentSinkError, TransientSinkError
+from auditship.agents.sinks import filestore
+from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.ondisk import file_sink
+from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.errors import DecryptionError
+from auditship.ondisk.files import make_private_dirs, write_all
+from auditship.ondisk.lines import line_encoder, seq_of_line
 from shipper.event import AuditEvent
 
 logger = logging.getLogger("auditship.sinks.file")

@@ -15,9 +15,16 @@ from pathlib import Path
 
 import zstandard
 
-from agents.durable import fsync_directory
-from ondisk.file_sink import CHUNK, SUFFIXES, Compression, CorruptFileError, closed_files, read_lines
-from ondisk.lines import seq_and_id_of_line
+from auditship.agents.durable import fsync_directory
+from auditship.ondisk.file_sink import (
+    CHUNK,
+    SUFFIXES,
+    Compression,
+    CorruptFileError,
+    closed_files,
+    read_lines,
+)
+from auditship.ondisk.lines import seq_and_id_of_line
 
 log = logging.getLogger("auditship.sinks.file")
 _TAIL_BLOCK = 64 * 1024

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import importlib
 
-from agents.config import AgentConfig
-from agents.mailbox import Mailbox
-from agents.sinks.base import Sink
-from agents.sinks.runner import SinkRunner
+from auditship.agents.config import AgentConfig
+from auditship.agents.mailbox import Mailbox
+from auditship.agents.sinks.base import Sink
+from auditship.agents.sinks.runner import SinkRunner
 
 MODULES = {
-    "file": "agents.sinks.file",
-    "console": "agents.sinks.console",
-    "sql": "agents.sinks.sql",
-    "siem": "agents.sinks.siem",
-    "syslog": "agents.sinks.syslog",
-    "parquet": "agents.sinks.parquet.sink",
+    "file": "auditship.agents.sinks.file",
+    "console": "auditship.agents.sinks.console",
+    "sql": "auditship.agents.sinks.sql",
+    "siem": "auditship.agents.sinks.siem",
+    "syslog": "auditship.agents.sinks.syslog",
+    "parquet": "auditship.agents.sinks.parquet.sink",
 }
 
 

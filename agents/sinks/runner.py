@@ -24,14 +24,14 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from agents.backoff import Backoff
-from agents.config import AgentConfig
-from agents.errors import SinkError
-from agents.mailbox import Mailbox
-from agents.messages import Message, Stop
-from agents.sinks.base import Delivery, Entry, Refused, Sink
-from agents.wal import WalReader, WalRecord
-from ondisk.data_layout import DataLayout
+from auditship.agents.backoff import Backoff
+from auditship.agents.config import AgentConfig
+from auditship.agents.errors import SinkError
+from auditship.agents.mailbox import Mailbox
+from auditship.agents.messages import Message, Stop
+from auditship.agents.sinks.base import Delivery, Entry, Refused, Sink
+from auditship.agents.wal import WalReader, WalRecord
+from auditship.ondisk.data_layout import DataLayout
 from shipper.wire import frame_decoder
 
 log = logging.getLogger("auditship.sinks")

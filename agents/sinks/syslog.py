@@ -25,10 +25,10 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from agents.config import AgentConfig, SyslogSinkConfig
-from agents.sinks.base import Delivery, Entry
-from agents.sinks.cef import encode_cef
-from agents.sinks.tls import client_context
+from auditship.agents.config import AgentConfig, SyslogSinkConfig
+from auditship.agents.sinks.base import Delivery, Entry
+from auditship.agents.sinks.cef import encode_cef
+from auditship.agents.sinks.tls import client_context
 from shipper.event import AuditEvent, AuditSeverity
 
 logger = logging.getLogger("auditship.sinks.syslog")

@@ -13,13 +13,13 @@ from types import FrameType
 
 import zmq
 
-from agents import messages, retention
-from agents.config import AgentConfig
-from agents.messages import Hello, Stats, Status, StatusRequest, Stop, WorkerStatus
-from agents.supervisor import orphans, runtime, systemd
-from agents.supervisor.process import State, WorkerProcess
-from agents.supervisor.spec import WorkerSpec
-from ondisk.data_layout import DataLayout
+from auditship.agents import messages, retention
+from auditship.agents.config import AgentConfig
+from auditship.agents.messages import Hello, Stats, Status, StatusRequest, Stop, WorkerStatus
+from auditship.agents.supervisor import orphans, runtime, systemd
+from auditship.agents.supervisor.process import State, WorkerProcess
+from auditship.agents.supervisor.spec import WorkerSpec
+from auditship.ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
 
 log = logging.getLogger("auditship.supervisor")

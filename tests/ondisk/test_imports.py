@@ -7,16 +7,16 @@ import pkgutil
 import subprocess
 import sys
 
-import ondisk
+from auditship import ondisk
 
 
 def test_importing_every_ondisk_module_loads_only_the_stdlib_and_msgspec() -> None:
     """DuckDB, zstandard and cryptography are imported by the functions that need them."""
-    modules = [f"ondisk.{info.name}" for info in pkgutil.iter_modules(ondisk.__path__)]
+    modules = [f"auditship.ondisk.{info.name}" for info in pkgutil.iter_modules(ondisk.__path__)]
     probe = (
         f"import sys; import {', '.join(modules)}; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'shipper', 'agents', 'query', 'duckdb', 'zstandard', 'cryptography', 'zmq'}))"
+        "print(sorted({'.'.join(m.split('.')[:2]) for m in sys.modules} & "
+        "{'shipper', 'auditship.agents', 'auditship.query', 'duckdb', 'zstandard', 'cryptography', 'zmq'}))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import msgspec
 
-from agents.sinks.parquet.schema import COLUMNS
-from ondisk.lake_layout import UNKNOWN_SERVICE, part_name, partition_dir
+from auditship.agents.sinks.parquet.schema import COLUMNS
+from auditship.ondisk.lake_layout import UNKNOWN_SERVICE, part_name, partition_dir
 from shipper.event import AuditEvent
 
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agents.config import FileSinkConfig, parse_config
-from agents.crypto import Keyring
-from agents.errors import ConfigError
-from agents.retention import Location, apply_retention
-from agents.sinks.file import FileSink
+from auditship.agents.config import FileSinkConfig, parse_config
+from auditship.agents.crypto import Keyring
+from auditship.agents.errors import ConfigError
+from auditship.agents.retention import Location, apply_retention
+from auditship.agents.sinks.file import FileSink
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries

@@ -10,11 +10,11 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from ondisk.lake_layout import PART, live_parts
-from ondisk.lines import encode_json
-from query.filters import EventFilter
-from query.lake import LakeReader
-from query.search import search
+from auditship.ondisk.lake_layout import PART, live_parts
+from auditship.ondisk.lines import encode_json
+from auditship.query.filters import EventFilter
+from auditship.query.lake import LakeReader
+from auditship.query.search import search
 from shipper.event import AuditEvent, AuditEventType
 from tests.query.conftest import ALL, NOW, known_events
 from tests.query.lakes import connect, write_events

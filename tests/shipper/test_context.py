@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import RetentionConfig
+from auditship.agents.config import RetentionConfig
 from shipper import context as context_module
 from shipper import endpoint
 from shipper.config import AuditConfig, AuditContext

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from agents.config import parse_config
+from auditship.agents.config import parse_config
 from shipper import DatabaseAuditDestination, FileAuditDestination, SIEMAuditDestination
 from shipper.config import AuditConfig
 from shipper.embedded import agent_config

@@ -39,10 +39,10 @@ from typing import NamedTuple
 import duckdb
 import msgspec
 
-from agents.durable import fsync_directory
-from agents.sinks.parquet.writer import publish
-from ondisk.lake_layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
-from ondisk.unreadable import unreadable
+from auditship.agents.durable import fsync_directory
+from auditship.agents.sinks.parquet.writer import publish
+from auditship.ondisk.lake_layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
+from auditship.ondisk.unreadable import unreadable
 
 logger = logging.getLogger("auditship.sinks.parquet")
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import duckdb
 
-from agents.config import AgentConfig, ParquetSinkConfig
-from agents.crypto import Keyring, encrypt_sensitive
-from agents.errors import TransientSinkError
-from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.parquet.compaction import CompactionPolicy, Compactor
-from agents.sinks.parquet.writer import PartWriter, remove_staging
-from ondisk.data_layout import DataLayout
+from auditship.agents.config import AgentConfig, ParquetSinkConfig
+from auditship.agents.crypto import Keyring, encrypt_sensitive
+from auditship.agents.errors import TransientSinkError
+from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
+from auditship.agents.sinks.parquet.writer import PartWriter, remove_staging
+from auditship.ondisk.data_layout import DataLayout
 
 logger = logging.getLogger("auditship.sinks.parquet")
 

@@ -13,12 +13,12 @@ Only the SIEM's worker imports this package (and so httpx).
 
 from __future__ import annotations
 
-from agents.config import AgentConfig, SiemSinkConfig
-from agents.sinks.siem.elasticsearch import Elasticsearch
-from agents.sinks.siem.generic import Generic
-from agents.sinks.siem.payload import payload_encoder
-from agents.sinks.siem.sink import Destination, SiemSink
-from agents.sinks.siem.splunk_hec import SplunkHec
+from auditship.agents.config import AgentConfig, SiemSinkConfig
+from auditship.agents.sinks.siem.elasticsearch import Elasticsearch
+from auditship.agents.sinks.siem.generic import Generic
+from auditship.agents.sinks.siem.payload import payload_encoder
+from auditship.agents.sinks.siem.sink import Destination, SiemSink
+from auditship.agents.sinks.siem.splunk_hec import SplunkHec
 
 
 def destination(config: SiemSinkConfig) -> Destination:

@@ -21,10 +21,10 @@ from typing import Protocol
 
 import httpx
 
-from agents.config import SiemSinkConfig
-from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.siem.classify import Reply, transport_failure
-from agents.sinks.tls import client_context
+from auditship.agents.config import SiemSinkConfig
+from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.siem.classify import Reply, transport_failure
+from auditship.agents.sinks.tls import client_context
 
 logger = logging.getLogger("auditship.sinks.siem")
 

@@ -12,8 +12,8 @@ the default (`audit.db` in the data directory). Only the SQL sink's worker impor
 
 from __future__ import annotations
 
-from agents.config import AgentConfig
-from agents.sinks.sql.sink import SqlSink
+from auditship.agents.config import AgentConfig
+from auditship.agents.sinks.sql.sink import SqlSink
 
 
 def build(config: AgentConfig) -> tuple[SqlSink, int, float]:

@@ -24,12 +24,12 @@ from sqlalchemy import Engine, create_engine, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from agents.config import SQL_DIALECTS, SqlSinkConfig
-from agents.errors import PermanentSinkError
-from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.sql.classify import BAD_VALUES, classify, describe
-from agents.sinks.sql.schema import events_table, json_text
-from agents.sinks.sql.writers import RowWriter, writer_for
+from auditship.agents.config import SQL_DIALECTS, SqlSinkConfig
+from auditship.agents.errors import PermanentSinkError
+from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.sql.classify import BAD_VALUES, classify, describe
+from auditship.agents.sinks.sql.schema import events_table, json_text
+from auditship.agents.sinks.sql.writers import RowWriter, writer_for
 
 logger = logging.getLogger("auditship.sinks.sql")
 

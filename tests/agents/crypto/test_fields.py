@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
-from ondisk.envelope import is_envelope
-from ondisk.errors import DecryptionError
+from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
+from auditship.ondisk.envelope import is_envelope
+from auditship.ondisk.errors import DecryptionError
 from shipper.event import AuditEvent, AuditEventType
 
 VALUES = {

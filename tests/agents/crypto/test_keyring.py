@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.crypto import Keyring
-from ondisk.errors import KeyringError
+from auditship.agents.crypto import Keyring
+from auditship.ondisk.errors import KeyringError
 
 
 def mode(path: Path) -> int:

@@ -2,11 +2,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from agents.config import FileSinkConfig, SiemSinkConfig
-from agents.crypto import Keyring
-from agents.sinks.file import FileSink
-from agents.sinks.siem import destination
-from agents.sinks.siem.sink import SiemSink
+from auditship.agents.config import FileSinkConfig, SiemSinkConfig
+from auditship.agents.crypto import Keyring
+from auditship.agents.sinks.file import FileSink
+from auditship.agents.sinks.siem import destination
+from auditship.agents.sinks.siem.sink import SiemSink
 from tests.siem_server import API_KEY, TOKEN, FakeSiem, ServedSiem
 
 

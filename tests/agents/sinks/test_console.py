@@ -5,10 +5,10 @@ import sys
 
 import msgspec
 
-from agents.config import ConsoleSinkConfig
-from agents.sinks.base import Delivery
-from agents.sinks.console import ConsoleSink
-from ondisk.lines import encode_text
+from auditship.agents.config import ConsoleSinkConfig
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.console import ConsoleSink
+from auditship.ondisk.lines import encode_text
 from tests.agents.sinks.entries import entries
 
 

@@ -7,12 +7,12 @@ import stat
 import msgspec
 import pytest
 
-from agents.crypto import decrypt_sensitive
-from agents.errors import PermanentSinkError
-from agents.sinks.base import Delivery, Refused
-from ondisk.envelope import is_envelope
-from ondisk.file_sink import read_lines
-from ondisk.lines import decode_json_line
+from auditship.agents.crypto import decrypt_sensitive
+from auditship.agents.errors import PermanentSinkError
+from auditship.agents.sinks.base import Delivery, Refused
+from auditship.ondisk.envelope import is_envelope
+from auditship.ondisk.file_sink import read_lines
+from auditship.ondisk.lines import decode_json_line
 from shipper.event import AuditEvent
 from tests.agents.sinks.entries import SECRET, entries
 
@@ -83,8 +83,8 @@ def test_an_envelope_without_its_key_is_written_still_encrypted(open_sink, keyri
 
 def test_files_are_0600_and_directories_0700_whatever_the_umask(data_dir, keyring):
     """Under umask 0 the sink still creates its directory 0700 and its files 0600, compressed ones too."""
-    from agents.config import FileSinkConfig
-    from agents.sinks.file import FileSink
+    from auditship.agents.config import FileSinkConfig
+    from auditship.agents.sinks.file import FileSink
 
     old = os.umask(0)
     try:

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from agents.errors import TransientSinkError
-from agents.sinks.base import Delivery
-from ondisk.lines import decode_json_line
+from auditship.agents.errors import TransientSinkError
+from auditship.agents.sinks.base import Delivery
+from auditship.ondisk.lines import decode_json_line
 from shipper.event import AuditEvent
 from tests.agents.sinks.entries import entries
 

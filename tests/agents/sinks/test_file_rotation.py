@@ -6,9 +6,9 @@ import gzip
 import pytest
 import zstandard
 
-from agents.sinks.base import Delivery, Refused
-from ondisk.file_sink import closed_files, read_lines
-from ondisk.lines import decode_json_line
+from auditship.agents.sinks.base import Delivery, Refused
+from auditship.ondisk.file_sink import closed_files, read_lines
+from auditship.ondisk.lines import decode_json_line
 from shipper.event import AuditEvent
 from tests.agents.sinks.entries import entries
 

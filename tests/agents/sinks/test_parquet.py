@@ -10,13 +10,13 @@ import duckdb
 import msgspec
 import pytest
 
-from agents.config import ParquetSinkConfig
-from agents.crypto import Keyring, decrypt_sensitive
-from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.parquet.schema import COLUMNS
-from agents.sinks.parquet.sink import ParquetSink
-from ondisk.envelope import is_envelope
-from ondisk.lake_layout import STAGING_PREFIX, live_parts, part_name, partition_dir
+from auditship.agents.config import ParquetSinkConfig
+from auditship.agents.crypto import Keyring, decrypt_sensitive
+from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.parquet.schema import COLUMNS
+from auditship.agents.sinks.parquet.sink import ParquetSink
+from auditship.ondisk.envelope import is_envelope
+from auditship.ondisk.lake_layout import STAGING_PREFIX, live_parts, part_name, partition_dir
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from tests.agents.sinks.entries import SECRET, entries
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agents.config import ParquetSinkConfig
-from agents.crypto import Keyring
-from agents.sinks.base import Delivery
-from agents.sinks.parquet.sink import ParquetSink
-from ondisk.lake_layout import live_parts
-from ondisk.unreadable import unreadable
+from auditship.agents.config import ParquetSinkConfig
+from auditship.agents.crypto import Keyring
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.parquet.sink import ParquetSink
+from auditship.ondisk.lake_layout import live_parts
+from auditship.ondisk.unreadable import unreadable
 from tests.agents.sinks.damage import DAMAGE
 from tests.agents.sinks.entries import entries
 

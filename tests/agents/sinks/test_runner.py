@@ -21,8 +21,8 @@ import msgspec
 import pytest
 import zmq
 
-from agents import messages
-from agents.config import (
+from auditship.agents import messages
+from auditship.agents.config import (
     AgentConfig,
     FileSinkConfig,
     ParquetSinkConfig,
@@ -30,18 +30,18 @@ from agents.config import (
     WalConfig,
     parse_config,
 )
-from agents.crypto import Keyring
-from agents.mailbox import Mailbox
-from agents.messages import Stats, Stop
-from agents.sinks.base import Sink
-from agents.sinks.file import FileSink
-from agents.sinks.parquet.compaction import CompactionPolicy
-from agents.sinks.parquet.sink import ParquetSink
-from agents.sinks.runner import SinkRunner, age_s
-from agents.sinks.siem import destination
-from agents.sinks.siem.sink import SiemSink
-from agents.wal import WalReader, WriteAheadLog
-from ondisk.lake_layout import live_parts
+from auditship.agents.crypto import Keyring
+from auditship.agents.mailbox import Mailbox
+from auditship.agents.messages import Stats, Stop
+from auditship.agents.sinks.base import Sink
+from auditship.agents.sinks.file import FileSink
+from auditship.agents.sinks.parquet.compaction import CompactionPolicy
+from auditship.agents.sinks.parquet.sink import ParquetSink
+from auditship.agents.sinks.runner import SinkRunner, age_s
+from auditship.agents.sinks.siem import destination
+from auditship.agents.sinks.siem.sink import SiemSink
+from auditship.agents.wal import WalReader, WriteAheadLog
+from auditship.ondisk.lake_layout import live_parts
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder
 from tests.agents.sinks.damage import overwrite_footer

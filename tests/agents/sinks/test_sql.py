@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect
 
-from agents.config import SqlSinkConfig, parse_config
-from agents.crypto import Keyring
-from agents.errors import ConfigError, PermanentSinkError
-from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.sql import SqlSink
-from agents.sinks.sql.schema import events_table
+from auditship.agents.config import SqlSinkConfig, parse_config
+from auditship.agents.crypto import Keyring
+from auditship.agents.errors import ConfigError, PermanentSinkError
+from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.sql import SqlSink
+from auditship.agents.sinks.sql.schema import events_table
 from shipper.event import AuditEvent, AuditEventType
 from tests.agents.sinks.entries import SECRET, entries, event
 from tests.databases import KINDS, SERVERS, Database, database

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.errors import ConfigError
-from agents.supervisor import runtime
-from ondisk.data_layout import DataLayout
+from auditship.agents.errors import ConfigError
+from auditship.agents.supervisor import runtime
+from auditship.ondisk.data_layout import DataLayout
 from shipper.spool_writer import PUBLIC_KEY_NAME
 
 

@@ -110,9 +110,25 @@ class AuditLogger:
         else:
             self._emit(event)
 
-    async def _send(self, **fields: Any) -> AuditEvent:
+    async def _send(
+        self,
+        event_type: AuditEventType,
+        severity: AuditSeverity,
+        outcome: AuditOutcome,
+        message: str,
+        action: str,
+        *,
+        details: Mapping[str, Any] | None,
+        **fields: Any,
+    ) -> AuditEvent:
         ids = correlation.current()
         event = AuditEvent(
+            event_type=event_type,
+            severity=severity,
+            outcome=outcome,
+            message=message,
+            action=action,
+            details=dict(details) if details else {},
             **fields,
             service_name=self._service_name,
             service_version=self._service_version,
@@ -179,16 +195,16 @@ class AuditLogger:
         if self._drops(event_type, severity):
             return None
         return await self._send(
-            event_type=event_type,
-            severity=severity,
-            outcome=outcome,
-            message=message if message is not None else f"{event_type} {outcome}",
-            action=str(event_type),
+            event_type,
+            severity,
+            outcome,
+            message if message is not None else f"{event_type} {outcome}",
+            str(event_type),
+            details=details,
             user_id=user_id,
             session_id=session_id,
             source_ip=source_ip,
             user_agent=user_agent,
-            details=dict(details) if details else {},
         )
 
     async def log_api_event(
@@ -214,11 +230,12 @@ class AuditLogger:
             return None
         action = f"{method} {endpoint}"
         return await self._send(
-            event_type=AuditEventType.API_REQUEST,
-            severity=severity,
-            outcome=outcome,
-            message=f"{action} {status_code}",
-            action=action,
+            AuditEventType.API_REQUEST,
+            severity,
+            outcome,
+            f"{action} {status_code}",
+            action,
+            details=details,
             user_id=user_id,
             source_ip=source_ip,
             user_agent=user_agent,
@@ -228,7 +245,6 @@ class AuditLogger:
             duration_ms=duration_ms,
             request_size=request_size,
             response_size=response_size,
-            details=dict(details) if details else {},
         )
 
     async def log_data_event(
@@ -255,16 +271,16 @@ class AuditLogger:
         if self._drops(event_type, severity):
             return None
         return await self._send(
-            event_type=event_type,
-            severity=severity,
-            outcome=outcome,
-            message=message if message is not None else f"{action} {resource_type}/{resource_id}",
-            action=action,
+            event_type,
+            severity,
+            outcome,
+            message if message is not None else f"{action} {resource_type}/{resource_id}",
+            action,
+            details=details,
             user_id=user_id,
             resource_type=resource_type,
             resource_id=resource_id,
             changes=dict(changes) if changes else {},
-            details=dict(details) if details else {},
             sensitive=dict(sensitive) if sensitive else {},
         )
 
@@ -288,15 +304,15 @@ class AuditLogger:
         if self._drops(event_type, severity):
             return None
         return await self._send(
-            event_type=event_type,
-            severity=severity,
-            outcome=outcome,
-            message=message,
-            action=str(event_type),
+            event_type,
+            severity,
+            outcome,
+            message,
+            str(event_type),
+            details=details,
             user_id=user_id,
             source_ip=source_ip,
             user_agent=user_agent,
-            details=dict(details) if details else {},
         )
 
     async def log_system_event(
@@ -312,14 +328,7 @@ class AuditLogger:
         request handled, a retention run."""
         if self._drops(event_type, severity):
             return None
-        return await self._send(
-            event_type=event_type,
-            severity=severity,
-            outcome=outcome,
-            message=message,
-            action=str(event_type),
-            details=dict(details) if details else {},
-        )
+        return await self._send(event_type, severity, outcome, message, str(event_type), details=details)
 
     def search_events(self, **filters: Unpack[SearchFilters]) -> AsyncIterator[AuditEvent]:
         """The events in the lake that match `filters`, newest first: `async for event in ...`.

@@ -557,11 +557,11 @@ def _stream(call: _Call, responses: Iterator[Any]) -> Iterator[Any]:
         call.finish(error)
 
 
-class AuditServerInterceptor(grpc.ServerInterceptor):
-    """Audits every call of a `grpc.server`: `grpc.server(executor, interceptors=[...])`.
+class _Interceptor:
+    """What both interceptors share: the recorder (given, or built from `config`, `context` and `emit`:
+    see AuditRecorder), its counters, and the wrapping of each method's handler."""
 
-    Give it a `recorder`, or the `config`, `context` and `emit` to build one (see AuditRecorder).
-    """
+    _aio = False
 
     def __init__(
         self,
@@ -571,12 +571,19 @@ class AuditServerInterceptor(grpc.ServerInterceptor):
         emit: Emit | None = None,
         recorder: AuditRecorder | None = None,
     ) -> None:
-        self.recorder = given_or_built("AuditServerInterceptor", recorder, config, context, emit)
-        self._auditing = _Auditing(self.recorder, aio=False)
+        self.recorder = given_or_built(type(self).__name__, recorder, config, context, emit)
+        self._auditing = _Auditing(self.recorder, aio=self._aio)
 
     @property
     def stats(self) -> MiddlewareStats:
         return self.recorder.stats
+
+
+class AuditServerInterceptor(_Interceptor, grpc.ServerInterceptor):
+    """Audits every call of a `grpc.server`: `grpc.server(executor, interceptors=[...])`.
+
+    Give it a `recorder`, or the `config`, `context` and `emit` to build one (see AuditRecorder).
+    """
 
     def intercept_service(
         self,
@@ -586,26 +593,13 @@ class AuditServerInterceptor(grpc.ServerInterceptor):
         return self._auditing.wrap_found(continuation(handler_call_details), handler_call_details.method)
 
 
-class AioAuditServerInterceptor(grpc.aio.ServerInterceptor):
+class AioAuditServerInterceptor(_Interceptor, grpc.aio.ServerInterceptor):
     """Audits every call of a `grpc.aio.server`: `grpc.aio.server(interceptors=[...])`.
 
     Give it a `recorder`, or the `config`, `context` and `emit` to build one (see AuditRecorder).
     """
 
-    def __init__(
-        self,
-        config: AuditMiddlewareConfig | None = None,
-        *,
-        context: AuditContext | None = None,
-        emit: Emit | None = None,
-        recorder: AuditRecorder | None = None,
-    ) -> None:
-        self.recorder = given_or_built("AioAuditServerInterceptor", recorder, config, context, emit)
-        self._auditing = _Auditing(self.recorder, aio=True)
-
-    @property
-    def stats(self) -> MiddlewareStats:
-        return self.recorder.stats
+    _aio = True
 
     async def intercept_service(
         self,

@@ -9,7 +9,8 @@ import time
 import zmq
 
 from agents import messages
-from agents.messages import Hello, Message, Stats
+from agents.messages import Hello, Stats
+from shipper.control import Message
 
 
 class Mailbox:

@@ -25,10 +25,10 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from agents.config import FileSinkConfig
 from agents.crypto import DecryptionError, Keyring, KeyringError, decrypt_sensitive
 from agents.layout import DataLayout
 from agents.sinks import filestore
+from agents.sinks.file.config import FileSinkConfig
 from agents.sinks.formats import Format, decode_json_line, line_encoder
 from query.errors import QueryError
 

@@ -1,37 +1,58 @@
-"""Which sinks exist, and how a sink worker builds its sink and runner from the config.
+"""Which sinks exist: one field of `SinksConfig` each, its config section from the sink's own folder.
 
-Each sink module has `build(config) -> (sink, batch_size, flush_interval_s)`; it is imported only by
-the worker (or command) that uses it, so the file sink's worker never loads httpx, nor the SIEM's
-worker SQLAlchemy.
+A sink `<name>` lives in agents/sinks/<name>/: `config.py` (its section of agent.toml, its checks, what
+the seed's settings make of it) and `sink.py` (the sink and `build(config) -> BuiltSink`). The registry
+imports only the light config modules; a sink module is imported only by the worker (or command) that
+uses it, so the file sink's worker never loads httpx, nor the SIEM's worker SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from agents.config import AgentConfig
-from agents.mailbox import Mailbox
-from agents.sinks.base import Sink
-from agents.sinks.runner import SinkRunner
+import msgspec
 
-MODULES = {
-    "file": "agents.sinks.file",
-    "console": "agents.sinks.console",
-    "sql": "agents.sinks.sql",
-    "siem": "agents.sinks.siem",
-    "syslog": "agents.sinks.syslog",
-    "parquet": "agents.sinks.parquet.sink",
-}
+from agents.section import Section
+from agents.sinks.base import BuiltSink
+from agents.sinks.console.config import ConsoleSinkConfig
+from agents.sinks.file.config import FileSinkConfig
+from agents.sinks.parquet.config import ParquetSinkConfig
+from agents.sinks.siem.config import SiemSinkConfig
+from agents.sinks.sql.config import SqlSinkConfig
+from agents.sinks.syslog.config import SyslogSinkConfig
+from shipper.seed import SeedSettings
+
+if TYPE_CHECKING:
+    # Only for the annotation: agents.config imports this module for SinksConfig.
+    from agents.config import AgentConfig
 
 
-def build_sink(name: str, config: AgentConfig) -> tuple[Sink, int, float]:
-    """The sink called `name`, its batch size and its flush interval."""
-    if name not in MODULES:
-        raise ValueError(f"unknown sink {name!r}; the sinks are {', '.join(MODULES)}")
-    built: tuple[Sink, int, float] = importlib.import_module(MODULES[name]).build(config)
+class SinksConfig(Section):
+    file: FileSinkConfig = msgspec.field(default_factory=FileSinkConfig)
+    console: ConsoleSinkConfig = msgspec.field(default_factory=ConsoleSinkConfig)
+    parquet: ParquetSinkConfig = msgspec.field(default_factory=ParquetSinkConfig)
+    sql: SqlSinkConfig = msgspec.field(default_factory=SqlSinkConfig)
+    siem: SiemSinkConfig = msgspec.field(default_factory=SiemSinkConfig)
+    syslog: SyslogSinkConfig = msgspec.field(default_factory=SyslogSinkConfig)
+
+    def check(self, key: str) -> None:
+        for name in SINKS:
+            getattr(self, name).check(f"{key}.{name}")
+
+    @classmethod
+    def from_seed(cls, seed: SeedSettings) -> SinksConfig:
+        """Each sink's section as the seed's settings make it (its config's `from_seed`)."""
+        return cls(**{field.name: field.type.from_seed(seed) for field in msgspec.structs.fields(cls)})
+
+
+SINKS = SinksConfig.__struct_fields__
+"""The sinks' names, in the order the config lists them."""
+
+
+def build_sink(name: str, config: AgentConfig) -> BuiltSink:
+    """The sink called `name`, with how its runner batches for it."""
+    if name not in SINKS:
+        raise ValueError(f"unknown sink {name!r}; the sinks are {', '.join(SINKS)}")
+    built: BuiltSink = importlib.import_module(f"agents.sinks.{name}.sink").build(config)
     return built
-
-
-def build_runner(name: str, config: AgentConfig, mailbox: Mailbox) -> SinkRunner:
-    sink, batch_size, flush_interval_s = build_sink(name, config)
-    return SinkRunner(sink, config, mailbox, batch_size, flush_interval_s)

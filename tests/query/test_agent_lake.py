@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agents.config import ParquetSinkConfig
+from agents.sinks.parquet.config import ParquetSinkConfig
 from query.errors import QueryError
 from query.filters import EventFilter
 from query.search import search

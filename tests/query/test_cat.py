@@ -10,9 +10,9 @@ import msgspec
 import pytest
 import zstandard
 
-from agents.config import FileSinkConfig
 from agents.crypto import Keyring
-from agents.sinks.file import FileSink
+from agents.sinks.file.config import FileSinkConfig
+from agents.sinks.file.sink import FileSink
 from agents.sinks.formats import encode_text
 from query.cli import main
 from tests.agents.sinks.entries import SECRET, entries

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agents.config import FileSinkConfig, parse_config
+from agents.config import parse_config
 from agents.crypto import Keyring
 from agents.errors import ConfigError
-from agents.sinks.file import FileSink
+from agents.sinks.file.config import FileSinkConfig
+from agents.sinks.file.sink import FileSink
 from query.location import Location
 from query.retention import apply_retention
 from shipper.event import AuditEvent, AuditEventType

@@ -22,18 +22,19 @@ from pathlib import Path
 
 import duckdb
 
-from agents.config import AgentConfig, ParquetSinkConfig
+from agents.config import AgentConfig
 from agents.crypto import Keyring, encrypt_sensitive
-from agents.errors import TransientSinkError
+from agents.errors import SinkError
 from agents.layout import DataLayout
-from agents.sinks.base import Delivery, Entry, Refused
+from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from agents.sinks.parquet.compaction import CompactionPolicy, Compactor
+from agents.sinks.parquet.config import ParquetSinkConfig
 from agents.sinks.parquet.writer import PartWriter, remove_staging
 
 logger = logging.getLogger("auditship.sinks.parquet")
 
 
-class ParquetSink:
+class ParquetSink(Sink):
     name = "parquet"
 
     def __init__(
@@ -68,7 +69,7 @@ class ParquetSink:
             self._lake.chmod(0o700)
             leftovers = remove_staging(self._lake)
         except OSError as exc:
-            raise TransientSinkError(
+            raise SinkError(
                 f"parquet sink: cannot prepare {exc.filename or self._lake}: {exc.strerror}"
             ) from exc
         if leftovers:
@@ -136,8 +137,8 @@ class ParquetSink:
             )
 
 
-def build(config: AgentConfig) -> tuple[ParquetSink, int, float]:
+def build(config: AgentConfig) -> BuiltSink:
     layout = DataLayout(config.data_path)
     settings = config.sinks.parquet
     sink = ParquetSink(settings, layout.root, Keyring.load_or_create(layout.keys))
-    return sink, settings.max_rows, settings.flush_interval_s
+    return BuiltSink(sink, settings.max_rows, settings.flush_interval_s)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from agents.config import SiemSinkConfig
 from agents.sinks.base import Entry
 from agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, reply_to
+from agents.sinks.siem.config import SiemSinkConfig
 from agents.sinks.siem.payload import PayloadEncoder
 
 

@@ -22,7 +22,6 @@ import uuid
 import httpx
 import msgspec
 
-from agents.config import SiemSinkConfig
 from agents.sinks.base import Delivery, Entry
 from agents.sinks.siem.classify import (
     BATCH_ID_HEADER,
@@ -32,6 +31,7 @@ from agents.sinks.siem.classify import (
     reply_to,
     transport_failure,
 )
+from agents.sinks.siem.config import SiemSinkConfig
 from agents.sinks.siem.payload import PayloadEncoder
 
 logger = logging.getLogger("auditship.sinks.siem")

@@ -2,11 +2,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from agents.config import FileSinkConfig, SiemSinkConfig
 from agents.crypto import Keyring
-from agents.sinks.file import FileSink
-from agents.sinks.siem import destination
-from agents.sinks.siem.sink import SiemSink
+from agents.sinks.file.config import FileSinkConfig
+from agents.sinks.file.sink import FileSink
+from agents.sinks.siem.config import SiemSinkConfig
+from agents.sinks.siem.sink import SiemSink, destination
 from tests.siem_server import API_KEY, TOKEN, FakeSiem, ServedSiem
 
 

@@ -5,9 +5,9 @@ import sys
 
 import msgspec
 
-from agents.config import ConsoleSinkConfig
 from agents.sinks.base import Delivery
-from agents.sinks.console import ConsoleSink
+from agents.sinks.console.config import ConsoleSinkConfig
+from agents.sinks.console.sink import ConsoleSink
 from agents.sinks.formats import encode_text
 from tests.agents.sinks.entries import entries
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from agents.errors import TransientSinkError
+from agents.errors import SinkError
 from agents.sinks.base import Delivery
 from agents.sinks.formats import decode_json_line
 from tests.agents.sinks.entries import entries
@@ -130,7 +130,7 @@ def test_a_current_file_that_cannot_be_opened_is_named(data_dir, open_sink):
     files = data_dir / "files"
     files.mkdir(parents=True)
     (files / "audit.jsonl").symlink_to(data_dir / "elsewhere.jsonl")
-    with pytest.raises(TransientSinkError, match=r"cannot open .*files/audit\.jsonl"):
+    with pytest.raises(SinkError, match=r"cannot open .*files/audit\.jsonl"):
         open_sink()
     assert not (data_dir / "elsewhere.jsonl").exists()
 

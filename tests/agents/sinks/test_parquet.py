@@ -10,9 +10,9 @@ import duckdb
 import msgspec
 import pytest
 
-from agents.config import ParquetSinkConfig
 from agents.crypto import Keyring, decrypt_sensitive, is_envelope
 from agents.sinks.base import Delivery, Entry, Refused
+from agents.sinks.parquet.config import ParquetSinkConfig
 from agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, partition_dir
 from agents.sinks.parquet.schema import COLUMNS
 from agents.sinks.parquet.sink import ParquetSink

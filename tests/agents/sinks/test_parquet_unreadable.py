@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agents.config import ParquetSinkConfig
 from agents.crypto import Keyring
 from agents.sinks.base import Delivery
+from agents.sinks.parquet.config import ParquetSinkConfig
 from agents.sinks.parquet.layout import live_parts
 from agents.sinks.parquet.sink import ParquetSink
 from agents.sinks.parquet.unreadable import unreadable

@@ -8,7 +8,7 @@ import pytest
 
 from agents.config import parse_config
 from agents.errors import ConfigError
-from agents.sinks.siem import REQUESTS_PER_COMMIT, build
+from agents.sinks.siem.sink import REQUESTS_PER_COMMIT, build
 
 
 @pytest.mark.parametrize(

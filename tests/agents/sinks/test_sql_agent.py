@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from agents.cli import main
-from agents.config import SqlSinkConfig
 from agents.sinks.base import Delivery
-from agents.sinks.sql import SqlSink
+from agents.sinks.sql.config import SqlSinkConfig
+from agents.sinks.sql.sink import SqlSink
 from shipper.emitter import Emitter
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries

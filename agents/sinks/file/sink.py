@@ -32,13 +32,14 @@ import logging
 import os
 from pathlib import Path
 
-from agents.config import AgentConfig, FileSinkConfig
+from agents.config import AgentConfig
 from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
 from agents.durable import fsync_directory
-from agents.errors import PermanentSinkError, TransientSinkError
+from agents.errors import SinkError
 from agents.layout import DataLayout
 from agents.sinks import filestore
-from agents.sinks.base import Delivery, Entry, Refused
+from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from agents.sinks.file.config import FileSinkConfig
 from agents.sinks.formats import line_encoder, seq_of_line
 from shipper.event import AuditEvent
 
@@ -47,7 +48,7 @@ logger = logging.getLogger("auditship.sinks.file")
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class FileSink:
+class FileSink(Sink):
     name = "file"
 
     def __init__(self, config: FileSinkConfig, data_dir: Path, keyring: Keyring) -> None:
@@ -71,9 +72,7 @@ class FileSink:
             _make_private_dirs(self._path.parent)
             self._open_current()
         except OSError as exc:
-            raise TransientSinkError(
-                f"file sink: cannot open {exc.filename or self._path}: {exc.strerror}"
-            ) from exc
+            raise SinkError(f"file sink: cannot open {exc.filename or self._path}: {exc.strerror}") from exc
         if self._size >= self._config.max_file_size:
             self._rotate()  # the crash came between a write and its rotation
         else:
@@ -195,7 +194,7 @@ class FileSink:
         seq = seq_of_line(line)
         if seq is None:
             # Without it the sink cannot tell what it already wrote, nor name the file when it closes it.
-            raise PermanentSinkError(
+            raise SinkError(
                 f"{self._path}: its {which} line has no WAL sequence number (the file was edited, or is "
                 "not the sink's); move it aside and the sink starts a new one"
             )
@@ -292,7 +291,7 @@ def _make_private_dirs(directory: Path) -> None:
         path.chmod(0o700)
 
 
-def build(config: AgentConfig) -> tuple[FileSink, int, float]:
+def build(config: AgentConfig) -> BuiltSink:
     layout = DataLayout(config.data_path)
     sink = FileSink(config.sinks.file, layout.root, Keyring.load_or_create(layout.keys))
-    return sink, config.sinks.file.batch_size, config.sinks.file.flush_interval_s
+    return BuiltSink(sink, config.sinks.file.batch_size, config.sinks.file.flush_interval_s)

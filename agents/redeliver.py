@@ -24,8 +24,8 @@ from agents.config import AgentConfig
 from agents.layout import DataLayout
 from agents.logs import configure_logging
 from agents.sinks.base import Delivery, Entry, Refused, Sink
-from agents.sinks.registry import SINKS, build_sink
-from agents.sinks.runner import DeadLetter, dead_letter_lines
+from agents.sinks.registry import SINKS
+from agents.sinks.runner import DeadLetter, build_sink, dead_letter_lines
 from shipper.event import AuditEvent
 
 log = logging.getLogger("auditship.redeliver")

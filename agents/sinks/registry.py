@@ -3,18 +3,15 @@
 A sink `<name>` lives in agents/sinks/<name>/: `config.py` (its section of agent.toml, its checks, what
 the seed's settings make of it) and `sink.py` (the sink and `build(config) -> BuiltSink`). The registry
 imports only the light config modules; a sink module is imported only by the worker (or command) that
-uses it, so the file sink's worker never loads httpx, nor the SIEM's worker SQLAlchemy.
+uses it (runner.build_sink), so the file sink's worker never loads httpx, nor the SIEM's worker
+SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
 import msgspec
 
 from agents.section import Section
-from agents.sinks.base import BuiltSink
 from agents.sinks.console.config import ConsoleSinkConfig
 from agents.sinks.file.config import FileSinkConfig
 from agents.sinks.parquet.config import ParquetSinkConfig
@@ -22,10 +19,6 @@ from agents.sinks.siem.config import SiemSinkConfig
 from agents.sinks.sql.config import SqlSinkConfig
 from agents.sinks.syslog.config import SyslogSinkConfig
 from shipper.seed import SeedSettings
-
-if TYPE_CHECKING:
-    # Only for the annotation: agents.config imports this module for SinksConfig.
-    from agents.config import AgentConfig
 
 
 class SinksConfig(Section):
@@ -48,11 +41,3 @@ class SinksConfig(Section):
 
 SINKS = SinksConfig.__struct_fields__
 """The sinks' names, in the order the config lists them."""
-
-
-def build_sink(name: str, config: AgentConfig) -> BuiltSink:
-    """The sink called `name`, with how its runner batches for it."""
-    if name not in SINKS:
-        raise ValueError(f"unknown sink {name!r}; the sinks are {', '.join(SINKS)}")
-    built: BuiltSink = importlib.import_module(f"agents.sinks.{name}.sink").build(config)
-    return built

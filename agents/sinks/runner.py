@@ -18,6 +18,7 @@ left before what was not delivered.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -30,8 +31,8 @@ from agents.errors import SinkError
 from agents.layout import DataLayout
 from agents.mailbox import Mailbox
 from agents.messages import Stop
-from agents.sinks.base import Delivery, Entry, Refused, Sink
-from agents.sinks.registry import build_sink
+from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from agents.sinks.registry import SINKS
 from agents.wal import WalReader, WalRecord
 from shipper.control import Message
 from shipper.wire import frame_decoder
@@ -103,6 +104,15 @@ def age_s(moment: datetime, now: datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (now - moment).total_seconds())
+
+
+def build_sink(name: str, config: AgentConfig) -> BuiltSink:
+    """The sink called `name`, with how its runner batches for it. Its module is imported here, by the
+    worker (or command) that uses it only."""
+    if name not in SINKS:
+        raise ValueError(f"unknown sink {name!r}; the sinks are {', '.join(SINKS)}")
+    built: BuiltSink = importlib.import_module(f"agents.sinks.{name}.sink").build(config)
+    return built
 
 
 def build_runner(name: str, config: AgentConfig, mailbox: Mailbox) -> SinkRunner:

@@ -147,7 +147,9 @@ def test_aborts_set_codes_and_exceptions_become_statuses_and_security_events(
     events = delivered_events(len(OUTCOMES) + 3)
     # A sync handler on an aio server is recorded from a pool thread: events of consecutive calls may
     # arrive in either order, so each call's event is found by its status.
-    requests = {event.details["grpc_status"]: event for event in events if event.event_type == "api_request"}
+    requests = {
+        event.details["grpc_status"]: event for event in events if event.event_type == "api_request"
+    }
     assert sorted((status, event.status_code, event.outcome) for status, event in requests.items()) == [
         ("NOT_FOUND", 404, "failure"),
         ("PERMISSION_DENIED", 403, "failure"),

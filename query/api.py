@@ -25,7 +25,7 @@ from query.rows import fetch_events
 from query.search import search_sql
 from query.stats import Statistics, statistics
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
-from shipper.logger import SearchFilters
+from shipper.search_filters import SearchFilters
 
 
 def location(data_dir: Path | None) -> Location:

@@ -2,6 +2,10 @@
 
 Importing this loads msgspec and the standard library only; ZeroMQ is loaded when the first event is
 sent, and the agent's packages only when `audit_context` has to start an embedded agent.
+
+`from shipper import *` brings what a plain install can import. The ASGI middleware needs Starlette and the
+gRPC interceptors grpcio (optional extras), so their names are left out of `__all__`: import them by name
+(`from shipper import AuditMiddleware`), which loads their module then.
 """
 
 from shipper.builder import AuditEventBuilder
@@ -13,7 +17,6 @@ from shipper.logger import AuditLogger
 from shipper.logging_bridge import AuditHandler
 
 __all__ = [
-    "AioAuditServerInterceptor",
     "AuditConfig",
     "AuditContext",
     "AuditDeliveryError",
@@ -22,14 +25,13 @@ __all__ = [
     "AuditEventType",
     "AuditHandler",
     "AuditLogger",
-    "AuditMiddleware",
     "AuditMiddlewareConfig",
     "AuditOutcome",
     "AuditRecorder",
-    "AuditServerInterceptor",
     "AuditSeverity",
     "DatabaseAuditDestination",
     "Emitter",
+    "EmitterStats",
     "FileAuditDestination",
     "MiddlewareStats",
     "SIEMAuditDestination",
@@ -39,12 +41,10 @@ __all__ = [
     "get_emitter",
     "new_event_id",
     "set_audit_user",
-    "setup_fastapi_audit_middleware",
-    "setup_grpc_audit_interceptor",
 ]
 
-# The middleware's public names by module. Starlette and grpcio are optional extras, so each module
-# is imported when one of its names is first used, never by `import shipper`.
+# The middleware's public names by module, each module imported when one of its names is first used, never
+# by `import shipper`: some need Starlette or grpcio, optional extras.
 _MIDDLEWARE = {
     "AuditMiddlewareConfig": "shipper.middleware.config",
     "AuditRecorder": "shipper.middleware.recorder",
@@ -61,7 +61,7 @@ _MIDDLEWARE = {
 
 def __getattr__(name: str) -> object:
     # emit, the Emitter and audit_context pull in pyzmq: loaded on first use, not on import.
-    if name in ("emit", "Emitter", "get_emitter"):
+    if name in ("emit", "Emitter", "EmitterStats", "get_emitter"):
         from shipper import emitter
 
         return getattr(emitter, name)

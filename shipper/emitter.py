@@ -44,12 +44,12 @@ from pathlib import Path
 import msgspec
 import zmq
 
+from shipper import capture as hooks
 from shipper import endpoint as endpoints
-from shipper import logger as hooks
 from shipper.event import AuditEvent
 from shipper.receipt import Receipt
-from shipper.seal import SealUnavailableError
-from shipper.spool import SpoolWriter
+from shipper.spool_seal import SealUnavailableError
+from shipper.spool_writer import SpoolWriter
 from shipper.wire import (
     Confirmation,
     confirmation_decoder,
@@ -631,7 +631,7 @@ def emit(event: AuditEvent, *, wait: float | None = None) -> None:
     """Send an event to the local audit agent. Never raises, unless `wait` asks for an acknowledged
     emit (see Emitter.emit). Inside `shipper.testing.capture_events()` the event goes to the capture
     instead."""
-    capture = hooks._capture
+    capture = hooks.active
     if capture is not None:
         capture(event)
         return
@@ -641,7 +641,7 @@ def emit(event: AuditEvent, *, wait: float | None = None) -> None:
 def submit(event: AuditEvent) -> Receipt:
     """An acknowledged emit through the process-wide emitter (see Emitter.submit); a captured event is
     acknowledged at once."""
-    capture = hooks._capture
+    capture = hooks.active
     if capture is not None:
         capture(event)
         return Receipt(event.event_id)

@@ -6,77 +6,32 @@ event that is filtered out is counted in `logger.filtered` before anything is bu
 that passes gets the context's service fields and compliance tags and the correlation ids in effect
 (see shipper.correlation), and goes to `emit`.
 
-A logger built without `emit` uses `default_emit`, which sends to `shipper.emitter.emit` (imported
-at first use) or, while `shipper.testing.capture_events()` is active, to that capture.
+A logger built without `emit` uses `shipper.dispatch.default_emit`, which sends to the emitter or, while
+`shipper.testing.capture_events()` is active, to that capture.
 
 The logging methods are `async def` because the seed awaits them; none of them waits for anything,
 since `emit` hands the event over without blocking, unless delivery is acknowledged (`fail_closed`,
 `async_logging=False`, or `log_event(..., durable=True)`): then each waits, without blocking the event
 loop, until the agent has the event in its WAL, synced. `search_events`, `get_audit_statistics` and
-`cleanup_old_events` read the agent's lake through `query.api` (imported when first called: it needs
-DuckDB, the agent extra), in a worker thread.
+`cleanup_old_events` read the agent's lake through the reader that shipper.readers finds at first call
+(audit-query's, which needs DuckDB, the agent extra), in a worker thread.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+from typing import Any, Unpack
 
 from shipper import correlation
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditConfig, AuditContext
+from shipper.dispatch import Emit, Submit, default_emit, default_submit
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
-
-if TYPE_CHECKING:
-    from query.retention import Removal
-    from query.stats import Statistics
-    from shipper.receipt import Receipt
-
-Emit = Callable[[AuditEvent], None]
-Submit = Callable[[AuditEvent], "Receipt"]
-
-# Where default_emit sends while shipper.testing.capture_events() is active; swapped only by
-# _swap_capture. Module-level on purpose: loggers created before the capture began are captured too.
-_capture: Emit | None = None
-_emitter_emit: Emit | None = None
-
-
-def default_emit(event: AuditEvent) -> None:
-    """Send to the active capture, else to `shipper.emitter.emit`.
-
-    An emitter that cannot be imported raises ImportError at the first event: a broken install
-    must be seen, not lose audit events quietly.
-    """
-    global _emitter_emit
-    capture = _capture
-    if capture is not None:
-        capture(event)
-        return
-    if _emitter_emit is None:
-        # Imported here, not at the top: a service that only builds events, or a test capturing
-        # them, never needs the emitter (and its ZeroMQ socket) to exist.
-        from shipper.emitter import emit
-
-        _emitter_emit = emit
-    _emitter_emit(event)
-
-
-def default_submit(event: AuditEvent) -> Receipt:
-    """An acknowledged emit through `shipper.emitter.submit` (which honours the active capture)."""
-    from shipper.emitter import submit
-
-    return submit(event)
-
-
-def _swap_capture(capture: Emit | None) -> Emit | None:
-    """Make `capture` receive what `default_emit` is given; returns the one it replaces."""
-    global _capture
-    previous, _capture = _capture, capture
-    return previous
-
+from shipper.http_status import classify_status
+from shipper.readers import lake_reader
+from shipper.search_filters import SearchFilters
 
 # Severity when the caller gives none, by outcome: a refused or failed attempt matters more than a
 # success, and an error (the system could not decide) most.
@@ -86,63 +41,6 @@ _SEVERITY_BY_OUTCOME = {
     AuditOutcome.ERROR: AuditSeverity.HIGH,
     AuditOutcome.UNKNOWN: AuditSeverity.LOW,
 }
-
-
-# The answers of classify_status, made once: reading an Enum member costs about a microsecond in
-# Python 3.11, and this runs for every request a middleware audits.
-_SUCCEEDED = (AuditOutcome.SUCCESS, AuditSeverity.INFO)
-_REFUSED = (AuditOutcome.FAILURE, AuditSeverity.MEDIUM)
-_FAILED = (AuditOutcome.FAILURE, AuditSeverity.LOW)
-_ERRED = (AuditOutcome.ERROR, AuditSeverity.HIGH)
-_UNCLEAR = (AuditOutcome.UNKNOWN, AuditSeverity.LOW)
-
-
-def classify_status(status_code: int) -> tuple[AuditOutcome, AuditSeverity]:
-    """Outcome and severity of an HTTP response: 1xx-3xx succeed (INFO); 4xx fail (LOW, but 401 and
-    403 MEDIUM: someone was refused); 5xx are errors (HIGH); anything else is UNKNOWN (LOW)."""
-    if 100 <= status_code < 400:
-        return _SUCCEEDED
-    if 400 <= status_code < 500:
-        return _REFUSED if status_code in (401, 403) else _FAILED
-    if 500 <= status_code < 600:
-        return _ERRED
-    return _UNCLEAR
-
-
-class SearchFilters(TypedDict, total=False):
-    """The keywords of `AuditLogger.search_events`; every filter given must hold, None is no filter."""
-
-    event_type: AuditEventType | str | Sequence[AuditEventType | str] | None
-    """One type, or several: any of them."""
-    user_id: str | None
-    start_time: datetime | None
-    """Inclusive; a naive datetime is local time."""
-    end_time: datetime | None
-    """Exclusive."""
-    limit: int | None
-    """At most this many, the newest; None: all."""
-    resource_type: str | None
-    resource_id: str | None
-    source_ip: str | None
-    service_name: str | None
-    outcome: AuditOutcome | str | Sequence[AuditOutcome | str] | None
-    severity: AuditSeverity | str | None
-    """A minimum: HIGH finds HIGH and CRITICAL events."""
-    text: str | None
-    """A case-insensitive substring of the message or the action."""
-
-
-@contextmanager
-def _needs_agent_extra() -> Iterator[None]:
-    """Search, statistics and cleanup read the agent's lake with DuckDB, which a service that only emits
-    does not install; the package stays importable without it."""
-    try:
-        yield
-    except ImportError as exc:
-        raise RuntimeError(
-            "search_events, get_audit_statistics and cleanup_old_events read the agent's lake with DuckDB, "
-            f"which comes with the agent extra: pip install 'auditship[agent]' ({exc})"
-        ) from exc
 
 
 class AuditLogger:
@@ -430,27 +328,18 @@ class AuditLogger:
         ./auditship-data). Raises query.errors.QueryError (an AuditshipError) for a bad filter value or a
         lake that is missing or has no parts yet, RuntimeError without the agent extra.
         """
-        with _needs_agent_extra():
-            from query.api import search_events
-
-        return search_events(self.config.data_dir, **filters)
+        return lake_reader().search_events(self.config.data_dir, **filters)
 
     async def get_audit_statistics(
         self, start_time: datetime | None = None, end_time: datetime | None = None
-    ) -> Statistics:
+    ) -> Mapping[str, Any]:
         """Counts of the events in [start_time, end_time): `total_events`, `security_events`,
         `error_events`, `event_counts` (by type), `outcome_counts`, `severity_counts`, `service_counts`,
         `hourly_counts`; the definitions are `audit-query stats --help`'s."""
-        with _needs_agent_extra():
-            from query.api import get_audit_statistics
+        return await lake_reader().get_audit_statistics(self.config.data_dir, start_time, end_time)
 
-        return await get_audit_statistics(self.config.data_dir, start_time, end_time)
-
-    async def cleanup_old_events(self, older_than_days: int | None = None) -> list[Removal]:
+    async def cleanup_old_events(self, older_than_days: int | None = None) -> list[Any]:
         """Remove what is wholly older than `older_than_days` (default: `config.retention_days`) from the
         data directory, as `audit-query retention` does; returns what was removed (or failed to be)."""
-        with _needs_agent_extra():
-            from query.api import cleanup_old_events
-
         days = self.config.retention_days if older_than_days is None else older_than_days
-        return await cleanup_old_events(self.config.data_dir, days)
+        return await lake_reader().cleanup_old_events(self.config.data_dir, days)

@@ -47,8 +47,8 @@ import msgspec
 
 from shipper import correlation
 from shipper.config import AuditContext
+from shipper.dispatch import Emit, default_emit
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
-from shipper.logger import Emit, default_emit
 
 # What every LogRecord has; the rest of a record's attributes came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from shipper import logger
+from shipper import capture
 from shipper.event import AuditEvent, AuditEventType
 
 
@@ -40,8 +40,8 @@ class CapturedEvents(list[AuditEvent]):
 def capture_events() -> Iterator[CapturedEvents]:
     """Capture the events logged in the block instead of sending them; yields them as they come."""
     captured = CapturedEvents()
-    previous = logger._swap_capture(captured.append)
+    previous = capture.swap(captured.append)
     try:
         yield captured
     finally:
-        logger._swap_capture(previous)
+        capture.swap(previous)

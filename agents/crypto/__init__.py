@@ -1,13 +1,13 @@
 """Field encryption and the spool seal, on the agent's side.
 
 keyring.py holds the keys (keys/ in the data directory); fields.py turns `sensitive` values into
-envelopes and back; seal.py opens spool records that emitters sealed with shipper/seal.py.
+envelopes and back; spool_unseal.py opens spool records that emitters sealed with shipper/spool_seal.py.
 """
 
 from agents.crypto.errors import CryptoError, DecryptionError, KeyringError
 from agents.crypto.fields import decrypt_sensitive, encrypt_sensitive, is_envelope
 from agents.crypto.keyring import Keyring
-from agents.crypto.seal import unseal
+from agents.crypto.spool_unseal import unseal
 
 __all__ = [
     "CryptoError",

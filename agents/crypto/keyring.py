@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agents.crypto.errors import KeyringError
 from agents.durable import fsync_directory
+from ondisk.files import make_private_dirs, write_all
 
 logger = logging.getLogger("auditship.crypto")
 
@@ -104,7 +105,7 @@ class Keyring:
         return self._spool_private
 
     def spool_public_key(self) -> bytes:
-        """The raw 32-byte X25519 public key emitters seal spool records to (shipper.seal)."""
+        """The raw 32-byte X25519 public key emitters seal spool records to (shipper.spool_seal)."""
         return self.spool_private_key().public_key().public_bytes_raw()
 
 
@@ -162,9 +163,7 @@ def _read_key(path: Path) -> bytes:
 
 def _make_private_dir(path: Path) -> None:
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # mkdir's mode is filtered by the umask, and an existing directory may be wider.
-        path.chmod(0o700)
+        make_private_dirs(path, tighten=True)
     except OSError as exc:
         raise KeyringError(f"{path}: cannot create the key directory: {exc.strerror}") from exc
 
@@ -175,9 +174,7 @@ def _write_temp(directory: Path, name: str, data: bytes) -> Path:
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)

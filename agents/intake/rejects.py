@@ -1,7 +1,7 @@
 """rejects/: frames the intake refused, one JSON line each, with the reason, so nothing is silently lost.
 
 A record keeps the reason, the size, the frame's SHA-256 and its first KEPT_BYTES bytes sealed to the
-agent's key (shipper.seal, as spool records are), never in clear: a refused frame may carry sensitive
+agent's key (shipper.spool_seal, as spool records are), never in clear: a refused frame may carry sensitive
 values the intake never got to encrypt. At most `max_bytes` are kept a day; past that, one record says
 so, and the rest of the day's rejects are counted (`rejects_over_cap`) and logged, not kept.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import msgspec
 
-from shipper.seal import seal
+from shipper.spool_seal import seal
 
 KEPT_BYTES = 64 * 1024
 MAX_BYTES_PER_DAY = 64 * 1024 * 1024

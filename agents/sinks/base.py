@@ -27,10 +27,10 @@ class Delivery(enum.Enum):
 
 
 class Entry(msgspec.Struct, frozen=True):
-    """One WAL record as a sink sees it: its WAL sequence number and the event it carries, with
+    """One WAL record as a sink sees it: its LSN (WAL sequence number) and the event it carries, with
     `sensitive` values already encrypted by the intake."""
 
-    seq: int
+    lsn: int
     event: AuditEvent
 
 

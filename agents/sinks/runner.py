@@ -62,7 +62,7 @@ def dead_letter_lines(refused: Refused) -> list[bytes]:
     return [
         msgspec.json.encode(
             DeadLetter(
-                entry.seq, msgspec.Raw(msgspec.json.encode(entry.event, enc_hook=_stand_in)), reason, now
+                entry.lsn, msgspec.Raw(msgspec.json.encode(entry.event, enc_hook=_stand_in)), reason, now
             )
         )
         for entry, reason in zip(refused.entries, refused.reasons, strict=True)
@@ -208,7 +208,7 @@ class SinkRunner:
 
     def _deliver(self, records: list[WalRecord]) -> None:
         entries = self._decode(records)
-        first, last = records[0].seq, records[-1].seq
+        first, last = records[0].lsn, records[-1].lsn
         outcome = self._write(entries) if entries else Delivery.DELIVERED
         if outcome is Delivery.ERRORED:
             self._retry_later(first, last)
@@ -258,7 +258,7 @@ class SinkRunner:
         log.error(
             "sink %s cannot write the event of WAL seq %d (%s: %s); it goes to dead letters",
             self.sink.name,
-            entry.seq,
+            entry.lsn,
             type(exc).__name__,
             exc,
             exc_info=exc,
@@ -285,11 +285,11 @@ class SinkRunner:
         entries = []
         for record in records:
             try:
-                entries.append(Entry(record.seq, frame_decoder.decode(record.payload).event))
+                entries.append(Entry(record.lsn, frame_decoder.decode(record.payload).event))
             except Exception as exc:  # noqa: BLE001 - whatever one record holds, it must not stop the sink
                 # The intake validated it; this is a bug or damage on disk, worth seeing, not stopping for.
                 self.counters.undecodable += 1
-                log.error("sink %s: WAL record %d undecodable (%s); skipped", self.sink.name, record.seq, exc)
+                log.error("sink %s: WAL record %d undecodable (%s); skipped", self.sink.name, record.lsn, exc)
         return entries
 
     def _dead_letter(self, refused: Refused, first: int, last: int) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import logging
 import os
 import signal
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 from agents.errors import AuditshipError
+from ondisk.files import lock_with_pid, make_private_dirs, try_lock
 
 log = logging.getLogger("auditship.supervisor")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -63,19 +63,13 @@ def claim(directory: Path, worker: str) -> int:
     """Take the worker's lock for the life of the process and write its pid in it; the fd, to keep open.
     LeftoverWorker when another process holds it (the supervisor reaps before it starts workers, so only
     a worker it could not stop can)."""
-    directory.mkdir(mode=0o700, exist_ok=True)
+    make_private_dirs(directory)
     path = directory / lock_name(worker)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not lock_with_pid(fd):
         holder = _holder(fd)
         os.close(fd)
-        raise LeftoverWorker(
-            f"{path}: worker {worker} (pid {holder}) of an earlier agent still runs"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+        raise LeftoverWorker(f"{path}: worker {worker} (pid {holder}) of an earlier agent still runs")
     return fd
 
 
@@ -95,7 +89,7 @@ def reap(directory: Path, timeout_s: float) -> list[int]:
 
 def _reap_one(path: Path, fd: int, deadline: float) -> list[int]:
     killed: list[int] = []
-    while not _try_lock(fd):
+    while not try_lock(fd):
         pid = _holder(fd)
         # The pid in the file may be stale (the holder took the lock and has not written its own pid yet),
         # even ours: only another process that has this very file open is a holder.
@@ -111,14 +105,6 @@ def _reap_one(path: Path, fd: int, deadline: float) -> list[int]:
             )
         time.sleep(REAP_POLL_S)
     return killed
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def _holder(fd: int) -> int | None:

@@ -1,4 +1,4 @@
-"""One supervised worker: its spec, its process, and its state, which changes in one method."""
+"""One supervised worker: its process and its state, which changes in one method."""
 
 from __future__ import annotations
 
@@ -7,21 +7,13 @@ import logging
 import multiprocessing
 import multiprocessing.process
 import os
-from typing import Literal
-
-import msgspec
 
 from agents.backoff import compute_backoff
 from agents.config import AgentConfig, RestartConfig
 from agents.supervisor.flapping import FlapDetector
+from agents.supervisor.spec import WorkerSpec
 
 log = logging.getLogger("auditship.supervisor")
-
-
-class WorkerSpec(msgspec.Struct, frozen=True):
-    name: str
-    role: Literal["intake", "sink"]
-    sink: str = ""
 
 
 class State(enum.Enum):
@@ -63,7 +55,8 @@ class WorkerProcess:
             self.state = state
 
     def start(self, config: AgentConfig) -> None:
-        from agents.worker import worker_main  # the spawn target; imported here to keep the supervisor light
+        # The spawn target; imported here to keep the supervisor light.
+        from agents.worker_entry import worker_main
 
         context = multiprocessing.get_context("spawn")
         self.process = context.Process(

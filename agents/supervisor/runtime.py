@@ -3,7 +3,6 @@ runtime directory clean at a clean stop."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import stat
@@ -13,8 +12,9 @@ from agents.crypto.keyring import Keyring
 from agents.durable import write_atomically
 from agents.errors import ConfigError
 from agents.layout import DataLayout
+from ondisk.files import lock_with_pid
 from shipper.endpoint import OVERFLOW_NAME
-from shipper.spool import PUBLIC_KEY_NAME
+from shipper.spool_writer import PUBLIC_KEY_NAME
 
 log = logging.getLogger("auditship.supervisor")
 # The spool: the agent's group may create files (write, search) but not list them, setgid so that
@@ -33,14 +33,10 @@ def lock(path: Path) -> int:
     except OSError as exc:
         # ELOOP: a link planted where the lock goes; a root agent would truncate what it points at.
         raise ConfigError(f"{path}: cannot open the agent's lock ({exc.strerror}); is it a link?") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not lock_with_pid(fd):
         holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise ConfigError(f"{path}: another audit-agent (pid {holder}) is already running here") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
+        raise ConfigError(f"{path}: another audit-agent (pid {holder}) is already running here")
     return fd
 
 

@@ -18,7 +18,8 @@ from agents.config import AgentConfig
 from agents.layout import DataLayout
 from agents.messages import Hello, Stats, Stop
 from agents.supervisor import orphans, runtime, systemd
-from agents.supervisor.process import State, WorkerProcess, WorkerSpec
+from agents.supervisor.process import State, WorkerProcess
+from agents.supervisor.spec import WorkerSpec
 from query import retention
 from shipper import endpoint as endpoints
 from shipper.control import Message, Status, StatusRequest, WorkerStatus

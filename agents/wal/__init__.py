@@ -1,8 +1,12 @@
 """The write-ahead log: segments the intake appends to, and one cursor per sink reading them.
 
-    wal/<first_seq:020d>.wal   segments: records `encode_record(<u64 seq><frame>)`, seqs from 1, rising
-    wal/cursors/<sink>         the last seq the sink's destination has (decimal text, replaced atomically)
-    wal/seq.reserved           no seq above it was ever issued (decimal text, replaced atomically)
+Each record is numbered by its LSN (log sequence number), from 1, rising, never issued twice. Names that
+outlive the code keep the older word, seq: `seq.reserved`, the lake's `wal_seq` column, the dead letters'
+`seq` key, and log messages ("WAL seq").
+
+    wal/<first_lsn:020d>.wal   segments: records `encode_record(<u64 LSN><frame>)`, LSNs from 1, rising
+    wal/cursors/<sink>         the last LSN the sink's destination has (decimal text, replaced atomically)
+    wal/seq.reserved           no LSN above it was ever issued (decimal text, replaced atomically)
     wal/quarantine/            copies of segments found damaged, kept as evidence
     wal/writer.lock            held by the one writer
 

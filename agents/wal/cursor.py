@@ -1,10 +1,10 @@
-"""Sink cursors: `cursors/<sink>` holds, as decimal text, the last seq the sink's destination has.
+"""Sink cursors: `cursors/<sink>` holds, as decimal text, the last LSN the sink's destination has.
 
 The file is replaced atomically (temporary file, fsync, rename, fsync of the directory), so after any
-crash it holds the old seq or the new one. Anything else in it is damage, and `read_cursor` refuses to
-guess: 0 would send the whole WAL to the destination again, a later seq would skip events nobody
+crash it holds the old LSN or the new one. Anything else in it is damage, and `read_cursor` refuses to
+guess: 0 would send the whole WAL to the destination again, a later LSN would skip events nobody
 delivered. An operator who knows which is right writes it (see `WalError`'s message). Whatever a cursor
-says, no seq is issued twice (reservation.py), so a rewound cursor only ever brings repeats.
+says, no LSN is issued twice (reservation.py), so a rewound cursor only ever brings repeats.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def cursor_path(directory: Path, sink: str) -> Path:
 
 
 def read_cursor(path: Path) -> int | None:
-    """The committed seq; None when the sink never committed; WalError when the file is damaged."""
+    """The committed LSN; None when the sink never committed; WalError when the file is damaged."""
     try:
         text = path.read_bytes()
     except FileNotFoundError:
@@ -48,7 +48,7 @@ def read_cursor(path: Path) -> int | None:
     return int(value)
 
 
-def committed_seqs(directory: Path) -> dict[str, int]:
+def committed_lsns(directory: Path) -> dict[str, int]:
     """Every readable cursor in `directory`, by sink, including sinks no longer configured."""
     cursors: dict[str, int] = {}
     try:
@@ -59,15 +59,15 @@ def committed_seqs(directory: Path) -> dict[str, int]:
         if not SINK_NAME.fullmatch(path.name):
             continue  # a temporary file of an interrupted commit
         try:
-            seq = read_cursor(path)
+            lsn = read_cursor(path)
         except WalError as exc:
             log.error("%s", exc)
             continue
-        if seq is not None:
-            cursors[path.name] = seq
+        if lsn is not None:
+            cursors[path.name] = lsn
     return cursors
 
 
-def write_cursor(path: Path, seq: int) -> None:
-    """Durably replace the cursor at `path` with `seq`."""
-    write_atomically(path, f"{seq}\n".encode())
+def write_cursor(path: Path, lsn: int) -> None:
+    """Durably replace the cursor at `path` with `lsn`."""
+    write_atomically(path, f"{lsn}\n".encode())

@@ -1,8 +1,8 @@
-"""The writer: the intake appends batches; the log stamps seqs, rolls segments, syncs and collects.
+"""The writer: the intake appends batches; the log stamps LSNs, rolls segments, syncs and collects.
 
-Seqs are never issued twice, also across restarts, after every old segment is gone and after a lost
-tail or cursor: every seq issued is at or below the durable reservation (reservation.py), and a start
-goes on above it, above the newest segment's name (that segment is never deleted) and above every seq
+LSNs are never issued twice, also across restarts, after every old segment is gone and after a lost
+tail or cursor: every LSN issued is at or below the durable reservation (reservation.py), and a start
+goes on above it, above the newest segment's name (that segment is never deleted) and above every LSN
 some sink has committed.
 
 The size bound: `room_bytes()` says how much more the WAL takes before it reaches `wal.max_bytes`; the
@@ -13,7 +13,6 @@ shrinks back under the bound once the sinks have caught up, with or without appe
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import time
@@ -22,21 +21,20 @@ from pathlib import Path
 
 from agents.config import WalConfig
 from agents.errors import WalError
-from agents.wal.cursor import check_sink_name, committed_seqs, cursor_path, read_cursor
-from agents.wal.record import WalRecord, encode_batch
+from agents.wal.cursor import check_sink_name, committed_lsns, cursor_path, read_cursor
+from agents.wal.record import WalRecord, encode_records
 from agents.wal.recovery import recover
-from agents.wal.reservation import RESERVE_SEQS, read_reservation, write_reservation
-from agents.wal.scanner import Batch, SegmentScanner, Stop
+from agents.wal.reservation import RESERVE_LSNS, read_reservation, write_reservation
+from agents.wal.scanner import Gathered, ScanEnd, SegmentScanner
 from agents.wal.segment import (
     CURSORS,
     QUARANTINE,
     Segment,
     create_segment,
-    ensure_directory,
     list_segments,
     segment_path,
-    write_all,
 )
+from ondisk.files import make_private_dirs, try_lock, write_all
 from shipper.records import MAX_RECORD_BYTES
 
 log = logging.getLogger("auditship.wal")
@@ -53,7 +51,7 @@ class WriteAheadLog:
         self._damaged_cursors: set[str] = set()
         try:
             for path in (directory, directory / CURSORS, directory / QUARANTINE):
-                ensure_directory(path)
+                make_private_dirs(path, tighten=True)
             self._lock = _lock_writer(directory)
             try:
                 self._start()
@@ -62,20 +60,20 @@ class WriteAheadLog:
                 raise
         except OSError as exc:
             raise WalError(f"write-ahead log {directory}: cannot start: {exc}") from exc
-        log.info("WAL %s: %d segments, next seq %d", directory, len(self._closed) + 1, self._next_seq)
+        log.info("WAL %s: %d segments, next seq %d", directory, len(self._closed) + 1, self._next_lsn)
 
     def _start(self) -> None:
         recovered = recover(self._directory)
         self._closed = recovered.segments
         self._closed_bytes = sum(size for _, size in self._closed)
         self._reserved = read_reservation(self._directory)
-        issued = max([recovered.last_seq, self._reserved, *committed_seqs(self._directory).values()])
+        issued = max([recovered.last_lsn, self._reserved, *committed_lsns(self._directory).values()])
         newest = self._closed[-1][0] if self._closed else None
-        self._next_seq = max(issued + 1, newest.first_seq if newest else 1)
-        if newest and newest.first_seq == self._next_seq and newest.first_seq in recovered.damaged:
+        self._next_lsn = max(issued + 1, newest.first_lsn if newest else 1)
+        if newest and newest.first_lsn == self._next_lsn and newest.first_lsn in recovered.damaged:
             # Emptied by recovery, but readers may wait at an offset inside its old damage: appending
-            # into it from 0 would write under them. Its one seq is retired instead.
-            self._next_seq += 1
+            # into it from 0 would write under them. Its one LSN is retired instead.
+            self._next_lsn += 1
         self._active, self._fd = self._open_active()
         self._active_size = 0
         self._roll_due = False
@@ -84,29 +82,29 @@ class WriteAheadLog:
 
     def _open_active(self) -> tuple[Segment, int]:
         """Appends start in a new segment: readers may be positioned in the old ones. An empty newest
-        segment named by the next seq (a start that appended nothing, a torn first record cut off) is
+        segment named by the next LSN (a start that appended nothing, a torn first record cut off) is
         taken over instead: a reader in it waits at its start."""
-        if self._closed and self._closed[-1][0].first_seq == self._next_seq:
+        if self._closed and self._closed[-1][0].first_lsn == self._next_lsn:
             segment, _ = self._closed.pop()
             return segment, os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        fd = create_segment(self._directory, self._next_seq, self._durable)
-        return Segment(self._next_seq, segment_path(self._directory, self._next_seq)), fd
+        fd = create_segment(self._directory, self._next_lsn, self._durable)
+        return Segment(self._next_lsn, segment_path(self._directory, self._next_lsn)), fd
 
     @property
-    def next_seq(self) -> int:
-        return self._next_seq
+    def next_lsn(self) -> int:
+        return self._next_lsn
 
     def append(self, payloads: Sequence[bytes]) -> int:
-        """Stamp `payloads` with the next seqs and write them with one write(); returns the last seq."""
+        """Stamp `payloads` with the next LSNs and write them with one write(); returns the last LSN."""
         if self._fd < 0:
             raise WalError(f"write-ahead log {self._directory} is closed")
         if not payloads:
-            return self._next_seq - 1
-        last = self._next_seq + len(payloads) - 1
+            return self._next_lsn - 1
+        last = self._next_lsn + len(payloads) - 1
         if last > self._reserved:
-            write_reservation(self._directory, last + RESERVE_SEQS)  # an OSError: nothing issued yet
-            self._reserved = last + RESERVE_SEQS
-        data = encode_batch(self._next_seq, payloads)
+            write_reservation(self._directory, last + RESERVE_LSNS)  # an OSError: nothing issued yet
+            self._reserved = last + RESERVE_LSNS
+        data = encode_records(self._next_lsn, payloads)
         if self._roll_due or (
             self._active_size and self._active_size + len(data) > self._config.segment_bytes
         ):
@@ -117,35 +115,35 @@ class WriteAheadLog:
             self._undo_failed_write(len(payloads), exc)
             raise
         self._active_size += len(data)
-        self._next_seq += len(payloads)
+        self._next_lsn += len(payloads)
         self._dirty = True
         if self._config.fsync == "always":
             self.sync()
         else:
             self.sync_if_due()
-        return self._next_seq - 1
+        return self._next_lsn - 1
 
     def _roll(self) -> None:
         if self._durable:
             os.fdatasync(self._fd)  # the old segment is whole on disk before a newer one says it is final
-        fd = create_segment(self._directory, self._next_seq, self._durable)
+        fd = create_segment(self._directory, self._next_lsn, self._durable)
         os.close(self._fd)
         self._closed.append((self._active, self._active_size))
         self._closed_bytes += self._active_size
-        self._active = Segment(self._next_seq, segment_path(self._directory, self._next_seq))
+        self._active = Segment(self._next_lsn, segment_path(self._directory, self._next_lsn))
         self._fd, self._active_size, self._roll_due = fd, 0, False
         self._dirty, self._synced_at = False, time.monotonic()
 
     def _undo_failed_write(self, count: int, error: OSError) -> None:
         """A write that failed having written nothing leaves the log as it was. One that wrote part of
         the batch may have shown whole records of it to readers, who are then past where the batch
-        began: its seqs are retired (the caller's retry gets new ones), the partial batch is cut off,
+        began: its LSNs are retired (the caller's retry gets new ones), the partial batch is cut off,
         and the next append starts a new segment so that nothing is ever written under a reader."""
         written = os.fstat(self._fd).st_size - self._active_size
         if written <= 0:
             return
-        first = self._next_seq
-        self._next_seq += count
+        first = self._next_lsn
+        self._next_lsn += count
         self._roll_due = True
         try:
             os.ftruncate(self._fd, self._active_size)
@@ -158,7 +156,7 @@ class WriteAheadLog:
             "next append starts a new segment",
             self._active.path,
             first,
-            self._next_seq - 1,
+            self._next_lsn - 1,
             written,
             error,
         )
@@ -198,7 +196,7 @@ class WriteAheadLog:
         if (
             self._active_size
             and self._fd >= 0
-            and floor >= self._next_seq - 1
+            and floor >= self._next_lsn - 1
             and (self._active_size >= self._config.segment_bytes or self.over_limit())
         ):
             try:
@@ -209,7 +207,7 @@ class WriteAheadLog:
         while self._closed:
             segment, size = self._closed[0]
             following = self._closed[1][0] if len(self._closed) > 1 else self._active
-            if following.first_seq - 1 > floor:  # the segment may hold a seq up to just before the next
+            if following.first_lsn - 1 > floor:  # the segment may hold an LSN up to just before the next
                 break
             try:
                 segment.path.unlink(missing_ok=True)
@@ -222,37 +220,37 @@ class WriteAheadLog:
         return deleted
 
     def _committed_floor(self) -> int:
-        """The seq every configured sink has committed; a sink that never committed holds everything."""
-        floor = self._next_seq - 1
+        """The LSN every configured sink has committed; a sink that never committed holds everything."""
+        floor = self._next_lsn - 1
         for sink in self._sinks:
             try:
-                seq = read_cursor(cursor_path(self._directory, sink)) or 0
+                lsn = read_cursor(cursor_path(self._directory, sink)) or 0
             except WalError as exc:
                 # The sink worker refuses to start on it; the log keeps what the sink may still need.
                 if sink not in self._damaged_cursors:
                     log.error("%s; the WAL keeps every segment until it is fixed", exc)
                 self._damaged_cursors.add(sink)
-                seq = 0
+                lsn = 0
             else:
                 self._damaged_cursors.discard(sink)
-            floor = min(floor, seq)
+            floor = min(floor, lsn)
         return floor
 
-    def records_after(self, seq: int) -> Iterator[WalRecord]:
-        """Every record with a seq above `seq`, oldest first."""
+    def records_after(self, lsn: int) -> Iterator[WalRecord]:
+        """Every record with an LSN above `lsn`, oldest first."""
         segments = list_segments(self._directory)
-        first = max((i for i, segment in enumerate(segments) if segment.first_seq <= seq + 1), default=0)
+        first = max((i for i, segment in enumerate(segments) if segment.first_lsn <= lsn + 1), default=0)
         for segment in segments[first:]:
-            yield from _records_of(segment, seq)
+            yield from _records_of(segment, lsn)
 
     def close(self) -> None:
         if self._fd < 0:
             return
         self.sync()
-        if self._reserved != self._next_seq - 1:
-            # Gives the unused reservation back, so a restart goes on from the next seq.
+        if self._reserved != self._next_lsn - 1:
+            # Gives the unused reservation back, so a restart goes on from the next LSN.
             try:
-                write_reservation(self._directory, self._next_seq - 1)
+                write_reservation(self._directory, self._next_lsn - 1)
             except OSError as exc:
                 log.warning(
                     "%s: cannot write the last seq (%s); a restart skips the unused ones",
@@ -268,22 +266,22 @@ def _records_of(segment: Segment, after: int) -> Iterator[WalRecord]:
     scanner = SegmentScanner(segment)
     try:
         while True:
-            batch = Batch(SCAN_BATCH_RECORDS, MAX_RECORD_BYTES)
-            stop = scanner.read(batch, after)
-            yield from batch.records
-            if stop is Stop.DAMAGED:
+            gathered = Gathered(SCAN_BATCH_RECORDS, MAX_RECORD_BYTES)
+            ended = scanner.read(gathered, after)
+            yield from gathered.records
+            if ended is ScanEnd.DAMAGED:
                 # Recovery rebuilt what was damaged at start; this is damage since, skipped as readers do.
                 damage = scanner.skip_damage(final=True)
                 log.error(
                     "%s: damaged record at byte %d after seq %d, skipped to byte %s",
                     segment.path,
                     damage.start,
-                    damage.last_seq,
+                    damage.last_lsn,
                     damage.resume,
                 )
                 if damage.resume is None:
                     return
-            elif stop is not Stop.FULL:
+            elif ended is not ScanEnd.FULL:
                 return
     finally:
         scanner.close()
@@ -292,9 +290,7 @@ def _records_of(segment: Segment, after: int) -> Iterator[WalRecord]:
 def _lock_writer(directory: Path) -> int:
     """One writer per WAL: a second one would interleave its records with the first one's."""
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not try_lock(fd):
         os.close(fd)
-        raise WalError(f"{directory}: another process is writing this WAL (it holds {LOCK_NAME})") from None
+        raise WalError(f"{directory}: another process is writing this WAL (it holds {LOCK_NAME})")
     return fd

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from agents.wal.cursor import cursor_path, read_cursor, write_cursor
 from agents.wal.record import WalRecord
-from agents.wal.scanner import Batch, Damage, SegmentScanner, Stop
+from agents.wal.scanner import Damage, Gathered, ScanEnd, SegmentScanner
 from agents.wal.segment import list_segments, segment_after
+from ondisk.files import make_private_dirs
 
 log = logging.getLogger("auditship.wal")
 
@@ -31,7 +32,7 @@ class WalReader:
         self._final = False
         """The scanner's segment is complete (a newer one exists)."""
         self._committed_at: tuple[SegmentScanner, int, int] | None = None
-        """Where the scanner was (offset, last seq) when the committed seq was the last one read."""
+        """Where the scanner was (offset, last LSN) when the committed LSN was the last one read."""
         self._reported: set[tuple[str, int, int]] = set()
         """Gaps, damage and torn tails already logged, each told once: (what, segment, where)."""
 
@@ -48,30 +49,30 @@ class WalReader:
         but at least one if any is there; [] when caught up. Never waits."""
         if max_records < 1:
             raise ValueError(f"max_records must be at least 1, got {max_records}")
-        batch = Batch(max_records, max_bytes)
-        while not batch.full:
+        gathered = Gathered(max_records, max_bytes)
+        while not gathered.full:
             scanner = self._scanner or self._locate()
             if scanner is None:
                 break
             if not self._final:
-                self._final = segment_after(self._directory, scanner.segment.first_seq) is not None
-            stop = scanner.read(batch, self._position)
-            if batch.records:
-                self._position = batch.records[-1].seq
-            if stop is Stop.FULL:
+                self._final = segment_after(self._directory, scanner.segment.first_lsn) is not None
+            ended = scanner.read(gathered, self._position)
+            if gathered.records:
+                self._position = gathered.records[-1].lsn
+            if ended is ScanEnd.FULL:
                 break
-            if stop is Stop.DAMAGED:
+            if ended is ScanEnd.DAMAGED:
                 damage = scanner.skip_damage(self._final)
                 self._report_damage(scanner, damage)
                 if damage.resume is not None:
                     continue
             elif not self._final:
                 break  # the segment being written: the rest is not there yet
-            elif stop is Stop.TORN:
+            elif ended is ScanEnd.TORN:
                 self._report_torn(scanner)
             if not self._advance(scanner):
                 break
-        return batch.records
+        return gathered.records
 
     def _locate(self) -> SegmentScanner | None:
         """Open the segment that holds the record after `position` (records up to it are passed)."""
@@ -79,17 +80,17 @@ class WalReader:
         if not segments:
             return None
         wanted = self._position + 1
-        holding = [segment for segment in segments if segment.first_seq <= wanted]
+        holding = [segment for segment in segments if segment.first_lsn <= wanted]
         segment = holding[-1] if holding else segments[0]
-        if not holding and ("gap", segment.first_seq, wanted) not in self._reported:
-            self._reported.add(("gap", segment.first_seq, wanted))
+        if not holding and ("gap", segment.first_lsn, wanted) not in self._reported:
+            self._reported.add(("gap", segment.first_lsn, wanted))
             log.error(
                 "sink %s: WAL records %d-%d are gone (deleted while this sink was not configured, or lost); "
                 "it goes on from seq %d, the oldest in the WAL",
                 self._sink,
                 wanted,
-                segment.first_seq - 1,
-                segment.first_seq,
+                segment.first_lsn - 1,
+                segment.first_lsn,
             )
         try:
             self._scanner = SegmentScanner(segment)
@@ -100,12 +101,12 @@ class WalReader:
 
     def _advance(self, scanner: SegmentScanner) -> bool:
         """Move from a finished segment to the next one; False when there is none (yet)."""
-        first_seq = scanner.segment.first_seq
-        while (segment := segment_after(self._directory, first_seq)) is not None:
+        first_lsn = scanner.segment.first_lsn
+        while (segment := segment_after(self._directory, first_lsn)) is not None:
             try:
                 following = SegmentScanner(segment)
             except FileNotFoundError:
-                first_seq = segment.first_seq  # an empty segment, collected just now
+                first_lsn = segment.first_lsn  # an empty segment, collected just now
                 continue
             scanner.close()
             self._scanner, self._final = following, False
@@ -113,29 +114,29 @@ class WalReader:
         return False
 
     def _report_damage(self, scanner: SegmentScanner, damage: Damage) -> None:
-        # Keyed by the last good seq: a damaged span met again (after a rewind) or met piece by piece in
+        # Keyed by the last good LSN: a damaged span met again (after a rewind) or met piece by piece in
         # a growing file is one damage.
-        key = ("damage", scanner.segment.first_seq, damage.last_seq)
+        key = ("damage", scanner.segment.first_lsn, damage.last_lsn)
         if key in self._reported:
             return
         self._reported.add(key)
         if damage.resume is None:
             skipped = "the rest of the segment: its records after that seq are lost"
-        elif damage.next_seq is None:
+        elif damage.next_lsn is None:
             skipped = f"to byte {damage.resume}, where the next record may yet be written"
         else:
-            skipped = f"to seq {damage.next_seq} at byte {damage.resume}"
+            skipped = f"to seq {damage.next_lsn} at byte {damage.resume}"
         log.error(
             "sink %s: %s: damaged record at byte %d after seq %d; it skips %s",
             self._sink,
             scanner.segment.path,
             damage.start,
-            damage.last_seq,
+            damage.last_lsn,
             skipped,
         )
 
     def _report_torn(self, scanner: SegmentScanner) -> None:
-        key = ("torn", scanner.segment.first_seq, scanner.offset)
+        key = ("torn", scanner.segment.first_lsn, scanner.offset)
         if key not in self._reported:
             self._reported.add(key)
             log.warning(
@@ -144,32 +145,32 @@ class WalReader:
                 self._sink,
                 scanner.segment.path,
                 scanner.offset,
-                scanner.last_seq,
+                scanner.last_lsn,
             )
 
-    def commit(self, seq: int) -> None:
-        """Make `seq` (read, and delivered by the sink) the durable start after a restart."""
-        if not self._committed <= seq <= self._position:
-            raise ValueError(f"sink {self._sink}: commit({seq}) outside {self._committed}..{self._position}")
-        if seq == self._committed:
+    def commit(self, lsn: int) -> None:
+        """Make `lsn` (read, and delivered by the sink) the durable start after a restart."""
+        if not self._committed <= lsn <= self._position:
+            raise ValueError(f"sink {self._sink}: commit({lsn}) outside {self._committed}..{self._position}")
+        if lsn == self._committed:
             return
-        self._cursor.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_cursor(self._cursor, seq)
-        self._committed = seq
+        make_private_dirs(self._cursor.parent)
+        write_cursor(self._cursor, lsn)
+        self._committed = lsn
         scanner = self._scanner
-        if scanner is not None and seq == self._position:
-            self._committed_at = (scanner, scanner.offset, scanner.last_seq)
+        if scanner is not None and lsn == self._position:
+            self._committed_at = (scanner, scanner.offset, scanner.last_lsn)
         else:
             self._committed_at = None
 
     def rewind(self) -> None:
-        """Read again from the committed seq (the last batch was not delivered)."""
+        """Read again from the committed LSN (the last batch was not delivered)."""
         if self._position == self._committed:
             return
         self._position = self._committed
         if self._committed_at is not None and self._committed_at[0] is self._scanner:
-            _, offset, last_seq = self._committed_at
-            self._committed_at[0].seek(offset, last_seq)
+            _, offset, last_lsn = self._committed_at
+            self._committed_at[0].seek(offset, last_lsn)
         elif self._scanner is not None:
             self._scanner.close()
             self._scanner = None

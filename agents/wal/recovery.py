@@ -3,7 +3,7 @@
 A torn record at a segment's end (a write cut short) is cut off with a warning. Damage anywhere else
 (a bad checksum, an absurd length) never stops the start: the segment is first copied into
 `quarantine/` as evidence, then rebuilt from what still parses (the valid prefix, then each valid
-record found past the damage with a larger seq). The rebuilt file replaces the old one by rename, so a
+record found past the damage with a larger LSN). The rebuilt file replaces the old one by rename, so a
 reader still holding the old file reads on undisturbed and skips the damage itself.
 """
 
@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from agents.durable import fsync_directory
-from agents.wal.scanner import CHUNK_BYTES, Damage, SegmentScanner, Stop
-from agents.wal.segment import QUARANTINE, Segment, list_segments, write_all
+from agents.wal.scanner import CHUNK_BYTES, Damage, ScanEnd, SegmentScanner
+from agents.wal.segment import QUARANTINE, Segment, list_segments
+from ondisk.files import write_all
 
 log = logging.getLogger("auditship.wal")
 SALVAGE_SUFFIX = ".salvage"
@@ -27,10 +28,10 @@ SALVAGE_SUFFIX = ".salvage"
 class Recovered(NamedTuple):
     segments: list[tuple[Segment, int]]
     """Every segment with its size after repair, oldest first."""
-    last_seq: int
-    """The largest seq in any segment; 0 when there is none."""
+    last_lsn: int
+    """The largest LSN in any segment; 0 when there is none."""
     damaged: set[int]
-    """The first seqs of the segments found damaged."""
+    """The first LSNs of the segments found damaged."""
 
 
 class Survey(NamedTuple):
@@ -38,7 +39,7 @@ class Survey(NamedTuple):
     """The byte ranges of good records, in order."""
     damages: list[Damage]
     torn: bool
-    last_seq: int
+    last_lsn: int
 
 
 def recover(directory: Path) -> Recovered:
@@ -46,14 +47,14 @@ def recover(directory: Path) -> Recovered:
         leftover.unlink()  # a rebuild interrupted by a crash; its segment is still whole
     segments: list[tuple[Segment, int]] = []
     damaged: set[int] = set()
-    last_seq = 0
+    last_lsn = 0
     for segment in list_segments(directory):
         survey = _survey(segment)
         segments.append((segment, _repair(segment, survey, directory / QUARANTINE)))
         if survey.damages:
-            damaged.add(segment.first_seq)
-        last_seq = max(last_seq, survey.last_seq)
-    return Recovered(segments, last_seq, damaged)
+            damaged.add(segment.first_lsn)
+        last_lsn = max(last_lsn, survey.last_lsn)
+    return Recovered(segments, last_lsn, damaged)
 
 
 def _survey(segment: Segment) -> Survey:
@@ -62,15 +63,15 @@ def _survey(segment: Segment) -> Survey:
         spans: list[tuple[int, int]] = []
         damages: list[Damage] = []
         span_start = 0
-        while (stop := scanner.skim()) is Stop.DAMAGED:
+        while (ended := scanner.skim()) is ScanEnd.DAMAGED:
             damage = scanner.skip_damage(final=True)
             damages.append(damage)
             spans.append((span_start, damage.start))
             if damage.resume is None:
-                return Survey(spans, damages, False, scanner.last_seq)
+                return Survey(spans, damages, False, scanner.last_lsn)
             span_start = damage.resume
         spans.append((span_start, scanner.offset))
-        return Survey(spans, damages, stop is Stop.TORN, scanner.last_seq)
+        return Survey(spans, damages, ended is ScanEnd.TORN, scanner.last_lsn)
     finally:
         scanner.close()
 
@@ -101,7 +102,7 @@ def _repair(segment: Segment, survey: Survey, quarantine: Path) -> int:
             segment.path,
             end,
             size - end,
-            survey.last_seq,
+            survey.last_lsn,
         )
     if len(survey.spans) == 1:
         os.truncate(segment.path, kept)
@@ -114,11 +115,11 @@ def _what_was_lost(damage: Damage, size: int) -> str:
     if damage.resume is None:
         return (
             f"bytes {damage.start}-{size} hold no valid record and are cut off; "
-            f"records after seq {damage.last_seq} in this segment are lost"
+            f"records after seq {damage.last_lsn} in this segment are lost"
         )
-    first_lost, next_seq = damage.last_seq + 1, damage.next_seq or 0
-    lost = f"seqs {first_lost}-{next_seq - 1} are lost" if next_seq > first_lost else "no seq is lost"
-    return f"bytes {damage.start}-{damage.resume} skipped, {lost}, records resume at seq {next_seq}"
+    first_lost, next_lsn = damage.last_lsn + 1, damage.next_lsn or 0
+    lost = f"seqs {first_lost}-{next_lsn - 1} are lost" if next_lsn > first_lost else "no seq is lost"
+    return f"bytes {damage.start}-{damage.resume} skipped, {lost}, records resume at seq {next_lsn}"
 
 
 def _rebuild(path: Path, spans: list[tuple[int, int]]) -> None:

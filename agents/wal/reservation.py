@@ -1,12 +1,12 @@
-"""The seq reservation: `wal/seq.reserved` holds, as decimal text, a seq no issued seq is above.
+"""The LSN reservation: `wal/seq.reserved` holds, as decimal text, an LSN no issued LSN is above.
 
-The segments and the cursors alone do not prove which seqs were issued: a lost WAL tail (a power cut
+The segments and the cursors alone do not prove which LSNs were issued: a lost WAL tail (a power cut
 under `fsync = "never"`, a damaged disk, a hand) together with a deleted or rewound cursor would let a
-restart issue again seqs that a sink already holds under other events. So the writer issues seqs only
+restart issue again LSNs that a sink already holds under other events. So the writer issues LSNs only
 up to the reservation, and before it passes it writes a new one (atomically and durably), ahead by
-`RESERVE_SEQS`: one durable write per 65,536 seqs, not an fsync per append. A start goes on above it.
-A crash skips the unused rest of the reservation (seqs rise but need not be consecutive: a failed
-append retires its seqs too); a clean close writes back the last seq issued, so a restart skips none.
+`RESERVE_SEQS`: one durable write per 65,536 LSNs, not an fsync per append. A start goes on above it.
+A crash skips the unused rest of the reservation (LSNs rise but need not be consecutive: a failed
+append retires its LSNs too); a clean close writes back the last LSN issued, so a restart skips none.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from agents.durable import write_atomically
 
 log = logging.getLogger("auditship.wal")
 RESERVATION = "seq.reserved"
-RESERVE_SEQS = 1 << 16
+RESERVE_LSNS = 1 << 16
 
 
 def read_reservation(directory: Path) -> int:
-    """The reserved seq; 0 when there is none (a new WAL, or one written before reservations were).
+    """The reserved LSN; 0 when there is none (a new WAL, or one written before reservations were).
 
     A damaged file is reported and counts as none: the start then goes on after the segments' and
-    the cursors' seqs, as before reservations, which is all that is left to go by."""
+    the cursors' LSNs, as before reservations, which is all that is left to go by."""
     path = directory / RESERVATION
     try:
         text = path.read_bytes()
@@ -43,6 +43,6 @@ def read_reservation(directory: Path) -> int:
     return int(value)
 
 
-def write_reservation(directory: Path, seq: int) -> None:
-    """Durably replace the reservation with `seq`."""
-    write_atomically(directory / RESERVATION, f"{seq}\n".encode())
+def write_reservation(directory: Path, lsn: int) -> None:
+    """Durably replace the reservation with `lsn`."""
+    write_atomically(directory / RESERVATION, f"{lsn}\n".encode())

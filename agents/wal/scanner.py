@@ -11,38 +11,38 @@ import os
 import re
 from typing import NamedTuple
 
-from agents.wal.record import SEQ, WalRecord
+from agents.wal.record import LSN, WalRecord
 from agents.wal.segment import Segment
 from shipper.records import HEADER, MAX_RECORD_BYTES, Tail, classify_tail, scan_records
 
 CHUNK_BYTES = 1024 * 1024
-_SMALLEST = HEADER.size + SEQ.size  # a record with an empty frame
-_INCOMPLETE = 0  # never a seq: seqs start at 1
-_RETIRED_SEQS_SLACK = 1 << 20
+_SMALLEST = HEADER.size + LSN.size  # a record with an empty frame
+_INCOMPLETE = 0  # never an LSN: LSNs start at 1
+_RETIRED_LSNS_SLACK = 1 << 20
 # Offsets where a little-endian u32 may be a record's length: from SEQ.size up to a top byte of
 # MAX_RECORD_BYTES' (the exact bound is checked after). Lookahead, so overlapping offsets all match.
 _PLAUSIBLE_LENGTH = re.compile(
     b"(?=...[\\x01-\\x%02x]|..[^\\x00]\\x00|.[^\\x00]\\x00\\x00|[\\x%02x-\\xff]\\x00\\x00\\x00)"
-    % (MAX_RECORD_BYTES >> 24, SEQ.size),
+    % (MAX_RECORD_BYTES >> 24, LSN.size),
     re.DOTALL,
 )
-# A seq no record reaches: parsing with `after` set to it checks every record and keeps none.
-_BEYOND_ANY_SEQ = 1 << 64
+# An LSN no record reaches: parsing with `after` set to it checks every record and keeps none.
+_BEYOND_ANY_LSN = 1 << 64
 
 
-class Stop(enum.Enum):
+class ScanEnd(enum.Enum):
     """Why a read of a segment stopped."""
 
-    FULL = "full"  # the batch reached a limit
+    FULL = "full"  # the records gathered reached a limit
     END = "end"  # every byte in the file (so far) was read
     TORN = "torn"  # the file (so far) ends inside a record
-    DAMAGED = "damaged"  # a record that cannot be valid: bad length or checksum, no seq, seq out of order
+    DAMAGED = "damaged"  # a record that cannot be valid: bad length or checksum, no LSN, LSN out of order
 
 
-_STOP_AT_TAIL = {Tail.CLEAN: Stop.END, Tail.TORN: Stop.TORN, Tail.CORRUPT: Stop.DAMAGED}
+_END_AT_TAIL = {Tail.CLEAN: ScanEnd.END, Tail.TORN: ScanEnd.TORN, Tail.CORRUPT: ScanEnd.DAMAGED}
 
 
-class Batch:
+class Gathered:
     """Records gathered by one read, within a count and a byte budget (the first record always fits)."""
 
     def __init__(self, max_records: int, max_bytes: int) -> None:
@@ -61,10 +61,10 @@ class Damage(NamedTuple):
 
     start: int
     resume: int | None
-    last_seq: int
-    """The seq of the last good record before the damage."""
-    next_seq: int | None
-    """The seq of the record at `resume`, when one is known to be there."""
+    last_lsn: int
+    """The LSN of the last good record before the damage."""
+    next_lsn: int | None
+    """The LSN of the record at `resume`, when one is known to be there."""
 
 
 class SegmentScanner:
@@ -75,55 +75,55 @@ class SegmentScanner:
         self.fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
         self.offset = 0
         """The first byte not yet parsed (always the start of a record, or of damage)."""
-        self.last_seq = segment.first_seq - 1
-        """The seq of the last record parsed; every later record must have a larger one."""
+        self.last_lsn = segment.first_lsn - 1
+        """The LSN of the last record parsed; every later record must have a larger one."""
         self._window = b""
         self._window_at = 0
 
-    def seek(self, offset: int, last_seq: int) -> None:
-        self.offset, self.last_seq = offset, last_seq
+    def seek(self, offset: int, last_lsn: int) -> None:
+        self.offset, self.last_lsn = offset, last_lsn
         self._window, self._window_at = b"", offset
 
-    def read(self, batch: Batch, after: int) -> Stop:
-        """Add the records with a seq above `after` to `batch` (older ones are parsed and passed)."""
+    def read(self, gathered: Gathered, after: int) -> ScanEnd:
+        """Add the records with an LSN above `after` to `gathered` (older ones are parsed and passed)."""
         while True:
-            stop = self._parse(batch, after)
-            if stop is Stop.FULL or stop is Stop.DAMAGED or not self._refill():
-                return stop
+            ended = self._parse(gathered, after)
+            if ended is ScanEnd.FULL or ended is ScanEnd.DAMAGED or not self._refill():
+                return ended
 
-    def skim(self) -> Stop:
+    def skim(self) -> ScanEnd:
         """Parse to where the records end without keeping them (the writer's recovery needs no more)."""
-        return self.read(Batch(1, 0), _BEYOND_ANY_SEQ)
+        return self.read(Gathered(1, 0), _BEYOND_ANY_LSN)
 
-    def _parse(self, batch: Batch, after: int) -> Stop:
+    def _parse(self, gathered: Gathered, after: int) -> ScanEnd:
         # The hot loop of every reader: locals only, one Struct per record kept.
         window, base = self._window, self._window_at
-        records = batch.records
-        room = batch.max_records - len(records)
-        budget = batch.max_bytes - batch.nbytes
-        last_seq, offset = self.last_seq, self.offset
-        unpack, prefix = SEQ.unpack_from, SEQ.size
-        stop: Stop | None = None
+        records = gathered.records
+        room = gathered.max_records - len(records)
+        budget = gathered.max_bytes - gathered.nbytes
+        last_lsn, offset = self.last_lsn, self.offset
+        unpack, prefix = LSN.unpack_from, LSN.size
+        ended: ScanEnd | None = None
         for end, payload in scan_records(window, offset - base):
             if len(payload) < prefix:
-                stop = Stop.DAMAGED
+                ended = ScanEnd.DAMAGED
                 break
-            (seq,) = unpack(payload)
-            if seq <= last_seq:
-                stop = Stop.DAMAGED
+            (lsn,) = unpack(payload)
+            if lsn <= last_lsn:
+                ended = ScanEnd.DAMAGED
                 break
-            if seq > after:
+            if lsn > after:
                 size = len(payload) - prefix
                 if room == 0 or (size > budget and records):
-                    stop = Stop.FULL
+                    ended = ScanEnd.FULL
                     break
-                records.append(WalRecord(seq, payload[prefix:]))
+                records.append(WalRecord(lsn, payload[prefix:]))
                 room -= 1
                 budget -= size
-            last_seq, offset = seq, base + end
-        self.last_seq, self.offset = last_seq, offset
-        batch.nbytes = batch.max_bytes - budget
-        return stop or _STOP_AT_TAIL[classify_tail(window, offset - base)]
+            last_lsn, offset = lsn, base + end
+        self.last_lsn, self.offset = last_lsn, offset
+        gathered.nbytes = gathered.max_bytes - budget
+        return ended or _END_AT_TAIL[classify_tail(window, offset - base)]
 
     def _refill(self) -> bool:
         """Read the file afresh from `offset`; False when it holds nothing the window did not.
@@ -140,42 +140,42 @@ class SegmentScanner:
         return len(self._window) > held
 
     def skip_damage(self, final: bool) -> Damage:
-        """From a damaged record at `offset`, move to the next offset holding a valid record whose seq
-        follows `last_seq`. In a file still being written (`final` False), when no such record is there
+        """From a damaged record at `offset`, move to the next offset holding a valid record whose LSN
+        follows `last_lsn`. In a file still being written (`final` False), when no such record is there
         yet, stop at the first offset where one may still be completing: the next read decides (a whole
         record found further on proves that offset was garbage, since the writer only appends).
 
         Cheap on any garbage: the regex engine finds the few offsets whose length could be a record's,
-        and a candidate's seq is checked before anything more of it is read."""
+        and a candidate's LSN is checked before anything more of it is read."""
         start = self.offset
         at, pending = start + 1, None
         while True:
             data = os.pread(self.fd, CHUNK_BYTES, at)
-            judged = max(0, len(data) - _SMALLEST + 1)  # offsets with a whole header and seq in `data`
+            judged = max(0, len(data) - _SMALLEST + 1)  # offsets with a whole header and LSN in `data`
             for match in _PLAUSIBLE_LENGTH.finditer(data):
                 if match.start() >= judged:
                     break  # judged from the next chunk on
-                seq = self._judge(data, match.start(), at + match.start(), start)
-                if seq:
-                    return self._resume(start, at + match.start(), seq)
-                if seq == _INCOMPLETE and pending is None:
+                lsn = self._judge(data, match.start(), at + match.start(), start)
+                if lsn:
+                    return self._resume(start, at + match.start(), lsn)
+                if lsn == _INCOMPLETE and pending is None:
                     pending = at + match.start()
             if len(data) < CHUNK_BYTES:
                 if final:
-                    return Damage(start, None, self.last_seq, None)
+                    return Damage(start, None, self.last_lsn, None)
                 # Past `at + judged` too few bytes remain to judge: a record may be starting there.
                 return self._resume(start, at + judged if pending is None else pending, None)
             at += judged
 
     def _judge(self, data: bytes, index: int, offset: int, start: int) -> int | None:
-        """The seq of the valid record at `index` of `data` (file `offset`), if that is one; _INCOMPLETE
+        """The LSN of the valid record at `index` of `data` (file `offset`), if that is one; _INCOMPLETE
         when one may still be being written there; None when it is not a record that can follow."""
         length, _ = HEADER.unpack_from(data, index)
-        (seq,) = SEQ.unpack_from(data, index + HEADER.size)
-        # A seq no further ahead than the skipped bytes could have held (plus seqs retired by failed
+        (lsn,) = LSN.unpack_from(data, index + HEADER.size)
+        # An LSN no further ahead than the skipped bytes could have held (plus LSNs retired by failed
         # appends): noise passes this with a chance of about 2**-40, so it is rarely read any further.
-        furthest = self.last_seq + 1 + (offset - start) // _SMALLEST + _RETIRED_SEQS_SLACK
-        if length > MAX_RECORD_BYTES or not self.last_seq < seq <= furthest:
+        furthest = self.last_lsn + 1 + (offset - start) // _SMALLEST + _RETIRED_LSNS_SLACK
+        if length > MAX_RECORD_BYTES or not self.last_lsn < lsn <= furthest:
             return None
         size = HEADER.size + length
         record = data[index : index + size]
@@ -183,11 +183,11 @@ class SegmentScanner:
             record = os.pread(self.fd, size, offset)
             if len(record) < size:
                 return _INCOMPLETE
-        return seq if next(scan_records(record), None) is not None else None
+        return lsn if next(scan_records(record), None) is not None else None
 
-    def _resume(self, start: int, offset: int, next_seq: int | None) -> Damage:
-        self.seek(offset, self.last_seq)
-        return Damage(start, offset, self.last_seq, next_seq)
+    def _resume(self, start: int, offset: int, next_lsn: int | None) -> Damage:
+        self.seek(offset, self.last_lsn)
+        return Damage(start, offset, self.last_lsn, next_lsn)
 
     def close(self) -> None:
         os.close(self.fd)

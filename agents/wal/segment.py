@@ -1,7 +1,7 @@
 """Segment files and the directories around them: names, listing, creation, owner-only permissions.
 
-A segment is named by the seq of its first record (`<first_seq:020d>.wal`), so every record in it has a
-seq below the next segment's name: what a segment covers is known without opening it.
+A segment is named by the LSN of its first record (`<first_lsn:020d>.wal`), so every record in it has a
+LSN below the next segment's name: what a segment covers is known without opening it.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ QUARANTINE = "quarantine"
 
 
 class Segment(NamedTuple):
-    first_seq: int
+    first_lsn: int
     path: Path
 
 
-def segment_path(directory: Path, first_seq: int) -> Path:
-    return directory / f"{first_seq:0{NAME_DIGITS}d}{SUFFIX}"
+def segment_path(directory: Path, first_lsn: int) -> Path:
+    return directory / f"{first_lsn:0{NAME_DIGITS}d}{SUFFIX}"
 
 
-def _first_seqs(directory: Path) -> list[int]:
+def _first_lsns(directory: Path) -> list[int]:
     try:
         names = os.listdir(directory)  # noqa: PTH208 -- readers poll this: names, not Path objects
     except FileNotFoundError:
@@ -45,33 +45,20 @@ def _first_seqs(directory: Path) -> list[int]:
 
 def list_segments(directory: Path) -> list[Segment]:
     """The segments in `directory`, oldest first; [] when there are none (or no directory yet)."""
-    return [Segment(first, segment_path(directory, first)) for first in sorted(_first_seqs(directory))]
+    return [Segment(first, segment_path(directory, first)) for first in sorted(_first_lsns(directory))]
 
 
-def segment_after(directory: Path, first_seq: int) -> Segment | None:
-    """The oldest segment newer than the one starting at `first_seq`; a reader polls this, so it builds
+def segment_after(directory: Path, first_lsn: int) -> Segment | None:
+    """The oldest segment newer than the one starting at `first_lsn`; a reader polls this, so it builds
     no more than one path."""
-    newer = [first for first in _first_seqs(directory) if first > first_seq]
+    newer = [first for first in _first_lsns(directory) if first > first_lsn]
     return Segment(min(newer), segment_path(directory, min(newer))) if newer else None
 
 
-def create_segment(directory: Path, first_seq: int, durable: bool) -> int:
+def create_segment(directory: Path, first_lsn: int, durable: bool) -> int:
     """Create an empty segment for appending; `durable` also makes its name survive a power cut."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-    fd = os.open(segment_path(directory, first_seq), flags, 0o600)
+    fd = os.open(segment_path(directory, first_lsn), flags, 0o600)
     if durable:
         fsync_directory(directory)
     return fd
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view, written = memoryview(data), 0
-    while written < len(view):
-        # One write() for all of it in practice: a regular file writes short only when it fails next.
-        written += os.write(fd, view[written:])
-
-
-def ensure_directory(path: Path) -> None:
-    """Create `path` owner-only, whatever the umask, and tighten it if it already existed."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)

@@ -37,8 +37,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipper.config import AuditContext
 from shipper.correlation import reset_current, set_current
+from shipper.dispatch import Emit
 from shipper.event import AuditEvent, new_event_id
-from shipper.logger import Emit
 from shipper.middleware.anomalies import Signal, scan_request
 from shipper.middleware.config import AuditMiddlewareConfig
 from shipper.middleware.ids import incoming_ids

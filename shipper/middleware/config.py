@@ -41,7 +41,8 @@ class AuditMiddlewareConfig:
     log_responses: bool = True
     # Request (and response) headers, or gRPC metadata, in `details`; credentials redacted.
     log_headers: bool = False
-    # Header or metadata names redacted in addition to ALWAYS_REDACTED (case-insensitive).
+    # Header or metadata names redacted in addition to ALWAYS_REDACTED and the credential-like names
+    # (shipper.middleware.redaction.CREDENTIAL_NAME), case-insensitive.
     redact_headers: list[str] = field(default_factory=list)
     # The first `max_body_size` bytes of bodies, in the event's `sensitive` map (encrypted by the agent).
     log_body: bool = False
@@ -66,7 +67,9 @@ class AuditMiddlewareConfig:
     # HTTP: the user id of a request, given the ASGI scope; None reads scope["user"] (Starlette auth).
     # A user named with shipper.set_audit_user during the request wins over either.
     user_resolver: Callable[[MutableMapping[str, Any]], str | None] | None = None
-    # gRPC: the user id of a call, given its ServicerContext; None reads the `x-user-id` metadata.
+    # gRPC: the user id of a call, given its ServicerContext (e.g. from auth_context() under mTLS); None:
+    # only what set_audit_user names. Never caller metadata by default: any caller can set that
+    # (shipper.middleware.grpc_server.metadata_user reads `x-user-id`, for use behind a gateway that does).
     grpc_user_resolver: Callable[[Any], str | None] | None = None
 
 

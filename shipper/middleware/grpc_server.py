@@ -18,9 +18,10 @@ from them. The status is the one the client got, whatever the handler (sync or a
 an aio server too): DEADLINE_EXCEEDED when the deadline passed first, CANCELLED when the client
 cancelled, else the code the handler aborted with or set, OK when it returned, UNKNOWN when it
 raised. Also recorded: the peer (`details["peer"]`, its address as `source_ip`), the user agent, the
-duration, metadata with `log_headers` (redacted like HTTP headers), and the user id from
-`grpc_user_resolver`, which is given the ServicerContext as the call starts (the default reads the
-`x-user-id` metadata, which only a gateway that authenticates callers should be trusted to set).
+duration, metadata with `log_headers` (redacted like HTTP headers), and the user id: the one the
+handler names with `set_audit_user`, else what `grpc_user_resolver` returns, given the ServicerContext
+as the call starts (none by default: caller metadata is never believed unless the service says so,
+with `metadata_user`).
 Message sizes are not recorded.
 
 Correlation ids come from the request id metadata and `traceparent` as for HTTP, are in effect while
@@ -44,13 +45,14 @@ import grpc.aio
 
 from shipper.config import AuditContext
 from shipper.correlation import reset_current, set_current
+from shipper.dispatch import Emit
 from shipper.event import new_event_id
-from shipper.logger import Emit
 from shipper.middleware.clientip import grpc_peer_address
 from shipper.middleware.config import AuditMiddlewareConfig
 from shipper.middleware.ids import incoming_ids
 from shipper.middleware.recorder import AuditRecorder, MiddlewareStats, given_or_built
 from shipper.middleware.redaction import grpc_metadata
+from shipper.middleware.user import UserSlot, request_ids
 
 Code = grpc.StatusCode
 
@@ -89,7 +91,9 @@ Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 
 def metadata_user(context: grpc.ServicerContext | grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    """The default gRPC user resolver: the `x-user-id` invocation metadata."""
+    """A gRPC user resolver reading the `x-user-id` invocation metadata: any caller can set it, so give it
+    as `grpc_user_resolver` only where a gateway that authenticates callers sets it and strips the
+    callers' own."""
     metadata: Metadata = context.invocation_metadata() or ()
     return _first(metadata, "x-user-id")
 
@@ -186,6 +190,7 @@ class _Call:
         "method",
         "peer",
         "started",
+        "user",
         "user_id",
     )
 
@@ -211,18 +216,18 @@ class _Call:
         header = recorder.settings.request_id_header
         self.event_id = new_event_id()
         traceparent = _first(self.metadata, "traceparent")
-        self.ids = incoming_ids(_first(self.metadata, header), traceparent, self.event_id)
+        self.user = UserSlot()
+        self.ids = request_ids(
+            incoming_ids(_first(self.metadata, header), traceparent, self.event_id), self.event_id, self.user
+        )
+        resolver = audit.user_resolver
         if isinstance(task, _TaskEnd) and task.task.cancelling():
             # Cancelled before its handler started: gRPC frees such a call as soon as its task ends, so
             # neither the peer nor the user (a resolver may read auth_context) is read.
             self.peer, self.user_id = "", None
         else:
             self.peer = context.peer()
-            self.user_id = (
-                _first(self.metadata, "x-user-id")
-                if audit.user_resolver is metadata_user
-                else recorder.resolve(audit.user_resolver, context)
-            )
+            self.user_id = None if resolver is None else recorder.resolve(resolver, context)
         # None (aio) or about 9e18 s (grpc.server) when the client set no deadline.
         remaining: float | None = context.time_remaining()
         self.deadline = math.inf if remaining is None else self.started + remaining
@@ -326,7 +331,7 @@ class _Call:
             details=details,
             source_ip=recorder.client_address.resolve(grpc_peer_address(self.peer), forwarded_for),
             user_agent=_first(self.metadata, "user-agent"),
-            user_id=self.user_id,
+            user_id=self.user.user_id or self.user_id,
         )
         recorder.record(event, [])
 
@@ -337,7 +342,7 @@ class _Auditing:
     def __init__(self, recorder: AuditRecorder, aio: bool) -> None:
         self.recorder = recorder
         self.aio = aio
-        self.user_resolver = recorder.settings.grpc_user_resolver or metadata_user
+        self.user_resolver = recorder.settings.grpc_user_resolver
         # method -> (handler, its wrapper, its behaviour to bind to each call's task, if any). Interceptors
         # see every call, but a server hands them the same handler for a method each time: it is
         # inspected and wrapped once, not on every call.

@@ -30,8 +30,9 @@ import msgspec
 
 from shipper.config import AuditContext
 from shipper.correlation import CorrelationIds
+from shipper.dispatch import Emit, default_emit
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, new_event_id
-from shipper.logger import Emit, classify_status, default_emit
+from shipper.http_status import classify_status
 from shipper.middleware.anomalies import AuthFailureBursts, Signal
 from shipper.middleware.clientip import ClientAddress
 from shipper.middleware.config import AuditMiddlewareConfig, compile_config
@@ -77,7 +78,7 @@ class AuditRecorder:
     """Turns observed requests into audit events and counts what it sends and drops.
 
     `context` stamps the service fields and compliance tags on every event; `emit` defaults to
-    `shipper.logger.default_emit` (the process's emitter, or the active `capture_events()`).
+    `shipper.dispatch.default_emit` (the process's emitter, or the active `capture_events()`).
     Raises ValueError naming the option when `config` holds a value it cannot use.
     """
 

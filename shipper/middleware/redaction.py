@@ -1,5 +1,11 @@
 """Headers and gRPC metadata as loggable maps with credentials redacted, and truncated bodies.
 
+A value is redacted when its name is one the configuration lists (ALWAYS_REDACTED and
+`redact_headers`) or looks like a credential's (CREDENTIAL_NAME: X-Api-Key, X-Auth-Token,
+X-Amz-Security-Token, X-CSRF-Token...): a service's own credential headers are redacted without being
+listed. URLs in Referer, Location and Content-Location keep their path but lose their query and
+fragment, where tokens travel (`?token=...`, `#access_token=...`).
+
 Header values are decoded as Latin-1, which maps every byte to a character, so a header that is
 not UTF-8 is still logged rather than dropped. Repeated header lines are joined with ", " as
 RFC 9110 allows. Binary gRPC metadata (keys ending in `-bin`) is logged as its length only.
@@ -7,15 +13,27 @@ RFC 9110 allows. Binary gRPC metadata (keys ending in `-bin`) is logged as its l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 REDACTED = "[REDACTED]"
+
+# Parts of a lower-case header name that mark a credential.
+CREDENTIAL_NAME = re.compile(r"token|key|secret|auth|session|passw|csrf|xsrf|cookie|signature|credential")
+# Headers whose value is a URL.
+_URL_HEADERS = frozenset({"referer", "location", "content-location"})
+_QUERY_OR_FRAGMENT = re.compile(r"[?#].*", re.DOTALL)
 
 
 def _merge(pairs: Iterable[tuple[str, str]], redacted: frozenset[str]) -> dict[str, str]:
     merged: dict[str, str] = {}
     for name, value in pairs:
-        text = REDACTED if name in redacted else value
+        if name in redacted or CREDENTIAL_NAME.search(name):
+            text = REDACTED
+        elif name in _URL_HEADERS:
+            text = _QUERY_OR_FRAGMENT.sub(f"?{REDACTED}", value, count=1)
+        else:
+            text = value
         merged[name] = f"{merged[name]}, {text}" if name in merged else text
     return merged
 

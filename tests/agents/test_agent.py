@@ -18,7 +18,7 @@ import zmq
 from shipper import endpoint as endpoints
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
-from shipper.spool import SpoolWriter
+from shipper.spool_writer import SpoolWriter
 from shipper.wire import Confirmation, Frame, confirmation_decoder, encode_batch, frame_encoder
 from tests.agentproc import AgentDirs, RunningAgent, file_events
 from tests.producers import numbered_event, produce

@@ -59,7 +59,7 @@ def write_dead_letters(data_dir: Path, letters: list[Entry], extra: bytes = b"")
     now = datetime.now(UTC)
     lines = [
         msgspec.json.encode(
-            DeadLetter(entry.seq, msgspec.Raw(msgspec.json.encode(entry.event)), "HTTP 401 ...", now)
+            DeadLetter(entry.lsn, msgspec.Raw(msgspec.json.encode(entry.event)), "HTTP 401 ...", now)
         )
         for entry in letters
     ]

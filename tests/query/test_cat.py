@@ -93,7 +93,7 @@ def test_text_format_files_pass_through_as_text(tmp_path, capsysbinary):
     """Lines the sink wrote in its text format print as they are with --format text, and are refused
     (naming file and line) where they would need converting."""
     path = tmp_path / "audit.log"
-    path.write_bytes(b"".join(encode_text(e.seq, e.event) for e in entries(range(1, 3))))
+    path.write_bytes(b"".join(encode_text(e.lsn, e.event) for e in entries(range(1, 3))))
     assert cat(capsysbinary, "--format", "text", path)[1] == path.read_bytes()
     status, _, err = cat(capsysbinary, path)
     assert status == 2

@@ -15,7 +15,7 @@ import zmq
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from shipper.records import scan_records
-from shipper.spool import PLAIN, SEALED
+from shipper.spool_writer import PLAIN, SEALED
 from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder, message_frames
 from tests.waiting import wait_for
 
@@ -221,7 +221,7 @@ def test_a_sensitive_event_waits_in_memory_until_it_can_be_sealed_and_is_never_i
 ) -> None:
     """Without the agent's key it is kept (flush says so); once the key is there, it is sealed."""
     from agents.crypto.keyring import Keyring
-    from agents.crypto.seal import unseal
+    from agents.crypto.spool_unseal import unseal
 
     emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", spill_after_s=0)
     emitter.emit(event(0, sensitive={"ssn": "123-45-6789"}))

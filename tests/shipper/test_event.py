@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
 
 import msgspec
 
-from shipper.event import AuditEvent, AuditEventType
+from shipper.event import AuditEvent, AuditEventType, new_event_id
 from shipper.wire import Frame, frame_decoder, frame_encoder
 
 
@@ -46,3 +48,19 @@ def test_an_event_round_trips_through_a_frame_with_its_timestamp_unchanged() -> 
     """The default timestamp is UTC already, and decoding gives back the same instant in UTC."""
     event = AuditEvent(event_type=AuditEventType.HEARTBEAT)
     assert frame_decoder.decode(frame_encoder.encode(Frame("e", 1, 1, event))).event == event
+
+
+def test_event_ids_are_time_ordered_and_cannot_be_guessed_from_the_one_before() -> None:
+    """An id starts with its millisecond (ids sort by creation time); the 80 bits after it are random, so
+    the id after a known one shares nothing with it but the time: no one can claim it in advance."""
+    before_ms = time.time_ns() // 1_000_000
+    ids = [new_event_id() for _ in range(1_000)]
+    after_ms = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    assert all(len(id_) == 32 and int(id_, 16) >= 0 for id_ in ids)
+    assert all(before_ms <= int(id_[:12], 16) <= after_ms for id_ in ids)
+    assert [id_[:12] for id_ in ids] == sorted(id_[:12] for id_ in ids)
+    tails = [int(id_[12:], 16) for id_ in ids]
+    # Consecutive random parts differ in about half of their 80 bits; a counter would differ in a few.
+    flipped = [bin(a ^ b).count("1") for a, b in pairwise(tails)]
+    assert 30 <= sum(flipped) / len(flipped) <= 50

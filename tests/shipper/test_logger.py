@@ -10,11 +10,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from shipper import logger as logger_module
+from shipper import dispatch
 from shipper.config import AuditConfig, AuditContext
 from shipper.correlation import correlation, current
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
-from shipper.logger import AuditLogger, classify_status
+from shipper.http_status import classify_status
+from shipper.logger import AuditLogger
 
 T = TypeVar("T")
 
@@ -500,7 +501,7 @@ def test_without_emit_the_logger_uses_the_emitter_resolved_at_first_use(monkeypa
     received: list[AuditEvent] = []
     fake_emitter = types.ModuleType("shipper.emitter")
     fake_emitter.emit = received.append  # type: ignore[attr-defined]
-    monkeypatch.setattr(logger_module, "_emitter_emit", None)
+    monkeypatch.setattr(dispatch, "_emitter_emit", None)
     audit_logger = AuditLogger(AuditConfig(), AuditContext(service_name="svc"))
     monkeypatch.setitem(sys.modules, "shipper.emitter", fake_emitter)
 

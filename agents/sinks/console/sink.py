@@ -31,7 +31,7 @@ class ConsoleSink(Sink):
     def write_batch(self, batch: list[Entry]) -> Delivery:
         # Looked up at each batch, not kept: a test or a host process may have replaced the stream.
         stream = sys.stdout if self._config.stream == "stdout" else sys.stderr
-        text = b"".join(self._encode(entry.seq, entry.event) for entry in batch).decode()
+        text = b"".join(self._encode(entry.lsn, entry.event) for entry in batch).decode()
         try:
             stream.write(text)
             stream.flush()

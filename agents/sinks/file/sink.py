@@ -3,6 +3,7 @@
 Idempotent across crashes. Every line ends with its WAL sequence number, so on open the sink truncates
 a torn last line (a crash mid-write), reads the last sequence number written (from the last line, or
 from the newest closed file's name when the current file is empty) and from then on skips entries at
+from ondisk.files import make_private_dirs, write_all
 or below it: a batch the runner offers again after a crash is never written twice.
 
 An entry at or below it is skipped only if the files hold its event under its seq (or no longer hold
@@ -41,6 +42,7 @@ from agents.sinks import filestore
 from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from agents.sinks.file.config import FileSinkConfig
 from agents.sinks.formats import line_encoder, seq_of_line
+from ondisk.files import make_private_dirs, write_all
 from shipper.event import AuditEvent
 
 logger = logging.getLogger("auditship.sinks.file")
@@ -69,7 +71,7 @@ class FileSink(Sink):
 
     def open(self) -> None:
         try:
-            _make_private_dirs(self._path.parent)
+            make_private_dirs(self._path.parent)
             self._open_current()
         except OSError as exc:
             raise SinkError(f"file sink: cannot open {exc.filename or self._path}: {exc.strerror}") from exc
@@ -90,14 +92,14 @@ class FileSink(Sink):
             except OSError as exc:
                 logger.error("file sink: cannot open %s: %s; the batch stays in the WAL", self._path, exc)
                 return Delivery.ERRORED
-        fresh = [entry for entry in batch if entry.seq > self._last_seq]
-        clashes = self._clashes([entry for entry in batch if entry.seq <= self._last_seq])
+        fresh = [entry for entry in batch if entry.lsn > self._last_seq]
+        clashes = self._clashes([entry for entry in batch if entry.lsn <= self._last_seq])
         if not fresh:
             return clashes or Delivery.DELIVERED
-        data = b"".join(self._encode(entry.seq, self._prepare(entry.event)) for entry in fresh)
-        first, last = fresh[0].seq, fresh[-1].seq
+        data = b"".join(self._encode(entry.lsn, self._prepare(entry.event)) for entry in fresh)
+        first, last = fresh[0].lsn, fresh[-1].lsn
         try:
-            _write_all(self._fd, data)
+            write_all(self._fd, data)
             if self._config.fsync:
                 os.fsync(self._fd)
         except OSError as exc:
@@ -127,13 +129,13 @@ class FileSink(Sink):
         another event: refused, since writing them would give two events one seq."""
         if not repeats:
             return None
-        written = self._written.between(repeats[0].seq, repeats[-1].seq)
-        clashing = [e for e in repeats if e.seq in written and e.event.event_id not in written[e.seq]]
+        written = self._written.between(repeats[0].lsn, repeats[-1].lsn)
+        clashing = [e for e in repeats if e.lsn in written and e.event.event_id not in written[e.lsn]]
         if not clashing:
             return None
         reasons = [
-            f"WAL seq {entry.seq} was issued twice: {self._path.parent} holds event "
-            f"{', '.join(sorted(written[entry.seq]))} under it, this is event {entry.event.event_id}"
+            f"WAL seq {entry.lsn} was issued twice: {self._path.parent} holds event "
+            f"{', '.join(sorted(written[entry.lsn]))} under it, this is event {entry.event.event_id}"
             for entry in clashing
         ]
         logger.error(
@@ -272,23 +274,6 @@ class FileSink(Sink):
                 logger.info(
                     "file sink: deleted %s (keeping %d closed files)", old.path.name, self._config.max_files
                 )
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create `directory` and any missing parents as 0700, whatever the umask; existing ones are left."""
-    missing = []
-    while not directory.exists():
-        missing.append(directory)
-        directory = directory.parent
-    for path in reversed(missing):
-        path.mkdir(mode=0o700, exist_ok=True)
-        path.chmod(0o700)
 
 
 def build(config: AgentConfig) -> BuiltSink:

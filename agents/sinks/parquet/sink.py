@@ -101,8 +101,8 @@ class ParquetSink(Sink):
             logger.error(
                 "parquet sink: writing batch %d-%d to %s failed: %s; it stays in the WAL and is retried "
                 "(parts already in place are not written twice)",
-                batch[0].seq,
-                batch[-1].seq,
+                batch[0].lsn,
+                batch[-1].lsn,
                 self._lake,
                 exc,
             )
@@ -112,7 +112,7 @@ class ParquetSink(Sink):
 
     def _sealed(self, entry: Entry) -> Entry:
         event = encrypt_sensitive(entry.event, self._keyring)
-        return entry if event is entry.event else Entry(entry.seq, event)
+        return entry if event is entry.event else Entry(entry.lsn, event)
 
     def _compact_if_due(self) -> None:
         if self._compactor is None or time.monotonic() < self._compact_at:

@@ -84,8 +84,8 @@ class PartWriter:
                     misfits.reasons.append(f"parquet sink: event {entry.event.event_id}: {problem}")
             if not misfits.entries:
                 raise
-            skip = {entry.seq for entry in misfits.entries}
-            refused = self._write([entry for entry in batch if entry.seq not in skip])
+            skip = {entry.lsn for entry in misfits.entries}
+            refused = self._write([entry for entry in batch if entry.lsn not in skip])
             return Refused(misfits.entries + refused.entries, misfits.reasons + refused.reasons)
 
     def _write(self, batch: list[Entry]) -> Refused:
@@ -102,16 +102,16 @@ class PartWriter:
             partition = partitions.get(key)
             if partition is None:
                 partition = partitions[key] = self._partition(key, len(partitions))
-            if entry.seq <= partition.floor:
+            if entry.lsn <= partition.floor:
                 continue
             if partition.unfit is not None:
                 refused.entries.append(entry)
                 refused.reasons.append(f"parquet sink: event {entry.event.event_id}: {partition.unfit}")
                 continue
             if partition.first < 0:
-                partition.first = entry.seq
-            partition.last = entry.seq
-            rows.append(_Row(partition.k, entry.seq, entry.event))
+                partition.first = entry.lsn
+            partition.last = entry.lsn
+            rows.append(_Row(partition.k, entry.lsn, entry.event))
         if rows:
             self._copy_and_publish(rows, [p for p in partitions.values() if p.first >= 0])
         return refused

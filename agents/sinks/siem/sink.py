@@ -82,7 +82,7 @@ class SiemSink(Sink):
         if client is None:
             raise RuntimeError("siem sink: write_batch() before open()")
         self.retry_after_s = 0.0
-        todo = [entry for entry in batch if entry.seq not in self._settled]
+        todo = [entry for entry in batch if entry.lsn not in self._settled]
         settled_before = len(self._settled)
         failure = ""
         limits = (self._config.batch_size, self._config.max_batch_bytes)
@@ -95,9 +95,9 @@ class SiemSink(Sink):
             for index, entry in enumerate(entries):
                 outcome, reason = reply.of(index)
                 if outcome is Delivery.DELIVERED:
-                    self._settled[entry.seq] = None
+                    self._settled[entry.lsn] = None
                 elif outcome is Delivery.REJECTED:
-                    self._settled[entry.seq] = reason
+                    self._settled[entry.lsn] = reason
                 else:
                     failure = failure or reason
             if reply.outcome is Delivery.ERRORED:
@@ -106,17 +106,17 @@ class SiemSink(Sink):
             self.progressed = len(self._settled) > settled_before
             logger.warning(
                 "siem sink: %d of %d events of batch %d-%d not delivered (%s); they stay in the WAL",
-                sum(entry.seq not in self._settled for entry in batch),
+                sum(entry.lsn not in self._settled for entry in batch),
                 len(batch),
-                batch[0].seq,
-                batch[-1].seq,
+                batch[0].lsn,
+                batch[-1].lsn,
                 failure,
             )
             return Delivery.ERRORED
         refused: list[Entry] = []
         reasons: list[str] = []
         for entry in batch:
-            if (why := self._settled.get(entry.seq)) is not None:
+            if (why := self._settled.get(entry.lsn)) is not None:
                 refused.append(entry)
                 reasons.append(why)
         self._settled.clear()

@@ -84,8 +84,8 @@ class SqlSink(Sink):
             self._opened()[0].dispose()
             logger.warning(
                 "sql sink: batch %d-%d not written to %s: %s",
-                batch[0].seq,
-                batch[-1].seq,
+                batch[0].lsn,
+                batch[-1].lsn,
                 self._where,
                 describe(exc),
             )
@@ -106,8 +106,8 @@ class SqlSink(Sink):
             logger.warning(
                 "sql sink: batch %d-%d refused by %s (%s); writing its events one by one to find those "
                 "it cannot hold",
-                batch[0].seq,
-                batch[-1].seq,
+                batch[0].lsn,
+                batch[-1].lsn,
                 self._where,
                 describe(exc),
             )

@@ -73,8 +73,8 @@ class SyslogSink(Sink):
         except OSError as exc:  # refused, reset, timed out, TLS failures (ssl.SSLError is an OSError)
             logger.warning(
                 "syslog sink: sending batch %d-%d to %s:%d failed (%s); it stays in the WAL",
-                batch[0].seq,
-                batch[-1].seq,
+                batch[0].lsn,
+                batch[-1].lsn,
                 self._config.host,
                 self._config.port,
                 exc,

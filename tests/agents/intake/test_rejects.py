@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from agents.crypto.keyring import Keyring
-from agents.crypto.seal import unseal
+from agents.crypto.spool_unseal import unseal
 from agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit, reason_kind
 
 OVERSIZED = "frame of 2000000 bytes exceeds intake.max_frame_bytes=1048576"

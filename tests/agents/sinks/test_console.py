@@ -19,7 +19,7 @@ def test_text_lines_go_to_stdout(capsys):
     assert sink.write_batch(batch) is Delivery.DELIVERED
 
     out = capsys.readouterr()
-    assert out.out == "".join(encode_text(e.seq, e.event).decode() for e in batch)
+    assert out.out == "".join(encode_text(e.lsn, e.event).decode() for e in batch)
     assert out.err == ""
 
 

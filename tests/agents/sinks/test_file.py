@@ -30,7 +30,7 @@ def test_a_batch_becomes_json_lines_with_wal_seq(open_sink, keyring):
     assert sink.write_batch(batch) is Delivery.DELIVERED
 
     decoded = [decode_json_line(line) for line in lines(sink.path)]
-    assert decoded == [(entry.seq, entry.event) for entry in batch]
+    assert decoded == [(entry.lsn, entry.event) for entry in batch]
 
 
 def test_sensitive_values_never_reach_any_file_in_plaintext(open_sink, keyring, data_dir):

@@ -10,7 +10,7 @@ import pytest
 from agents.errors import ConfigError
 from agents.layout import DataLayout
 from agents.supervisor import runtime
-from shipper.spool import PUBLIC_KEY_NAME
+from shipper.spool_writer import PUBLIC_KEY_NAME
 
 
 def _dirs(tmp_path: Path) -> tuple[DataLayout, Path, Path]:

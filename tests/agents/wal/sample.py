@@ -7,7 +7,7 @@ from typing import Any
 
 from agents.config import WalConfig
 from agents.wal import WriteAheadLog
-from agents.wal.record import SEQ
+from agents.wal.record import LSN
 from shipper.records import HEADER
 
 
@@ -21,7 +21,7 @@ def open_wal(directory: Path, sinks: tuple[str, ...] = ("file",), **settings: An
 
 
 def on_disk_size(payload: bytes) -> int:
-    return HEADER.size + SEQ.size + len(payload)
+    return HEADER.size + LSN.size + len(payload)
 
 
 def segment_files(directory: Path) -> list[Path]:

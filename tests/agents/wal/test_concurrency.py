@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agents.config import WalConfig
 from agents.wal import WalReader, WalRecord, WriteAheadLog
-from agents.wal.record import SEQ
+from agents.wal.record import LSN
 from agents.wal.reservation import read_reservation
 from shipper.records import encode_record
 from tests.agents.wal.sample import payload_for, segment_files
@@ -37,14 +37,14 @@ def write_records(directory: str, last: int, seconds: float) -> None:
     collecting what the reader has committed."""
     config = WalConfig(fsync="never", segment_bytes=64 * 1024, max_bytes=4 * 1024 * 1024)
     wal = WriteAheadLog(Path(directory), config, ["reader"])
-    rng = random.Random(wal.next_seq)
+    rng = random.Random(wal.next_lsn)
     deadline = time.monotonic() + seconds
-    while wal.next_seq <= last and time.monotonic() < deadline:
+    while wal.next_lsn <= last and time.monotonic() < deadline:
         if wal.over_limit():
             wal.collect()
             time.sleep(0.001)  # backpressure: the reader must commit before more can go in
             continue
-        first = wal.next_seq
+        first = wal.next_lsn
         count = min(rng.randint(1, 300), last - first + 1)
         wal.append([expected(n) for n in range(first, first + count)])
     wal.close()
@@ -75,17 +75,17 @@ class CheckingReader:
         batch = self.reader.read(self.rng.randint(1, 500), 256 * 1024)
         expected_seq = start + 1
         for record in batch:
-            if record.seq != expected_seq and record.seq == self.resumes_at:
+            if record.lsn != expected_seq and record.lsn == self.resumes_at:
                 self.resumes_at = None
-                expected_seq = record.seq
-            assert record.seq == expected_seq, f"after seq {expected_seq - 1} came seq {record.seq}"
+                expected_seq = record.lsn
+            assert record.lsn == expected_seq, f"after seq {expected_seq - 1} came seq {record.lsn}"
             expected_seq += 1
-            assert record.payload == expected(record.seq), f"seq {record.seq} has the wrong payload"
+            assert record.payload == expected(record.lsn), f"seq {record.lsn} has the wrong payload"
         if batch and self.rng.random() < 0.1:  # a failed delivery: the same batch must come again
             self.reader.rewind()
             assert self.reader.read(len(batch), 256 * 1024) == batch
         if batch:
-            self.reader.commit(batch[-1].seq)
+            self.reader.commit(batch[-1].lsn)
         return batch
 
     def read_until(self, done: Callable[[], bool], deadline: float) -> None:
@@ -120,7 +120,7 @@ def test_a_writer_killed_mid_write_and_restarted_loses_nothing_the_reader_sees(w
     first_writer.join(timeout=30)
     assert first_writer.exitcode == -signal.SIGKILL
     with segment_files(wal_dir)[-1].open("ab") as segment:
-        segment.write(encode_record(SEQ.pack(10**8) + b"never completed")[:12])
+        segment.write(encode_record(LSN.pack(10**8) + b"never completed")[:12])
     checking.read_until(lambda: checking.step() == [], deadline)
     checking.resumes_at = read_reservation(wal_dir) + 1
     last = checking.resumes_at + 30_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from agents.wal.cursor import committed_seqs, cursor_path, read_cursor, write_cursor
+from agents.wal.cursor import committed_lsns, cursor_path, read_cursor, write_cursor
 
 
 def test_a_cursor_is_replaced_whole_and_leaves_no_temporary_file(wal_dir: Path) -> None:
@@ -31,4 +31,4 @@ def test_the_temporary_file_of_an_interrupted_commit_is_not_a_cursor(wal_dir: Pa
     path.parent.mkdir(parents=True)
     write_cursor(path, 5)
     (path.parent / ".sql.tmp").write_text("9")
-    assert committed_seqs(wal_dir) == {"sql": 5}
+    assert committed_lsns(wal_dir) == {"sql": 5}

@@ -53,10 +53,10 @@ def batch(first: int, count: int) -> list[bytes]:
 def test_seqs_start_at_one_and_are_consecutive(wal_dir: Path) -> None:
     """The first record gets seq 1; each append returns its last seq; next_seq is the one after."""
     wal = open_wal(wal_dir)
-    assert wal.next_seq == 1
+    assert wal.next_lsn == 1
     assert wal.append(batch(1, 3)) == 3
     assert wal.append(batch(4, 2)) == 5
-    assert wal.next_seq == 6
+    assert wal.next_lsn == 6
     assert list(wal.records_after(0)) == [WalRecord(n, payload_for(n)) for n in range(1, 6)]
     wal.close()
 
@@ -66,7 +66,7 @@ def test_appending_nothing_assigns_no_seq(wal_dir: Path) -> None:
     wal = open_wal(wal_dir)
     wal.append(batch(1, 2))
     assert wal.append([]) == 2
-    assert wal.next_seq == 3
+    assert wal.next_lsn == 3
     wal.close()
 
 
@@ -74,7 +74,7 @@ def test_a_batch_is_one_write(wal_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     """However many records a batch holds, it reaches the file with a single write()."""
     wal = open_wal(wal_dir)
     counting = CountingOs("write")
-    monkeypatch.setattr("agents.wal.segment.os", counting)
+    monkeypatch.setattr("ondisk.files.os", counting)
     wal.append(batch(1, 1000))
     assert counting.calls["write"] == 1
     wal.close()
@@ -89,7 +89,7 @@ def test_segments_roll_past_segment_bytes(wal_dir: Path) -> None:
     names = [path.name for path in segment_files(wal_dir)]
     assert names == [f"{first:020d}.wal" for first in (1, 4, 7, 10)]
     assert all(path.stat().st_size == 3 * record for path in segment_files(wal_dir))
-    assert [r.seq for r in wal.records_after(0)] == list(range(1, 13))
+    assert [r.lsn for r in wal.records_after(0)] == list(range(1, 13))
     wal.close()
 
 
@@ -224,7 +224,7 @@ def test_collect_deletes_only_segments_every_sink_has_passed(wal_dir: Path) -> N
     write_cursor(cursor_path(wal_dir, "b"), 11)
     assert wal.collect() == 2
     assert [p.name for p in segment_files(wal_dir)] == [f"{10:020d}.wal"]
-    assert [r.seq for r in wal.records_after(9)] == [10, 11, 12]
+    assert [r.lsn for r in wal.records_after(9)] == [10, 11, 12]
     wal.close()
 
 
@@ -253,7 +253,7 @@ def test_restart_appends_in_a_new_segment(wal_dir: Path) -> None:
     wal.close()
     old = segment_files(wal_dir)[0].read_bytes()
     wal = open_wal(wal_dir)
-    assert wal.next_seq == 4
+    assert wal.next_lsn == 4
     wal.append(batch(4, 1))
     assert [p.name for p in segment_files(wal_dir)] == [f"{1:020d}.wal", f"{4:020d}.wal"]
     assert segment_files(wal_dir)[0].read_bytes() == old
@@ -290,7 +290,7 @@ def test_restart_with_segments_lost_goes_on_after_every_committed_seq(wal_dir: P
     write_cursor(cursor_path(wal_dir, "old-sink"), 41)
     write_cursor(cursor_path(wal_dir, "a"), 7)
     wal = open_wal(wal_dir, ("a",))
-    assert wal.next_seq == 42
+    assert wal.next_lsn == 42
     wal.close()
 
 
@@ -328,9 +328,9 @@ def test_an_unusable_directory_is_a_wal_error(tmp_path: Path) -> None:
 
 
 class FullDisk:
-    """Stands in for `os` in the segment module: the next write gets `written` bytes of its data onto
-    the disk (a short write), then the disk is full; `meanwhile` runs between the two, as a reader in
-    another process could."""
+    """Stands in for `os` in ondisk.files, where the WAL writes: the next write gets `written` bytes of its
+    data onto the disk (a short write), then the disk is full; `meanwhile` runs between the two, as a
+    reader in another process could."""
 
     def __init__(self, written: int, meanwhile: Callable[[], object] = lambda: None) -> None:
         self.written = written
@@ -358,7 +358,7 @@ def test_a_failed_append_leaves_no_partial_batch(
     wal = open_wal(wal_dir)
     wal.append(batch(1, 2))
     size = segment_files(wal_dir)[0].stat().st_size
-    monkeypatch.setattr("agents.wal.segment.os", FullDisk(written))
+    monkeypatch.setattr("ondisk.files.os", FullDisk(written))
     with pytest.raises(OSError, match="No space"):
         wal.append(batch(3, 5))
     monkeypatch.undo()
@@ -366,7 +366,7 @@ def test_a_failed_append_leaves_no_partial_batch(
     retry = wal.append(batch(3, 5))
     expected_first = 3 if written == 0 else 8
     assert retry == expected_first + 4
-    assert [r.seq for r in wal.records_after(0)] == [1, 2, *range(expected_first, expected_first + 5)]
+    assert [r.lsn for r in wal.records_after(0)] == [1, 2, *range(expected_first, expected_first + 5)]
     assert ("retired" in caplog.text) == bool(written)
     wal.close()
 
@@ -382,13 +382,11 @@ def test_a_reader_that_read_part_of_a_failed_append_gets_every_record_of_the_ret
     reader = WalReader(wal_dir, "file")
     seen: list[WalRecord] = []
     written = 2 * on_disk_size(payload_for(3)) + 5
-    monkeypatch.setattr(
-        "agents.wal.segment.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20)))
-    )
+    monkeypatch.setattr("ondisk.files.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20))))
     with pytest.raises(OSError, match="No space"):
         wal.append(batch(3, 5))
     monkeypatch.undo()
-    assert [r.seq for r in seen] == [1, 2, 3, 4]
+    assert [r.lsn for r in seen] == [1, 2, 3, 4]
     wal.append(batch(3, 5))
     seen.clear()
     for _ in range(5):
@@ -404,6 +402,6 @@ def test_records_after_starts_after_the_given_seq_across_segments(wal_dir: Path)
     wal = open_wal(wal_dir, segment_bytes=200)
     for first in range(1, 30, 3):
         wal.append(batch(first, 3))
-    assert [r.seq for r in wal.records_after(17)] == list(range(18, 31))
+    assert [r.lsn for r in wal.records_after(17)] == list(range(18, 31))
     assert list(wal.records_after(30)) == []
     wal.close()

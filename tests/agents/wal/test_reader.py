@@ -12,7 +12,7 @@ import pytest
 from agents.errors import WalError
 from agents.wal import WalReader, WalRecord
 from agents.wal.cursor import cursor_path, write_cursor
-from agents.wal.record import SEQ
+from agents.wal.record import LSN
 from agents.wal.scanner import CHUNK_BYTES, SegmentScanner
 from shipper.records import encode_record
 from tests.agents.wal.sample import on_disk_size, open_wal, payload_for, segment_files
@@ -51,9 +51,9 @@ def test_read_stops_at_max_records_or_max_bytes(wal_dir: Path) -> None:
     wal = open_wal(wal_dir)
     wal.append([payload_for(n) for n in range(1, 11)])
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in reader.read(4, 1 << 20)] == [1, 2, 3, 4]
+    assert [r.lsn for r in reader.read(4, 1 << 20)] == [1, 2, 3, 4]
     size = len(payload_for(1))
-    assert [r.seq for r in reader.read(100, 3 * size)] == [5, 6, 7]
+    assert [r.lsn for r in reader.read(100, 3 * size)] == [5, 6, 7]
     assert reader.position == 7
     assert [r.payload for r in reader.read(100, 1 << 20)] == [payload_for(n) for n in range(8, 11)]
     assert reader.read(100, 1 << 20) == []
@@ -68,9 +68,9 @@ def test_a_record_bigger_than_max_bytes_and_than_a_chunk_is_still_read(wal_dir: 
     big = payload_for(2, CHUNK_BYTES * 2 + 5)
     wal.append([payload_for(1), big, payload_for(3)])
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in reader.read(10, 10)] == [1]
+    assert [r.lsn for r in reader.read(10, 10)] == [1]
     assert reader.read(10, 10) == [WalRecord(2, big)]
-    assert [r.seq for r in reader.read(10, 10)] == [3]
+    assert [r.lsn for r in reader.read(10, 10)] == [3]
     reader.close()
     wal.close()
 
@@ -101,7 +101,7 @@ def test_commit_is_durable_and_a_new_reader_starts_after_it(wal_dir: Path) -> No
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = WalReader(wal_dir, "file")
     assert (again.committed, again.position) == (5, 5)
-    assert [r.seq for r in again.read(10, 1 << 20)] == [6]
+    assert [r.lsn for r in again.read(10, 1 << 20)] == [6]
     again.close()
     wal.close()
 
@@ -122,7 +122,7 @@ def test_rewind_reads_the_uncommitted_records_again(wal_dir: Path) -> None:
     everything = read_all(reader)
     reader.rewind()
     assert read_all(reader) == everything
-    assert [r.seq for r in first + second + everything] == list(range(1, 13))
+    assert [r.lsn for r in first + second + everything] == list(range(1, 13))
     reader.close()
     wal.close()
 
@@ -171,9 +171,9 @@ def test_a_cursor_before_the_oldest_segment_starts_at_the_oldest_and_says_so(
     write_cursor(cursor_path(wal_dir, "sql"), 6)
     wal.collect()
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in read_all(reader)] == [7, 8, 9]
+    assert [r.lsn for r in read_all(reader)] == [7, 8, 9]
     reader.rewind()
-    assert [r.seq for r in read_all(reader)] == [7, 8, 9]
+    assert [r.lsn for r in read_all(reader)] == [7, 8, 9]
     [message] = errors(caplog)
     assert "records 1-6 are gone" in message
     reader.close()
@@ -188,11 +188,11 @@ def test_a_torn_tail_in_the_segment_being_written_means_not_yet(
     wal = open_wal(wal_dir)
     wal.append([payload_for(1)])
     segment = segment_files(wal_dir)[-1]
-    record = encode_record(SEQ.pack(2) + payload_for(2))
+    record = encode_record(LSN.pack(2) + payload_for(2))
     with segment.open("ab") as file:
         file.write(record[:5])
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in reader.read(10, 1 << 20)] == [1]
+    assert [r.lsn for r in reader.read(10, 1 << 20)] == [1]
     assert reader.read(10, 1 << 20) == []
     with segment.open("ab") as file:
         file.write(record[5:30])
@@ -214,7 +214,7 @@ def test_a_reader_learns_a_segment_is_complete_before_reading_it_to_its_end(
     wal = open_wal(wal_dir, segment_bytes=2 * RECORD)
     wal.append([payload_for(1)])
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in reader.read(10, 1 << 20)] == [1]
+    assert [r.lsn for r in reader.read(10, 1 << 20)] == [1]
     real_refill = SegmentScanner._refill
     raced = []
 
@@ -229,7 +229,7 @@ def test_a_reader_learns_a_segment_is_complete_before_reading_it_to_its_end(
     monkeypatch.setattr(SegmentScanner, "_refill", refill_then_race)
     seen: list[int] = []
     for _ in range(10):  # the read that raced returns nothing yet; later ones return the rest
-        seen.extend(r.seq for r in reader.read(10, 1 << 20))
+        seen.extend(r.lsn for r in reader.read(10, 1 << 20))
     assert raced
     assert seen == [2, 3]
     reader.close()
@@ -250,9 +250,9 @@ def test_damage_in_a_complete_segment_is_skipped_and_reported_once(
         file.write(b"X")
     reader = WalReader(wal_dir, "file")
     expected = [1, 2, 3, *range(5, 13)]
-    assert [r.seq for r in read_all(reader)] == expected
+    assert [r.lsn for r in read_all(reader)] == expected
     reader.rewind()
-    assert [r.seq for r in read_all(reader)] == expected
+    assert [r.lsn for r in read_all(reader)] == expected
     [message] = errors(caplog)
     assert str(segment) in message
     assert f"byte {3 * RECORD}" in message
@@ -274,7 +274,7 @@ def test_damage_in_the_segment_of_a_dead_writer_neither_stops_nor_spins_the_read
     with segment.open("ab") as file:
         file.write(bytes(3000))
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in read_all(reader)] == [1, 2, 3, 4, 5]
+    assert [r.lsn for r in read_all(reader)] == [1, 2, 3, 4, 5]
     started = time.monotonic()
     for _ in range(100):
         assert reader.read(10, 1 << 20) == []
@@ -300,10 +300,10 @@ def test_a_reader_waiting_in_a_dead_writers_segment_of_garbage_misses_nothing_af
     newest = segment_files(wal_dir)[-1]
     newest.write_bytes(bytes(3000))
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in read_all(reader)] == list(range(1, 11))
+    assert [r.lsn for r in read_all(reader)] == list(range(1, 11))
     wal = open_wal(wal_dir)
-    last = wal.append([payload_for(n) for n in range(wal.next_seq, wal.next_seq + 60)])
-    assert [r.seq for r in read_all(reader)] == list(range(last - 59, last + 1))
+    last = wal.append([payload_for(n) for n in range(wal.next_lsn, wal.next_lsn + 60)])
+    assert [r.lsn for r in read_all(reader)] == list(range(last - 59, last + 1))
     reader.close()
     wal.close()
 
@@ -317,9 +317,9 @@ def test_damage_mid_segment_being_written_is_skipped_to_the_records_after_it(wal
         file.seek(RECORD + 9)
         file.write(b"X")
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in read_all(reader)] == [1, 3, 4, 5]
+    assert [r.lsn for r in read_all(reader)] == [1, 3, 4, 5]
     wal.append([payload_for(6)])
-    assert [r.seq for r in read_all(reader)] == [6]
+    assert [r.lsn for r in read_all(reader)] == [6]
     reader.close()
     wal.close()
 
@@ -334,9 +334,9 @@ def test_a_salvaged_segment_replaced_under_a_reader_is_read_on_undisturbed(wal_d
         file.seek(6 * RECORD + 9)
         file.write(b"X")
     reader = WalReader(wal_dir, "file")
-    assert [r.seq for r in reader.read(3, 1 << 20)] == [1, 2, 3]
+    assert [r.lsn for r in reader.read(3, 1 << 20)] == [1, 2, 3]
     wal = open_wal(wal_dir)
     wal.append([payload_for(11)])
-    assert [r.seq for r in read_all(reader)] == [4, 5, 6, 8, 9, 10, 11]
+    assert [r.lsn for r in read_all(reader)] == [4, 5, 6, 8, 9, 10, 11]
     reader.close()
     wal.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.wal.record import SEQ
+from agents.wal.record import LSN
 from agents.wal.scanner import CHUNK_BYTES
 from shipper.records import encode_record
 from tests.agents.wal.sample import on_disk_size, open_wal, payload_for, segment_files
@@ -43,7 +43,7 @@ def test_a_torn_tail_is_cut_off_and_the_log_carries_on_in_a_new_segment(
     write_records(wal_dir, 5)
     segment = segment_files(wal_dir)[0]
     with segment.open("ab") as file:
-        file.write(encode_record(SEQ.pack(6) + payload_for(6))[:20])
+        file.write(encode_record(LSN.pack(6) + payload_for(6))[:20])
     wal = open_wal(wal_dir)
     assert segment.stat().st_size == 5 * RECORD
     warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
@@ -52,7 +52,7 @@ def test_a_torn_tail_is_cut_off_and_the_log_carries_on_in_a_new_segment(
     assert not errors(caplog)
     assert wal.append([payload_for(6)]) == 6
     assert segment_files(wal_dir)[-1].name == f"{6:020d}.wal"
-    assert [r.seq for r in wal.records_after(0)] == [1, 2, 3, 4, 5, 6]
+    assert [r.lsn for r in wal.records_after(0)] == [1, 2, 3, 4, 5, 6]
     wal.close()
 
 
@@ -73,8 +73,8 @@ def test_a_damaged_record_mid_segment_is_quarantined_and_the_rest_salvaged(
     segment = segment_files(wal_dir)[0]
     damaged = damage(segment, offset, data)
     wal = open_wal(wal_dir)
-    assert [r.seq for r in wal.records_after(0)] == [1, 2, 3, 5, 6, 7, 8, 9, 10], what
-    assert wal.next_seq == 11
+    assert [r.lsn for r in wal.records_after(0)] == [1, 2, 3, 5, 6, 7, 8, 9, 10], what
+    assert wal.next_lsn == 11
     [copy] = (wal_dir / "quarantine").iterdir()
     assert copy.read_bytes() == damaged
     [message] = errors(caplog)
@@ -104,10 +104,10 @@ def test_a_record_whose_seq_does_not_rise_is_damage(wal_dir: Path, caplog: pytes
     write_records(wal_dir, 5)
     segment = segment_files(wal_dir)[0]
     with segment.open("ab") as file:
-        file.write(encode_record(SEQ.pack(2) + payload_for(2)))
-        file.write(encode_record(SEQ.pack(6) + payload_for(6)))
+        file.write(encode_record(LSN.pack(2) + payload_for(2)))
+        file.write(encode_record(LSN.pack(6) + payload_for(6)))
     wal = open_wal(wal_dir)
-    assert [r.seq for r in wal.records_after(0)] == [1, 2, 3, 4, 5, 6]
+    assert [r.lsn for r in wal.records_after(0)] == [1, 2, 3, 4, 5, 6]
     assert len(errors(caplog)) == 1
     wal.close()
 
@@ -123,7 +123,7 @@ def test_a_zero_filled_tail_after_a_power_cut_is_cut_off(
         file.write(bytes(4096))
     wal = open_wal(wal_dir)
     assert segment.stat().st_size == 5 * RECORD
-    assert wal.next_seq == 6
+    assert wal.next_lsn == 6
     [message] = errors(caplog)
     assert "records after seq 5 in this segment are lost" in message
     assert len(list((wal_dir / "quarantine").iterdir())) == 1
@@ -142,8 +142,8 @@ def test_a_segment_of_garbage_between_good_ones_does_not_stop_the_start(
     middle = segment_files(wal_dir)[1]
     middle.write_bytes(random.Random(7).randbytes(64 * 1024))
     wal = open_wal(wal_dir)
-    assert [r.seq for r in wal.records_after(0)] == [1, 2, 3, 7, 8, 9]
-    assert wal.next_seq == 10
+    assert [r.lsn for r in wal.records_after(0)] == [1, 2, 3, 7, 8, 9]
+    assert wal.next_lsn == 10
     assert middle.stat().st_size == 0
     assert str(middle) in errors(caplog)[0]
     wal.close()
@@ -158,7 +158,7 @@ def test_an_interrupted_salvage_leaves_nothing_behind(wal_dir: Path) -> None:
     os.chmod(leftover, 0o600)
     wal = open_wal(wal_dir)
     assert not leftover.exists()
-    assert [r.seq for r in wal.records_after(0)] == [1, 2, 3]
+    assert [r.lsn for r in wal.records_after(0)] == [1, 2, 3]
     wal.close()
 
 
@@ -173,9 +173,9 @@ def test_records_after_a_damaged_span_longer_than_a_read_chunk_are_salvaged(
     with segment.open("ab") as file:
         file.write(random.Random(garbage).randbytes(garbage))
         for n in (4, 5, 6):
-            file.write(encode_record(SEQ.pack(n) + payload_for(n)))
+            file.write(encode_record(LSN.pack(n) + payload_for(n)))
     wal = open_wal(wal_dir)
-    assert [r.seq for r in wal.records_after(0)] == [1, 2, 3, 4, 5, 6]
+    assert [r.lsn for r in wal.records_after(0)] == [1, 2, 3, 4, 5, 6]
     [message] = errors(caplog)
     assert f"bytes {3 * RECORD}-{3 * RECORD + garbage} skipped, no seq is lost" in message
     wal.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agents.wal.cursor import cursor_path, write_cursor
-from agents.wal.reservation import RESERVATION, RESERVE_SEQS, read_reservation
+from agents.wal.reservation import RESERVATION, RESERVE_LSNS, read_reservation
 from tests.agents.wal.sample import open_wal, payload_for, segment_files
 
 
@@ -33,13 +33,13 @@ def test_seqs_are_reserved_ahead_with_one_durable_write_per_range(
     wal_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before it issues a seq the writer has a reservation at or above it on disk, renewed once per
-    RESERVE_SEQS seqs rather than at every append."""
+    RESERVE_LSNS seqs rather than at every append."""
     writes: list[int] = []
     wal = open_wal(wal_dir)
     monkeypatch.setattr("agents.wal.log.write_reservation", lambda _, seq: writes.append(seq))
     for number in range(1, 1001):
         wal.append([payload_for(number)])
-    assert writes == [1 + RESERVE_SEQS]
+    assert writes == [1 + RESERVE_LSNS]
     wal.close()
 
 
@@ -58,7 +58,7 @@ def test_after_a_crash_the_seqs_go_on_above_the_reservation_though_tail_and_curs
     assert child.exitcode == 0
     lose_tail_and_cursors(wal_dir)
     wal = open_wal(wal_dir)
-    assert wal.next_seq == read_reservation(wal_dir) + 1 > 11
+    assert wal.next_lsn == read_reservation(wal_dir) + 1 > 11
     wal.close()
 
 
@@ -73,7 +73,7 @@ def test_a_clean_close_gives_back_the_unused_reservation(wal_dir: Path) -> None:
     assert read_reservation(wal_dir) == 14
     lose_tail_and_cursors(wal_dir)
     wal = open_wal(wal_dir)
-    assert wal.next_seq == 15
+    assert wal.next_lsn == 15
     assert wal.append([payload_for(15)]) == 15
     wal.close()
 

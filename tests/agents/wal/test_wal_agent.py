@@ -14,7 +14,7 @@ from agents.wal.record import RECORD_OVERHEAD
 from shipper import endpoint as endpoints
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
-from shipper.spool import SpoolWriter
+from shipper.spool_writer import SpoolWriter
 from shipper.wire import Frame, frame_encoder
 from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent, agent_running, file_events
 from tests.producers import numbered_event

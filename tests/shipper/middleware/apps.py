@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from shipper.config import AuditConfig, AuditContext
+from shipper.dispatch import Emit
 from shipper.event import AuditEventType
-from shipper.logger import AuditLogger, Emit
+from shipper.logger import AuditLogger
 from shipper.middleware.asgi import AuditMiddleware, setup_fastapi_audit_middleware
 from shipper.middleware.config import AuditMiddlewareConfig
 from shipper.middleware.recorder import AuditRecorder

@@ -25,8 +25,9 @@ import grpc.aio
 
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditContext
+from shipper.dispatch import Emit
 from shipper.event import AuditEventType
-from shipper.logger import Emit
+from shipper.middleware.user import set_audit_user
 
 SERVICE = "audit.test.Users"
 REGISTERED = "audit.test.Registered"
@@ -65,6 +66,11 @@ WAIT_S = 0.01
 WAITS = 1000
 
 
+# Get with this request names the call's user, as a handler that authenticated the caller would.
+NAMES_USER = b"names-user"
+NAMED_USER = "bob"
+
+
 class Handlers:
     """The service's behaviours, logging their events through `emit`."""
 
@@ -78,6 +84,8 @@ class Handlers:
         self._emit(builder.build())
 
     def get(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        if request == NAMES_USER:
+            set_audit_user(NAMED_USER)
         action, code = OUTCOMES.get(request, ("answer", Code.OK))
         if action == "abort":
             context.abort(code, "refused")
@@ -104,6 +112,8 @@ class Handlers:
         return b"pong"
 
     async def get_async(self, request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        if request == NAMES_USER:
+            set_audit_user(NAMED_USER)
         action, code = OUTCOMES.get(request, ("answer", Code.OK))
         if action == "abort":
             await context.abort(code, "refused")

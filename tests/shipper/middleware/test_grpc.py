@@ -22,6 +22,7 @@ from shipper.middleware.config import AuditMiddlewareConfig
 from shipper.middleware.grpc_server import (
     AioAuditServerInterceptor,
     AuditServerInterceptor,
+    metadata_user,
     setup_grpc_audit_interceptor,
 )
 from shipper.middleware.recorder import AuditRecorder
@@ -30,6 +31,8 @@ from tests.shipper.middleware.grpc_cut_short import FLAVOURS
 from tests.shipper.middleware.grpc_service import (
     CALL_KINDS,
     ENDINGS,
+    NAMED_USER,
+    NAMES_USER,
     OUTCOMES,
     REGISTERED,
     SERVICE,
@@ -84,8 +87,10 @@ def test_every_kind_of_call_yields_an_event_with_its_method_peer_user_status_and
 ) -> None:
     """Unary, server-streaming, client-streaming and bidirectional calls each yield one API_REQUEST (on an
     aio server from async handlers and from sync ones alike); the handlers' own events carry the call's
-    correlation id, which comes back in the trailing metadata."""
-    recorder = AuditRecorder(AuditMiddlewareConfig(), context=service_context, emit=agent_emitter.emit)
+    correlation id, which comes back in the trailing metadata. The user is the `x-user-id` metadata, as
+    the service asked by giving metadata_user."""
+    config = AuditMiddlewareConfig(grpc_user_resolver=metadata_user)
+    recorder = AuditRecorder(config, context=service_context, emit=agent_emitter.emit)
     handlers = Handlers(service_context, agent_emitter.emit)
     with serve(kind, handlers, recorder, async_handlers) as channel:
         answer, call = unary(channel, f"/{SERVICE}/Get").with_call(b"ok", metadata=METADATA)
@@ -122,6 +127,25 @@ def test_every_kind_of_call_yields_an_event_with_its_method_peer_user_status_and
 
 
 @pytest.mark.parametrize(("kind", "async_handlers"), [("sync", False), ("aio", True), ("aio", False)])
+def test_caller_metadata_names_no_user_by_default_and_the_handler_does(
+    kind: str, async_handlers: bool, service_context: AuditContext
+) -> None:
+    """A caller's `x-user-id` is not believed unless the service gives metadata_user: an unauthenticated
+    call claiming admin has no user; a handler that authenticated the caller names it with
+    set_audit_user, on either server and from sync and async handlers."""
+    claims_admin = (("x-user-id", "admin@example.com"),)
+    with capture_events() as events:
+        recorder = AuditRecorder(AuditMiddlewareConfig(detect_anomalies=False), context=service_context)
+        handlers = Handlers(service_context, lambda event: None)
+        with serve(kind, handlers, recorder, async_handlers) as channel:
+            get = unary(channel, f"/{SERVICE}/Get")
+            get(b"anonymous", metadata=claims_admin)
+            get(NAMES_USER, metadata=claims_admin)
+    users = {event.user_id for event in events if event.event_type == "api_request"}
+    assert users == {None, NAMED_USER}
+
+
+@pytest.mark.parametrize(("kind", "async_handlers"), [("sync", False), ("aio", True), ("aio", False)])
 def test_aborts_set_codes_and_exceptions_become_statuses_and_security_events(
     kind: str,
     async_handlers: bool,
@@ -147,9 +171,7 @@ def test_aborts_set_codes_and_exceptions_become_statuses_and_security_events(
     events = delivered_events(len(OUTCOMES) + 3)
     # A sync handler on an aio server is recorded from a pool thread: events of consecutive calls may
     # arrive in either order, so each call's event is found by its status.
-    requests = {
-        event.details["grpc_status"]: event for event in events if event.event_type == "api_request"
-    }
+    requests = {event.details["grpc_status"]: event for event in events if event.event_type == "api_request"}
     assert sorted((status, event.status_code, event.outcome) for status, event in requests.items()) == [
         ("NOT_FOUND", 404, "failure"),
         ("PERMISSION_DENIED", 403, "failure"),
@@ -234,7 +256,8 @@ def test_registered_methods_are_audited_under_their_full_name(
     handlers = Handlers(service_context, agent_emitter.emit)
 
     def configure(server: grpc.Server) -> None:
-        setup_grpc_audit_interceptor(server, context=service_context, emit=agent_emitter.emit)
+        config = AuditMiddlewareConfig(grpc_user_resolver=metadata_user)
+        setup_grpc_audit_interceptor(server, config, context=service_context, emit=agent_emitter.emit)
         server.add_registered_method_handlers(REGISTERED, handlers.registered(aio=False))
 
     with grpc_server("sync", configure) as channel:

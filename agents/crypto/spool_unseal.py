@@ -1,6 +1,6 @@
 """Opening spool records that emitters sealed to the agent's spool key.
 
-The other half of shipper/seal.py, whose docstring says why spool records are sealed and how. This
+The other half of shipper/spool_seal.py, whose docstring says why spool records are sealed and how. This
 side holds the X25519 private key (keys/spool-x25519.key), so it lives in the agent, never in a service.
 """
 
@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from agents.crypto.errors import DecryptionError
 from agents.crypto.keyring import Keyring
-from shipper.seal import HEADER_BYTES, KEY_BYTES, TAG_BYTES, VERSION, derive_key
+from shipper.spool_seal import HEADER_BYTES, KEY_BYTES, TAG_BYTES, VERSION, derive_key
 
 
 def unseal(blob: bytes, keyring: Keyring, *, source: str = "sealed record") -> bytes:
-    """The payload `shipper.seal.seal` sealed to this keyring's spool key.
+    """The payload `shipper.spool_seal.seal` sealed to this keyring's spool key.
 
     Raises DecryptionError, prefixed with `source` (say, the spool file and offset), when the record is
     truncated, of an unknown version, or fails authentication (altered, or sealed to another key).

@@ -22,8 +22,9 @@ from agents.config import AgentConfig
 from agents.crypto.fields import encrypt_sensitive
 from agents.crypto.keyring import Keyring
 from agents.errors import FrameRejected, UnreadableSpoolEntry
-from agents.intake import spool
+from agents.intake import spool_pickup
 from agents.intake.checks import refusal
+from agents.intake.counters import IntakeCounters
 from agents.intake.dedupe import DedupeIndex
 from agents.intake.failure import WriteFailure
 from agents.intake.rejects import RejectLog, WarningLimit
@@ -49,6 +50,15 @@ RUN_IDLE_S = 60.0
 QUARANTINE_WARN_INTERVAL_S = 60.0
 
 
+class Run(msgspec.Struct):
+    """An emitter's stretch of transmissions received without a gap, which the intake confirms."""
+
+    first: int
+    last: int
+    heard: float
+    """When the last of them arrived (time.time())."""
+
+
 class Intake:
     def __init__(
         self, config: AgentConfig, context: zmq.Context[zmq.Socket[bytes]], mailbox: Mailbox
@@ -61,8 +71,7 @@ class Intake:
         self.wal = WriteAheadLog(self.layout.wal, config.wal, config.enabled_sinks())
         self.index = self._load_index()
         self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())
-        # Per emitter, the stretch of transmissions received without a gap: [first, last, last heard].
-        self.runs: dict[str, list[float]] = {}
+        self.runs: dict[str, Run] = {}
         self.pending: set[str] = set()
         self._sync_wanted = False
         # Frames taken off the socket that the WAL had no room for: not yet validated, tracked or
@@ -70,20 +79,7 @@ class Intake:
         self._held: list[bytes] = []
         self._write_failure = WriteFailure("WAL append", log)
         self._index_failure = WriteFailure("saving the dedupe index", log)
-        self.counters: dict[str, int | float] = dict.fromkeys(
-            (
-                "received",
-                "appended",
-                "repeats",
-                "spooled_in",
-                "spool_files",
-                "spool_quarantined",
-                "spool_quarantine_failed",
-                "write_errors",
-                "paused",
-            ),
-            0,
-        )
+        self.counters = IntakeCounters()
         self._quarantine_warnings = WarningLimit(QUARANTINE_WARN_INTERVAL_S)
         self._spool_dirs = self._spool_directories(config.spool_path, config.runtime_path)
 
@@ -95,7 +91,7 @@ class Intake:
         self.pub = context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
         self.pub.bind(endpoints.confirm_endpoint(endpoint))
-        log.info("intake listening on %s (WAL next seq %d)", endpoint, self.wal.next_seq)
+        log.info("intake listening on %s (WAL next seq %d)", endpoint, self.wal.next_lsn)
         mailbox.ready()
 
     def _load_index(self) -> DedupeIndex:
@@ -124,8 +120,8 @@ class Intake:
         next_confirm = next_maintenance = next_spool = 0.0
         while not self.mailbox.orphaned():
             paused = self.wal.over_limit()
-            if paused != bool(self.counters["paused"]):
-                self.counters["paused"] = int(paused)
+            if paused != bool(self.counters.paused):
+                self.counters.paused = int(paused)
                 log.warning(
                     "WAL at %d bytes, wal.max_bytes is %d: %s",
                     self.wal.size_bytes(),
@@ -200,7 +196,7 @@ class Intake:
         accepted: list[bytes] = []
         now = time.time()
         for raw in frames:
-            self.counters["received"] += 1
+            self.counters.received += 1
             try:
                 frame, stored = self._validated(raw)
             except FrameRejected as exc:
@@ -216,7 +212,7 @@ class Intake:
                 # A repeat too: its first copy may be appended and not yet synced.
                 self._sync_wanted |= frame.sync
             if not self.index.accept(frame.emitter, frame.seq, now):
-                self.counters["repeats"] += 1
+                self.counters.repeats += 1
                 continue
             accepted.append(stored)
         return accepted
@@ -256,11 +252,11 @@ class Intake:
     def _track(self, emitter: str, tx: int, now: float) -> None:
         """Extend the emitter's gap-free run, or start a new one after a gap (frames were lost)."""
         run = self.runs.get(emitter)
-        if run is not None and tx == run[1] + 1:
-            run[1] = tx
-            run[2] = now
+        if run is not None and tx == run.last + 1:
+            run.last = tx
+            run.heard = now
         else:
-            self.runs[emitter] = [tx, tx, now]
+            self.runs[emitter] = Run(tx, tx, now)
         self.pending.add(emitter)
 
     def _append(self, payloads: list[bytes]) -> None:
@@ -272,7 +268,7 @@ class Intake:
             except OSError as exc:
                 # Nothing of the batch is confirmed yet; hold it and try again, without reading more:
                 # emitters keep what they sent, then spill it (to the overflow spool if this disk is full).
-                self.counters["write_errors"] += 1
+                self.counters.write_errors += 1
                 self._write_failure.failed(exc, f"{len(payloads)} events held, emitters spill")
                 # Sinks may have passed segments meanwhile: deleting them may be what frees the disk.
                 self._maintain()
@@ -286,7 +282,7 @@ class Intake:
                     raise
                 continue
             self._write_failure.succeeded()
-            self.counters["appended"] += len(payloads)
+            self.counters.appended += len(payloads)
             return
 
     def _confirm(self, emitters: Iterable[str] | None = None) -> None:
@@ -294,8 +290,8 @@ class Intake:
         run is in the WAL (written, and fsynced under wal.fsync = "always"): confirmations go out only
         after the loop's appends."""
         for emitter in self.pending if emitters is None else emitters:
-            first, last, _ = self.runs[emitter]
-            message = emitter.encode() + frame_encoder.encode(Confirmation(int(first), int(last)))
+            run = self.runs[emitter]
+            message = emitter.encode() + frame_encoder.encode(Confirmation(run.first, run.last))
             try:
                 self.pub.send(message, zmq.NOBLOCK)
             except zmq.Again:
@@ -303,14 +299,14 @@ class Intake:
         self.pending.clear()
 
     def _ingest_spool(self) -> None:
-        for path in spool.claim(self._spool_dirs):
+        for path in spool_pickup.claim(self._spool_dirs):
             source = f"spool:{path.name}"
             frames: list[bytes] = []
             count = 0
             complete = True
             unreadable: UnreadableSpoolEntry | None = None
             try:
-                for record in spool.read(path, self.keyring):
+                for record in spool_pickup.read(path, self.keyring):
                     if record.reason is not None:
                         self.rejects.write(record.frame, source, record.reason)
                         continue
@@ -342,16 +338,16 @@ class Intake:
                 self._quarantine(path, str(unreadable), count)
                 continue
             path.unlink()
-            self.counters["spool_files"] += 1
+            self.counters.spool_files += 1
             log.info("ingested spool file %s: %d new events", path.name, count)
 
     def _quarantine(self, path: Path, reason: str, count: int) -> None:
-        """Out of the scans' way, kept whole for a person to look at (see spool.quarantine)."""
+        """Out of the scans' way, kept whole for a person to look at (see spool_pickup.quarantine)."""
         try:
-            target = spool.quarantine(path)
+            target = spool_pickup.quarantine(path)
         except OSError as exc:
             # It stays and is met again at every scan: one line a minute, every failure counted.
-            self.counters["spool_quarantine_failed"] += 1
+            self.counters.spool_quarantine_failed += 1
             left_out = self._quarantine_warnings.admit("failed", time.monotonic())
             if left_out is not None:
                 log.error(
@@ -364,7 +360,7 @@ class Intake:
                     f"; {left_out} more such failures since the last such line" if left_out else "",
                 )
             return
-        self.counters["spool_quarantined"] += 1
+        self.counters.spool_quarantined += 1
         log.error("spool entry %s; %d events taken before it; the entry is kept in %s", reason, count, target)
 
     def _append_spooled(self, frames: list[bytes], source: str) -> tuple[int, bool]:
@@ -372,7 +368,7 @@ class Intake:
         (what it did not take stays in the file)."""
         accepted, left = self._admit(frames, source)
         self._append(accepted)
-        self.counters["spooled_in"] += len(accepted)
+        self.counters.spooled_in += len(accepted)
         return len(accepted), not left
 
     def _maintain(self) -> None:
@@ -381,12 +377,12 @@ class Intake:
         now = time.time()
         self.index.forget_idle(now)
         # A forgotten run only costs the emitter a harmless resend of what it still holds.
-        for emitter in [e for e, run in self.runs.items() if now - run[2] > RUN_IDLE_S]:
+        for emitter in [e for e, run in self.runs.items() if now - run.heard > RUN_IDLE_S]:
             del self.runs[emitter]
         # PUB/SUB drops what a subscriber that is still (re)connecting misses; say it all again.
         self._confirm(list(self.runs))
         try:
-            self.index.save(self.layout.dedupe_index, self.wal.next_seq - 1)
+            self.index.save(self.layout.dedupe_index, self.wal.next_lsn - 1)
         except OSError as exc:
             # A full disk: no segment may go before the index covers it; tried again each second.
             self._index_failure.failed(exc, "WAL segments are kept until it works")
@@ -396,11 +392,11 @@ class Intake:
 
     def _counters(self) -> dict[str, int | float]:
         return {
-            **self.counters,
+            **msgspec.structs.asdict(self.counters),
             "rejected": self.rejects.count,
             "rejects_unwritten": self.rejects.unwritten,
             "rejects_over_cap": self.rejects.over_cap,
-            "last_seq": self.wal.next_seq - 1,
+            "last_seq": self.wal.next_lsn - 1,
             "wal_bytes": self.wal.size_bytes(),
             "emitters": len(self.index),
         }
@@ -417,4 +413,4 @@ class Intake:
         self.mailbox.report(self._counters(), 0, force=True)
         self.pull.close(linger=0)
         self.pub.close(linger=500)
-        log.info("intake stopped at WAL seq %d", self.wal.next_seq - 1)
+        log.info("intake stopped at WAL seq %d", self.wal.next_lsn - 1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shipper.records import Tail, classify_tail, scan_records
-from shipper.spool import SpoolWriter
+from shipper.spool_writer import SpoolWriter
 from tests.services import require
 
 

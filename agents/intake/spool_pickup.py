@@ -1,10 +1,9 @@
-"""Picking up emitters' spool files (see shipper.spool for the writer's side of the protocol)."""
+"""Picking up emitters' spool files (see shipper.spool_writer for the writer's side of the protocol)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import stat
@@ -14,8 +13,9 @@ from pathlib import Path
 
 from agents.crypto import DecryptionError, Keyring, unseal
 from agents.errors import UnreadableSpoolEntry
+from ondisk.files import try_lock
 from shipper.records import Tail, classify_tail, scan_records
-from shipper.spool import PLAIN, SEALED, SUFFIX
+from shipper.spool_writer import PLAIN, SEALED, SUFFIX
 
 log = logging.getLogger("auditship.intake")
 CLAIMED = ".claimed"
@@ -66,11 +66,7 @@ def claim(directories: list[Path]) -> list[Path]:
                 # and the emitter's next write finds the path gone and opens a new file. Without
                 # waiting: a write takes microseconds, and whoever holds the lock longer must not
                 # stop the intake; the next scan takes the file.
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            else:
-                if _rename(path, target):
+                if try_lock(fd) and _rename(path, target):
                     claimed.append(target)
             finally:
                 os.close(fd)

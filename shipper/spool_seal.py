@@ -5,7 +5,7 @@ Why this exists: when the agent is down or slow, an emitter spills events to a l
 must not hold them, or any compromised service could read every sensitive value ever logged. Yet an
 event with `sensitive` values must not reach disk in plaintext, spool files included. So the emitter
 seals such a record to the agent's public spool key (`Keyring.spool_public_key()`): it can seal, but
-only the agent, holding the private key in keys/, can unseal (agents/crypto/seal.py).
+only the agent, holding the private key in keys/, can unseal (agents/crypto/spool_unseal.py).
 
 The construction is the usual ECIES one, from `cryptography`'s primitives only: an ephemeral X25519
 key agreement with the agent's key, HKDF-SHA256 over the shared secret (bound to both public keys),

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from shipper import seal as seal_module
-from shipper.seal import HEADER_BYTES, TAG_BYTES, SealUnavailableError, seal, sealing_available
+from shipper import spool_seal as seal_module
+from shipper.spool_seal import HEADER_BYTES, TAG_BYTES, SealUnavailableError, seal, sealing_available
 
 PUBLIC_KEY = bytes.fromhex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")
 PAYLOAD = b"ssn=123-45-6789"
@@ -44,10 +44,10 @@ def test_sealing_without_cryptography_says_what_is_missing(monkeypatch):
 
 
 def test_the_module_imports_in_a_service_without_cryptography():
-    """Importing shipper.seal does not import cryptography; sealing_available() then reports False."""
+    """Importing shipper.spool_seal does not import cryptography; sealing_available() then reports False."""
     code = (
         "import sys; sys.modules['cryptography'] = None\n"
-        "import shipper.seal as s\n"
+        "import shipper.spool_seal as s\n"
         "print(s.sealing_available())\n"
     )
     result = subprocess.run(

@@ -15,7 +15,7 @@ from agents.layout import DataLayout
 from agents.logs import configure_logging
 from agents.mailbox import Mailbox
 from agents.supervisor import orphans
-from agents.supervisor.process import WorkerSpec
+from agents.supervisor.spec import WorkerSpec
 from shipper import endpoint as endpoints
 
 log = logging.getLogger("auditship.worker")
@@ -39,7 +39,7 @@ def worker_main(spec: WorkerSpec, config: AgentConfig, supervisor: int) -> None:
     mailbox = Mailbox(context, endpoints.control_endpoint(config.runtime_path), spec.name, supervisor)
     try:
         if spec.role == "intake":
-            from agents.intake.worker import Intake
+            from agents.intake.intake import Intake
 
             Intake(config, context, mailbox).run()
         else:

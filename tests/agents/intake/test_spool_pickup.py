@@ -13,7 +13,7 @@ import pytest
 
 from shipper.event import AuditEvent, AuditEventType
 from shipper.records import encode_record
-from shipper.spool import PLAIN, SpoolWriter
+from shipper.spool_writer import PLAIN, SpoolWriter
 from shipper.wire import Frame, frame_encoder
 from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent, file_events
 from tests.waiting import wait_for

@@ -18,9 +18,10 @@ import fcntl
 import os
 from pathlib import Path
 
-from shipper import seal
+from ondisk.files import make_private_dirs, write_all
+from shipper import spool_seal
 from shipper.records import encode_record
-from shipper.seal import SealUnavailableError
+from shipper.spool_seal import SealUnavailableError
 
 PLAIN = b"\x00"
 SEALED = b"\x01"
@@ -68,9 +69,7 @@ class SpoolWriter:
             size = os.fstat(fd).st_size
             self._check_bounds(size, len(data))
             try:
-                written = 0
-                while written < len(data):
-                    written += os.write(fd, data[written:])
+                write_all(fd, data)
             except OSError:
                 os.ftruncate(fd, size)
                 raise
@@ -95,7 +94,7 @@ class SpoolWriter:
     def _stored(self, frame: bytes, sensitive: bool) -> bytes:
         if not sensitive:
             return PLAIN + frame
-        return SEALED + seal.seal(frame, self._agent_key())
+        return SEALED + spool_seal.seal(frame, self._agent_key())
 
     def _agent_key(self) -> bytes:
         if self._public_key is None:
@@ -110,7 +109,7 @@ class SpoolWriter:
         for _ in range(8):
             if self._fd is None:
                 if self._create:
-                    self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    make_private_dirs(self.directory)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
                 # Group-readable whatever the service's umask, and of the directory's group (the agent's:
                 # set here for a directory without the setgid bit): the agent reads it as a member of

@@ -1,0 +1,25 @@
+"""`IntakeCounters`: what the intake counts, reported to the supervisor in its `Stats` and shown by
+`audit-agent status` under these names."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class IntakeCounters(msgspec.Struct):
+    received: int = 0
+    """Frames taken off the socket or out of spool files, valid or not."""
+    appended: int = 0
+    """Frames written to the WAL."""
+    repeats: int = 0
+    """Frames dropped as already in the WAL (the dedupe index knew their emitter and seq)."""
+    spooled_in: int = 0
+    """Frames appended from spool files."""
+    spool_files: int = 0
+    """Spool files ingested and deleted."""
+    spool_quarantined: int = 0
+    spool_quarantine_failed: int = 0
+    write_errors: int = 0
+    """WAL appends that failed (and were retried)."""
+    paused: int = 0
+    """1 while the WAL is over `wal.max_bytes` and the socket is not read, else 0."""

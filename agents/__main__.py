@@ -1,5 +1,5 @@
 import sys
 
-from agents.cli import main
+from auditship.agents.cli import main
 
 sys.exit(main())

@@ -10,11 +10,11 @@ from typing import Any
 
 import msgspec
 
-from agents.config import AgentConfig, load_config
-from agents.embedded import load_seed
-from agents.errors import AuditshipError
-from agents.logs import configure_logging
-from agents.masking import MASK, SECRET_KEY, url_without_secrets
+from auditship.agents.config import AgentConfig, load_config
+from auditship.agents.embedded import load_seed
+from auditship.agents.errors import AuditshipError
+from auditship.agents.logs import configure_logging
+from auditship.agents.masking import MASK, SECRET_KEY, url_without_secrets
 from shipper import endpoint as endpoints
 from shipper.control import Status, request_status
 
@@ -69,11 +69,11 @@ def _command(args: argparse.Namespace) -> int:
             case "status":
                 return _status(config, as_json=args.json)
             case "redeliver":
-                from agents.redeliver import run_redeliver
+                from auditship.agents.redeliver import run_redeliver
 
                 return run_redeliver(config, args.sink, args.attempts)
             case _:
-                from agents.demo import run_demo
+                from auditship.agents.demo import run_demo
 
                 return run_demo(config, args.events)
     except AuditshipError as exc:
@@ -101,7 +101,7 @@ def without_secrets(table: dict[str, Any]) -> dict[str, Any]:
 def _run(config: AgentConfig) -> int:
     from setproctitle import setproctitle
 
-    from agents.supervisor.supervisor import Supervisor
+    from auditship.agents.supervisor.supervisor import Supervisor
 
     setproctitle("audit-agent: supervisor")
     configure_logging(config.log_level, "supervisor")

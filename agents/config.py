@@ -17,9 +17,9 @@ from typing import Literal
 
 import msgspec
 
-from agents.errors import ConfigError
-from agents.section import Positive, Section
-from agents.sinks.registry import SINKS, SinksConfig
+from auditship.agents.errors import ConfigError
+from auditship.agents.section import Positive, Section
+from auditship.agents.sinks.registry import SINKS, SinksConfig
 from shipper import endpoint
 
 

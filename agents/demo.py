@@ -12,8 +12,8 @@ import asyncio
 import random
 import time
 
-from agents.config import AgentConfig
-from agents.embedded import embedded_agent
+from auditship.agents.config import AgentConfig
+from auditship.agents.embedded import embedded_agent
 from shipper.config import AuditConfig, AuditContext
 from shipper.control import request_status
 from shipper.emitter import Emitter

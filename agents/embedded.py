@@ -1,7 +1,7 @@
 """The agent's side of an embedded agent: the seed's settings (shipper.seed) mapped onto AgentConfig.
 
 A service that starts an agent of its own (shipper.embedded) writes its SeedSettings to a file and runs
-`python -m agents run --seed FILE`; `load_seed` reads it. Each sink's part of the mapping is the sink's
+`python -m auditship.agents run --seed FILE`; `load_seed` reads it. Each sink's part of the mapping is the sink's
 own (`from_seed` in agents/sinks/<sink>/config.py); the mapped config then passes the same checks as an
 agent.toml. `embedded_agent` starts an agent from an AgentConfig the same way (the demo, the benchmarks).
 """
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import msgspec
 
-from agents.config import AgentConfig, RetentionConfig, parse_config
-from agents.errors import ConfigError
-from agents.sinks.registry import SinksConfig
+from auditship.agents.config import AgentConfig, RetentionConfig, parse_config
+from auditship.agents.errors import ConfigError
+from auditship.agents.sinks.registry import SinksConfig
 from shipper.config import AuditConfig
 from shipper.embedded import AgentPlaces, EmbeddedAgent
 from shipper.seed import SeedSettings, seed_settings

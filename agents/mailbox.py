@@ -8,8 +8,8 @@ import time
 
 import zmq
 
-from agents import messages
-from agents.messages import Hello, Stats
+from auditship.agents import messages
+from auditship.agents.messages import Hello, Stats
 from shipper.control import Message
 
 

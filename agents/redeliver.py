@@ -19,13 +19,13 @@ from pathlib import Path
 
 import msgspec
 
-from agents.backoff import compute_backoff
-from agents.config import AgentConfig
-from agents.layout import DataLayout
-from agents.logs import configure_logging
-from agents.sinks.base import Delivery, Entry, Refused, Sink
-from agents.sinks.registry import SINKS
-from agents.sinks.runner import DeadLetter, build_sink, dead_letter_lines
+from auditship.agents.backoff import compute_backoff
+from auditship.agents.config import AgentConfig
+from auditship.agents.layout import DataLayout
+from auditship.agents.logs import configure_logging
+from auditship.agents.sinks.base import Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.registry import SINKS
+from auditship.agents.sinks.runner import DeadLetter, build_sink, dead_letter_lines
 from shipper.event import AuditEvent
 
 log = logging.getLogger("auditship.redeliver")

@@ -10,12 +10,12 @@ import sys
 import zmq
 from setproctitle import setproctitle
 
-from agents.config import AgentConfig
-from agents.layout import DataLayout
-from agents.logs import configure_logging
-from agents.mailbox import Mailbox
-from agents.supervisor import orphans
-from agents.supervisor.spec import WorkerSpec
+from auditship.agents.config import AgentConfig
+from auditship.agents.layout import DataLayout
+from auditship.agents.logs import configure_logging
+from auditship.agents.mailbox import Mailbox
+from auditship.agents.supervisor import orphans
+from auditship.agents.supervisor.spec import WorkerSpec
 from shipper import endpoint as endpoints
 
 log = logging.getLogger("auditship.worker")
@@ -39,11 +39,11 @@ def worker_main(spec: WorkerSpec, config: AgentConfig, supervisor: int) -> None:
     mailbox = Mailbox(context, endpoints.control_endpoint(config.runtime_path), spec.name, supervisor)
     try:
         if spec.role == "intake":
-            from agents.intake.intake import Intake
+            from auditship.agents.intake.intake import Intake
 
             Intake(config, context, mailbox).run()
         else:
-            from agents.sinks.runner import build_runner
+            from auditship.agents.sinks.runner import build_runner
 
             build_runner(spec.sink, config, mailbox).run()
     except Exception:

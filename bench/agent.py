@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from agents.sinks.filestore import read_lines
+from auditship.agents.sinks.filestore import read_lines
 from bench.harness import running_agent
-from query.cat import sink_files
+from auditship.query.cat import sink_files
 from shipper.control import request_status
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agents.config import AgentConfig, parse_config
-from agents.embedded import embedded_agent
+from auditship.agents.config import AgentConfig, parse_config
+from auditship.agents.embedded import embedded_agent
 from shipper.embedded import EmbeddedAgent
 
 

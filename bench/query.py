@@ -36,15 +36,15 @@ import duckdb
 import msgspec
 import zstandard
 
-from agents.sinks.filestore import closed_name
-from agents.sinks.parquet.layout import UNKNOWN_SERVICE, live_parts
+from auditship.agents.sinks.filestore import closed_name
+from auditship.agents.sinks.parquet.layout import UNKNOWN_SERVICE, live_parts
 from bench.harness import running_agent
-from query.errors import QueryError
-from query.filters import EventFilter
-from query.lake import LakeReader
-from query.location import Location
-from query.search import search
-from query.stats import Statistics, hour_key, is_security, statistics
+from auditship.query.errors import QueryError
+from auditship.query.filters import EventFilter
+from auditship.query.lake import LakeReader
+from auditship.query.location import Location
+from auditship.query.search import search
+from auditship.query.stats import Statistics, hour_key, is_security, statistics
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from tests.query.lakes import connect, write_lake
@@ -313,7 +313,7 @@ def cli_wall_time(lake: Path, *args: str) -> float:
     """One `audit-query` process, start to exit: interpreter, imports, listing, query, output."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "query", *args, "--lake", str(lake), "--format", "json"],
+        [sys.executable, "-m", "auditship.query", *args, "--lake", str(lake), "--format", "json"],
         check=True,
         stdout=subprocess.DEVNULL,
     )

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from agents.config import AgentConfig
+from auditship.agents.config import AgentConfig
 from bench.harness import running_agent
 from shipper.control import request_status
 from shipper.emitter import Emitter

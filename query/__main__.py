@@ -1,7 +1,7 @@
-"""`python -m query`: audit-query without the installed script."""
+"""`python -m auditship.query`: audit-query without the installed script."""
 
 import sys
 
-from query.cli import main
+from auditship.query.cli import main
 
 sys.exit(main())

@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Unpack
 
-from query.errors import QueryError
-from query.filters import EventFilter, enum_values
-from query.lake import LakeReader
-from query.location import Location, default_data_dir
-from query.retention import Removal, apply_retention
-from query.rows import fetch_events
-from query.search import search_sql
-from query.stats import Statistics, statistics
+from auditship.query.errors import QueryError
+from auditship.query.filters import EventFilter, enum_values
+from auditship.query.lake import LakeReader
+from auditship.query.location import Location, default_data_dir
+from auditship.query.retention import Removal, apply_retention
+from auditship.query.rows import fetch_events
+from auditship.query.search import search_sql
+from auditship.query.stats import Statistics, statistics
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from shipper.search_filters import SearchFilters
 

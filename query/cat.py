@@ -25,12 +25,12 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from agents.crypto import DecryptionError, Keyring, KeyringError, decrypt_sensitive
-from agents.layout import DataLayout
-from agents.sinks import filestore
-from agents.sinks.file.config import FileSinkConfig
-from agents.sinks.formats import Format, decode_json_line, line_encoder
-from query.errors import QueryError
+from auditship.agents.crypto import DecryptionError, Keyring, KeyringError, decrypt_sensitive
+from auditship.agents.layout import DataLayout
+from auditship.agents.sinks import filestore
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.formats import Format, decode_json_line, line_encoder
+from auditship.query.errors import QueryError
 
 logger = logging.getLogger("auditship.query")
 

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from query import cat, location, output, retention, search, sql, stats, tail
-from query.errors import QueryError
+from auditship.query import cat, location, output, retention, search, sql, stats, tail
+from auditship.query.errors import QueryError
 
 FILE_COMMANDS = (cat,)
 LAKE_COMMANDS = (search, stats, sql, tail, retention)

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from query.errors import QueryError
-from query.lake import Prune
+from auditship.query.errors import QueryError
+from auditship.query.lake import Prune
 from shipper.event import AuditEventType, AuditOutcome, AuditSeverity
 
 E = TypeVar("E", bound=StrEnum)

@@ -33,9 +33,9 @@ from urllib.parse import unquote
 import duckdb
 import msgspec
 
-from agents.sinks.parquet.layout import live_parts
-from agents.sinks.parquet.unreadable import first_line, unreadable
-from query.errors import QueryError
+from auditship.agents.sinks.parquet.layout import live_parts
+from auditship.agents.sinks.parquet.unreadable import first_line, unreadable
+from auditship.query.errors import QueryError
 
 logger = logging.getLogger("auditship.query")
 T = TypeVar("T")

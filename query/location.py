@@ -14,10 +14,10 @@ from pathlib import Path
 
 import msgspec
 
-from agents.config import AgentConfig, load_config
-from agents.errors import ConfigError
-from agents.layout import DataLayout
-from query.errors import QueryError
+from auditship.agents.config import AgentConfig, load_config
+from auditship.agents.errors import ConfigError
+from auditship.agents.layout import DataLayout
+from auditship.query.errors import QueryError
 
 
 class Location(msgspec.Struct, frozen=True):

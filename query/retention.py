@@ -28,12 +28,12 @@ from typing import Any, Literal
 
 import msgspec
 
-from agents.config import AgentConfig
-from agents.sinks import filestore
-from query import location, output
-from query.errors import QueryError
-from query.location import Location
-from query.timespec import parse_age
+from auditship.agents.config import AgentConfig
+from auditship.agents.sinks import filestore
+from auditship.query import location, output
+from auditship.query.errors import QueryError
+from auditship.query.location import Location
+from auditship.query.timespec import parse_age
 
 log = logging.getLogger("auditship.retention")
 Kind = Literal["lake", "files", "rejects", "deadletters"]

@@ -13,8 +13,8 @@ from typing import Any, TextIO
 import duckdb
 import msgspec
 
-from agents.sinks.formats import encode_json
-from query.output import Format, text, write_rows, write_table
+from auditship.agents.sinks.formats import encode_json
+from auditship.query.output import Format, text, write_rows, write_table
 from shipper.event import AuditEvent
 
 Found = tuple[int, AuditEvent]

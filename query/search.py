@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from query import location, output
-from query.errors import QueryError
-from query.filters import EventFilter, enum_values, resource
-from query.lake import LakeReader
-from query.rows import EventPrinter, Found, iter_events
-from query.timespec import time_range
+from auditship.query import location, output
+from auditship.query.errors import QueryError
+from auditship.query.filters import EventFilter, enum_values, resource
+from auditship.query.lake import LakeReader
+from auditship.query.rows import EventPrinter, Found, iter_events
+from auditship.query.timespec import time_range
 from shipper.event import AuditEventType, AuditOutcome, AuditSeverity
 
 DEFAULT_LIMIT = 100

@@ -20,9 +20,9 @@ from typing import Any
 
 import duckdb
 
-from query import location, output
-from query.errors import QueryError
-from query.lake import LakeReader, as_query_error
+from auditship.query import location, output
+from auditship.query.errors import QueryError
+from auditship.query.lake import LakeReader, as_query_error
 
 FETCH_ROWS = 10_000
 READ_ONLY = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})

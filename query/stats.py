@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypedDict
 
-from agents.sinks.parquet.layout import UNKNOWN_SERVICE
-from query import location, output
-from query.filters import EventFilter
-from query.lake import LakeReader
-from query.timespec import time_range
+from auditship.agents.sinks.parquet.layout import UNKNOWN_SERVICE
+from auditship.query import location, output
+from auditship.query.filters import EventFilter
+from auditship.query.lake import LakeReader
+from auditship.query.timespec import time_range
 from shipper.event import AuditEventType, AuditOutcome
 
 SECURITY_TYPES = frozenset(

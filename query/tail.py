@@ -15,13 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents.sinks.parquet.layout import PART
-from query import location, output
-from query.errors import QueryError
-from query.filters import EventFilter
-from query.lake import LakeReader, list_parts, partition_values
-from query.rows import EventPrinter, Found, iter_events
-from query.search import search_sql
+from auditship.agents.sinks.parquet.layout import PART
+from auditship.query import location, output
+from auditship.query.errors import QueryError
+from auditship.query.filters import EventFilter
+from auditship.query.lake import LakeReader, list_parts, partition_values
+from auditship.query.rows import EventPrinter, Found, iter_events
+from auditship.query.search import search_sql
 
 INTERVAL_RANGE = (0.1, 60.0)
 

@@ -1,6 +1,6 @@
 """An agent started by the service itself, for `audit_context` on a machine with no agent of its own.
 
-It is the same `audit-agent` code in child processes (`python -m agents run`), configured from the
+It is the same `audit-agent` code in child processes (`python -m auditship.agents run`), configured from the
 service's AuditConfig: its settings go as the seed's own (shipper.seed) in `embedded-agent.toml` (0600)
 in its data directory, and the agent maps them onto its config. So the seed's Quick Start works on a
 laptop with nothing else installed. It runs in this user's own runtime directory, never the host
@@ -67,7 +67,7 @@ def agent_serving(runtime: Path, timeout_s: float = 0.5) -> bool:
 
 class EmbeddedAgent:
     def __init__(self, places: AgentPlaces, settings_option: str, settings: msgspec.Struct) -> None:
-        """An agent at `places`, started with `python -m agents run <settings_option> FILE`, FILE holding
+        """An agent at `places`, started with `python -m auditship.agents run <settings_option> FILE`, FILE holding
         `settings` as TOML: `--seed` and a service's SeedSettings (`for_service`), or `--config` and an
         AgentConfig."""
         self.places = places
@@ -102,7 +102,7 @@ class EmbeddedAgent:
             os.fchmod(fd, 0o600)
             file.write(msgspec.toml.encode(self.settings))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agents", "run", self.settings_option, str(settings_path)],
+            [sys.executable, "-m", "auditship.agents", "run", self.settings_option, str(settings_path)],
             env=os.environ.copy(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -18,7 +18,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from ondisk.files import make_private_dirs, write_all
+from auditship.ondisk.files import make_private_dirs, write_all
 from shipper import spool_seal
 from shipper.records import encode_record
 from shipper.spool_seal import SealUnavailableError

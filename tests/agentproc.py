@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import AgentConfig, parse_config
+from auditship.agents.config import AgentConfig, parse_config
 from shipper.control import Status, request_status
 from tests.waiting import wait_for
 
@@ -69,7 +69,7 @@ class RunningAgent:
                     *self.command_prefix,
                     sys.executable,
                     "-m",
-                    "agents",
+                    "auditship.agents",
                     "run",
                     "--config",
                     str(self.dirs.config_file),

@@ -4,10 +4,10 @@ keyring.py holds the keys (keys/ in the data directory); fields.py turns `sensit
 envelopes and back; spool_unseal.py opens spool records that emitters sealed with shipper/spool_seal.py.
 """
 
-from agents.crypto.errors import CryptoError, DecryptionError, KeyringError
-from agents.crypto.fields import decrypt_sensitive, encrypt_sensitive, is_envelope
-from agents.crypto.keyring import Keyring
-from agents.crypto.spool_unseal import unseal
+from auditship.agents.crypto.errors import CryptoError, DecryptionError, KeyringError
+from auditship.agents.crypto.fields import decrypt_sensitive, encrypt_sensitive, is_envelope
+from auditship.agents.crypto.keyring import Keyring
+from auditship.agents.crypto.spool_unseal import unseal
 
 __all__ = [
     "CryptoError",

@@ -9,7 +9,7 @@ AuditshipError (agents.errors)
 
 from __future__ import annotations
 
-from agents.errors import AuditshipError
+from auditship.agents.errors import AuditshipError
 
 
 class CryptoError(AuditshipError):

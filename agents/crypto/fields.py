@@ -24,8 +24,8 @@ from typing import Any
 import msgspec
 from cryptography.exceptions import InvalidTag
 
-from agents.crypto.errors import DecryptionError, KeyringError
-from agents.crypto.keyring import Keyring
+from auditship.agents.crypto.errors import DecryptionError, KeyringError
+from auditship.agents.crypto.keyring import Keyring
 from shipper.event import AuditEvent
 
 PREFIX = "aesgcm1:"

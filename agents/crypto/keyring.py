@@ -25,9 +25,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from agents.crypto.errors import KeyringError
-from agents.durable import fsync_directory
-from ondisk.files import make_private_dirs, write_all
+from auditship.agents.crypto.errors import KeyringError
+from auditship.agents.durable import fsync_directory
+from auditship.ondisk.files import make_private_dirs, write_all
 
 logger = logging.getLogger("auditship.crypto")
 

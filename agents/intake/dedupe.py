@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from agents.durable import write_atomically
+from auditship.agents.durable import write_atomically
 
 MAX_INTERVALS = 4096
 log = logging.getLogger("auditship.intake")

@@ -18,21 +18,21 @@ from pathlib import Path
 import msgspec
 import zmq
 
-from agents.config import AgentConfig
-from agents.crypto.fields import encrypt_sensitive
-from agents.crypto.keyring import Keyring
-from agents.errors import FrameRejected, UnreadableSpoolEntry
-from agents.intake import spool_pickup
-from agents.intake.checks import refusal
-from agents.intake.counters import IntakeCounters
-from agents.intake.dedupe import DedupeIndex
-from agents.intake.failure import WriteFailure
-from agents.intake.rejects import RejectLog, WarningLimit
-from agents.layout import DataLayout
-from agents.mailbox import Mailbox
-from agents.messages import Stop
-from agents.wal import WriteAheadLog
-from agents.wal.record import RECORD_OVERHEAD
+from auditship.agents.config import AgentConfig
+from auditship.agents.crypto.fields import encrypt_sensitive
+from auditship.agents.crypto.keyring import Keyring
+from auditship.agents.errors import FrameRejected, UnreadableSpoolEntry
+from auditship.agents.intake import spool_pickup
+from auditship.agents.intake.checks import refusal
+from auditship.agents.intake.counters import IntakeCounters
+from auditship.agents.intake.dedupe import DedupeIndex
+from auditship.agents.intake.failure import WriteFailure
+from auditship.agents.intake.rejects import RejectLog, WarningLimit
+from auditship.agents.layout import DataLayout
+from auditship.agents.mailbox import Mailbox
+from auditship.agents.messages import Stop
+from auditship.agents.wal import WriteAheadLog
+from auditship.agents.wal.record import RECORD_OVERHEAD
 from shipper import endpoint as endpoints
 from shipper.wire import (
     Confirmation,

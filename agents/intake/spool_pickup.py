@@ -11,9 +11,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from agents.crypto import DecryptionError, Keyring, unseal
-from agents.errors import UnreadableSpoolEntry
-from ondisk.files import try_lock
+from auditship.agents.crypto import DecryptionError, Keyring, unseal
+from auditship.agents.errors import UnreadableSpoolEntry
+from auditship.ondisk.files import try_lock
 from shipper.records import Tail, classify_tail, scan_records
 from shipper.spool_writer import PLAIN, SEALED, SUFFIX
 

@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol, Self
 
 import msgspec
 
-from agents.section import Section
+from auditship.agents.section import Section
 from shipper.event import AuditEvent
 from shipper.seed import SeedSettings
 

@@ -24,8 +24,8 @@ from typing import BinaryIO, Literal, NamedTuple
 
 import zstandard
 
-from agents.durable import fsync_directory
-from agents.sinks.formats import seq_and_id_of_line
+from auditship.agents.durable import fsync_directory
+from auditship.agents.sinks.formats import seq_and_id_of_line
 
 log = logging.getLogger("auditship.sinks.file")
 Compression = Literal["zstd", "gzip", "none"]

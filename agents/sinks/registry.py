@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import msgspec
 
-from agents.section import Section
-from agents.sinks.console.config import ConsoleSinkConfig
-from agents.sinks.file.config import FileSinkConfig
-from agents.sinks.parquet.config import ParquetSinkConfig
-from agents.sinks.siem.config import SiemSinkConfig
-from agents.sinks.sql.config import SqlSinkConfig
-from agents.sinks.syslog.config import SyslogSinkConfig
+from auditship.agents.section import Section
+from auditship.agents.sinks.console.config import ConsoleSinkConfig
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.sql.config import SqlSinkConfig
+from auditship.agents.sinks.syslog.config import SyslogSinkConfig
 from shipper.seed import SeedSettings
 
 

@@ -25,15 +25,15 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from agents.backoff import Backoff
-from agents.config import AgentConfig
-from agents.errors import SinkError
-from agents.layout import DataLayout
-from agents.mailbox import Mailbox
-from agents.messages import Stop
-from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
-from agents.sinks.registry import SINKS
-from agents.wal import WalReader, WalRecord
+from auditship.agents.backoff import Backoff
+from auditship.agents.config import AgentConfig
+from auditship.agents.errors import SinkError
+from auditship.agents.layout import DataLayout
+from auditship.agents.mailbox import Mailbox
+from auditship.agents.messages import Stop
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.registry import SINKS
+from auditship.agents.wal import WalReader, WalRecord
 from shipper.control import Message
 from shipper.wire import frame_decoder
 
@@ -111,7 +111,7 @@ def build_sink(name: str, config: AgentConfig) -> BuiltSink:
     worker (or command) that uses it only."""
     if name not in SINKS:
         raise ValueError(f"unknown sink {name!r}; the sinks are {', '.join(SINKS)}")
-    built: BuiltSink = importlib.import_module(f"agents.sinks.{name}.sink").build(config)
+    built: BuiltSink = importlib.import_module(f"auditship.agents.sinks.{name}.sink").build(config)
     return built
 
 

@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from agents.errors import AuditshipError
-from ondisk.files import lock_with_pid, make_private_dirs, try_lock
+from auditship.agents.errors import AuditshipError
+from auditship.ondisk.files import lock_with_pid, make_private_dirs, try_lock
 
 log = logging.getLogger("auditship.supervisor")
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

@@ -8,10 +8,10 @@ import multiprocessing
 import multiprocessing.process
 import os
 
-from agents.backoff import compute_backoff
-from agents.config import AgentConfig, RestartConfig
-from agents.supervisor.flapping import FlapDetector
-from agents.supervisor.spec import WorkerSpec
+from auditship.agents.backoff import compute_backoff
+from auditship.agents.config import AgentConfig, RestartConfig
+from auditship.agents.supervisor.flapping import FlapDetector
+from auditship.agents.supervisor.spec import WorkerSpec
 
 log = logging.getLogger("auditship.supervisor")
 
@@ -56,7 +56,7 @@ class WorkerProcess:
 
     def start(self, config: AgentConfig) -> None:
         # The spawn target; imported here to keep the supervisor light.
-        from agents.worker_entry import worker_main
+        from auditship.agents.worker_entry import worker_main
 
         context = multiprocessing.get_context("spawn")
         self.process = context.Process(

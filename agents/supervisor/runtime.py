@@ -8,11 +8,11 @@ import os
 import stat
 from pathlib import Path
 
-from agents.crypto.keyring import Keyring
-from agents.durable import write_atomically
-from agents.errors import ConfigError
-from agents.layout import DataLayout
-from ondisk.files import lock_with_pid
+from auditship.agents.crypto.keyring import Keyring
+from auditship.agents.durable import write_atomically
+from auditship.agents.errors import ConfigError
+from auditship.agents.layout import DataLayout
+from auditship.ondisk.files import lock_with_pid
 from shipper.endpoint import OVERFLOW_NAME
 from shipper.spool_writer import PUBLIC_KEY_NAME
 

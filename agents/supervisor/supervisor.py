@@ -13,14 +13,14 @@ from types import FrameType
 
 import zmq
 
-from agents import messages
-from agents.config import AgentConfig
-from agents.layout import DataLayout
-from agents.messages import Hello, Stats, Stop
-from agents.supervisor import orphans, runtime, systemd
-from agents.supervisor.process import State, WorkerProcess
-from agents.supervisor.spec import WorkerSpec
-from query import retention
+from auditship.agents import messages
+from auditship.agents.config import AgentConfig
+from auditship.agents.layout import DataLayout
+from auditship.agents.messages import Hello, Stats, Stop
+from auditship.agents.supervisor import orphans, runtime, systemd
+from auditship.agents.supervisor.process import State, WorkerProcess
+from auditship.agents.supervisor.spec import WorkerSpec
+from auditship.query import retention
 from shipper import endpoint as endpoints
 from shipper.control import Message, Status, StatusRequest, WorkerStatus
 

@@ -13,8 +13,8 @@ outlive the code keep the older word, seq: `seq.reserved`, the lake's `wal_seq` 
 `WriteAheadLog` is the writer (the intake process); `WalReader` reads for one sink, in its own process.
 """
 
-from agents.wal.log import WriteAheadLog
-from agents.wal.reader import WalReader
-from agents.wal.record import WalRecord
+from auditship.agents.wal.log import WriteAheadLog
+from auditship.agents.wal.reader import WalReader
+from auditship.agents.wal.record import WalRecord
 
 __all__ = ["WalReader", "WalRecord", "WriteAheadLog"]

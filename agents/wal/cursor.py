@@ -13,9 +13,9 @@ import logging
 import re
 from pathlib import Path
 
-from agents.durable import write_atomically
-from agents.errors import WalError
-from agents.wal.segment import CURSORS
+from auditship.agents.durable import write_atomically
+from auditship.agents.errors import WalError
+from auditship.agents.wal.segment import CURSORS
 
 log = logging.getLogger("auditship.wal")
 SINK_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")

@@ -19,14 +19,14 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from agents.config import WalConfig
-from agents.errors import WalError
-from agents.wal.cursor import check_sink_name, committed_lsns, cursor_path, read_cursor
-from agents.wal.record import WalRecord, encode_records
-from agents.wal.recovery import recover
-from agents.wal.reservation import RESERVE_LSNS, read_reservation, write_reservation
-from agents.wal.scanner import Gathered, ScanEnd, SegmentScanner
-from agents.wal.segment import (
+from auditship.agents.config import WalConfig
+from auditship.agents.errors import WalError
+from auditship.agents.wal.cursor import check_sink_name, committed_lsns, cursor_path, read_cursor
+from auditship.agents.wal.record import WalRecord, encode_records
+from auditship.agents.wal.recovery import recover
+from auditship.agents.wal.reservation import RESERVE_LSNS, read_reservation, write_reservation
+from auditship.agents.wal.scanner import Gathered, ScanEnd, SegmentScanner
+from auditship.agents.wal.segment import (
     CURSORS,
     QUARANTINE,
     Segment,
@@ -34,7 +34,7 @@ from agents.wal.segment import (
     list_segments,
     segment_path,
 )
-from ondisk.files import make_private_dirs, try_lock, write_all
+from auditship.ondisk.files import make_private_dirs, try_lock, write_all
 from shipper.records import MAX_RECORD_BYTES
 
 log = logging.getLogger("auditship.wal")

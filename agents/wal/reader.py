@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from agents.wal.cursor import cursor_path, read_cursor, write_cursor
-from agents.wal.record import WalRecord
-from agents.wal.scanner import Damage, Gathered, ScanEnd, SegmentScanner
-from agents.wal.segment import list_segments, segment_after
-from ondisk.files import make_private_dirs
+from auditship.agents.wal.cursor import cursor_path, read_cursor, write_cursor
+from auditship.agents.wal.record import WalRecord
+from auditship.agents.wal.scanner import Damage, Gathered, ScanEnd, SegmentScanner
+from auditship.agents.wal.segment import list_segments, segment_after
+from auditship.ondisk.files import make_private_dirs
 
 log = logging.getLogger("auditship.wal")
 

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from agents.durable import fsync_directory
-from agents.wal.scanner import CHUNK_BYTES, Damage, ScanEnd, SegmentScanner
-from agents.wal.segment import QUARANTINE, Segment, list_segments
-from ondisk.files import write_all
+from auditship.agents.durable import fsync_directory
+from auditship.agents.wal.scanner import CHUNK_BYTES, Damage, ScanEnd, SegmentScanner
+from auditship.agents.wal.segment import QUARANTINE, Segment, list_segments
+from auditship.ondisk.files import write_all
 
 log = logging.getLogger("auditship.wal")
 SALVAGE_SUFFIX = ".salvage"

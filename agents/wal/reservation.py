@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from agents.durable import write_atomically
+from auditship.agents.durable import write_atomically
 
 log = logging.getLogger("auditship.wal")
 RESERVATION = "seq.reserved"

@@ -11,8 +11,8 @@ import os
 import re
 from typing import NamedTuple
 
-from agents.wal.record import LSN, WalRecord
-from agents.wal.segment import Segment
+from auditship.agents.wal.record import LSN, WalRecord
+from auditship.agents.wal.segment import Segment
 from shipper.records import HEADER, MAX_RECORD_BYTES, Tail, classify_tail, scan_records
 
 CHUNK_BYTES = 1024 * 1024

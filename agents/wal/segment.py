@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from agents.durable import fsync_directory
+from auditship.agents.durable import fsync_directory
 
 SUFFIX = ".wal"
 NAME_DIGITS = 20

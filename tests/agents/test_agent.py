@@ -283,8 +283,8 @@ def test_a_sensitive_value_never_reaches_disk_in_plaintext_and_decrypts_with_the
     dirs: AgentDirs, agent: RunningAgent
 ) -> None:
     """The sensitive value is in no file of the data dir (WAL, files, spool...), and the key decrypts it."""
-    from agents.crypto.fields import decrypt_sensitive
-    from agents.crypto.keyring import Keyring
+    from auditship.agents.crypto.fields import decrypt_sensitive
+    from auditship.agents.crypto.keyring import Keyring
 
     secret = "4111-1111-1111-1111-SECRET"
     emitter = Emitter()

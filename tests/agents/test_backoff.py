@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.backoff import Backoff, compute_backoff
+from auditship.agents.backoff import Backoff, compute_backoff
 
 
 def test_backoff_doubles_from_its_base_up_to_its_cap() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import parse_config
+from auditship.agents.config import parse_config
 from shipper.emitter import Emitter
 from tests.agentproc import QUICK_CONFIG, RunningAgent, agent_running
 from tests.pipes import into_closed_pipe
@@ -27,7 +27,7 @@ def agent() -> Iterator[RunningAgent]:
 def audit_agent(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `audit-agent ARGS` to completion, in the environment that points it at the module's agent."""
     return subprocess.run(
-        [sys.executable, "-m", "agents", *args], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "auditship.agents", *args], capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -114,5 +114,5 @@ def test_output_into_a_closed_pipe_ends_quietly(agent: RunningAgent, command: st
     """`audit-agent status | head -1`: the reader is gone before the output is written; the command exits
     0 with nothing on stderr, not a BrokenPipeError traceback."""
     args = command.split() + ([str(agent.dirs.config_file)] if command == "check-config" else [])
-    result = into_closed_pipe("agents", *args, buffered=buffered)
+    result = into_closed_pipe("auditship.agents", *args, buffered=buffered)
     assert (result.returncode, result.stderr) == (0, "")

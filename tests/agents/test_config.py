@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.cli import main
-from agents.config import load_config, parse_config
-from agents.errors import ConfigError
+from auditship.agents.cli import main
+from auditship.agents.config import load_config, parse_config
+from auditship.agents.errors import ConfigError
 
 
 @pytest.mark.parametrize(

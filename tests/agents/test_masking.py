@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from agents.masking import url_without_secrets
-from agents.sinks.siem.classify import describe
+from auditship.agents.masking import url_without_secrets
+from auditship.agents.sinks.siem.classify import describe
 
 
 def test_a_urls_password_and_secret_parameters_are_masked() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from agents.cli import main
-from agents.sinks.base import Entry
-from agents.sinks.runner import DeadLetter
+from auditship.agents.cli import main
+from auditship.agents.sinks.base import Entry
+from auditship.agents.sinks.runner import DeadLetter
 from tests.agents.sinks.entries import entries
 from tests.siem_server import API_KEY, FakeSiem, ServedSiem
 
@@ -29,7 +29,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("AUDITSHIP_DATA_DIR", raising=False)
     # The command sets up logging for its own process; here that process is pytest's, and later tests
     # would inherit it.
-    monkeypatch.setattr("agents.redeliver.configure_logging", lambda level, process: None)
+    monkeypatch.setattr("auditship.agents.redeliver.configure_logging", lambda level, process: None)
     return tmp_path / "data"
 
 

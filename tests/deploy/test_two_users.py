@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import AgentConfig
+from auditship.agents.config import AgentConfig
 from shipper.control import request_status
 from tests.agentproc import file_events
 from tests.services import require
@@ -142,7 +142,7 @@ class Host:
 
     def start_agent(self) -> None:
         # As the unit: its own user and group, UMask=0007 so that the group reaches the sockets.
-        command = f"umask 0007; exec {self.installs.agent} -m agents run --config {self.config}"
+        command = f"umask 0007; exec {self.installs.agent} -m auditship.agents run --config {self.config}"
         as_agent = ["setpriv", f"--reuid={AGENT_USER}", f"--regid={GROUP}", "--init-groups"]
         with (self.root / "agent.log").open("ab") as log:
             self.agent = subprocess.Popen(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from query.cli import main
+from auditship.query.cli import main
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from tests.query.lakes import write_events
 

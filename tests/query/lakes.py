@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import msgspec
 
-from agents.sinks.parquet.layout import UNKNOWN_SERVICE, part_name, partition_dir
-from agents.sinks.parquet.schema import COLUMNS
+from auditship.agents.sinks.parquet.layout import UNKNOWN_SERVICE, part_name, partition_dir
+from auditship.agents.sinks.parquet.schema import COLUMNS
 from shipper.event import AuditEvent
 
 

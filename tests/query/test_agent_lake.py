@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from agents.sinks.parquet.config import ParquetSinkConfig
-from query.errors import QueryError
-from query.filters import EventFilter
-from query.search import search
-from query.stats import statistics
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
+from auditship.query.errors import QueryError
+from auditship.query.filters import EventFilter
+from auditship.query.search import search
+from auditship.query.stats import statistics
 from shipper.emitter import Emitter
 from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent
 from tests.query.conftest import known_events

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from query.errors import QueryError
+from auditship.query.errors import QueryError
 from shipper import AuditConfig, AuditContext, AuditEventType, AuditLogger, AuditSeverity
 from tests.query.conftest import ALL, NOW, known_events
 from tests.query.test_stats import expected

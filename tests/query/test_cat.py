@@ -10,11 +10,11 @@ import msgspec
 import pytest
 import zstandard
 
-from agents.crypto import Keyring
-from agents.sinks.file.config import FileSinkConfig
-from agents.sinks.file.sink import FileSink
-from agents.sinks.formats import encode_text
-from query.cli import main
+from auditship.agents.crypto import Keyring
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.file.sink import FileSink
+from auditship.agents.sinks.formats import encode_text
+from auditship.query.cli import main
 from tests.agents.sinks.entries import SECRET, entries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -248,7 +248,7 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys; from query.cli import main; sys.exit(main())",
+            "import sys; from auditship.query.cli import main; sys.exit(main())",
             "cat",
             str(tmp_path / "x.zst"),
         ],
@@ -277,7 +277,7 @@ def test_a_reader_that_goes_away_is_not_an_error(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys; from query.cli import main; sys.exit(main())",
+            "import sys; from auditship.query.cli import main; sys.exit(main())",
             "cat",
             "--data-dir",
             str(data),

@@ -21,5 +21,5 @@ from tests.pipes import into_closed_pipe
 def test_output_into_a_closed_pipe_ends_quietly(lake, command: list[str], buffered: bool) -> None:
     """`audit-query search | head`: the reader is gone before the output is written; the command exits 0
     with nothing on stderr, not a BrokenPipeError traceback."""
-    result = into_closed_pipe("query", *command, "--lake", str(lake), buffered=buffered)
+    result = into_closed_pipe("auditship.query", *command, "--lake", str(lake), buffered=buffered)
     assert (result.returncode, result.stderr) == (0, "")

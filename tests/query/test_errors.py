@@ -87,7 +87,7 @@ def test_missing_data_dir_and_bad_config(tmp_path, cli):
 def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
     """Run as a process: status 2, one line on stderr, nothing on stdout."""
     result = subprocess.run(
-        [sys.executable, "-m", "query", "search", "--lake", str(tmp_path / "nowhere")],
+        [sys.executable, "-m", "auditship.query", "search", "--lake", str(tmp_path / "nowhere")],
         capture_output=True,
         text=True,
         timeout=60,

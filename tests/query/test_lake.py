@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agents.sinks.parquet.layout import PART, live_parts
-from query.lake import LakeReader
+from auditship.agents.sinks.parquet.layout import PART, live_parts
+from auditship.query.lake import LakeReader
 from shipper import AuditConfig, AuditContext, AuditLogger
 from tests.agents.sinks.damage import DAMAGE, cut_in_half, overwrite_footer
 from tests.query.conftest import ALL

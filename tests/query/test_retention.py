@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agents.config import parse_config
-from agents.crypto import Keyring
-from agents.errors import ConfigError
-from agents.sinks.file.config import FileSinkConfig
-from agents.sinks.file.sink import FileSink
-from query.location import Location
-from query.retention import apply_retention
+from auditship.agents.config import parse_config
+from auditship.agents.crypto import Keyring
+from auditship.agents.errors import ConfigError
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.file.sink import FileSink
+from auditship.query.location import Location
+from auditship.query.retention import apply_retention
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries

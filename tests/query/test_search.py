@@ -10,11 +10,11 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from agents.sinks.formats import encode_json
-from agents.sinks.parquet.layout import PART, live_parts
-from query.filters import EventFilter
-from query.lake import LakeReader
-from query.search import search
+from auditship.agents.sinks.formats import encode_json
+from auditship.agents.sinks.parquet.layout import PART, live_parts
+from auditship.query.filters import EventFilter
+from auditship.query.lake import LakeReader
+from auditship.query.search import search
 from shipper.event import AuditEvent, AuditEventType
 from tests.query.conftest import ALL, NOW, known_events
 from tests.query.lakes import connect, write_events

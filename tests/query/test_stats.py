@@ -7,7 +7,7 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 
-from query.stats import hour_key, statistics
+from auditship.query.stats import hour_key, statistics
 from tests.query.conftest import NOW, known_events
 
 SECURITY = {2, 6, 7, 8, 9}

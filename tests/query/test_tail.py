@@ -9,7 +9,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
-from agents.sinks.parquet.layout import live_parts
+from auditship.agents.sinks.parquet.layout import live_parts
 from shipper.event import AuditEvent, AuditEventType
 from tests.query.conftest import write_known
 from tests.query.lakes import write_events
@@ -28,7 +28,7 @@ class Follower:
 
     def __init__(self, *args: object) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "query", "tail", "-f", *map(str, args)],
+            [sys.executable, "-m", "auditship.query", "tail", "-f", *map(str, args)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.config import RetentionConfig
-from agents.embedded import agent_config
+from auditship.agents.config import RetentionConfig
+from auditship.agents.embedded import agent_config
 from shipper import context as context_module
 from shipper import endpoint
 from shipper.config import AuditConfig, AuditContext

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from agents.config import parse_config
-from agents.embedded import agent_config
+from auditship.agents.config import parse_config
+from auditship.agents.embedded import agent_config
 from shipper import DatabaseAuditDestination, FileAuditDestination, SIEMAuditDestination
 from shipper.config import AuditConfig
 from shipper.emitter import Emitter

@@ -220,8 +220,8 @@ def test_a_sensitive_event_waits_in_memory_until_it_can_be_sealed_and_is_never_i
     runtime: Path,
 ) -> None:
     """Without the agent's key it is kept (flush says so); once the key is there, it is sealed."""
-    from agents.crypto.keyring import Keyring
-    from agents.crypto.spool_unseal import unseal
+    from auditship.agents.crypto.keyring import Keyring
+    from auditship.agents.crypto.spool_unseal import unseal
 
     emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", spill_after_s=0)
     emitter.emit(event(0, sensitive={"ssn": "123-45-6789"}))

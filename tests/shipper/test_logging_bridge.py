@@ -15,7 +15,7 @@ import msgspec
 import pydantic
 import pytest
 
-from agents.intake.checks import refusal
+from auditship.agents.intake.checks import refusal
 from shipper.config import AuditContext
 from shipper.correlation import correlation
 from shipper.emitter import Emitter

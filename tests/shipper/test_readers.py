@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import query.api
+import auditship.query.api
 from shipper.readers import lake_reader
 
 # Run in a fresh interpreter where the optional packages cannot be imported, as on a plain install.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from agents.section import Positive
-from agents.sinks.base import SinkConfig
+from auditship.agents.section import Positive
+from auditship.agents.sinks.base import SinkConfig
 from shipper.seed import SeedSettings
 
 

@@ -10,10 +10,10 @@ import contextlib
 import logging
 import sys
 
-from agents.config import AgentConfig
-from agents.sinks.base import BuiltSink, Delivery, Entry, Sink
-from agents.sinks.console.config import ConsoleSinkConfig
-from agents.sinks.formats import line_encoder
+from auditship.agents.config import AgentConfig
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Sink
+from auditship.agents.sinks.console.config import ConsoleSinkConfig
+from auditship.agents.sinks.formats import line_encoder
 
 logger = logging.getLogger("auditship.sinks.console")
 

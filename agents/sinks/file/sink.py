@@ -3,7 +3,7 @@
 Idempotent across crashes. Every line ends with its WAL sequence number, so on open the sink truncates
 a torn last line (a crash mid-write), reads the last sequence number written (from the last line, or
 from the newest closed file's name when the current file is empty) and from then on skips entries at
-from ondisk.files import make_private_dirs, write_all
+from auditship.ondisk.files import make_private_dirs, write_all
 or below it: a batch the runner offers again after a crash is never written twice.
 
 An entry at or below it is skipped only if the files hold its event under its seq (or no longer hold
@@ -33,16 +33,16 @@ import logging
 import os
 from pathlib import Path
 
-from agents.config import AgentConfig
-from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
-from agents.durable import fsync_directory
-from agents.errors import SinkError
-from agents.layout import DataLayout
-from agents.sinks import filestore
-from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
-from agents.sinks.file.config import FileSinkConfig
-from agents.sinks.formats import line_encoder, seq_of_line
-from ondisk.files import make_private_dirs, write_all
+from auditship.agents.config import AgentConfig
+from auditship.agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
+from auditship.agents.durable import fsync_directory
+from auditship.agents.errors import SinkError
+from auditship.agents.layout import DataLayout
+from auditship.agents.sinks import filestore
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.formats import line_encoder, seq_of_line
+from auditship.ondisk.files import make_private_dirs, write_all
 from shipper.event import AuditEvent
 
 logger = logging.getLogger("auditship.sinks.file")

@@ -38,10 +38,10 @@ from typing import NamedTuple
 import duckdb
 import msgspec
 
-from agents.durable import fsync_directory
-from agents.sinks.parquet.layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
-from agents.sinks.parquet.unreadable import unreadable
-from agents.sinks.parquet.writer import publish
+from auditship.agents.durable import fsync_directory
+from auditship.agents.sinks.parquet.layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
+from auditship.agents.sinks.parquet.unreadable import unreadable
+from auditship.agents.sinks.parquet.writer import publish
 
 logger = logging.getLogger("auditship.sinks.parquet")
 

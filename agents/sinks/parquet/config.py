@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agents.section import Positive
-from agents.sinks.base import SinkConfig
+from auditship.agents.section import Positive
+from auditship.agents.sinks.base import SinkConfig
 
 
 class ParquetSinkConfig(SinkConfig):

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import duckdb
 
-from agents.config import AgentConfig
-from agents.crypto import Keyring, encrypt_sensitive
-from agents.errors import SinkError
-from agents.layout import DataLayout
-from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
-from agents.sinks.parquet.compaction import CompactionPolicy, Compactor
-from agents.sinks.parquet.config import ParquetSinkConfig
-from agents.sinks.parquet.writer import PartWriter, remove_staging
+from auditship.agents.config import AgentConfig
+from auditship.agents.crypto import Keyring, encrypt_sensitive
+from auditship.agents.errors import SinkError
+from auditship.agents.layout import DataLayout
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
+from auditship.agents.sinks.parquet.writer import PartWriter, remove_staging
 
 logger = logging.getLogger("auditship.sinks.parquet")
 

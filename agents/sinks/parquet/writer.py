@@ -23,10 +23,10 @@ from pathlib import Path
 import duckdb
 import msgspec
 
-from agents.durable import fsync_directory
-from agents.sinks.base import Entry, Refused
-from agents.sinks.parquet.layout import STAGING_PREFIX, UNKNOWN_SERVICE, part_name, partition_dir, parts
-from agents.sinks.parquet.schema import event_struct, out_of_range, quote, select_list
+from auditship.agents.durable import fsync_directory
+from auditship.agents.sinks.base import Entry, Refused
+from auditship.agents.sinks.parquet.layout import STAGING_PREFIX, UNKNOWN_SERVICE, part_name, partition_dir, parts
+from auditship.agents.sinks.parquet.schema import event_struct, out_of_range, quote, select_list
 from shipper.event import AuditEvent
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -18,8 +18,8 @@ from email.utils import parsedate_to_datetime
 import httpx
 import msgspec
 
-from agents.masking import url_without_secrets
-from agents.sinks.base import Delivery
+from auditship.agents.masking import url_without_secrets
+from auditship.agents.sinks.base import Delivery
 
 BATCH_ID_HEADER = "X-Auditship-Batch-Id"
 MAX_RETRY_AFTER_S = 300.0

@@ -6,8 +6,8 @@ import ipaddress
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from agents.section import Positive
-from agents.sinks.base import SinkConfig
+from auditship.agents.section import Positive
+from auditship.agents.sinks.base import SinkConfig
 from shipper.seed import SeedSettings
 
 

@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import msgspec
 
-from agents.masking import url_without_secrets
-from agents.sinks.base import Delivery, Entry
-from agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, outcome_of_status, reply_to
-from agents.sinks.siem.config import SiemSinkConfig
-from agents.sinks.siem.payload import PayloadEncoder
+from auditship.agents.masking import url_without_secrets
+from auditship.agents.sinks.base import Delivery, Entry
+from auditship.agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, outcome_of_status, reply_to
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.payload import PayloadEncoder
 
 DEFAULT_INDEX = "auditship"
 

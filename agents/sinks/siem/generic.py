@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import httpx
 
-from agents.sinks.base import Entry
-from agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, reply_to
-from agents.sinks.siem.config import SiemSinkConfig
-from agents.sinks.siem.payload import PayloadEncoder
+from auditship.agents.sinks.base import Entry
+from auditship.agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, reply_to
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.payload import PayloadEncoder
 
 
 class Generic:

@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from agents.sinks.siem.ocsf import encode_ocsf
+from auditship.agents.sinks.siem.ocsf import encode_ocsf
 from shipper.event import AuditEvent
 
 PayloadEncoder = Callable[[AuditEvent], bytes]

@@ -21,15 +21,15 @@ from typing import Protocol
 
 import httpx
 
-from agents.config import AgentConfig
-from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
-from agents.sinks.siem.classify import Reply, transport_failure
-from agents.sinks.siem.config import SiemSinkConfig
-from agents.sinks.siem.elasticsearch import Elasticsearch
-from agents.sinks.siem.generic import Generic
-from agents.sinks.siem.payload import payload_encoder
-from agents.sinks.siem.splunk_hec import SplunkHec
-from agents.sinks.tls import client_context
+from auditship.agents.config import AgentConfig
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.siem.classify import Reply, transport_failure
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.elasticsearch import Elasticsearch
+from auditship.agents.sinks.siem.generic import Generic
+from auditship.agents.sinks.siem.payload import payload_encoder
+from auditship.agents.sinks.siem.splunk_hec import SplunkHec
+from auditship.agents.sinks.tls import client_context
 
 logger = logging.getLogger("auditship.sinks.siem")
 

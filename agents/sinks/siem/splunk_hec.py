@@ -22,8 +22,8 @@ import uuid
 import httpx
 import msgspec
 
-from agents.sinks.base import Delivery, Entry
-from agents.sinks.siem.classify import (
+from auditship.agents.sinks.base import Delivery, Entry
+from auditship.agents.sinks.siem.classify import (
     BATCH_ID_HEADER,
     Reply,
     describe,
@@ -31,8 +31,8 @@ from agents.sinks.siem.classify import (
     reply_to,
     transport_failure,
 )
-from agents.sinks.siem.config import SiemSinkConfig
-from agents.sinks.siem.payload import PayloadEncoder
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.payload import PayloadEncoder
 
 logger = logging.getLogger("auditship.sinks.siem")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import msgspec
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from agents.sinks.base import Delivery
+from auditship.agents.sinks.base import Delivery
 
 _REFUSED_SQLSTATE_CLASSES = frozenset({"22", "23", "42", "0A", "44"})
 _UNDEFINED_TABLE = frozenset({"42P01", "42S02"})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Self
 
-from agents.section import Positive
-from agents.sinks.base import SinkConfig
+from auditship.agents.section import Positive
+from auditship.agents.sinks.base import SinkConfig
 from shipper.destinations import SQL_DIALECTS
 from shipper.seed import SeedSettings
 

@@ -24,13 +24,13 @@ from sqlalchemy import Engine, create_engine, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from agents.config import AgentConfig
-from agents.errors import SinkError
-from agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
-from agents.sinks.sql.classify import BAD_VALUES, classify, describe
-from agents.sinks.sql.config import SqlSinkConfig
-from agents.sinks.sql.schema import events_table, json_text
-from agents.sinks.sql.writers import RowWriter, writer_for
+from auditship.agents.config import AgentConfig
+from auditship.agents.errors import SinkError
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.sql.classify import BAD_VALUES, classify, describe
+from auditship.agents.sinks.sql.config import SqlSinkConfig
+from auditship.agents.sinks.sql.schema import events_table, json_text
+from auditship.agents.sinks.sql.writers import RowWriter, writer_for
 from shipper.destinations import SQL_DIALECTS
 
 logger = logging.getLogger("auditship.sinks.sql")

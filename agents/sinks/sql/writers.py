@@ -27,7 +27,7 @@ from sqlalchemy import Column, Connection, Engine, MetaData, Table, event, selec
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
-from agents.sinks.sql.schema import JSON_COLUMNS, event_row, json_text
+from auditship.agents.sinks.sql.schema import JSON_COLUMNS, event_row, json_text
 from shipper.event import AuditEvent
 
 STAGING_TABLE = "auditship_staging"

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from agents.section import Positive
-from agents.sinks.base import SinkConfig
+from auditship.agents.section import Positive
+from auditship.agents.sinks.base import SinkConfig
 
 
 class SyslogSinkConfig(SinkConfig):

@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from agents.config import AgentConfig
-from agents.sinks.base import BuiltSink, Delivery, Entry, Sink
-from agents.sinks.syslog.cef import encode_cef
-from agents.sinks.syslog.config import SyslogSinkConfig
-from agents.sinks.tls import client_context
+from auditship.agents.config import AgentConfig
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Sink
+from auditship.agents.sinks.syslog.cef import encode_cef
+from auditship.agents.sinks.syslog.config import SyslogSinkConfig
+from auditship.agents.sinks.tls import client_context
 from shipper.event import AuditEvent, AuditSeverity
 
 logger = logging.getLogger("auditship.sinks.syslog")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive, is_envelope
+from auditship.agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive, is_envelope
 from shipper.event import AuditEvent, AuditEventType
 
 VALUES = {

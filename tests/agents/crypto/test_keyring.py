@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.crypto import Keyring, KeyringError
+from auditship.agents.crypto import Keyring, KeyringError
 
 
 def mode(path: Path) -> int:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agents.crypto import DecryptionError, Keyring, unseal
+from auditship.agents.crypto import DecryptionError, Keyring, unseal
 from shipper.spool_seal import HEADER_BYTES, seal
 
 PAYLOAD = b'{"sensitive":{"ssn":"123-45-6789"}}'

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from agents.intake.checks import MAX_NESTING, refusal
+from auditship.agents.intake.checks import MAX_NESTING, refusal
 from shipper.event import AuditEvent, AuditEventType
 from shipper.wire import Frame, frame_decoder, frame_encoder
 

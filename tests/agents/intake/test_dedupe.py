@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from agents.intake.dedupe import MAX_INTERVALS, DedupeIndex, SeqSet
+from auditship.agents.intake.dedupe import MAX_INTERVALS, DedupeIndex, SeqSet
 
 
 def test_seqs_arriving_in_any_order_are_each_accepted_once() -> None:

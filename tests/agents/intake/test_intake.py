@@ -13,10 +13,10 @@ import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from agents.intake.checks import MAX_NESTING
-from query.errors import QueryError
-from query.filters import EventFilter
-from query.search import search
+from auditship.agents.intake.checks import MAX_NESTING
+from auditship.query.errors import QueryError
+from auditship.query.filters import EventFilter
+from auditship.query.search import search
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from shipper.wire import Frame, frame_encoder

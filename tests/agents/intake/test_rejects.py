@@ -11,9 +11,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from agents.crypto.keyring import Keyring
-from agents.crypto.spool_unseal import unseal
-from agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit, reason_kind
+from auditship.agents.crypto.keyring import Keyring
+from auditship.agents.crypto.spool_unseal import unseal
+from auditship.agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit, reason_kind
 
 OVERSIZED = "frame of 2000000 bytes exceeds intake.max_frame_bytes=1048576"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from agents.crypto import Keyring, encrypt_sensitive
-from agents.sinks.base import Entry
+from auditship.agents.crypto import Keyring, encrypt_sensitive
+from auditship.agents.sinks.base import Entry
 from shipper.event import AuditEvent, AuditEventType, AuditSeverity
 
 SECRET = "123-45-6789-TOPSECRET"

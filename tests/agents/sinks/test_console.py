@@ -5,10 +5,10 @@ import sys
 
 import msgspec
 
-from agents.sinks.base import Delivery
-from agents.sinks.console.config import ConsoleSinkConfig
-from agents.sinks.console.sink import ConsoleSink
-from agents.sinks.formats import encode_text
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.console.config import ConsoleSinkConfig
+from auditship.agents.sinks.console.sink import ConsoleSink
+from auditship.agents.sinks.formats import encode_text
 from tests.agents.sinks.entries import entries
 
 

@@ -7,11 +7,11 @@ import stat
 import msgspec
 import pytest
 
-from agents.crypto import decrypt_sensitive, is_envelope
-from agents.errors import SinkError
-from agents.sinks.base import Delivery, Refused
-from agents.sinks.filestore import read_lines
-from agents.sinks.formats import decode_json_line
+from auditship.agents.crypto import decrypt_sensitive, is_envelope
+from auditship.agents.errors import SinkError
+from auditship.agents.sinks.base import Delivery, Refused
+from auditship.agents.sinks.filestore import read_lines
+from auditship.agents.sinks.formats import decode_json_line
 from tests.agents.sinks.entries import SECRET, entries
 
 
@@ -81,8 +81,8 @@ def test_an_envelope_without_its_key_is_written_still_encrypted(open_sink, keyri
 
 def test_files_are_0600_and_directories_0700_whatever_the_umask(data_dir, keyring):
     """Under umask 0 the sink still creates its directory 0700 and its files 0600, compressed ones too."""
-    from agents.sinks.file.config import FileSinkConfig
-    from agents.sinks.file.sink import FileSink
+    from auditship.agents.sinks.file.config import FileSinkConfig
+    from auditship.agents.sinks.file.sink import FileSink
 
     old = os.umask(0)
     try:

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from agents.errors import SinkError
-from agents.sinks.base import Delivery
-from agents.sinks.formats import decode_json_line
+from auditship.agents.errors import SinkError
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.formats import decode_json_line
 from tests.agents.sinks.entries import entries
 
 REAL_WRITE = os.write

@@ -6,9 +6,9 @@ import gzip
 import pytest
 import zstandard
 
-from agents.sinks.base import Delivery, Refused
-from agents.sinks.filestore import closed_files, read_lines
-from agents.sinks.formats import decode_json_line
+from auditship.agents.sinks.base import Delivery, Refused
+from auditship.agents.sinks.filestore import closed_files, read_lines
+from auditship.agents.sinks.formats import decode_json_line
 from tests.agents.sinks.entries import entries
 
 

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import msgspec
 
-from agents.sinks.formats import decode_json_line, encode_json, encode_text, seq_and_id_of_line, seq_of_line
+from auditship.agents.sinks.formats import decode_json_line, encode_json, encode_text, seq_and_id_of_line, seq_of_line
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 
 

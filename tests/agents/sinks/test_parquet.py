@@ -10,12 +10,12 @@ import duckdb
 import msgspec
 import pytest
 
-from agents.crypto import Keyring, decrypt_sensitive, is_envelope
-from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.parquet.config import ParquetSinkConfig
-from agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, partition_dir
-from agents.sinks.parquet.schema import COLUMNS
-from agents.sinks.parquet.sink import ParquetSink
+from auditship.agents.crypto import Keyring, decrypt_sensitive, is_envelope
+from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
+from auditship.agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, partition_dir
+from auditship.agents.sinks.parquet.schema import COLUMNS
+from auditship.agents.sinks.parquet.sink import ParquetSink
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from tests.agents.sinks.entries import SECRET, entries
 

@@ -14,8 +14,8 @@ import duckdb
 import msgspec
 import pytest
 
-from agents.crypto import Keyring, decrypt_sensitive, is_envelope
-from agents.sinks.parquet.layout import live_parts
+from auditship.agents.crypto import Keyring, decrypt_sensitive, is_envelope
+from auditship.agents.sinks.parquet.layout import live_parts
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent, file_events

@@ -10,12 +10,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agents.crypto import Keyring
-from agents.sinks.base import Delivery
-from agents.sinks.parquet.compaction import CompactionPolicy, Compactor
-from agents.sinks.parquet.config import ParquetSinkConfig
-from agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, parts
-from agents.sinks.parquet.sink import ParquetSink
+from auditship.agents.crypto import Keyring
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
+from auditship.agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, parts
+from auditship.agents.sinks.parquet.sink import ParquetSink
 from tests.agents.sinks.damage import DAMAGE, overwrite_footer
 from tests.agents.sinks.entries import entries
 from tests.waiting import wait_for

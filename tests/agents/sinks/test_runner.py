@@ -21,22 +21,22 @@ import msgspec
 import pytest
 import zmq
 
-from agents import messages
-from agents.config import AgentConfig, WalConfig, parse_config
-from agents.crypto import Keyring
-from agents.mailbox import Mailbox
-from agents.messages import Stats, Stop
-from agents.sinks.base import Sink
-from agents.sinks.file.config import FileSinkConfig
-from agents.sinks.file.sink import FileSink
-from agents.sinks.parquet.compaction import CompactionPolicy
-from agents.sinks.parquet.config import ParquetSinkConfig
-from agents.sinks.parquet.layout import live_parts
-from agents.sinks.parquet.sink import ParquetSink
-from agents.sinks.runner import SinkRunner, age_s
-from agents.sinks.siem.config import SiemSinkConfig
-from agents.sinks.siem.sink import SiemSink, destination
-from agents.wal import WalReader, WriteAheadLog
+from auditship.agents import messages
+from auditship.agents.config import AgentConfig, WalConfig, parse_config
+from auditship.agents.crypto import Keyring
+from auditship.agents.mailbox import Mailbox
+from auditship.agents.messages import Stats, Stop
+from auditship.agents.sinks.base import Sink
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.file.sink import FileSink
+from auditship.agents.sinks.parquet.compaction import CompactionPolicy
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
+from auditship.agents.sinks.parquet.layout import live_parts
+from auditship.agents.sinks.parquet.sink import ParquetSink
+from auditship.agents.sinks.runner import SinkRunner, age_s
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.sink import SiemSink, destination
+from auditship.agents.wal import WalReader, WriteAheadLog
 from shipper.control import Message
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder

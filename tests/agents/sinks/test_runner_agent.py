@@ -6,9 +6,9 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from agents.config import WalConfig
-from agents.wal import WriteAheadLog
-from agents.wal.cursor import cursor_path, read_cursor
+from auditship.agents.config import WalConfig
+from auditship.agents.wal import WriteAheadLog
+from auditship.agents.wal.cursor import cursor_path, read_cursor
 from shipper.emitter import Emitter
 from shipper.wire import Frame, frame_encoder
 from tests.agentproc import AgentDirs, RunningAgent, file_events

@@ -146,7 +146,7 @@ def test_a_bad_token_dead_letters_every_event_and_redeliver_sends_them_once_the_
     fixed: Path = dirs.config_file
     fixed.write_text(agent_config(served.url, f'format = "splunk_hec"\napi_key = "{TOKEN}"'))
     result = subprocess.run(
-        [sys.executable, "-m", "agents", "redeliver", "siem", "--config", str(fixed)],
+        [sys.executable, "-m", "auditship.agents", "redeliver", "siem", "--config", str(fixed)],
         env={**os.environ, **dirs.env()},
         capture_output=True,
         text=True,

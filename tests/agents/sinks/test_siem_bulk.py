@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agents.sinks.base import Delivery, Refused
-from agents.sinks.siem.sink import SiemSink
+from auditship.agents.sinks.base import Delivery, Refused
+from auditship.agents.sinks.siem.sink import SiemSink
 from tests.agents.sinks.entries import entries
 from tests.siem_server import ServedSiem
 

@@ -8,8 +8,8 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from agents.sinks.base import Delivery
-from agents.sinks.siem.classify import MAX_RETRY_AFTER_S, outcome_of_status, retry_after_s
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.siem.classify import MAX_RETRY_AFTER_S, outcome_of_status, retry_after_s
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from agents.config import parse_config
-from agents.errors import ConfigError
-from agents.sinks.siem.sink import REQUESTS_PER_COMMIT, build
+from auditship.agents.config import parse_config
+from auditship.agents.errors import ConfigError
+from auditship.agents.sinks.siem.sink import REQUESTS_PER_COMMIT, build
 
 
 @pytest.mark.parametrize(

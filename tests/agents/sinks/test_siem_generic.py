@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agents.crypto import Keyring
-from agents.sinks.base import Delivery, Refused
-from agents.sinks.siem.sink import SiemSink, batch_id
+from auditship.agents.crypto import Keyring
+from auditship.agents.sinks.base import Delivery, Refused
+from auditship.agents.sinks.siem.sink import SiemSink, batch_id
 from tests.agents.sinks.entries import SECRET, entries
 from tests.siem_server import ServedSiem
 

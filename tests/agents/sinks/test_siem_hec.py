@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from agents.sinks.base import Delivery, Refused
-from agents.sinks.siem.sink import SiemSink, batch_id
+from auditship.agents.sinks.base import Delivery, Refused
+from auditship.agents.sinks.siem.sink import SiemSink, batch_id
 from tests.agents.sinks.entries import entries
 from tests.siem_server import FakeSiem, ServedSiem
 

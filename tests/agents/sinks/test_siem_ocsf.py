@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from agents.crypto import Keyring
-from agents.sinks.siem.ocsf import encode_ocsf
+from auditship.agents.crypto import Keyring
+from auditship.agents.sinks.siem.ocsf import encode_ocsf
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from tests.agents.sinks.entries import SECRET, entries
 

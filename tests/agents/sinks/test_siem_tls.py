@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.sinks.base import Delivery
-from agents.sinks.siem.sink import SiemSink
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.siem.sink import SiemSink
 from tests.agents.sinks.entries import entries
 from tests.certs import self_signed
 from tests.siem_server import FakeSiem, ServedSiem

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect
 
-from agents.config import parse_config
-from agents.crypto import Keyring
-from agents.errors import ConfigError, SinkError
-from agents.sinks.base import Delivery, Entry, Refused
-from agents.sinks.sql.config import SqlSinkConfig
-from agents.sinks.sql.schema import events_table
-from agents.sinks.sql.sink import SqlSink
+from auditship.agents.config import parse_config
+from auditship.agents.crypto import Keyring
+from auditship.agents.errors import ConfigError, SinkError
+from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.sql.config import SqlSinkConfig
+from auditship.agents.sinks.sql.schema import events_table
+from auditship.agents.sinks.sql.sink import SqlSink
 from shipper.event import AuditEvent, AuditEventType
 from tests.agents.sinks.entries import SECRET, entries, event
 from tests.databases import KINDS, SERVERS, Database, database

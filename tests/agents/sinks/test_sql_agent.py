@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agents.cli import main
-from agents.sinks.base import Delivery
-from agents.sinks.sql.config import SqlSinkConfig
-from agents.sinks.sql.sink import SqlSink
+from auditship.agents.cli import main
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.sql.config import SqlSinkConfig
+from auditship.agents.sinks.sql.sink import SqlSink
 from shipper.emitter import Emitter
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries
@@ -135,7 +135,7 @@ def test_events_refused_for_a_missing_grant_land_once_redelivered_after_the_gran
         assert b"permission denied for table" in letters[0]
         db.execute(f"GRANT INSERT ON {db.table} TO {db.name}_ro")
         # The command configures logging for its process, here pytest's.
-        monkeypatch.setattr("agents.redeliver.configure_logging", lambda level, process: None)
+        monkeypatch.setattr("auditship.agents.redeliver.configure_logging", lambda level, process: None)
         assert main(["redeliver", "sql", "--config", str(dirs.config_file)]) == 0
         assert db.count() == 301
         assert set(ids) <= set(db.event_ids())

@@ -11,8 +11,8 @@ import pymysql.err
 import pytest
 from sqlalchemy import exc as sa
 
-from agents.sinks.base import Delivery
-from agents.sinks.sql.classify import classify, describe
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.sql.classify import classify, describe
 
 ERRORED, REJECTED = Delivery.ERRORED, Delivery.REJECTED
 

@@ -1,6 +1,6 @@
 """Flapping detection, fed timestamps: no processes needed."""
 
-from agents.supervisor.flapping import FlapDetector
+from auditship.agents.supervisor.flapping import FlapDetector
 
 
 def test_exits_spread_wider_than_the_window_never_flap() -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from agents.supervisor import orphans
+from auditship.agents.supervisor import orphans
 from tests.waiting import wait_for
 
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from agents.supervisor import orphans
+from auditship.agents.supervisor import orphans
 orphans.claim(Path(sys.argv[1]), sys.argv[2])
 print("holding", flush=True)
 time.sleep(120)
@@ -95,7 +95,7 @@ def test_a_worker_whose_supervisor_is_already_gone_exits_at_once() -> None:
     """The parent died before the parent-death signal was asked for: the worker sees that its parent is
     not the supervisor that started it, and exits 1 with a line saying so."""
     result = subprocess.run(
-        [sys.executable, "-c", "from agents.supervisor import orphans; orphans.die_with_parent(1)"],
+        [sys.executable, "-c", "from auditship.agents.supervisor import orphans; orphans.die_with_parent(1)"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -113,7 +113,7 @@ time.sleep(120)
 """
 WORKER = """
 import os, time
-from agents.supervisor import orphans
+from auditship.agents.supervisor import orphans
 orphans.die_with_parent(os.getppid())
 print("ready", flush=True)
 time.sleep(120)

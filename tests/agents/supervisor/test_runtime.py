@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agents.errors import ConfigError
-from agents.layout import DataLayout
-from agents.supervisor import runtime
+from auditship.agents.errors import ConfigError
+from auditship.agents.layout import DataLayout
+from auditship.agents.supervisor import runtime
 from shipper.spool_writer import PUBLIC_KEY_NAME
 
 

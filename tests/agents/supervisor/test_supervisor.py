@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.supervisor import orphans
+from auditship.agents.supervisor import orphans
 from shipper.emitter import Emitter
 from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent, file_events
 from tests.producers import numbered_event
@@ -94,7 +94,7 @@ def test_workers_die_with_a_sigkilled_supervisor_and_a_new_agent_starts_and_drai
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from agents.supervisor import orphans
+from auditship.agents.supervisor import orphans
 orphans.claim(Path(sys.argv[1]), "sink:file")
 print("holding", flush=True)
 time.sleep(120)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.config import WalConfig
-from agents.wal import WriteAheadLog
-from agents.wal.record import LSN
+from auditship.agents.config import WalConfig
+from auditship.agents.wal import WriteAheadLog
+from auditship.agents.wal.record import LSN
 from shipper.records import HEADER
 
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from agents.config import WalConfig
-from agents.wal import WalReader, WalRecord, WriteAheadLog
-from agents.wal.record import LSN
-from agents.wal.reservation import read_reservation
+from auditship.agents.config import WalConfig
+from auditship.agents.wal import WalReader, WalRecord, WriteAheadLog
+from auditship.agents.wal.record import LSN
+from auditship.agents.wal.reservation import read_reservation
 from shipper.records import encode_record
 from tests.agents.wal.sample import payload_for, segment_files
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from agents.wal.cursor import committed_lsns, cursor_path, read_cursor, write_cursor
+from auditship.agents.wal.cursor import committed_lsns, cursor_path, read_cursor, write_cursor
 
 
 def test_a_cursor_is_replaced_whole_and_leaves_no_temporary_file(wal_dir: Path) -> None:

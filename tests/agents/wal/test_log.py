@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from agents.errors import WalError
-from agents.wal import WalReader, WalRecord
-from agents.wal.cursor import cursor_path, write_cursor
+from auditship.agents.errors import WalError
+from auditship.agents.wal import WalReader, WalRecord
+from auditship.agents.wal.cursor import cursor_path, write_cursor
 from tests.agents.wal.sample import on_disk_size, open_wal, payload_for, segment_files
 
 
@@ -74,7 +74,7 @@ def test_a_batch_is_one_write(wal_dir: Path, monkeypatch: pytest.MonkeyPatch) ->
     """However many records a batch holds, it reaches the file with a single write()."""
     wal = open_wal(wal_dir)
     counting = CountingOs("write")
-    monkeypatch.setattr("ondisk.files.os", counting)
+    monkeypatch.setattr("auditship.ondisk.files.os", counting)
     wal.append(batch(1, 1000))
     assert counting.calls["write"] == 1
     wal.close()
@@ -178,7 +178,7 @@ def test_fsync_policy_always_syncs_each_append_and_never_none(
     """Policy "always" syncs after every append; "never" leaves it to the kernel."""
     wal = open_wal(wal_dir, fsync=policy)
     counting = CountingOs("fdatasync")
-    monkeypatch.setattr("agents.wal.log.os", counting)
+    monkeypatch.setattr("auditship.agents.wal.log.os", counting)
     for first in (1, 2, 3):
         wal.append(batch(first, 1))
     assert counting.calls["fdatasync"] == expected
@@ -191,10 +191,10 @@ def test_fsync_policy_interval_syncs_once_the_interval_has_passed(
     """Policy "interval" syncs on the append or the sync_if_due() that finds fsync_interval_ms passed
     since the last sync, and not before; with nothing written there is nothing to sync."""
     clock = Clock()
-    monkeypatch.setattr("agents.wal.log.time", clock)
+    monkeypatch.setattr("auditship.agents.wal.log.time", clock)
     wal = open_wal(wal_dir, fsync="interval", fsync_interval_ms=200)
     counting = CountingOs("fdatasync")
-    monkeypatch.setattr("agents.wal.log.os", counting)
+    monkeypatch.setattr("auditship.agents.wal.log.os", counting)
     wal.append(batch(1, 1))
     clock.now += 0.1
     wal.sync_if_due()
@@ -358,7 +358,7 @@ def test_a_failed_append_leaves_no_partial_batch(
     wal = open_wal(wal_dir)
     wal.append(batch(1, 2))
     size = segment_files(wal_dir)[0].stat().st_size
-    monkeypatch.setattr("ondisk.files.os", FullDisk(written))
+    monkeypatch.setattr("auditship.ondisk.files.os", FullDisk(written))
     with pytest.raises(OSError, match="No space"):
         wal.append(batch(3, 5))
     monkeypatch.undo()
@@ -382,7 +382,7 @@ def test_a_reader_that_read_part_of_a_failed_append_gets_every_record_of_the_ret
     reader = WalReader(wal_dir, "file")
     seen: list[WalRecord] = []
     written = 2 * on_disk_size(payload_for(3)) + 5
-    monkeypatch.setattr("ondisk.files.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20))))
+    monkeypatch.setattr("auditship.ondisk.files.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20))))
     with pytest.raises(OSError, match="No space"):
         wal.append(batch(3, 5))
     monkeypatch.undo()

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.errors import WalError
-from agents.wal import WalReader, WalRecord
-from agents.wal.cursor import cursor_path, write_cursor
-from agents.wal.record import LSN
-from agents.wal.scanner import CHUNK_BYTES, SegmentScanner
+from auditship.agents.errors import WalError
+from auditship.agents.wal import WalReader, WalRecord
+from auditship.agents.wal.cursor import cursor_path, write_cursor
+from auditship.agents.wal.record import LSN
+from auditship.agents.wal.scanner import CHUNK_BYTES, SegmentScanner
 from shipper.records import encode_record
 from tests.agents.wal.sample import on_disk_size, open_wal, payload_for, segment_files
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.wal.record import LSN
-from agents.wal.scanner import CHUNK_BYTES
+from auditship.agents.wal.record import LSN
+from auditship.agents.wal.scanner import CHUNK_BYTES
 from shipper.records import encode_record
 from tests.agents.wal.sample import on_disk_size, open_wal, payload_for, segment_files
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.wal.cursor import cursor_path, write_cursor
-from agents.wal.reservation import RESERVATION, RESERVE_LSNS, read_reservation
+from auditship.agents.wal.cursor import cursor_path, write_cursor
+from auditship.agents.wal.reservation import RESERVATION, RESERVE_LSNS, read_reservation
 from tests.agents.wal.sample import open_wal, payload_for, segment_files
 
 
@@ -36,7 +36,7 @@ def test_seqs_are_reserved_ahead_with_one_durable_write_per_range(
     RESERVE_LSNS seqs rather than at every append."""
     writes: list[int] = []
     wal = open_wal(wal_dir)
-    monkeypatch.setattr("agents.wal.log.write_reservation", lambda _, seq: writes.append(seq))
+    monkeypatch.setattr("auditship.agents.wal.log.write_reservation", lambda _, seq: writes.append(seq))
     for number in range(1, 1001):
         wal.append([payload_for(number)])
     assert writes == [1 + RESERVE_LSNS]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from agents.wal.record import RECORD_OVERHEAD
+from auditship.agents.wal.record import RECORD_OVERHEAD
 from shipper import endpoint as endpoints
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from agents.crypto import Keyring, decrypt_sensitive
+from auditship.agents.crypto import Keyring, decrypt_sensitive
 from shipper.config import AuditContext
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent

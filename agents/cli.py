@@ -12,9 +12,9 @@ import msgspec
 
 from auditship.agents.config import AgentConfig, load_config
 from auditship.agents.embedded import load_seed
-from auditship.agents.errors import AuditshipError
 from auditship.agents.logs import configure_logging
 from auditship.agents.masking import MASK, SECRET_KEY, url_without_secrets
+from auditship.ondisk.errors import AuditshipError
 from shipper import endpoint as endpoints
 from shipper.control import Status, request_status
 

@@ -20,6 +20,7 @@ import msgspec
 from auditship.agents.errors import ConfigError
 from auditship.agents.section import Positive, Section
 from auditship.agents.sinks.registry import SINKS, SinksConfig
+from auditship.ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
 
 
@@ -80,7 +81,7 @@ class RetentionConfig(Section):
 
 
 class AgentConfig(Section):
-    data_dir: str = endpoint.DEFAULT_DATA_DIR
+    data_dir: str = DEFAULT_DATA_DIR
     """WAL, files, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
     runtime_dir: str = ""
     """Sockets live here; empty means the default (shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
@@ -100,7 +101,7 @@ class AgentConfig(Section):
 
     @property
     def data_path(self) -> Path:
-        return endpoint.data_dir(self.data_dir)
+        return data_dir(self.data_dir)
 
     @property
     def runtime_path(self) -> Path:
@@ -158,7 +159,9 @@ def _readable(message: str, raw: bytes | str) -> str:
     if text.startswith("Object contains unknown field `"):
         key = text.split("`")[1]
         section = _type_at(where)
-        keys = [f.name for f in section.fields] if isinstance(section, msgspec.inspect.StructType) else []
+        keys = (
+            [f.encode_name for f in section.fields] if isinstance(section, msgspec.inspect.StructType) else []
+        )
         close = difflib.get_close_matches(key, keys, n=1)
         suggestion = f"; did you mean {close[0]!r}?" if close else ""
         return f"{where + '.' if where else ''}{key}: unknown key{suggestion}"
@@ -175,7 +178,7 @@ def _type_at(where: str) -> msgspec.inspect.Type:
     found = msgspec.inspect.type_info(AgentConfig)
     for name in filter(None, where.split(".")):
         assert isinstance(found, msgspec.inspect.StructType), where  # msgspec named a key inside it
-        found = next(f.type for f in found.fields if f.name == name)
+        found = next(f.type for f in found.fields if f.encode_name == name)
     return found
 
 

@@ -1,9 +1,10 @@
 """The agent's side of an embedded agent: the seed's settings (shipper.seed) mapped onto AgentConfig.
 
-A service that starts an agent of its own (shipper.embedded) writes its SeedSettings to a file and runs
-`python -m auditship.agents run --seed FILE`; `load_seed` reads it. Each sink's part of the mapping is the sink's
-own (`from_seed` in agents/sinks/<sink>/config.py); the mapped config then passes the same checks as an
-agent.toml. `embedded_agent` starts an agent from an AgentConfig the same way (the demo, the benchmarks).
+A service that starts an agent of its own (shipper.embedded) writes its SeedSettings to a file and
+runs `python -m auditship.agents run --seed FILE`; `load_seed` reads it. Each sink's part of the
+mapping is the sink's own (`from_seed` in agents/sinks/<sink>/config.py); the mapped config then passes
+the same checks as an agent.toml. `embedded_agent` starts an agent from an AgentConfig the same way
+(the demo, the benchmarks).
 """
 
 from __future__ import annotations

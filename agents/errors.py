@@ -1,6 +1,6 @@
 """The agent's errors.
 
-AuditshipError
+AuditshipError (ondisk.errors)
  ├── ConfigError        the agent cannot run with its config, or in the places it names (a runtime
  │                      directory another user owns, another agent's lock); the message names the
  │                      file and the key, or the path
@@ -18,9 +18,7 @@ AuditshipError
 
 from __future__ import annotations
 
-
-class AuditshipError(Exception):
-    pass
+from auditship.ondisk.errors import AuditshipError
 
 
 class ConfigError(AuditshipError):

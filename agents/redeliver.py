@@ -21,11 +21,11 @@ import msgspec
 
 from auditship.agents.backoff import compute_backoff
 from auditship.agents.config import AgentConfig
-from auditship.agents.layout import DataLayout
 from auditship.agents.logs import configure_logging
 from auditship.agents.sinks.base import Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.registry import SINKS
 from auditship.agents.sinks.runner import DeadLetter, build_sink, dead_letter_lines
+from auditship.ondisk.data_layout import DataLayout
 from shipper.event import AuditEvent
 
 log = logging.getLogger("auditship.redeliver")

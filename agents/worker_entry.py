@@ -11,11 +11,11 @@ import zmq
 from setproctitle import setproctitle
 
 from auditship.agents.config import AgentConfig
-from auditship.agents.layout import DataLayout
 from auditship.agents.logs import configure_logging
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.supervisor import orphans
 from auditship.agents.supervisor.spec import WorkerSpec
+from auditship.ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
 
 log = logging.getLogger("auditship.worker")

@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from auditship.agents.sinks.filestore import read_lines
-from bench.harness import running_agent
+from auditship.ondisk.file_sink import read_lines
 from auditship.query.cat import sink_files
+from bench.harness import running_agent
 from shipper.control import request_status
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType

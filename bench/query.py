@@ -36,15 +36,15 @@ import duckdb
 import msgspec
 import zstandard
 
-from auditship.agents.sinks.filestore import closed_name
-from auditship.agents.sinks.parquet.layout import UNKNOWN_SERVICE, live_parts
-from bench.harness import running_agent
+from auditship.agents.retention import Location
+from auditship.ondisk.file_sink import closed_name
+from auditship.ondisk.lake_layout import UNKNOWN_SERVICE, live_parts
 from auditship.query.errors import QueryError
 from auditship.query.filters import EventFilter
 from auditship.query.lake import LakeReader
-from auditship.query.location import Location
 from auditship.query.search import search
 from auditship.query.stats import Statistics, hour_key, is_security, statistics
+from bench.harness import running_agent
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from tests.query.lakes import connect, write_lake

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Unpack
 
+from auditship.agents.retention import Location, Removal, apply_retention
+from auditship.ondisk import data_layout
 from auditship.query.errors import QueryError
 from auditship.query.filters import EventFilter, enum_values
 from auditship.query.lake import LakeReader
-from auditship.query.location import Location, default_data_dir
-from auditship.query.retention import Removal, apply_retention
 from auditship.query.rows import fetch_events
 from auditship.query.search import search_sql
 from auditship.query.stats import Statistics, statistics
@@ -29,7 +29,7 @@ from shipper.search_filters import SearchFilters
 
 
 def location(data_dir: Path | None) -> Location:
-    return Location.of_data_dir(data_dir or default_data_dir())
+    return Location.of_data_dir(data_dir or data_layout.data_dir())
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -82,7 +82,7 @@ async def get_audit_statistics(
 
 
 async def cleanup_old_events(data_dir: Path | None, older_than_days: int) -> list[Removal]:
-    """Retention (query/retention.py) for this data directory; what was removed, or failed to be."""
+    """Retention (agents/retention.py) for this data directory; what was removed, or failed to be."""
     if older_than_days <= 0:
         raise QueryError(f"older_than_days: must be positive, got {older_than_days}")
     return await asyncio.to_thread(apply_retention, location(data_dir), timedelta(days=older_than_days))

@@ -25,12 +25,15 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from auditship.agents.crypto import DecryptionError, Keyring, KeyringError, decrypt_sensitive
-from auditship.agents.layout import DataLayout
-from auditship.agents.sinks import filestore
-from auditship.agents.sinks.file.config import FileSinkConfig
-from auditship.agents.sinks.formats import Format, decode_json_line, line_encoder
+from auditship.agents.config import AgentConfig
+from auditship.ondisk import file_sink
+from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.envelope import open_sensitive
+from auditship.ondisk.errors import DecryptionError, KeyringError
+from auditship.ondisk.keys import FieldKeys
+from auditship.ondisk.lines import LineFormat, decode_json_line, line_encoder
 from auditship.query.errors import QueryError
+from shipper.event import AuditEvent
 
 logger = logging.getLogger("auditship.query")
 
@@ -44,7 +47,13 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--decrypt", action="store_true", help="decrypt sensitive values with DIR/keys")
-    parser.add_argument("--format", choices=("json", "text"), default="json", help="output (default: json)")
+    parser.add_argument(
+        "--format",
+        dest="line_format",
+        choices=("json", "text"),
+        default="json",
+        help="output (default: json)",
+    )
     parser.add_argument("files", nargs="*", type=Path, metavar="FILE", help="read these instead of DIR/files")
     parser.set_defaults(run=run)
 
@@ -54,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     keyring = _keyring(args.data_dir) if args.decrypt else None
     out = sys.stdout.buffer
     for path in paths:
-        _print_file(path, args.format, keyring, out)
+        _print_file(path, args.line_format, keyring, out)
     out.flush()
     return 0
 
@@ -63,22 +72,22 @@ def sink_files(data_dir: Path) -> list[Path]:
     """The file sink's files in the order they were written: closed ones oldest first, then the current."""
     if not data_dir.is_dir():
         raise QueryError(f"{data_dir}: no such data directory (see --data-dir and AUDITSHIP_DATA_DIR)")
-    current = data_dir / FileSinkConfig().path
+    current = data_dir / AgentConfig().sinks.file.path
     try:
-        closed = filestore.closed_files(current.parent, current.stem)
+        closed = file_sink.closed_files(current.parent, current.stem)
     except OSError as exc:
         raise QueryError(f"{current.parent}: cannot list the file sink's files: {exc.strerror}") from exc
     return [c.path for c in closed] + ([current] if current.exists() else [])
 
 
-def _keyring(data_dir: Path) -> Keyring:
+def _keyring(data_dir: Path) -> FieldKeys:
     try:
-        return Keyring.load(DataLayout(data_dir).keys)
+        return FieldKeys.load(DataLayout(data_dir).keys)
     except KeyringError as exc:
         raise QueryError(f"cannot decrypt: {exc}") from exc
 
 
-def _print_file(path: Path, fmt: Format, keyring: Keyring | None, out: BinaryIO) -> None:
+def _print_file(path: Path, line_format: LineFormat, keyring: FieldKeys | None, out: BinaryIO) -> None:
     """Every record of `path`; damage is a warning (module docstring), a file that cannot be opened an
     error."""
     skipped = 0
@@ -86,7 +95,7 @@ def _print_file(path: Path, fmt: Format, keyring: Keyring | None, out: BinaryIO)
     json_lines = ".jsonl" in path.suffixes  # the sink names its text-format files .log
     for number, line in _numbered_lines(path):
         try:
-            out.write(_render(line, fmt, keyring, f"{path}:{number}", json_lines))
+            out.write(_render(line, line_format, keyring, f"{path}:{number}", json_lines))
         except msgspec.DecodeError as exc:
             first_skipped = first_skipped or f"{path}:{number}: not an audit event record ({exc})"
             skipped += 1
@@ -99,9 +108,9 @@ def _numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """The lines of `path`, numbered; a compressed file that stops decompressing ends with a warning."""
     number = 0
     try:
-        for number, line in enumerate(filestore.read_lines(_existing(path)), start=1):
+        for number, line in enumerate(file_sink.read_lines(_existing(path)), start=1):
             yield number, line
-    except filestore.CorruptFileError as exc:
+    except file_sink.CorruptFileError as exc:
         logger.warning("%s; the rest of it, after line %d, is skipped", exc, number)
     except OSError as exc:
         raise QueryError(f"{path}: cannot read: {exc.strerror or exc}") from exc
@@ -111,28 +120,32 @@ def _existing(path: Path) -> Path:
     """`path`, or its compressed copy when the sink compressed it between listing and reading."""
     if path.exists():
         return path
-    for suffix in filestore.SUFFIXES.values():
+    for suffix in file_sink.SUFFIXES.values():
         if suffix and (packed := path.with_name(path.name + suffix)).exists():
             return packed
     return path  # opening it raises the error that names it
 
 
-def _render(line: bytes, fmt: Format, keyring: Keyring | None, where: str, json_lines: bool) -> bytes:
-    """The line as `fmt`; msgspec.DecodeError if it is no event record where one should be."""
+def _render(
+    line: bytes, line_format: LineFormat, keyring: FieldKeys | None, where: str, json_lines: bool
+) -> bytes:
+    """The line as `line_format`; msgspec.DecodeError if it is no event record where one should be."""
     if not line.startswith(b"{"):
         if json_lines:  # damage in a file of JSON Lines, not a line in the sink's text format
             raise msgspec.DecodeError("not a JSON object")
-        if fmt == "text" and keyring is None:
+        if line_format == "text" and keyring is None:
             return line
         raise QueryError(
             f"{where}: a line in the sink's text format; only --format text without --decrypt shows it"
         )
-    seq, event = decode_json_line(line)  # a DecodeError is the caller's to report
+    seq, event = decode_json_line(line, AuditEvent)  # a DecodeError is the caller's to report
     if keyring is not None:
         try:
-            event = decrypt_sensitive(event, keyring)
+            opened = open_sensitive(event.event_id, event.sensitive, keyring)
         except DecryptionError as exc:
             raise QueryError(f"{where}: {exc}") from exc
-    elif fmt == "json":
+        if opened is not None:
+            event = msgspec.structs.replace(event, sensitive=opened)
+    elif line_format == "json":
         return line  # as written, byte for byte
-    return line_encoder(fmt)(seq, event)
+    return line_encoder(line_format)(seq, event)

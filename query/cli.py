@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from auditship.ondisk.data_layout import data_dir
 from auditship.query import cat, location, output, retention, search, sql, stats, tail
 from auditship.query.errors import QueryError
 
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     files.add_argument(
         "--data-dir",
         type=Path,
-        default=location.default_data_dir(),
+        default=data_dir(),
         metavar="DIR",
         help="the agent's data directory (default: $AUDITSHIP_DATA_DIR or ./auditship-data)",
     )

@@ -1,6 +1,6 @@
 """audit-query's errors.
 
-AuditshipError (agents.errors)
+AuditshipError (ondisk.errors)
  └── QueryError   bad input: a missing directory, an unreadable or corrupt file, a record that does not
                   decode or decrypt. `main` prints the message (which names the file) as one line on
                   stderr and exits with status 2; no traceback.
@@ -8,7 +8,7 @@ AuditshipError (agents.errors)
 
 from __future__ import annotations
 
-from auditship.agents.errors import AuditshipError
+from auditship.ondisk.errors import AuditshipError
 
 
 class QueryError(AuditshipError):

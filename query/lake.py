@@ -15,7 +15,7 @@ reason it is not the default).
 
 A part DuckDB cannot read (truncated, a broken footer or page) is left out, with a warning through the
 `auditship.query` logger that names it; the query runs again over the others. Nothing is checked before a
-query fails, so a sound lake costs nothing more; after a failure, agents/sinks/parquet/unreadable.py finds
+query fails, so a sound lake costs nothing more; after a failure, ondisk/unreadable.py finds
 the culprits. The process remembers them, by size and mtime, and leaves them out up front from then on.
 """
 
@@ -33,8 +33,8 @@ from urllib.parse import unquote
 import duckdb
 import msgspec
 
-from auditship.agents.sinks.parquet.layout import live_parts
-from auditship.agents.sinks.parquet.unreadable import first_line, unreadable
+from auditship.ondisk.lake_layout import live_parts
+from auditship.ondisk.unreadable import first_line, unreadable
 from auditship.query.errors import QueryError
 
 logger = logging.getLogger("auditship.query")

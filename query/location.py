@@ -9,33 +9,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-
-import msgspec
 
 from auditship.agents.config import AgentConfig, load_config
 from auditship.agents.errors import ConfigError
-from auditship.agents.layout import DataLayout
+from auditship.agents.retention import Location
 from auditship.query.errors import QueryError
-
-
-class Location(msgspec.Struct, frozen=True):
-    lake: Path
-    data: DataLayout | None = None
-    """None with --lake: nothing but the lake is known."""
-    file_sink: Path | None = None
-    """The file sink's current file; its closed files sit beside it."""
-
-    @classmethod
-    def of_data_dir(cls, root: Path, config: AgentConfig | None = None) -> Location:
-        """`root` laid out as `config` (default: the defaults) says; relative sink paths are under it."""
-        sinks = (config or AgentConfig()).sinks
-        return cls(root / sinks.parquet.path, DataLayout(root), root / sinks.file.path)
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("AUDITSHIP_DATA_DIR") or "./auditship-data")
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:

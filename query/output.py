@@ -16,7 +16,7 @@ from typing import Any, Literal, TextIO
 
 import msgspec
 
-Format = Literal["table", "json", "csv"]
+OutputFormat = Literal["table", "json", "csv"]
 TABLE_CELL_MAX = 60
 
 _json = msgspec.json.Encoder(enc_hook=str)
@@ -25,14 +25,15 @@ _json = msgspec.json.Encoder(enc_hook=str)
 def add_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
+        dest="output_format",
         choices=("table", "json", "csv"),
         help="table (the default on a terminal), json (JSON Lines, the default otherwise) or csv",
     )
 
 
-def chosen(fmt: str | None, out: TextIO | None = None) -> Format:
-    if fmt is not None:
-        return fmt  # type: ignore[return-value]  # argparse's choices
+def chosen(output_format: str | None, out: TextIO | None = None) -> OutputFormat:
+    if output_format is not None:
+        return output_format  # type: ignore[return-value]  # argparse's choices
     return "table" if (out or sys.stdout).isatty() else "json"
 
 
@@ -55,7 +56,7 @@ def write_json(value: Any, out: TextIO) -> None:
 def write_rows(
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
-    fmt: Format,
+    output_format: OutputFormat,
     out: TextIO,
     json_columns: frozenset[str] = frozenset(),
     *,
@@ -63,14 +64,14 @@ def write_rows(
 ) -> None:
     """`rows` under `columns`; values of `json_columns` are JSON text, embedded as JSON in json output.
     `header` False leaves out the CSV header, for the pieces of a CSV printed in several calls."""
-    if fmt == "json":
+    if output_format == "json":
         for row in rows:
             record = {
                 name: msgspec.Raw(value.encode()) if name in json_columns and value is not None else value
                 for name, value in zip(columns, row, strict=True)
             }
             write_json(record, out)
-    elif fmt == "csv":
+    elif output_format == "csv":
         writer = csv.writer(out, lineterminator="\n")
         if header:
             writer.writerow(columns)

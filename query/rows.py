@@ -1,6 +1,6 @@
 """Lake rows back into AuditEvents, and events printed as `search` and `tail` show them.
 
-JSON output is the file sink's record (agents/sinks/formats.py), so `audit-query cat` and `search` print
+JSON output is the file sink's record (ondisk/lines.py), so `audit-query cat` and `search` print
 the same line for the same event. The table shows the columns a person scans; CSV has every field.
 """
 
@@ -13,8 +13,8 @@ from typing import Any, TextIO
 import duckdb
 import msgspec
 
-from auditship.agents.sinks.formats import encode_json
-from auditship.query.output import Format, text, write_rows, write_table
+from auditship.ondisk.lines import encode_json
+from auditship.query.output import OutputFormat, text, write_rows, write_table
 from shipper.event import AuditEvent
 
 Found = tuple[int, AuditEvent]
@@ -63,17 +63,17 @@ class EventPrinter:
     """Prints events in one format, in as many pieces as they come (`tail -f`): the CSV header and the
     table's once, the table's columns kept aligned from piece to piece."""
 
-    def __init__(self, fmt: Format, out: TextIO) -> None:
-        self.fmt = fmt
+    def __init__(self, output_format: OutputFormat, out: TextIO) -> None:
+        self.output_format = output_format
         self.out = out
         self.printed = 0
         self._widths: list[int] | None = None
 
     def print(self, found: Iterable[Found]) -> None:
         found = list(found)
-        if self.fmt == "json":
+        if self.output_format == "json":
             self.out.writelines(encode_json(seq, event).decode() for seq, event in found)
-        elif self.fmt == "csv":
+        elif self.output_format == "csv":
             rows = (
                 [*(getattr(event, name) for name in AuditEvent.__struct_fields__), seq]
                 for seq, event in found

@@ -62,14 +62,14 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     wanted = filter_of(args)
-    fmt = output.chosen(args.format)
+    output_format = output.chosen(args.output_format)
     if args.limit < 0:
         raise QueryError(f"--limit: {args.limit} is negative; 0 means no limit")
     limit = args.limit or None
     with LakeReader(location.resolve(args).lake, wanted.prune().keeps) as reader:
-        printer = EventPrinter(fmt, sys.stdout)
+        printer = EventPrinter(output_format, sys.stdout)
         printer.print(iter_events(reader.execute(*search_sql(wanted, limit))))
-    if fmt == "table" and limit is not None and printer.printed == limit:
+    if output_format == "table" and limit is not None and printer.printed == limit:
         print(f"(the newest {limit}; --limit 0 shows all)", file=sys.stderr)
     return 0
 

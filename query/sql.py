@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         columns = [column[0] for column in description]
         json_columns = frozenset(column[0] for column in description if str(column[1]) == "JSON")
         rows = (row for chunk in iter(lambda: cursor.fetchmany(FETCH_ROWS), []) for row in chunk)
-        output.write_rows(columns, rows, output.chosen(args.format), sys.stdout, json_columns)
+        output.write_rows(columns, rows, output.chosen(args.output_format), sys.stdout, json_columns)
     return 0
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypedDict
 
-from auditship.agents.sinks.parquet.layout import UNKNOWN_SERVICE
+from auditship.ondisk.lake_layout import UNKNOWN_SERVICE
 from auditship.query import location, output
 from auditship.query.filters import EventFilter
 from auditship.query.lake import LakeReader
@@ -77,7 +77,7 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     start, end = time_range(args.since, args.until)
     write_statistics(
-        statistics(location.resolve(args).lake, start, end), output.chosen(args.format), sys.stdout
+        statistics(location.resolve(args).lake, start, end), output.chosen(args.output_format), sys.stdout
     )
     return 0
 
@@ -140,8 +140,8 @@ def _by_count(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda pair: (-pair[1], pair[0])))
 
 
-def write_statistics(stats: Statistics, fmt: output.Format, out: TextIO) -> None:
-    if fmt == "json":
+def write_statistics(stats: Statistics, output_format: output.OutputFormat, out: TextIO) -> None:
+    if output_format == "json":
         output.write_json(stats, out)
         return
     totals = [
@@ -151,7 +151,7 @@ def write_statistics(stats: Statistics, fmt: output.Format, out: TextIO) -> None
     ]
     plain: dict[str, Any] = dict(stats)
     sections = [(name, plain[key]) for key, name in _SECTIONS.items()]
-    if fmt == "csv":
+    if output_format == "csv":
         rows = [(name, "", n) for name, n in totals]
         rows += [(name, key, n) for name, counts in sections for key, n in counts.items()]
         output.write_rows(("group", "key", "events"), rows, "csv", out)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from auditship.agents.sinks.parquet.layout import PART
+from auditship.ondisk.lake_layout import PART
 from auditship.query import location, output
 from auditship.query.errors import QueryError
 from auditship.query.filters import EventFilter
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             f"--interval: {args.interval} is not between {INTERVAL_RANGE[0]} and {INTERVAL_RANGE[1]}"
         )
     lake = location.resolve(args).lake
-    printer = EventPrinter(output.chosen(args.format), sys.stdout)
+    printer = EventPrinter(output.chosen(args.output_format), sys.stdout)
     try:
         newest, read = _newest(lake, args.lines)
         printer.print(reversed(newest))

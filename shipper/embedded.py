@@ -25,6 +25,7 @@ from typing import IO, NamedTuple
 
 import msgspec
 
+from auditship.ondisk import data_layout
 from shipper import endpoint
 from shipper.config import AuditConfig
 from shipper.control import request_status
@@ -50,7 +51,7 @@ class AgentPlaces(NamedTuple):
     def named(cls, data_dir: str, runtime_dir: str, intake_endpoint: str) -> AgentPlaces:
         runtime = endpoint.agent_runtime_dir(runtime_dir)
         return cls(
-            endpoint.data_dir(data_dir), runtime, endpoint.agent_intake_endpoint(intake_endpoint, runtime)
+            data_layout.data_dir(data_dir), runtime, endpoint.agent_intake_endpoint(intake_endpoint, runtime)
         )
 
 
@@ -67,9 +68,9 @@ def agent_serving(runtime: Path, timeout_s: float = 0.5) -> bool:
 
 class EmbeddedAgent:
     def __init__(self, places: AgentPlaces, settings_option: str, settings: msgspec.Struct) -> None:
-        """An agent at `places`, started with `python -m auditship.agents run <settings_option> FILE`, FILE holding
-        `settings` as TOML: `--seed` and a service's SeedSettings (`for_service`), or `--config` and an
-        AgentConfig."""
+        """An agent at `places`, started with `python -m auditship.agents run <settings_option> FILE`,
+        FILE holding `settings` as TOML: `--seed` and a service's SeedSettings (`for_service`), or
+        `--config` and an AgentConfig."""
         self.places = places
         self.settings_option = settings_option
         self.settings = settings

@@ -39,14 +39,6 @@ _INSTALL_MARKS = (
 )
 
 
-DEFAULT_DATA_DIR = "./auditship-data"
-
-
-def data_dir(configured: str = DEFAULT_DATA_DIR) -> Path:
-    """An agent's data directory: `AUDITSHIP_DATA_DIR`, else the one its config names."""
-    return Path(os.environ.get("AUDITSHIP_DATA_DIR") or configured).absolute()
-
-
 def agent_runtime_dir(configured: str) -> Path:
     """An agent's runtime directory: `AUDITSHIP_RUNTIME_DIR`, else the one its config names, else the
     default (runtime_dir)."""

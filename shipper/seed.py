@@ -16,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 
+from auditship.ondisk import data_layout
 from shipper import endpoint
 from shipper.config import AuditConfig
 from shipper.destinations import DatabaseSettings, FileSettings, SiemSettings, destination_settings
@@ -57,9 +58,9 @@ def seed_settings(config: AuditConfig) -> SeedSettings:
             "AuditConfig: enable_siem_logging: the SIEM sink needs an endpoint; add "
             "SIEMAuditDestination(siem_endpoint=..., api_key=...) to destinations"
         )
-    data_dir = Path(config.data_dir) if config.data_dir else endpoint.data_dir()
+    root = Path(config.data_dir) if config.data_dir else data_layout.data_dir()
     return SeedSettings(
-        data_dir=str(data_dir.absolute()),
+        data_dir=str(root.absolute()),
         runtime_dir=str(endpoint.user_runtime_dir()),
         endpoint=config.endpoint or "",
         enable_file_logging=config.enable_file_logging,

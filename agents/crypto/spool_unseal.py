@@ -10,8 +10,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from auditship.agents.crypto.errors import DecryptionError
 from auditship.agents.crypto.keyring import Keyring
+from auditship.ondisk.errors import DecryptionError
 from shipper.spool_seal import HEADER_BYTES, KEY_BYTES, TAG_BYTES, VERSION, derive_key
 
 

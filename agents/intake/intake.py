@@ -28,11 +28,11 @@ from auditship.agents.intake.counters import IntakeCounters
 from auditship.agents.intake.dedupe import DedupeIndex
 from auditship.agents.intake.failure import WriteFailure
 from auditship.agents.intake.rejects import RejectLog, WarningLimit
-from auditship.agents.layout import DataLayout
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
 from auditship.agents.wal import WriteAheadLog
 from auditship.agents.wal.record import RECORD_OVERHEAD
+from auditship.ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
 from shipper.wire import (
     Confirmation,

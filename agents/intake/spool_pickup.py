@@ -11,8 +11,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from auditship.agents.crypto import DecryptionError, Keyring, unseal
+from auditship.agents.crypto import Keyring, unseal
 from auditship.agents.errors import UnreadableSpoolEntry
+from auditship.ondisk.errors import DecryptionError
 from auditship.ondisk.files import try_lock
 from shipper.records import Tail, classify_tail, scan_records
 from shipper.spool_writer import PLAIN, SEALED, SUFFIX

@@ -28,12 +28,12 @@ import msgspec
 from auditship.agents.backoff import Backoff
 from auditship.agents.config import AgentConfig
 from auditship.agents.errors import SinkError
-from auditship.agents.layout import DataLayout
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.registry import SINKS
 from auditship.agents.wal import WalReader, WalRecord
+from auditship.ondisk.data_layout import DataLayout
 from shipper.control import Message
 from shipper.wire import frame_decoder
 

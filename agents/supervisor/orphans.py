@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from auditship.agents.errors import AuditshipError
+from auditship.ondisk.errors import AuditshipError
 from auditship.ondisk.files import lock_with_pid, make_private_dirs, try_lock
 
 log = logging.getLogger("auditship.supervisor")

@@ -11,7 +11,7 @@ from pathlib import Path
 from auditship.agents.crypto.keyring import Keyring
 from auditship.agents.durable import write_atomically
 from auditship.agents.errors import ConfigError
-from auditship.agents.layout import DataLayout
+from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.files import lock_with_pid
 from shipper.endpoint import OVERFLOW_NAME
 from shipper.spool_writer import PUBLIC_KEY_NAME

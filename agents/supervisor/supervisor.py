@@ -13,14 +13,13 @@ from types import FrameType
 
 import zmq
 
-from auditship.agents import messages
+from auditship.agents import messages, retention
 from auditship.agents.config import AgentConfig
-from auditship.agents.layout import DataLayout
 from auditship.agents.messages import Hello, Stats, Stop
 from auditship.agents.supervisor import orphans, runtime, systemd
 from auditship.agents.supervisor.process import State, WorkerProcess
 from auditship.agents.supervisor.spec import WorkerSpec
-from auditship.query import retention
+from auditship.ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
 from shipper.control import Message, Status, StatusRequest, WorkerStatus
 

@@ -27,7 +27,11 @@ def agent() -> Iterator[RunningAgent]:
 def audit_agent(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `audit-agent ARGS` to completion, in the environment that points it at the module's agent."""
     return subprocess.run(
-        [sys.executable, "-m", "auditship.agents", *args], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "auditship.agents", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

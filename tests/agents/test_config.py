@@ -77,4 +77,4 @@ def test_check_config_prints_the_effective_config(tmp_path: Path, capsys: pytest
     assert main(["check-config", str(path)]) == 0
     effective = parse_config(capsys.readouterr().out)
     assert effective.enabled_sinks() == ["file", "console", "parquet"]
-    assert effective.sinks.console.format == "json"
+    assert effective.sinks.console.line_format == "json"

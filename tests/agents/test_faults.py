@@ -238,7 +238,16 @@ def _run_faults(rig: Rig, until: Callable[[], bool], seed: int = 10) -> None:
 
 def _cat(rig: Rig) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [sys.executable, "-m", "auditship.query", "cat", "--data-dir", str(rig.dirs.data), "--format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "auditship.query",
+            "cat",
+            "--data-dir",
+            str(rig.dirs.data),
+            "--format",
+            "json",
+        ],
         capture_output=True,
         check=False,
     )

@@ -1,7 +1,7 @@
 """Lakes for the audit-query tests and `python -m bench query`, written with DuckDB in the Parquet sink's
-layout (agents/sinks/parquet/layout.py) and schema (schema.py): every AuditEvent field and `wal_seq` in the
-files, `date` and `service` in the Hive path. A whole lake is one COPY, so the bench builds 10 million
-events in about a minute, and a test states its events without running an agent.
+layout (ondisk/lake_layout.py) and schema (agents/sinks/parquet/schema.py): every AuditEvent field and
+`wal_seq` in the files, `date` and `service` in the Hive path. A whole lake is one COPY, so the bench
+builds 10 million events in about a minute, and a test states its events without running an agent.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import duckdb
 import msgspec
 
-from auditship.agents.sinks.parquet.layout import UNKNOWN_SERVICE, part_name, partition_dir
 from auditship.agents.sinks.parquet.schema import COLUMNS
+from auditship.ondisk.lake_layout import UNKNOWN_SERVICE, part_name, partition_dir
 from shipper.event import AuditEvent
 
 

@@ -13,7 +13,7 @@ import zstandard
 from auditship.agents.crypto import Keyring
 from auditship.agents.sinks.file.config import FileSinkConfig
 from auditship.agents.sinks.file.sink import FileSink
-from auditship.agents.sinks.formats import encode_text
+from auditship.ondisk.lines import encode_text
 from auditship.query.cli import main
 from tests.agents.sinks.entries import SECRET, entries
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from auditship.agents.sinks.parquet.layout import PART, live_parts
+from auditship.ondisk.lake_layout import PART, live_parts
 from auditship.query.lake import LakeReader
 from shipper import AuditConfig, AuditContext, AuditLogger
 from tests.agents.sinks.damage import DAMAGE, cut_in_half, overwrite_footer

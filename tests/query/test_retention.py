@@ -12,10 +12,9 @@ import pytest
 from auditship.agents.config import parse_config
 from auditship.agents.crypto import Keyring
 from auditship.agents.errors import ConfigError
+from auditship.agents.retention import Location, apply_retention
 from auditship.agents.sinks.file.config import FileSinkConfig
 from auditship.agents.sinks.file.sink import FileSink
-from auditship.query.location import Location
-from auditship.query.retention import apply_retention
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries
@@ -144,7 +143,7 @@ def test_a_removal_cut_short_is_finished_next_time(data, now):
 def test_text_format_files_are_judged_by_their_timestamps(tmp_path, now):
     """Closed files in the sink's text format start each line with the time, and are judged by it."""
     keyring = Keyring.load_or_create(tmp_path / "keys")
-    sink = FileSink(FileSinkConfig(max_file_size=500, format="text"), tmp_path, keyring)
+    sink = FileSink(FileSinkConfig(max_file_size=500, line_format="text"), tmp_path, keyring)
     sink.open()
     sink.write_batch(entries(range(1, 6), timestamp=now - timedelta(days=40)))
     sink.write_batch(entries(range(6, 11), timestamp=now - timedelta(days=10)))

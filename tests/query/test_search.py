@@ -10,8 +10,8 @@ from datetime import timedelta, timezone
 
 import pytest
 
-from auditship.agents.sinks.formats import encode_json
-from auditship.agents.sinks.parquet.layout import PART, live_parts
+from auditship.ondisk.lake_layout import PART, live_parts
+from auditship.ondisk.lines import encode_json
 from auditship.query.filters import EventFilter
 from auditship.query.lake import LakeReader
 from auditship.query.search import search

@@ -9,7 +9,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
-from auditship.agents.sinks.parquet.layout import live_parts
+from auditship.ondisk.lake_layout import live_parts
 from shipper.event import AuditEvent, AuditEventType
 from tests.query.conftest import write_known
 from tests.query.lakes import write_events

@@ -79,7 +79,7 @@ def test_the_seeds_siem_destination_configures_the_siem_sink_with_the_generic_fo
     siem = sinks_for(
         SIEMAuditDestination(siem_endpoint="https://siem.company.com/api/events", api_key="your-api-key")
     ).siem
-    assert (siem.enabled, siem.format, siem.endpoint) == (
+    assert (siem.enabled, siem.destination_kind, siem.endpoint) == (
         True,
         "generic",
         "https://siem.company.com/api/events",

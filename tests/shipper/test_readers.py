@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import auditship.query.api
+from auditship.query import api
 from shipper.readers import lake_reader
 
 # Run in a fresh interpreter where the optional packages cannot be imported, as on a plain install.
@@ -20,7 +20,7 @@ def _run(code: str) -> str:
 
 def test_the_installed_reader_is_audit_query() -> None:
     """The entry point this distribution declares leads to query.api."""
-    assert lake_reader() is query.api
+    assert lake_reader() is api
 
 
 def test_without_the_agent_extra_reading_back_says_what_to_install() -> None:

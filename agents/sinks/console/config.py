@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
+import msgspec
+
 from auditship.agents.section import Positive
 from auditship.agents.sinks.base import SinkConfig
 from shipper.seed import SeedSettings
@@ -12,7 +14,7 @@ from shipper.seed import SeedSettings
 class ConsoleSinkConfig(SinkConfig):
     enabled: bool = False
     """For development: each event on the terminal."""
-    format: Literal["json", "text"] = "text"
+    line_format: Literal["json", "text"] = msgspec.field(default="text", name="format")
     stream: Literal["stdout", "stderr"] = "stdout"
     batch_size: Positive = 1000
     flush_interval_s: float = 0.0

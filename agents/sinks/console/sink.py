@@ -1,7 +1,7 @@
 """The console sink: each event as a line of text or JSON on stdout or stderr, for development.
 
-It shares the formats with the file sink (formats.py). Sensitive values are shown as their envelopes:
-the console has no keyring, and a terminal's scrollback is no place for them.
+It shares the line formats with the file sink (ondisk/lines.py). Sensitive values are shown as their
+envelopes: the console has no keyring, and a terminal's scrollback is no place for them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from auditship.agents.config import AgentConfig
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Sink
 from auditship.agents.sinks.console.config import ConsoleSinkConfig
-from auditship.agents.sinks.formats import line_encoder
+from auditship.ondisk.lines import line_encoder
 
 logger = logging.getLogger("auditship.sinks.console")
 
@@ -23,7 +23,7 @@ class ConsoleSink(Sink):
 
     def __init__(self, config: ConsoleSinkConfig) -> None:
         self._config = config
-        self._encode = line_encoder(config.format)
+        self._encode = line_encoder(config.line_format)
 
     def open(self) -> None:
         pass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
+import msgspec
+
 from auditship.agents.section import Positive
 from auditship.agents.sinks.base import SinkConfig
 from shipper.seed import SeedSettings
@@ -13,7 +15,7 @@ class FileSinkConfig(SinkConfig):
     enabled: bool = True
     path: str = "files/audit.jsonl"
     """The current file; relative paths are under data_dir. Closed files sit beside it."""
-    format: Literal["json", "text"] = "json"
+    line_format: Literal["json", "text"] = msgspec.field(default="json", name="format")
     """`json`: JSON Lines, what `audit-query` reads; `text`: one readable line per event."""
     max_file_size: Positive = 100 * 1024 * 1024
     """The current file is closed and compressed after the batch that takes it past this size."""

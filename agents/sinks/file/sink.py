@@ -34,15 +34,17 @@ import os
 from pathlib import Path
 
 from auditship.agents.config import AgentConfig
-from auditship.agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive
+from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
 from auditship.agents.durable import fsync_directory
 from auditship.agents.errors import SinkError
-from auditship.agents.layout import DataLayout
 from auditship.agents.sinks import filestore
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.file.config import FileSinkConfig
-from auditship.agents.sinks.formats import line_encoder, seq_of_line
+from auditship.ondisk import file_sink
+from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.errors import DecryptionError
 from auditship.ondisk.files import make_private_dirs, write_all
+from auditship.ondisk.lines import line_encoder, seq_of_line
 from shipper.event import AuditEvent
 
 logger = logging.getLogger("auditship.sinks.file")
@@ -58,7 +60,7 @@ class FileSink(Sink):
         self._path = data_dir / config.path  # an absolute config.path stays as it is
         self._stem = self._path.stem
         self._keyring = keyring
-        self._encode = line_encoder(config.format)
+        self._encode = line_encoder(config.line_format)
         self._fd = -1  # -1: closed, or must be re-read before the next write (see _undo)
         self._size = 0
         self._first_seq: int | None = None  # of the current file; None while it is empty
@@ -184,7 +186,7 @@ class FileSink(Sink):
             size = keep
         self._size = size
         if size == 0:
-            closed = filestore.closed_files(self._path.parent, self._stem)
+            closed = file_sink.closed_files(self._path.parent, self._stem)
             self._first_seq = None
             self._last_seq = max((c.last_seq for c in closed), default=-1)
             return
@@ -214,7 +216,7 @@ class FileSink(Sink):
     def _rotate(self) -> None:
         if self._first_seq is None:
             return
-        name = filestore.closed_name(self._stem, self._first_seq, self._last_seq, self._config.format)
+        name = file_sink.closed_name(self._stem, self._first_seq, self._last_seq, self._config.line_format)
         closed = self._path.with_name(name)
         try:
             self._path.rename(closed)
@@ -247,11 +249,11 @@ class FileSink(Sink):
             temp.unlink(missing_ok=True)
         if self._config.compression == "none":
             return
-        for closed in filestore.scan_closed(directory, self._stem):
+        for closed in file_sink.scan_closed(directory, self._stem):
             if closed.compressed:
                 continue
             copies = [
-                closed.path.with_name(closed.path.name + sfx) for sfx in filestore.SUFFIXES.values() if sfx
+                closed.path.with_name(closed.path.name + sfx) for sfx in file_sink.SUFFIXES.values() if sfx
             ]
             try:
                 if any(copy.exists() for copy in copies):  # the crash came before the original was removed
@@ -264,7 +266,7 @@ class FileSink(Sink):
                 )
 
     def _prune(self) -> None:
-        closed = filestore.closed_files(self._path.parent, self._stem)
+        closed = file_sink.closed_files(self._path.parent, self._stem)
         for old in closed[: max(0, len(closed) - self._config.max_files)]:
             try:
                 old.path.unlink()

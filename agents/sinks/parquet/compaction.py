@@ -20,10 +20,11 @@ the latter; the former are deleted after the grace period); a staging file is re
 opens. Each run is bounded in time: no merge starts after `budget_s`, and a merge is at most
 `target_bytes` of input.
 
-A part DuckDB cannot read (a truncated file, a broken footer or page: unreadable.py finds which) would
-fail every merge of its partition. It is moved to the quarantine, `<lake>/../quarantine/<lake's name>/`
-under its path in the lake (`data_dir/quarantine/lake/date=.../service=.../part-...`), kept as evidence
-and out of every reader's way: outside the lake, so no glob over the lake (`lake/**/*.parquet`) meets it.
+A part DuckDB cannot read (a truncated file, a broken footer or page: ondisk/unreadable.py finds
+which) would fail every merge of its partition. It is moved to the quarantine,
+`<lake>/../quarantine/<lake's name>/` under its path in the lake
+(`data_dir/quarantine/lake/date=.../service=.../part-...`), kept as evidence and out of every reader's
+way: outside the lake, so no glob over the lake (`lake/**/*.parquet`) meets it.
 The rest of the run is merged without it. A part its range covered, if still there, is live again.
 """
 
@@ -39,9 +40,9 @@ import duckdb
 import msgspec
 
 from auditship.agents.durable import fsync_directory
-from auditship.agents.sinks.parquet.layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
-from auditship.agents.sinks.parquet.unreadable import unreadable
 from auditship.agents.sinks.parquet.writer import publish
+from auditship.ondisk.lake_layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
+from auditship.ondisk.unreadable import unreadable
 
 logger = logging.getLogger("auditship.sinks.parquet")
 

@@ -14,7 +14,8 @@ One row per event: every AuditEvent field (shipper/event.py), in its order, then
 
 `sensitive` holds only the intake's envelopes (`aesgcm1:<key id>:...`), never a plaintext value. The
 partition columns `date` (the UTC date of `timestamp`, YYYY-MM-DD) and `service` (`service_name`,
-%-quoted, `_unknown` when unset) come from the directory names (layout.py), not from the files.
+%-quoted, `_unknown` when unset) come from the directory names (ondisk/lake_layout.py), not from the
+files.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Parquet sink: the lake that audit-query searches, under data_dir/lake/ (layout.py).
+"""The Parquet sink: the lake that audit-query searches, under data_dir/lake/ (ondisk/lake_layout.py).
 
 The runner batches (`max_rows` events, or whatever arrived within `flush_interval_s`); each batch
 becomes one part per (date, service) partition it touches (writer.py), and is DELIVERED only once every
@@ -25,11 +25,11 @@ import duckdb
 from auditship.agents.config import AgentConfig
 from auditship.agents.crypto import Keyring, encrypt_sensitive
 from auditship.agents.errors import SinkError
-from auditship.agents.layout import DataLayout
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
 from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.writer import PartWriter, remove_staging
+from auditship.ondisk.data_layout import DataLayout
 
 logger = logging.getLogger("auditship.sinks.parquet")
 

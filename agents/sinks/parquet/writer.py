@@ -25,8 +25,8 @@ import msgspec
 
 from auditship.agents.durable import fsync_directory
 from auditship.agents.sinks.base import Entry, Refused
-from auditship.agents.sinks.parquet.layout import STAGING_PREFIX, UNKNOWN_SERVICE, part_name, partition_dir, parts
 from auditship.agents.sinks.parquet.schema import event_struct, out_of_range, quote, select_list
+from auditship.ondisk.lake_layout import STAGING_PREFIX, UNKNOWN_SERVICE, part_name, partition_dir, parts
 from shipper.event import AuditEvent
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

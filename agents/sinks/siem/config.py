@@ -6,6 +6,8 @@ import ipaddress
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
+import msgspec
+
 from auditship.agents.section import Positive
 from auditship.agents.sinks.base import SinkConfig
 from shipper.seed import SeedSettings
@@ -13,7 +15,9 @@ from shipper.seed import SeedSettings
 
 class SiemSinkConfig(SinkConfig):
     enabled: bool = False
-    format: Literal["generic", "splunk_hec", "elasticsearch"] = "generic"
+    destination_kind: Literal["generic", "splunk_hec", "elasticsearch"] = msgspec.field(
+        default="generic", name="format"
+    )
     endpoint: str = ""
     """The collector's URL: the generic JSON endpoint, HEC's base URL, or Elasticsearch's."""
     api_key: str = ""
@@ -55,7 +59,7 @@ class SiemSinkConfig(SinkConfig):
         siem = cls(enabled=seed.enable_siem_logging)
         if (destination := seed.siem_destination) is not None:
             siem.enabled = True
-            siem.format = "generic"
+            siem.destination_kind = "generic"
             siem.endpoint = destination.endpoint
             siem.api_key = destination.api_key
             siem.batch_size = destination.batch_size

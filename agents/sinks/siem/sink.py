@@ -152,7 +152,7 @@ def _chunks(
 
 def destination(config: SiemSinkConfig) -> Destination:
     payload = payload_encoder(config.payload)
-    match config.format:
+    match config.destination_kind:
         case "splunk_hec":
             return SplunkHec(config, payload)
         case "elasticsearch":

@@ -6,7 +6,9 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from auditship.agents.crypto import DecryptionError, Keyring, decrypt_sensitive, encrypt_sensitive, is_envelope
+from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
+from auditship.ondisk.envelope import is_envelope
+from auditship.ondisk.errors import DecryptionError
 from shipper.event import AuditEvent, AuditEventType
 
 VALUES = {

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from auditship.agents.crypto import Keyring, KeyringError
+from auditship.agents.crypto import Keyring
+from auditship.ondisk.errors import KeyringError
 
 
 def mode(path: Path) -> int:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from auditship.agents.crypto import DecryptionError, Keyring, unseal
+from auditship.agents.crypto import Keyring, unseal
+from auditship.ondisk.errors import DecryptionError
 from shipper.spool_seal import HEADER_BYTES, seal
 
 PAYLOAD = b'{"sensitive":{"ssn":"123-45-6789"}}'

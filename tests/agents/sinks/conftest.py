@@ -46,16 +46,16 @@ def siem() -> Iterator[ServedSiem]:
 
 @pytest.fixture
 def open_siem_sink(siem: ServedSiem) -> Iterator[Callable[..., SiemSink]]:
-    """open_siem_sink(format, **config) -> an opened SIEM sink, aimed at the `siem` fixture's server unless
-    `endpoint` says otherwise."""
+    """open_siem_sink(destination_kind, **config) -> an opened SIEM sink, aimed at the `siem` fixture's
+    server unless `endpoint` says otherwise."""
     sinks: list[SiemSink] = []
 
-    def make(format: str = "splunk_hec", **config: object) -> SiemSink:
+    def make(destination_kind: str = "splunk_hec", **config: object) -> SiemSink:
         defaults = {
-            "endpoint": siem.url + ("/ingest" if format == "generic" else ""),
-            "api_key": TOKEN if format == "splunk_hec" else API_KEY,
+            "endpoint": siem.url + ("/ingest" if destination_kind == "generic" else ""),
+            "api_key": TOKEN if destination_kind == "splunk_hec" else API_KEY,
         }
-        settings = SiemSinkConfig(enabled=True, format=format, **(defaults | config))  # type: ignore[arg-type]
+        settings = SiemSinkConfig(enabled=True, destination_kind=destination_kind, **(defaults | config))  # type: ignore[arg-type]
         sink = SiemSink(settings, destination(settings))
         sink.open()
         sinks.append(sink)

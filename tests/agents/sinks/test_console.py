@@ -8,7 +8,7 @@ import msgspec
 from auditship.agents.sinks.base import Delivery
 from auditship.agents.sinks.console.config import ConsoleSinkConfig
 from auditship.agents.sinks.console.sink import ConsoleSink
-from auditship.agents.sinks.formats import encode_text
+from auditship.ondisk.lines import encode_text
 from tests.agents.sinks.entries import entries
 
 
@@ -25,7 +25,7 @@ def test_text_lines_go_to_stdout(capsys):
 
 def test_json_lines_can_go_to_stderr(capsys):
     """format = json, stream = stderr: JSON Lines with wal_seq on stderr."""
-    sink = ConsoleSink(ConsoleSinkConfig(format="json", stream="stderr"))
+    sink = ConsoleSink(ConsoleSinkConfig(line_format="json", stream="stderr"))
     sink.write_batch(entries(range(7, 9)))
     lines = capsys.readouterr().err.splitlines()
     assert [msgspec.json.decode(line)["wal_seq"] for line in lines] == [7, 8]

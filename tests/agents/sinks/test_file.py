@@ -7,11 +7,13 @@ import stat
 import msgspec
 import pytest
 
-from auditship.agents.crypto import decrypt_sensitive, is_envelope
+from auditship.agents.crypto import decrypt_sensitive
 from auditship.agents.errors import SinkError
 from auditship.agents.sinks.base import Delivery, Refused
-from auditship.agents.sinks.filestore import read_lines
-from auditship.agents.sinks.formats import decode_json_line
+from auditship.ondisk.envelope import is_envelope
+from auditship.ondisk.file_sink import read_lines
+from auditship.ondisk.lines import decode_json_line
+from shipper.event import AuditEvent
 from tests.agents.sinks.entries import SECRET, entries
 
 
@@ -20,7 +22,7 @@ def lines(path):
 
 
 def seqs(path):
-    return [decode_json_line(line)[0] for line in lines(path)]
+    return [decode_json_line(line, AuditEvent)[0] for line in lines(path)]
 
 
 def test_a_batch_becomes_json_lines_with_wal_seq(open_sink, keyring):
@@ -29,7 +31,7 @@ def test_a_batch_becomes_json_lines_with_wal_seq(open_sink, keyring):
     batch = entries(range(1, 4), keyring)
     assert sink.write_batch(batch) is Delivery.DELIVERED
 
-    decoded = [decode_json_line(line) for line in lines(sink.path)]
+    decoded = [decode_json_line(line, AuditEvent) for line in lines(sink.path)]
     assert decoded == [(entry.lsn, entry.event) for entry in batch]
 
 
@@ -47,7 +49,7 @@ def test_sensitive_values_never_reach_any_file_in_plaintext(open_sink, keyring, 
         assert SECRET.encode() not in path.read_bytes(), path
     for path in data_dir.joinpath("files").iterdir():
         for line in read_lines(path):
-            _, event = decode_json_line(line)
+            _, event = decode_json_line(line, AuditEvent)
             assert is_envelope(event.sensitive["ssn"])
             assert decrypt_sensitive(event, keyring).sensitive == {"ssn": SECRET}
 
@@ -143,11 +145,11 @@ def test_a_torn_only_line_leaves_an_empty_file(data_dir, open_sink):
 def test_repeats_are_skipped_in_the_text_format_too(open_sink, keyring):
     """Text lines end with seq=N, which the sink reads back on open to skip what it wrote."""
     made = entries(range(1, 6), keyring)
-    sink = open_sink(format="text")
+    sink = open_sink(line_format="text")
     sink.write_batch(made[:3])
     sink.close()
 
-    again = open_sink(format="text")
+    again = open_sink(line_format="text")
     assert again.write_batch(made) is Delivery.DELIVERED
     assert [line.rsplit(b"seq=", 1)[1] for line in lines(again.path)] == [b"1", b"2", b"3", b"4", b"5"]
 
@@ -171,7 +173,7 @@ def test_another_event_under_a_written_seq_is_refused_to_dead_letters_not_skippe
     assert [
         r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "issued" in r.getMessage()
     ]
-    decoded = [decode_json_line(line) for line in lines(sink.path)]
+    decoded = [decode_json_line(line, AuditEvent) for line in lines(sink.path)]
     assert [seq for seq, _ in decoded] == list(range(1, 8))
     assert decoded[3][1].event_id == written[3].event.event_id
 

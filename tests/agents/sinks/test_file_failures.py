@@ -16,14 +16,15 @@ import pytest
 
 from auditship.agents.errors import SinkError
 from auditship.agents.sinks.base import Delivery
-from auditship.agents.sinks.formats import decode_json_line
+from auditship.ondisk.lines import decode_json_line
+from shipper.event import AuditEvent
 from tests.agents.sinks.entries import entries
 
 REAL_WRITE = os.write
 
 
 def seqs(path):
-    return [decode_json_line(line)[0] for line in path.read_bytes().splitlines()]
+    return [decode_json_line(line, AuditEvent)[0] for line in path.read_bytes().splitlines()]
 
 
 @contextmanager

@@ -7,8 +7,9 @@ import pytest
 import zstandard
 
 from auditship.agents.sinks.base import Delivery, Refused
-from auditship.agents.sinks.filestore import closed_files, read_lines
-from auditship.agents.sinks.formats import decode_json_line
+from auditship.ondisk.file_sink import closed_files, read_lines
+from auditship.ondisk.lines import decode_json_line
+from shipper.event import AuditEvent
 from tests.agents.sinks.entries import entries
 
 
@@ -24,8 +25,8 @@ def names(directory):
 def all_seqs(directory):
     seqs = []
     for closed in closed_files(directory, "audit"):
-        seqs += [decode_json_line(line)[0] for line in read_lines(closed.path)]
-    return seqs + [decode_json_line(line)[0] for line in read_lines(directory / "audit.jsonl")]
+        seqs += [decode_json_line(line, AuditEvent)[0] for line in read_lines(closed.path)]
+    return seqs + [decode_json_line(line, AuditEvent)[0] for line in read_lines(directory / "audit.jsonl")]
 
 
 @pytest.mark.parametrize(("compression", "suffix"), [("zstd", ".zst"), ("gzip", ".gz"), ("none", "")])
@@ -70,7 +71,7 @@ def test_only_max_files_closed_files_are_kept(open_sink, keyring, data_dir):
 
 def test_the_text_format_rotates_to_log_files(open_sink, keyring, data_dir):
     """Closed text-format files are named .log (then compressed)."""
-    sink = open_sink(format="text", max_file_size=1_000)
+    sink = open_sink(line_format="text", max_file_size=1_000)
     write_in_batches(sink, keyring, 10)
     assert [name for name in names(data_dir / "files") if name.endswith(".log.zst")]
     assert all(name.endswith(".log.zst") for name in names(data_dir / "files") if name != "audit.jsonl")

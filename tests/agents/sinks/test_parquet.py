@@ -10,12 +10,13 @@ import duckdb
 import msgspec
 import pytest
 
-from auditship.agents.crypto import Keyring, decrypt_sensitive, is_envelope
+from auditship.agents.crypto import Keyring, decrypt_sensitive
 from auditship.agents.sinks.base import Delivery, Entry, Refused
 from auditship.agents.sinks.parquet.config import ParquetSinkConfig
-from auditship.agents.sinks.parquet.layout import STAGING_PREFIX, live_parts, part_name, partition_dir
 from auditship.agents.sinks.parquet.schema import COLUMNS
 from auditship.agents.sinks.parquet.sink import ParquetSink
+from auditship.ondisk.envelope import is_envelope
+from auditship.ondisk.lake_layout import STAGING_PREFIX, live_parts, part_name, partition_dir
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from tests.agents.sinks.entries import SECRET, entries
 

@@ -14,8 +14,9 @@ import duckdb
 import msgspec
 import pytest
 
-from auditship.agents.crypto import Keyring, decrypt_sensitive, is_envelope
-from auditship.agents.sinks.parquet.layout import live_parts
+from auditship.agents.crypto import Keyring, decrypt_sensitive
+from auditship.ondisk.envelope import is_envelope
+from auditship.ondisk.lake_layout import live_parts
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent, file_events

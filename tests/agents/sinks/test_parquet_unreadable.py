@@ -12,9 +12,9 @@ import pytest
 from auditship.agents.crypto import Keyring
 from auditship.agents.sinks.base import Delivery
 from auditship.agents.sinks.parquet.config import ParquetSinkConfig
-from auditship.agents.sinks.parquet.layout import live_parts
 from auditship.agents.sinks.parquet.sink import ParquetSink
-from auditship.agents.sinks.parquet.unreadable import unreadable
+from auditship.ondisk.lake_layout import live_parts
+from auditship.ondisk.unreadable import unreadable
 from tests.agents.sinks.damage import DAMAGE
 from tests.agents.sinks.entries import entries
 

@@ -31,12 +31,12 @@ from auditship.agents.sinks.file.config import FileSinkConfig
 from auditship.agents.sinks.file.sink import FileSink
 from auditship.agents.sinks.parquet.compaction import CompactionPolicy
 from auditship.agents.sinks.parquet.config import ParquetSinkConfig
-from auditship.agents.sinks.parquet.layout import live_parts
 from auditship.agents.sinks.parquet.sink import ParquetSink
 from auditship.agents.sinks.runner import SinkRunner, age_s
 from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.sink import SiemSink, destination
 from auditship.agents.wal import WalReader, WriteAheadLog
+from auditship.ondisk.lake_layout import live_parts
 from shipper.control import Message
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder
@@ -139,9 +139,11 @@ def raw_frame(number: int, **overrides: Any) -> bytes:
     return msgspec.msgpack.encode(["runner-test", number, 0, fields])
 
 
-def siem_sink(served: ServedSiem, format: str, **config: Any) -> SiemSink:
-    key = TOKEN if format == "splunk_hec" else API_KEY
-    settings = SiemSinkConfig(enabled=True, format=format, endpoint=served.url, api_key=key, **config)  # type: ignore[arg-type]
+def siem_sink(served: ServedSiem, destination_kind: str, **config: Any) -> SiemSink:
+    key = TOKEN if destination_kind == "splunk_hec" else API_KEY
+    settings = SiemSinkConfig(  # type: ignore[arg-type]
+        enabled=True, destination_kind=destination_kind, endpoint=served.url, api_key=key, **config
+    )
     return SiemSink(settings, destination(settings))
 
 

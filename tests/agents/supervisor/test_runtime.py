@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from auditship.agents.errors import ConfigError
-from auditship.agents.layout import DataLayout
 from auditship.agents.supervisor import runtime
+from auditship.ondisk.data_layout import DataLayout
 from shipper.spool_writer import PUBLIC_KEY_NAME
 
 

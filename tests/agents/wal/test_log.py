@@ -382,7 +382,9 @@ def test_a_reader_that_read_part_of_a_failed_append_gets_every_record_of_the_ret
     reader = WalReader(wal_dir, "file")
     seen: list[WalRecord] = []
     written = 2 * on_disk_size(payload_for(3)) + 5
-    monkeypatch.setattr("auditship.ondisk.files.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20))))
+    monkeypatch.setattr(
+        "auditship.ondisk.files.os", FullDisk(written, lambda: seen.extend(reader.read(100, 1 << 20)))
+    )
     with pytest.raises(OSError, match="No space"):
         wal.append(batch(3, 5))
     monkeypatch.undo()

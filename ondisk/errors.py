@@ -1,6 +1,6 @@
-"""Errors of field encryption and the spool seal.
+"""The errors every part of auditship shares, and those of reading what the agent encrypted.
 
-AuditshipError (agents.errors)
+AuditshipError         the root: agents.errors and query.errors derive their errors from it
  └── CryptoError
       ├── KeyringError      a key file that is missing, unreadable or not a key; the message names the file
       └── DecryptionError   an envelope or a sealed record that does not open (missing key, failed tag,
@@ -9,7 +9,9 @@ AuditshipError (agents.errors)
 
 from __future__ import annotations
 
-from auditship.agents.errors import AuditshipError
+
+class AuditshipError(Exception):
+    pass
 
 
 class CryptoError(AuditshipError):

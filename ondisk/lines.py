@@ -1,4 +1,5 @@
-"""How the file and console sinks write an event: a JSON Lines record or one readable line of text.
+"""The line formats: how the file and console sinks write an event, as a JSON Lines record or one
+readable line of text.
 
     json  {"event_type":"data_read",...,"wal_seq":17}
     text  2024-05-01T12:00:00.123Z HIGH data_read success user=alice resource=document/42 "Read it"
@@ -8,24 +9,59 @@ Both end with the event's WAL sequence number: that is how the file sink, after 
 event it wrote, and how `audit-query` names a record. In text, every value that is not a plain word is
 double-quoted with backslash escapes, and every non-printable character (newline, tab, the Unicode line
 separators) is escaped, so one event is always exactly one line.
+
+An event is any msgspec Struct with the fields `LineEvent` names (shipper.event.AuditEvent is the one):
+this package sits below the event model, so it names the fields it reads rather than the class.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 
-from shipper.event import AuditEvent
+LineFormat = Literal["json", "text"]
 
-Format = Literal["json", "text"]
-LineEncoder = Callable[[int, AuditEvent], bytes]
+
+class LineEvent(Protocol):
+    """What a line shows of an event."""
+
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def resource_type(self) -> str | None: ...
+    @property
+    def resource_id(self) -> str | None: ...
+    @property
+    def service_name(self) -> str | None: ...
+    @property
+    def details(self) -> Mapping[str, Any]: ...
+    @property
+    def changes(self) -> Mapping[str, Any]: ...
+    @property
+    def sensitive(self) -> Mapping[str, Any]: ...
+
+
+LineEncoder = Callable[[int, LineEvent], bytes]
+EventT = TypeVar("EventT")
 
 _json = msgspec.json.Encoder()
-_event_decoder = msgspec.json.Decoder(AuditEvent)
+_event_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 
 
 class _Seq(msgspec.Struct):
@@ -49,18 +85,18 @@ _BARE = re.compile(r'[^ "\\=]+')
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def line_encoder(fmt: Format) -> LineEncoder:
-    return encode_json if fmt == "json" else encode_text
+def line_encoder(line_format: LineFormat) -> LineEncoder:
+    return encode_json if line_format == "json" else encode_text
 
 
-def encode_json(seq: int, event: AuditEvent) -> bytes:
+def encode_json(seq: int, event: LineEvent) -> bytes:
     body = _json.encode(event)
     # An event always has `event_type`, so `body` is a non-empty object: splicing the sequence number in
     # before its closing brace is free, where a wider Struct would copy every event.
     return b'%s,"wal_seq":%d}\n' % (body[:-1], seq)
 
 
-def encode_text(seq: int, event: AuditEvent) -> bytes:
+def encode_text(seq: int, event: LineEvent) -> bytes:
     words = [_timestamp(event.timestamp), event.severity.upper(), event.event_type, event.outcome]
     if event.user_id is not None:
         words.append(f"user={_token(event.user_id)}")
@@ -105,9 +141,13 @@ def seq_and_id_of_line(line: bytes) -> tuple[int, str] | None:
     return int(match[2]), _unescape(token[1:-1]) if token.startswith('"') else token
 
 
-def decode_json_line(line: bytes) -> tuple[int, AuditEvent]:
-    """The sequence number and the event of a JSON Lines record; msgspec.DecodeError if it is not one."""
-    return _seq_decoder.decode(line).wal_seq, _event_decoder.decode(line)
+def decode_json_line(line: bytes, event_type: type[EventT]) -> tuple[int, EventT]:
+    """The sequence number and the event (an `event_type`) of a JSON Lines record; msgspec.DecodeError
+    if it is not one."""
+    decoder = _event_decoders.get(event_type)
+    if decoder is None:
+        decoder = _event_decoders[event_type] = msgspec.json.Decoder(event_type)
+    return _seq_decoder.decode(line).wal_seq, decoder.decode(line)
 
 
 def _timestamp(moment: datetime) -> str:

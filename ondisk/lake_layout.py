@@ -5,10 +5,11 @@
 A part's name carries the WAL range it holds. Compaction writes a part covering several others before
 it deletes them, so for a moment both exist: readers take only the parts not contained in another
 part's range (`live_parts`), and never see a row twice. The covered parts are deleted only once the
-part covering them is 10 minutes old (compaction.py, `grace_s`): a reader that opens its files within
-that time of listing them never misses one; one that keeps a listing longer should list again. Files
-are written under a staging name (`.tmp-` prefix, not `*.parquet`) and renamed into place, so no reader
-sees half a file. DuckDB's `hive_partitioning` undoes the %-quoting of `service`.
+part covering them is 10 minutes old (agents/sinks/parquet/compaction.py, `grace_s`): a reader that
+opens its files within that time of listing them never misses one; one that keeps a listing longer
+should list again. Files are written under a staging name (`.tmp-` prefix, not `*.parquet`) and renamed
+into place, so no reader sees half a file. DuckDB's `hive_partitioning` undoes the %-quoting of
+`service`.
 """
 
 from __future__ import annotations

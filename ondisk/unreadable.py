@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
+if TYPE_CHECKING:  # duckdb is imported by the functions that run it: ondisk stays light at import
+    import duckdb
 
 _FOOTERS = "SELECT count(*) FROM parquet_file_metadata(?)"
 # Every value of every column: hash() needs them all, so each page is decompressed and decoded.
@@ -28,6 +30,8 @@ _WHOLE = """
 
 def may_be_damage(exc: duckdb.Error) -> bool:
     """Whether DuckDB raises errors like `exc` for a file it cannot read (not for bad SQL, say)."""
+    import duckdb
+
     return isinstance(exc, duckdb.IOException | duckdb.InvalidInputException) or type(exc) is duckdb.Error
 
 
@@ -44,6 +48,8 @@ def unreadable(
     Empty when `error` is no damage of theirs that can be found; the caller then reports `error`. A part
     that went meanwhile (compaction, retention) is not damaged, and is not in the answer.
     """
+    import duckdb
+
     if not may_be_damage(error):
         return {}
     text = str(error)
@@ -57,6 +63,8 @@ def unreadable(
 
 def _failing(connection: duckdb.DuckDBPyConnection, sql: str, paths: list[Path]) -> dict[Path, str]:
     """The paths for which `sql` fails, by bisection (recursion depth log2(len(paths)))."""
+    import duckdb
+
     if not paths:
         return {}
     try:

@@ -1,10 +1,18 @@
-"""The data directory's layout (see DESIGN.md), in one place."""
+"""The data directory: where it is by default, and its layout (see DESIGN.md), in one place."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import msgspec
+
+DEFAULT_DATA_DIR = "./auditship-data"
+
+
+def data_dir(configured: str = DEFAULT_DATA_DIR) -> Path:
+    """The data directory, absolute: $AUDITSHIP_DATA_DIR, else `configured` (the agent's `data_dir`)."""
+    return Path(os.environ.get("AUDITSHIP_DATA_DIR") or configured).absolute()
 
 
 class DataLayout(msgspec.Struct, frozen=True):

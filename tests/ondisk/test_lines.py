@@ -4,7 +4,7 @@ from datetime import datetime
 
 import msgspec
 
-from auditship.agents.sinks.formats import decode_json_line, encode_json, encode_text, seq_and_id_of_line, seq_of_line
+from auditship.ondisk.lines import decode_json_line, encode_json, encode_text, seq_and_id_of_line, seq_of_line
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 
 
@@ -15,7 +15,7 @@ def test_a_json_line_is_the_event_plus_its_wal_seq():
 
     assert line.endswith(b"\n") and line.count(b"\n") == 1
     assert msgspec.json.decode(line)["wal_seq"] == 42
-    assert decode_json_line(line) == (42, event)
+    assert decode_json_line(line, AuditEvent) == (42, event)
     assert seq_of_line(line.rstrip(b"\n")) == 42
 
 

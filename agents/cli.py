@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import zmq
 
-from auditship.agents import messages
 from auditship.agents.config import AgentConfig, load_config
+from auditship.agents.embedded import load_seed
 from auditship.agents.logs import configure_logging
 from auditship.agents.masking import MASK, SECRET_KEY, url_without_secrets
 from auditship.ondisk.errors import AuditshipError
 from shipper import endpoint as endpoints
+from shipper.control import Status, request_status
 
 EXIT_USAGE = 2
 
@@ -25,7 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="audit-agent", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the agent in the foreground (what systemd starts)")
-    run.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    settings = run.add_mutually_exclusive_group()
+    settings.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
+    # What a service's embedded agent is started with (shipper.embedded), not for people.
+    settings.add_argument("--seed", type=Path, help=argparse.SUPPRESS)
     check = commands.add_parser("check-config", help="validate a config file and print it, secrets as ***")
     check.add_argument("file", type=Path)
     status = commands.add_parser("status", help="counters of a running agent's workers")
@@ -53,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config if args.command != "check-config" else args.file)
+        if getattr(args, "seed", None) is not None:
+            config = load_seed(args.seed)
+        else:
+            config = load_config(args.config if args.command != "check-config" else args.file)
         match args.command:
             case "run":
                 return _run(config)
@@ -102,18 +108,6 @@ def _run(config: AgentConfig) -> int:
     return Supervisor(config).run()
 
 
-def request_status(config: AgentConfig, timeout_s: float = 2.0) -> messages.Status | None:
-    """A running agent's status, or None when none answers within the timeout."""
-    with zmq.Context() as context, context.socket(zmq.DEALER) as socket:
-        socket.setsockopt(zmq.LINGER, 0)
-        socket.connect(endpoints.control_endpoint(config.runtime_path))
-        socket.send(messages.encoder.encode(messages.StatusRequest()))
-        if not socket.poll(int(timeout_s * 1000)):
-            return None
-        reply = messages.decoder.decode(socket.recv())
-    return reply if isinstance(reply, messages.Status) else None
-
-
 class WorkerReport(msgspec.Struct, omit_defaults=True):
     """One worker as `audit-agent status` shows it."""
 
@@ -136,7 +130,7 @@ class StatusReport(msgspec.Struct):
     workers: list[WorkerReport]
 
 
-def status_report(status: messages.Status) -> StatusReport:
+def status_report(status: Status) -> StatusReport:
     last_seq = next((w.counters.get("last_seq", 0) for w in status.workers if w.name == "intake"), 0)
     return StatusReport(
         status.pid,
@@ -156,7 +150,7 @@ def status_report(status: messages.Status) -> StatusReport:
 
 
 def _status(config: AgentConfig, *, as_json: bool) -> int:
-    status = request_status(config)
+    status = request_status(config.runtime_path)
     if status is None:
         print(
             f"audit-agent: no agent answers on {endpoints.control_endpoint(config.runtime_path)}",

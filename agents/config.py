@@ -1,39 +1,37 @@
-"""The agent's configuration: one TOML file decoded into these Structs.
+"""The agent's configuration: one TOML file decoded into these Structs, each sink's section beside
+its sink (agents/sinks/<sink>/config.py, gathered by agents/sinks/registry.py).
 
-Unknown keys and wrong types are errors that name the file and the key
-(`agent.toml: wal.fsync: expected one of 'always', 'interval', 'never', got 'sometimes'`).
-Every default works for a user run without root.
+Unknown keys, wrong types and values out of range are errors that name the file and the key
+(`agent.toml: wal.fsync: expected one of 'always', 'interval', 'never', got 'sometimes'`,
+`agent.toml: sinks.file.max_files: must be positive, got 0`). Every default works for a user run
+without root.
 """
 
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import msgspec
 
 from auditship.agents.errors import ConfigError
+from auditship.agents.section import Positive, Section
+from auditship.agents.sinks.registry import SINKS, SinksConfig
 from auditship.ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
 
 
-class Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
 class IntakeConfig(Section):
-    max_frame_bytes: int = 1024 * 1024
+    max_frame_bytes: Positive = 1024 * 1024
     """Frames larger than this are rejected (to rejects/) instead of appended."""
-    max_message_bytes: int = 256 * 1024 * 1024
+    max_message_bytes: Positive = 256 * 1024 * 1024
     """ZeroMQ drops a larger message, before allocating it, and resets its sender's connection
     (ZMQ_MAXMSGSIZE). A message is an emitter's batch of up to 128 frames: keep this above 128 x
     max_frame_bytes, so that only a message the intake would refuse anyway is dropped."""
-    batch_max: int = 1024
+    batch_max: Positive = 1024
     """Frames appended to the WAL per write: this many, or a few more to finish an emitter's batch."""
     confirm_interval_ms: int = 20
     """How often watermarks are published to emitters."""
@@ -44,12 +42,19 @@ class IntakeConfig(Section):
     send_hwm: int = 10_000
     receive_hwm: int = 100_000
 
+    def check(self, key: str) -> None:
+        if self.max_message_bytes < self.max_frame_bytes:
+            raise ValueError(
+                f"{key}.max_message_bytes: must be at least {key}.max_frame_bytes ({self.max_frame_bytes}), "
+                f"got {self.max_message_bytes}"
+            )
+
 
 class WalConfig(Section):
     fsync: Literal["always", "interval", "never"] = "interval"
     fsync_interval_ms: int = 200
-    segment_bytes: int = 64 * 1024 * 1024
-    max_bytes: int = 2 * 1024 * 1024 * 1024
+    segment_bytes: Positive = 64 * 1024 * 1024
+    max_bytes: Positive = 2 * 1024 * 1024 * 1024
     """Past this size the intake stops reading (emitters spill) until sinks catch up."""
 
 
@@ -68,130 +73,8 @@ class SupervisorConfig(Section):
     stats_interval_s: float = 1.0
 
 
-class FileSinkConfig(Section):
-    enabled: bool = True
-    path: str = "files/audit.jsonl"
-    """The current file; relative paths are under data_dir. Closed files sit beside it."""
-    line_format: Literal["json", "text"] = msgspec.field(default="json", name="format")
-    """`json`: JSON Lines, what `audit-query` reads; `text`: one readable line per event."""
-    max_file_size: int = 100 * 1024 * 1024
-    """The current file is closed and compressed after the batch that takes it past this size."""
-    max_files: int = 10
-    """Closed files kept; the oldest beyond this are deleted."""
-    compression: Literal["zstd", "gzip", "none"] = "zstd"
-    encrypt_sensitive: bool = True
-    """False is a deliberate opt-out: `sensitive` values are decrypted and written in plaintext."""
-    fsync: bool = True
-    """fsync each batch before it counts as delivered. False is faster and still safe against a crash of
-    the agent (the kernel keeps the bytes), but a power cut can lose the last batches written."""
-    batch_size: int = 1000
-    flush_interval_s: float = 0.1
-    """How long to wait for a fuller batch; 0 writes whatever has arrived at once. Each batch costs a
-    write, an fsync and a cursor commit: at a few thousand events a second, 0.1 s takes a third off the
-    sink's CPU per event."""
-
-
-class ConsoleSinkConfig(Section):
-    enabled: bool = False
-    """For development: each event on the terminal."""
-    line_format: Literal["json", "text"] = msgspec.field(default="text", name="format")
-    stream: Literal["stdout", "stderr"] = "stdout"
-    batch_size: int = 1000
-    flush_interval_s: float = 0.0
-    """How long to wait for a fuller batch; 0 writes whatever has arrived at once."""
-
-
-class ParquetSinkConfig(Section):
-    enabled: bool = True
-    """Search and statistics (audit-query) read the lake."""
-    path: str = "lake"
-    """The lake's root; relative paths are under data_dir."""
-    flush_interval_s: float = 2.0
-    """A part is written at least this often while events arrive."""
-    max_rows: int = 10_000
-    """...or as soon as this many events are buffered (the sink's batch size). The worker holds a
-    batch decoded, about 1.5 KB an event: 100,000 took its peak RSS to ~400 MiB, 10,000 to ~140."""
-    compaction: bool = True
-    """Merge the small parts of a closed hour into few large ones."""
-
-
-SQL_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
-"""The databases whose conflict-ignoring INSERT the SQL sink knows (agents/sinks/sql/writers.py)."""
-# Letters, digits and _: the name is also part of the index names (`ix_<table>_event_type`), which
-# must fit PostgreSQL's 63-character identifiers.
-_SQL_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,47}")
-
-
-class SqlSinkConfig(Section):
-    enabled: bool = False
-    url: str = ""
-    """A SQLAlchemy URL; empty means SQLite at data_dir/audit.db."""
-    table: str = "audit_events"
-    """Created with its indexes when missing."""
-    batch_size: int = 1000
-    """Events per transaction. Each costs a few round trips, so small batches cap the rate (about 45,000
-    rows/s into PostgreSQL at 100, 75,000 at 1,000: `python -m bench sinks --only sql`)."""
-    flush_interval_s: float = 1.0
-    """How long a partial batch waits for more events."""
-
-
-class SiemSinkConfig(Section):
-    enabled: bool = False
-    destination_kind: Literal["generic", "splunk_hec", "elasticsearch"] = msgspec.field(
-        default="generic", name="format"
-    )
-    endpoint: str = ""
-    """The collector's URL: the generic JSON endpoint, HEC's base URL, or Elasticsearch's."""
-    api_key: str = ""
-    """generic: sent in `api_key_header`; splunk_hec: the HEC token; elasticsearch: an API key."""
-    api_key_header: str = "X-API-Key"
-    payload: Literal["native", "ocsf"] = "native"
-    index: str = ""
-    source: str = "auditship"
-    sourcetype: str = "auditship:event"
-    hec_ack: bool = False
-    """Splunk indexer acknowledgement: a batch counts as delivered only once acknowledged."""
-    hec_ack_timeout_s: float = 30.0
-    """How long to wait for a batch's acknowledgement before sending it again."""
-    verify_tls: bool = True
-    ca_file: str = ""
-    allow_insecure: bool = False
-    """An http:// endpoint off this host with an api_key is refused (the key would cross the network in
-    clear) unless this is true."""
-    timeout_s: float = 10.0
-    batch_size: int = 50
-    max_batch_bytes: int = 1_000_000
-    flush_interval_s: float = 1.0
-
-
-class SyslogSinkConfig(Section):
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 6514
-    tls: bool = True
-    """TLS on 6514, syslog's TLS port (RFC 5425); plain TCP is an explicit `tls = false` (usually on 514)."""
-    verify_tls: bool = True
-    ca_file: str = ""
-    payload: Literal["json", "cef"] = "json"
-    app_name: str = "auditship"
-    facility: int = 13
-    """13 is `log audit` (RFC 5424)."""
-    timeout_s: float = 10.0
-    batch_size: int = 500
-    flush_interval_s: float = 1.0
-
-
-class SinksConfig(Section):
-    file: FileSinkConfig = msgspec.field(default_factory=FileSinkConfig)
-    console: ConsoleSinkConfig = msgspec.field(default_factory=ConsoleSinkConfig)
-    parquet: ParquetSinkConfig = msgspec.field(default_factory=ParquetSinkConfig)
-    sql: SqlSinkConfig = msgspec.field(default_factory=SqlSinkConfig)
-    siem: SiemSinkConfig = msgspec.field(default_factory=SiemSinkConfig)
-    syslog: SyslogSinkConfig = msgspec.field(default_factory=SyslogSinkConfig)
-
-
 class RetentionConfig(Section):
-    days: int = 365
+    days: Positive = 365
     """Lake partitions, closed files, rejects and dead letters older than this are removed."""
     auto_cleanup: bool = True
     """The agent applies `days` at start and then daily; off, only `audit-query retention` removes."""
@@ -218,13 +101,11 @@ class AgentConfig(Section):
 
     @property
     def data_path(self) -> Path:
-        return data_dir(self.data_dir).absolute()
+        return data_dir(self.data_dir)
 
     @property
     def runtime_path(self) -> Path:
-        if os.environ.get("AUDITSHIP_RUNTIME_DIR") or not self.runtime_dir:
-            return endpoint.runtime_dir().absolute()
-        return Path(self.runtime_dir).absolute()
+        return endpoint.agent_runtime_dir(self.runtime_dir)
 
     @property
     def spool_path(self) -> Path:
@@ -237,14 +118,10 @@ class AgentConfig(Section):
 
     @property
     def intake_endpoint(self) -> str:
-        return (
-            os.environ.get("AUDITSHIP_ENDPOINT")
-            or self.endpoint
-            or endpoint.intake_endpoint(self.runtime_path)
-        )
+        return endpoint.agent_intake_endpoint(self.endpoint, self.runtime_path)
 
     def enabled_sinks(self) -> list[str]:
-        return [name for name in SinksConfig.__struct_fields__ if getattr(self.sinks, name).enabled]
+        return [name for name in SINKS if getattr(self.sinks, name).enabled]
 
 
 def load_config(path: Path | None) -> AgentConfig:
@@ -262,118 +139,75 @@ def parse_config(raw: bytes | str, source: str = "<config>") -> AgentConfig:
     try:
         config = msgspec.toml.decode(raw, type=AgentConfig)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_readable(str(exc))}") from exc
+        raise ConfigError(f"{source}: {_readable(str(exc), raw)}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-    _check_values(config, source)
+    try:
+        _check_values(config)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
     return config
 
 
-def _readable(message: str) -> str:
+def _readable(message: str, raw: bytes | str) -> str:
     """msgspec says `Object contains unknown field `fsycn` - at `$.wal``; say `wal.fsycn: unknown key;
-    did you mean 'fsync'?`, the suggestion being the section's closest key, when one is close."""
+    did you mean 'fsync'?`, the suggestion being the section's closest key, when one is close. And for
+    ``Expected `int` >= 1 - at `$.sinks.file.max_files``, say `sinks.file.max_files: must be positive,
+    got 0`: the range as the key's constraint states it, and the value given."""
     text, _, where = message.partition(" - at `")
     where = where.rstrip("`").removeprefix("$").lstrip(".")
     if text.startswith("Object contains unknown field `"):
         key = text.split("`")[1]
-        close = difflib.get_close_matches(key, _section_keys(where), n=1)
+        section = _type_at(where)
+        keys = (
+            [f.encode_name for f in section.fields] if isinstance(section, msgspec.inspect.StructType) else []
+        )
+        close = difflib.get_close_matches(key, keys, n=1)
         suggestion = f"; did you mean {close[0]!r}?" if close else ""
         return f"{where + '.' if where else ''}{key}: unknown key{suggestion}"
+    if _OUT_OF_RANGE.match(text) and (bounds := _bounds(_type_at(where))) is not None:
+        return f"{where}: must be {bounds}, got {_given(raw, where)}"
     return f"{where or '(top level)'}: {text}"
 
 
-def _section_keys(where: str) -> tuple[str, ...]:
-    """The keys of the section at a dotted path (`sinks.file`), read from the Structs: the names a TOML
-    file uses (`format`), which are not always the attributes' (`line_format`)."""
-    section: type[msgspec.Struct] = AgentConfig
+_OUT_OF_RANGE = re.compile(r"Expected `int` [<>]=? ")
+
+
+def _type_at(where: str) -> msgspec.inspect.Type:
+    """The type of the key (or section) at a dotted path (`sinks.file`), read from the Structs."""
+    found = msgspec.inspect.type_info(AgentConfig)
     for name in filter(None, where.split(".")):
-        section = next(f.type for f in msgspec.structs.fields(section) if f.encode_name == name)
-    return section.__struct_encode_fields__
+        assert isinstance(found, msgspec.inspect.StructType), where  # msgspec named a key inside it
+        found = next(f.type for f in found.fields if f.encode_name == name)
+    return found
 
 
-def _check_values(config: AgentConfig, source: str) -> None:
-    positive = {
-        "intake.max_frame_bytes": config.intake.max_frame_bytes,
-        "intake.max_message_bytes": config.intake.max_message_bytes,
-        "intake.batch_max": config.intake.batch_max,
-        "wal.segment_bytes": config.wal.segment_bytes,
-        "wal.max_bytes": config.wal.max_bytes,
-        "sinks.file.max_file_size": config.sinks.file.max_file_size,
-        "sinks.file.max_files": config.sinks.file.max_files,
-        "sinks.file.batch_size": config.sinks.file.batch_size,
-        "sinks.console.batch_size": config.sinks.console.batch_size,
-        "sinks.siem.batch_size": config.sinks.siem.batch_size,
-        "sinks.siem.max_batch_bytes": config.sinks.siem.max_batch_bytes,
-        "sinks.syslog.batch_size": config.sinks.syslog.batch_size,
-        "sinks.sql.batch_size": config.sinks.sql.batch_size,
-        "sinks.parquet.max_rows": config.sinks.parquet.max_rows,
-    }
-    positive["retention.days"] = config.retention.days
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{source}: {key}: must be positive, got {value}")
-    intake = config.intake
-    if intake.max_message_bytes < intake.max_frame_bytes:
-        raise ConfigError(
-            f"{source}: intake.max_message_bytes: must be at least intake.max_frame_bytes "
-            f"({intake.max_frame_bytes}), got {intake.max_message_bytes}"
-        )
-    siem = config.sinks.siem
-    if siem.enabled and not siem.endpoint.startswith(("http://", "https://")):
-        raise ConfigError(f"{source}: sinks.siem.endpoint: expected an http(s) URL, got {siem.endpoint!r}")
-    if siem.enabled and siem.api_key and not siem.allow_insecure and _cleartext_off_host(siem.endpoint):
-        raise ConfigError(
-            f"{source}: sinks.siem.endpoint: an http:// endpoint off this host would carry "
-            "sinks.siem.api_key in clear; use https://, or set sinks.siem.allow_insecure = true"
-        )
-    if not 0 <= (facility := config.sinks.syslog.facility) <= 23:
-        raise ConfigError(f"{source}: sinks.syslog.facility: must be 0..23, got {facility}")
-    _check_sql(config.sinks.sql, source)
+def _bounds(constrained: msgspec.inspect.Type) -> str | None:
+    if not isinstance(constrained, msgspec.inspect.IntType):
+        return None
+    if constrained.gt == 0 and constrained.le is None:
+        return "positive"
+    if constrained.ge is not None and constrained.le is not None:
+        return f"{constrained.ge}..{constrained.le}"
+    return None
+
+
+def _given(raw: bytes | str, where: str) -> object:
+    """The value the TOML gives at a dotted path (which msgspec's message leaves out)."""
+    value: object = msgspec.toml.decode(raw)
+    for name in where.split("."):
+        assert isinstance(value, dict), where  # msgspec found a value there
+        value = value[name]
+    return value
+
+
+def _check_values(config: AgentConfig) -> None:
+    """What constraints cannot say: each section's own check(), and the endpoint; ValueError."""
+    for name in AgentConfig.__struct_fields__:
+        if isinstance(section := getattr(config, name), Section):
+            section.check(name)
     if config.endpoint:
         try:
             endpoint.confirm_endpoint(config.endpoint)
         except ValueError as exc:
-            raise ConfigError(f"{source}: endpoint: {exc}") from exc
-
-
-def _cleartext_off_host(url: str) -> bool:
-    """http:// to anything but this host's loopback (traffic that never leaves the host)."""
-    parsed = urlsplit(url)
-    if parsed.scheme != "http":
-        return False
-    host = parsed.hostname or ""
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a name: it may resolve anywhere
-
-
-def _check_sql(sql: SqlSinkConfig, source: str) -> None:
-    if not _SQL_TABLE.fullmatch(sql.table):
-        raise ConfigError(
-            f"{source}: sinks.sql.table: expected 1 to 48 letters, digits or _, not starting with a "
-            f"digit, got {sql.table!r}"
-        )
-    if not sql.url:
-        return
-    # Only the agent has SQLAlchemy, and only a SQL sink with a URL needs it here.
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        dialect = make_url(sql.url).get_dialect()
-    except ArgumentError as exc:  # its message does not repeat the URL, which may hold a password
-        raise ConfigError(f"{source}: sinks.sql.url: {exc}") from exc
-    if dialect.name not in SQL_DIALECTS:
-        raise ConfigError(
-            f"{source}: sinks.sql.url: the SQL sink supports {', '.join(SQL_DIALECTS)}, not {dialect.name!r}"
-        )
-    try:
-        dialect.import_dbapi()
-    except ImportError as exc:
-        raise ConfigError(
-            f"{source}: sinks.sql.url: its driver {dialect.driver!r} is not installed ({exc}); install it "
-            "or name one that is, as in postgresql+psycopg:// or mysql+pymysql://"
-        ) from exc
+            raise ValueError(f"endpoint: {exc}") from exc

@@ -12,10 +12,10 @@ import asyncio
 import random
 import time
 
-from auditship.agents.cli import request_status
 from auditship.agents.config import AgentConfig
+from auditship.agents.embedded import embedded_agent
 from shipper.config import AuditConfig, AuditContext
-from shipper.embedded import EmbeddedAgent
+from shipper.control import request_status
 from shipper.emitter import Emitter
 from shipper.event import AuditEventType, AuditOutcome, AuditSeverity
 from shipper.logger import AuditLogger
@@ -74,7 +74,7 @@ async def _emit_mix(loggers: list[AuditLogger], count: int) -> None:
 
 
 def run_demo(config: AgentConfig, count: int) -> int:
-    agent = EmbeddedAgent(config)
+    agent = embedded_agent(config)
     agent.start()
     emitter = Emitter(config.intake_endpoint)
     audit = AuditConfig()
@@ -85,7 +85,7 @@ def run_demo(config: AgentConfig, count: int) -> int:
     confirmed = emitter.flush(30)
     emitter.close()
     _wait_delivered(config, timeout_s=60)
-    status = request_status(config)
+    status = request_status(config.runtime_path)
     code = agent.stop()
     print(
         f"emitted {count} events from {len(SERVICES)} services in {emitted:.2f}s ({count / emitted:,.0f}/s)"
@@ -106,7 +106,7 @@ def _wait_delivered(config: AgentConfig, timeout_s: float) -> None:
     """Until every sink's cursor has reached the intake's last WAL seq."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        status = request_status(config)
+        status = request_status(config.runtime_path)
         if status is not None:
             last = next((w.counters.get("last_seq", 0) for w in status.workers if w.name == "intake"), 0)
             sinks = [w.counters.get("committed", 0) for w in status.workers if w.name.startswith("sink:")]

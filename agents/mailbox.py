@@ -9,7 +9,8 @@ import time
 import zmq
 
 from auditship.agents import messages
-from auditship.agents.messages import Hello, Message, Stats
+from auditship.agents.messages import Hello, Stats
+from shipper.control import Message
 
 
 class Mailbox:

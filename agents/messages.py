@@ -1,16 +1,15 @@
-"""Messages between the supervisor, its workers and the `audit-agent` CLI, as tagged Structs.
+"""Messages between the supervisor and its workers, as tagged Structs.
 
 All travel over the supervisor's ROUTER socket (`control.sock` in the runtime directory): workers
-connect a DEALER whose identity is their name, the CLI a DEALER with a random one.
+connect a DEALER whose identity is their name. A client's status request and its reply, which a
+service sends too, are shipper.control's.
 """
 
 from __future__ import annotations
 
 import msgspec
 
-
-class Message(msgspec.Struct, tag=True, array_like=True):
-    pass
+from shipper.control import Message, Status, StatusRequest
 
 
 class Hello(Message):
@@ -34,24 +33,6 @@ class Stats(Message):
     counters: dict[str, int | float]
     problem: str | None = None
     """What keeps failing right now, in a sentence (a full disk under the WAL), for status to show."""
-
-
-class StatusRequest(Message):
-    pass
-
-
-class WorkerStatus(msgspec.Struct):
-    name: str
-    state: str
-    pid: int | None
-    restarts: int
-    counters: dict[str, int | float]
-    problem: str | None = None
-
-
-class Status(Message):
-    pid: int
-    workers: list[WorkerStatus]
 
 
 class Failed(Message):

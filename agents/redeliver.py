@@ -23,8 +23,8 @@ from auditship.agents.backoff import compute_backoff
 from auditship.agents.config import AgentConfig
 from auditship.agents.logs import configure_logging
 from auditship.agents.sinks.base import Delivery, Entry, Refused, Sink
-from auditship.agents.sinks.registry import MODULES, build_sink
-from auditship.agents.sinks.runner import DeadLetter, dead_letter_lines
+from auditship.agents.sinks.registry import SINKS
+from auditship.agents.sinks.runner import DeadLetter, build_sink, dead_letter_lines
 from auditship.ondisk.data_layout import DataLayout
 from shipper.event import AuditEvent
 
@@ -73,13 +73,14 @@ def redeliver(config: AgentConfig, sink_name: str, attempts: int = 5) -> Redeliv
         return Redelivery()
     data = claimed.read_bytes()
     letters = _read(data)
-    sink, batch_size, _ = build_sink(sink_name, config)
+    built = build_sink(sink_name, config)
+    sink = built.sink
     result = Redelivery(offered=len(letters.entries), unreadable=len(letters.unreadable))
     kept: list[bytes] = list(letters.unreadable)
     sink.open()
     try:
-        for start in range(0, len(letters.entries), batch_size):
-            batch = letters.entries[start : start + batch_size]
+        for start in range(0, len(letters.entries), built.batch_size):
+            batch = letters.entries[start : start + built.batch_size]
             again = _offer(sink, batch, attempts)
             if again is None:
                 result.undelivered += len(batch)
@@ -114,7 +115,7 @@ def _offer(sink: Sink, batch: list[Entry], attempts: int) -> Refused | None:
             return outcome
         if attempt < attempts:
             delay = compute_backoff(attempt, BACKOFF_BASE_S, BACKOFF_CAP_S)
-            time.sleep(max(delay, getattr(sink, "retry_after_s", 0.0)))
+            time.sleep(max(delay, sink.retry_after_s))
     return None
 
 
@@ -134,9 +135,9 @@ def _read(data: bytes) -> _Letters:
 
 def run_redeliver(config: AgentConfig, sink_name: str, attempts: int) -> int:
     """The command: 0 when no dead letter is left, 1 when some are, 2 for an unknown sink."""
-    if sink_name not in MODULES:
+    if sink_name not in SINKS:
         print(
-            f"audit-agent redeliver: unknown sink {sink_name!r}; the sinks are {', '.join(MODULES)}",
+            f"audit-agent redeliver: unknown sink {sink_name!r}; the sinks are {', '.join(SINKS)}",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -43,7 +43,7 @@ def worker_main(spec: WorkerSpec, config: AgentConfig, supervisor: int) -> None:
 
             Intake(config, context, mailbox).run()
         else:
-            from auditship.agents.sinks.registry import build_runner
+            from auditship.agents.sinks.runner import build_runner
 
             build_runner(spec.sink, config, mailbox).run()
     except Exception:

@@ -18,10 +18,10 @@ from typing import Any
 
 import msgspec
 
-from auditship.agents.cli import request_status
 from auditship.ondisk.file_sink import read_lines
 from auditship.query.cat import sink_files
 from bench.harness import running_agent
+from shipper.control import request_status
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 
@@ -85,7 +85,7 @@ def run(producers: int, per_producer: int, *, with_lake: bool = False) -> None:
         last, committed, status = 0, -1, None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            status = request_status(config)
+            status = request_status(config.runtime_path)
             if status is not None:
                 counters = {w.name: w.counters for w in status.workers}
                 last = int(counters["intake"].get("last_seq", 0))

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from auditship.agents.config import AgentConfig, parse_config
+from auditship.agents.embedded import embedded_agent
 from shipper.embedded import EmbeddedAgent
 
 
@@ -22,7 +23,7 @@ def running_agent(config_toml: str = "") -> Iterator[tuple[AgentConfig, Embedded
     os.environ["AUDITSHIP_RUNTIME_DIR"] = str(root / "run")
     os.environ["AUDITSHIP_DATA_DIR"] = str(root / "data")
     config = parse_config(config_toml)
-    agent = EmbeddedAgent(config)
+    agent = embedded_agent(config)
     agent.start()
     try:
         yield config, agent

@@ -292,12 +292,12 @@ def _compare(name: str, serve: Serve, load: Load, args: Any, agent_pids: list[in
 
 
 def run(args: Any) -> None:
-    from auditship.agents.cli import request_status
+    from shipper.control import request_status
 
     print(f"HTTP load: {HTTP_LOADER}; gRPC load: grpc.aio client")
     print(f"{args.rounds} rounds of {args.seconds:g} s; {args.connections} connections (or calls in flight)")
     with running_agent('[wal]\nfsync = "never"\n') as (config, agent):
-        status = request_status(config)
+        status = request_status(config.runtime_path)
         if agent.process is None or status is None:
             raise RuntimeError("the agent does not answer")
         agent_pids = [agent.process.pid, *(worker.pid for worker in status.workers if worker.pid)]

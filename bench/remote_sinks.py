@@ -24,9 +24,9 @@ from typing import Any
 
 import httpx
 
-from auditship.agents.cli import request_status
 from auditship.agents.config import AgentConfig
 from bench.harness import running_agent
+from shipper.control import request_status
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from tests import rsyslog
@@ -63,7 +63,7 @@ def _event(number: int) -> AuditEvent:
 
 
 def _counters(config: AgentConfig) -> dict[str, dict[str, int | float]]:
-    status = request_status(config)
+    status = request_status(config.runtime_path)
     return {w.name: w.counters for w in status.workers} if status is not None else {}
 
 

@@ -22,9 +22,9 @@ import time
 import uuid
 from pathlib import Path
 
-from auditship.agents.config import SqlSinkConfig
 from auditship.agents.crypto import Keyring, encrypt_sensitive
 from auditship.agents.sinks.base import Delivery, Entry
+from auditship.agents.sinks.sql.config import SqlSinkConfig
 from shipper.event import AuditEvent, AuditEventType
 from tests.services import tcp_reachable
 
@@ -123,7 +123,7 @@ def _sql_round(url: str, root: Path, entries: list[Entry], batch_size: int) -> t
     """Rows/s of one round into a new table, and whether it then holds every event once."""
     from sqlalchemy import create_engine, text
 
-    from auditship.agents.sinks.sql import SqlSink
+    from auditship.agents.sinks.sql.sink import SqlSink
 
     table = f"bench_{uuid.uuid4().hex[:8]}"
     sink = SqlSink(SqlSinkConfig(enabled=True, url=url, table=table, batch_size=batch_size), root)

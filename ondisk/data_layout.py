@@ -11,8 +11,8 @@ DEFAULT_DATA_DIR = "./auditship-data"
 
 
 def data_dir(configured: str = DEFAULT_DATA_DIR) -> Path:
-    """The data directory: $AUDITSHIP_DATA_DIR, else `configured` (the agent's `data_dir`)."""
-    return Path(os.environ.get("AUDITSHIP_DATA_DIR") or configured)
+    """The data directory, absolute: $AUDITSHIP_DATA_DIR, else `configured` (the agent's `data_dir`)."""
+    return Path(os.environ.get("AUDITSHIP_DATA_DIR") or configured).absolute()
 
 
 class DataLayout(msgspec.Struct, frozen=True):

@@ -24,7 +24,7 @@ from dataclasses import fields
 
 from shipper import endpoint
 from shipper.config import AuditConfig, AuditContext
-from shipper.embedded import EmbeddedAgent, agent_answers, agent_config
+from shipper.embedded import EmbeddedAgent, agent_answers
 from shipper.emitter import Emitter, get_emitter
 from shipper.logger import AuditLogger
 
@@ -66,8 +66,8 @@ async def audit_context(config: AuditConfig, context: AuditContext) -> AsyncIter
     else:
         _tell_if_sinks_ignored(config)
     target = config.endpoint
-    if embedded is not None and embedded.config.intake_endpoint != endpoint.intake_endpoint():
-        target = embedded.config.intake_endpoint  # "on" where the host has its own agent
+    if embedded is not None and embedded.places.intake_endpoint != endpoint.intake_endpoint():
+        target = embedded.places.intake_endpoint  # "on" where the host has its own agent
     owned = target is not None
     emitter = Emitter(target) if owned else get_emitter()
     emitter.linger_ms = _linger_s(config) * 1000
@@ -96,7 +96,7 @@ def _runs_embedded(config: AuditConfig) -> bool:
 
 
 def _start_embedded(config: AuditConfig) -> EmbeddedAgent | None:
-    agent = EmbeddedAgent(agent_config(config))
+    agent = EmbeddedAgent.for_service(config)
     try:
         agent.start()
     except (RuntimeError, OSError) as exc:

@@ -10,8 +10,10 @@
 They go in `AuditConfig.destinations`, beside the sinks its `enable_*` flags turn on; a destination's
 settings win over the flags' for its sink. They hold settings only (the agent does the writing), and
 check them when built, so a wrong value fails where it was written, with a message that names it.
-Importing this module loads only the standard library: a database session is read (its engine's URL),
-SQLAlchemy is never imported for it.
+What reaches the agent is each destination's `settings()`, plain values in the seed's settings
+(shipper.seed); the agent maps them onto its sink beside the sink's config. Importing this module loads
+only the standard library and msgspec: a database session is read (its engine's URL), SQLAlchemy is
+never imported for it.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
-if TYPE_CHECKING:
-    from auditship.agents.config import SinksConfig
+import msgspec
 
 # The agent's SQL sink is synchronous: an async driver in the session's URL is swapped for the
 # synchronous driver of the same database.
@@ -32,7 +33,34 @@ _SYNC_DRIVERS = {
     "aiomysql": "pymysql",
     "asyncmy": "pymysql",
 }
-_SQL_BACKENDS = ("postgresql", "mysql", "mariadb", "sqlite")
+SQL_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
+"""The databases whose conflict-ignoring INSERT the agent's SQL sink knows (agents/sinks/sql/writers.py):
+what a destination's URL and the agent's `sinks.sql.url` may name."""
+
+
+class FileSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a FileAuditDestination tells the agent's file sink."""
+
+    path: str
+    """Absolute: taken from the service's working directory."""
+    max_file_size: int
+    max_files: int
+    encrypt_sensitive: bool
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a DatabaseAuditDestination tells the agent's SQL sink."""
+
+    url: str
+    batch_size: int
+
+
+class SiemSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a SIEMAuditDestination tells the agent's SIEM sink (its generic format)."""
+
+    endpoint: str
+    api_key: str
+    batch_size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +83,13 @@ class FileAuditDestination:
         _check_positive(self, "max_files", self.max_files)
         _check_bool(self, "encrypt_sensitive", self.encrypt_sensitive)
 
-    def configure(self, sinks: SinksConfig) -> None:
-        file = sinks.file
-        file.enabled = True
-        file.path = str(Path(self.log_file_path).absolute())
-        file.max_file_size = self.max_file_size
-        file.max_files = self.max_files
-        file.encrypt_sensitive = self.encrypt_sensitive
+    def settings(self) -> FileSettings:
+        return FileSettings(
+            str(Path(self.log_file_path).absolute()),
+            self.max_file_size,
+            self.max_files,
+            self.encrypt_sensitive,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +121,8 @@ class DatabaseAuditDestination:
             raise TypeError(_wrong(self, "url", "a SQLAlchemy URL string", url))
         object.__setattr__(self, "url", _synchronous(self, url))
 
-    def configure(self, sinks: SinksConfig) -> None:
-        sql = sinks.sql
-        sql.enabled = True
-        sql.url = self.url or ""
-        sql.batch_size = self.batch_size
+    def settings(self) -> DatabaseSettings:
+        return DatabaseSettings(self.url or "", self.batch_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,21 +143,24 @@ class SIEMAuditDestination:
             raise ValueError(f"{_name(self)}: api_key: expected a non-empty string")
         _check_positive(self, "batch_size", self.batch_size)
 
-    def configure(self, sinks: SinksConfig) -> None:
-        siem = sinks.siem
-        siem.enabled = True
-        siem.destination_kind = "generic"
-        siem.endpoint = self.siem_endpoint
-        siem.api_key = self.api_key
-        siem.batch_size = self.batch_size
+    def settings(self) -> SiemSettings:
+        return SiemSettings(self.siem_endpoint, self.api_key, self.batch_size)
 
 
 Destination = FileAuditDestination | DatabaseAuditDestination | SIEMAuditDestination
 
 
-def configure_destinations(destinations: list[Any], sinks: SinksConfig) -> None:
-    """Apply each destination to its sink's section of `sinks`; at most one per sink."""
-    seen: set[type] = set()
+class DestinationSettings(NamedTuple):
+    """The settings of the destinations given, one of each kind at most."""
+
+    file: FileSettings | None
+    database: DatabaseSettings | None
+    siem: SiemSettings | None
+
+
+def destination_settings(destinations: list[Any]) -> DestinationSettings:
+    """Each destination's settings, checked to be at most one per sink."""
+    seen: dict[type, Any] = {}
     for index, destination in enumerate(destinations):
         if not isinstance(destination, Destination):
             raise TypeError(
@@ -144,8 +172,10 @@ def configure_destinations(destinations: list[Any], sinks: SinksConfig) -> None:
                 f"AuditConfig.destinations[{index}]: a second {_name(destination)}; the agent has one "
                 "sink of each kind"
             )
-        seen.add(type(destination))
-        destination.configure(sinks)
+        seen[type(destination)] = destination.settings()
+    return DestinationSettings(
+        seen.get(FileAuditDestination), seen.get(DatabaseAuditDestination), seen.get(SIEMAuditDestination)
+    )
 
 
 def _bound_url(owner: object, bound: Any) -> str:
@@ -167,11 +197,11 @@ def _bound_url(owner: object, bound: Any) -> str:
 def _synchronous(owner: object, url: str) -> str:
     scheme, separator, rest = url.partition("://")
     backend, _, driver = scheme.partition("+")
-    if not separator or backend not in _SQL_BACKENDS:
+    if not separator or backend not in SQL_DIALECTS:
         # Not the URL itself in the message: it may hold a password.
         got = f"one for {backend!r}" if separator else "no scheme://"
         raise ValueError(
-            f"{_name(owner)}: url: expected a SQLAlchemy URL for one of {', '.join(_SQL_BACKENDS)} "
+            f"{_name(owner)}: url: expected a SQLAlchemy URL for one of {', '.join(SQL_DIALECTS)} "
             f"(as in postgresql+psycopg://user@host/db), got {got}"
         )
     if driver == "aiosqlite":

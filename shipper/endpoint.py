@@ -11,6 +11,9 @@ Two kinds of host:
   `spool` link the agent makes beside its sockets.
 
 `AUDITSHIP_RUNTIME_DIR`, `AUDITSHIP_ENDPOINT` (ipc:// or tcp://) and `AUDITSHIP_SPOOL_DIR` override.
+An agent's own places (its data directory, and its runtime directory and endpoint when its config
+names them) are resolved here too, so that a service starting one (shipper.embedded) finds them as the
+agent does: `AUDITSHIP_DATA_DIR` overrides the data directory.
 """
 
 from __future__ import annotations
@@ -34,6 +37,18 @@ _INSTALL_MARKS = (
     Path("/usr/lib/systemd/system/audit-agent.service"),
     Path("/etc/auditship/agent.toml"),
 )
+
+
+def agent_runtime_dir(configured: str) -> Path:
+    """An agent's runtime directory: `AUDITSHIP_RUNTIME_DIR`, else the one its config names, else the
+    default (runtime_dir)."""
+    return Path(os.environ.get("AUDITSHIP_RUNTIME_DIR") or configured or runtime_dir()).absolute()
+
+
+def agent_intake_endpoint(configured: str, runtime: Path) -> str:
+    """An agent's intake endpoint: `AUDITSHIP_ENDPOINT`, else the one its config names, else ipc in its
+    runtime directory."""
+    return os.environ.get("AUDITSHIP_ENDPOINT") or configured or intake_endpoint(runtime)
 
 
 def agent_installed() -> bool:

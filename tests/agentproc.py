@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from auditship.agents.cli import request_status
 from auditship.agents.config import AgentConfig, parse_config
-from auditship.agents.messages import Status
+from shipper.control import Status, request_status
 from tests.waiting import wait_for
 
 # For tests that count and read events, not that test durability: no fsync, counters reported often.
@@ -90,7 +89,7 @@ class RunningAgent:
         return status is not None and all(w.state == "running" for w in status.workers)
 
     def status(self) -> Status | None:
-        return request_status(self._status_config(), timeout_s=1.0)
+        return request_status(self._status_config().runtime_path, timeout_s=1.0)
 
     def counters(self, worker: str) -> dict[str, int | float]:
         status = self.status()

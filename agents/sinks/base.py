@@ -1,4 +1,5 @@
-"""What every sink is: a config Struct and a class with `open()`, `write_batch()` and `close()`.
+"""What every sink is: a config section, a class with `open()`, `write_batch()` and `close()`, and a
+`build()` that makes the two into what its worker runs.
 
 The sink runner (agents/sinks/runner.py) owns the guarantees: it reads the sink's WAL cursor, calls
 `write_batch`, commits the cursor only when the batch is DELIVERED, backs off on ERRORED and sends
@@ -10,11 +11,13 @@ the batch and dead-letters it), except a SinkError, which ends the worker: the s
 from __future__ import annotations
 
 import enum
-from typing import Protocol
+from typing import NamedTuple, Protocol, Self
 
 import msgspec
 
+from auditship.agents.section import Section
 from shipper.event import AuditEvent
+from shipper.seed import SeedSettings
 
 
 class Delivery(enum.Enum):
@@ -40,16 +43,45 @@ class Refused(msgspec.Struct):
 
 
 class Sink(Protocol):
-    """A sink may also have `retry_after_s: float`: after an ERRORED batch, how long its destination
-    asked not to be called (HTTP Retry-After); the runner then waits at least that long. And
-    `progressed: bool`: the ERRORED attempt settled part of the batch (a sink that sends only the rest
-    at the retry); the runner then starts its backoff afresh. And `counters: dict[str, int]`: its own
-    counters, which the runner reports beside its own (the parquet sink's `quarantined_parts`)."""
+    """Everything the runner reads of a sink. A sink class subclasses it, and so has the defaults of what
+    only some sinks tell: no Retry-After, no partial progress, no counters of its own."""
 
     name: str
+    retry_after_s: float = 0.0
+    """After an ERRORED batch: how long its destination asked not to be called (HTTP Retry-After); the
+    runner then waits at least that long."""
+    progressed: bool = False
+    """The ERRORED attempt settled part of the batch (a sink that sends only the rest at the retry); the
+    runner then starts its backoff afresh."""
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Its own counters, which the runner reports beside its own (the parquet sink's
+        `quarantined_parts`)."""
+        return {}
 
     def open(self) -> None: ...
 
     def write_batch(self, batch: list[Entry]) -> Delivery | Refused: ...
 
     def close(self) -> None: ...
+
+
+class BuiltSink(NamedTuple):
+    """What a sink's `build(config)` returns: the sink, and how its runner batches for it."""
+
+    sink: Sink
+    batch_size: int
+    """The most events the runner offers in one `write_batch` (and commits at once)."""
+    flush_interval_s: float
+    """How long the runner waits for a fuller batch."""
+
+
+class SinkConfig(Section):
+    """What every sink's config section (`[sinks.<name>]`, beside its sink) can do besides its keys:
+    configure itself from a service's seed settings when that service starts an embedded agent."""
+
+    @classmethod
+    def from_seed(cls, seed: SeedSettings) -> Self:
+        """The section an embedded agent runs with; by default, the seed has nothing for it."""
+        return cls()

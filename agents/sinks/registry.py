@@ -1,37 +1,43 @@
-"""Which sinks exist, and how a sink worker builds its sink and runner from the config.
+"""Which sinks exist: one field of `SinksConfig` each, its config section from the sink's own folder.
 
-Each sink module has `build(config) -> (sink, batch_size, flush_interval_s)`; it is imported only by
-the worker (or command) that uses it, so the file sink's worker never loads httpx, nor the SIEM's
-worker SQLAlchemy.
+A sink `<name>` lives in agents/sinks/<name>/: `config.py` (its section of agent.toml, its checks, what
+the seed's settings make of it) and `sink.py` (the sink and `build(config) -> BuiltSink`). The registry
+imports only the light config modules; a sink module is imported only by the worker (or command) that
+uses it (runner.build_sink), so the file sink's worker never loads httpx, nor the SIEM's worker
+SQLAlchemy.
 """
 
 from __future__ import annotations
 
-import importlib
+import msgspec
 
-from auditship.agents.config import AgentConfig
-from auditship.agents.mailbox import Mailbox
-from auditship.agents.sinks.base import Sink
-from auditship.agents.sinks.runner import SinkRunner
-
-MODULES = {
-    "file": "auditship.agents.sinks.file",
-    "console": "auditship.agents.sinks.console",
-    "sql": "auditship.agents.sinks.sql",
-    "siem": "auditship.agents.sinks.siem",
-    "syslog": "auditship.agents.sinks.syslog",
-    "parquet": "auditship.agents.sinks.parquet.sink",
-}
+from auditship.agents.section import Section
+from auditship.agents.sinks.console.config import ConsoleSinkConfig
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.sql.config import SqlSinkConfig
+from auditship.agents.sinks.syslog.config import SyslogSinkConfig
+from shipper.seed import SeedSettings
 
 
-def build_sink(name: str, config: AgentConfig) -> tuple[Sink, int, float]:
-    """The sink called `name`, its batch size and its flush interval."""
-    if name not in MODULES:
-        raise ValueError(f"unknown sink {name!r}; the sinks are {', '.join(MODULES)}")
-    built: tuple[Sink, int, float] = importlib.import_module(MODULES[name]).build(config)
-    return built
+class SinksConfig(Section):
+    file: FileSinkConfig = msgspec.field(default_factory=FileSinkConfig)
+    console: ConsoleSinkConfig = msgspec.field(default_factory=ConsoleSinkConfig)
+    parquet: ParquetSinkConfig = msgspec.field(default_factory=ParquetSinkConfig)
+    sql: SqlSinkConfig = msgspec.field(default_factory=SqlSinkConfig)
+    siem: SiemSinkConfig = msgspec.field(default_factory=SiemSinkConfig)
+    syslog: SyslogSinkConfig = msgspec.field(default_factory=SyslogSinkConfig)
+
+    def check(self, key: str) -> None:
+        for name in SINKS:
+            getattr(self, name).check(f"{key}.{name}")
+
+    @classmethod
+    def from_seed(cls, seed: SeedSettings) -> SinksConfig:
+        """Each sink's section as the seed's settings make it (its config's `from_seed`)."""
+        return cls(**{field.name: field.type.from_seed(seed) for field in msgspec.structs.fields(cls)})
 
 
-def build_runner(name: str, config: AgentConfig, mailbox: Mailbox) -> SinkRunner:
-    sink, batch_size, flush_interval_s = build_sink(name, config)
-    return SinkRunner(sink, config, mailbox, batch_size, flush_interval_s)
+SINKS = SinksConfig.__struct_fields__
+"""The sinks' names, in the order the config lists them."""

@@ -3,8 +3,8 @@
 Read from the sink's WAL cursor until a batch is full (`batch_size`) or its first record has waited
 `flush_interval_s` → `write_batch` → on DELIVERED commit the cursor; on ERRORED rewind and retry after
 a backoff (forever: the WAL bound, not a retry count, decides what happens to an endless backlog); on
-REJECTED, or for the Refused part of a batch, write dead letters, then commit. Counters, lag included,
-go to the supervisor, during backoffs too.
+REJECTED, or for the Refused part of a batch, write dead letters, then commit. Counters (RunnerCounters,
+and the sink's own), lag included, go to the supervisor, during backoffs too.
 
 Nothing one event does stops the loop: a record that does not decode is counted and skipped, and an
 event the sink raises on (one it cannot format) is found by halving the batch and dead-lettered with the
@@ -18,6 +18,7 @@ left before what was not delivered.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -28,10 +29,12 @@ from auditship.agents.backoff import Backoff
 from auditship.agents.config import AgentConfig
 from auditship.agents.errors import SinkError
 from auditship.agents.mailbox import Mailbox
-from auditship.agents.messages import Message, Stop
-from auditship.agents.sinks.base import Delivery, Entry, Refused, Sink
+from auditship.agents.messages import Stop
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.registry import SINKS
 from auditship.agents.wal import WalReader, WalRecord
 from auditship.ondisk.data_layout import DataLayout
+from shipper.control import Message
 from shipper.wire import frame_decoder
 
 log = logging.getLogger("auditship.sinks")
@@ -74,6 +77,26 @@ def _stand_in(value: object) -> object:
     return repr(value)
 
 
+class RunnerCounters(msgspec.Struct):
+    """What the runner counts, reported (with the sink's own counters after them) to the supervisor."""
+
+    delivered: int = 0
+    """Events the destination has (refused ones not included)."""
+    batches: int = 0
+    """Batches settled: delivered, dead-lettered, or part of each."""
+    retries: int = 0
+    """ERRORED attempts, each retried after a backoff."""
+    dead_lettered: int = 0
+    undecodable: int = 0
+    """WAL records that did not decode: skipped."""
+    unwritable: int = 0
+    """Events the sink raised on: dead-lettered with the exception."""
+    lag_s: float = 0.0
+    """The age of the oldest event read and not delivered, as of the report."""
+    committed: int = 0
+    """The sink's WAL cursor."""
+
+
 def age_s(moment: datetime, now: datetime) -> float:
     """Seconds from `moment` to `now`, never below 0 (an emitter's clock may run ahead). A naive `moment`
     is taken as UTC, as the intake takes it. Aware datetimes subtract without overflow whatever their
@@ -81,6 +104,21 @@ def age_s(moment: datetime, now: datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (now - moment).total_seconds())
+
+
+def build_sink(name: str, config: AgentConfig) -> BuiltSink:
+    """The sink called `name`, with how its runner batches for it. Its module is imported here, by the
+    worker (or command) that uses it only."""
+    if name not in SINKS:
+        raise ValueError(f"unknown sink {name!r}; the sinks are {', '.join(SINKS)}")
+    built: BuiltSink = importlib.import_module(f"auditship.agents.sinks.{name}.sink").build(config)
+    return built
+
+
+def build_runner(name: str, config: AgentConfig, mailbox: Mailbox) -> SinkRunner:
+    """The runner of the sink called `name`, as its worker runs it."""
+    sink, batch_size, flush_interval_s = build_sink(name, config)
+    return SinkRunner(sink, config, mailbox, batch_size, flush_interval_s)
 
 
 class SinkRunner:
@@ -99,10 +137,7 @@ class SinkRunner:
         self.flush_interval_s = flush_interval_s
         self.layout = DataLayout(config.data_path)
         self.reader = WalReader(self.layout.wal, sink.name)
-        self.counters: dict[str, int | float] = dict.fromkeys(
-            ("delivered", "batches", "retries", "dead_lettered", "undecodable", "unwritable", "lag_s"), 0
-        )
-        self.counters["committed"] = self.reader.committed
+        self.counters = RunnerCounters(committed=self.reader.committed)
         self._backoff = Backoff(BACKOFF_BASE_S, BACKOFF_CAP_S)
         self._draining = False
         self._stopping = False
@@ -139,10 +174,10 @@ class SinkRunner:
     def _report(self, *, force: bool = False) -> None:
         """Counters to the supervisor (at most every stats_interval_s), lag_s as of now."""
         oldest = self._oldest
-        self.counters["lag_s"] = age_s(oldest, datetime.now(UTC)) if oldest is not None else 0.0
-        self.counters.update(getattr(self.sink, "counters", {}))
+        self.counters.lag_s = age_s(oldest, datetime.now(UTC)) if oldest is not None else 0.0
+        counters: dict[str, int | float] = {**msgspec.structs.asdict(self.counters), **self.sink.counters}
         interval = self.config.supervisor.stats_interval_s
-        self.mailbox.report(self.counters, interval, force=force, problem=self._problem)
+        self.mailbox.report(counters, interval, force=force, problem=self._problem)
 
     def _step(self) -> None:
         now = time.monotonic()
@@ -182,14 +217,14 @@ class SinkRunner:
             outcome = Refused(entries, [REFUSED_WHOLE] * len(entries))
         if isinstance(outcome, Refused):
             self._dead_letter(outcome, first, last)
-        self.counters["delivered"] += len(entries) - (
+        self.counters.delivered += len(entries) - (
             len(outcome.entries) if isinstance(outcome, Refused) else 0
         )
         self._backoff.succeeded()
         self._problem = None
-        self.counters["batches"] += 1
+        self.counters.batches += 1
         self.reader.commit(last)
-        self.counters["committed"] = last
+        self.counters.committed = last
         self._oldest = None
 
     def _write(self, entries: list[Entry]) -> Delivery | Refused:
@@ -219,7 +254,7 @@ class SinkRunner:
         return Refused(refused[0].entries + refused[1].entries, refused[0].reasons + refused[1].reasons)
 
     def _unwritable(self, entry: Entry, exc: Exception) -> Refused:
-        self.counters["unwritable"] += 1
+        self.counters.unwritable += 1
         log.error(
             "sink %s cannot write the event of WAL seq %d (%s: %s); it goes to dead letters",
             self.sink.name,
@@ -231,12 +266,9 @@ class SinkRunner:
         return Refused([entry], [f"the {self.sink.name} sink cannot write it: {type(exc).__name__}: {exc}"])
 
     def _retry_later(self, first: int, last: int) -> None:
-        self.counters["retries"] += 1
+        self.counters.retries += 1
         # A destination that said when to come back (HTTP Retry-After) is not asked again sooner.
-        delay = self._backoff.failed(
-            progressed=getattr(self.sink, "progressed", False),
-            retry_after_s=getattr(self.sink, "retry_after_s", 0.0),
-        )
+        delay = self._backoff.failed(progressed=self.sink.progressed, retry_after_s=self.sink.retry_after_s)
         self._problem = f"batch {first}-{last} not delivered (attempt {self._backoff.attempt})"
         log.warning(
             "sink %s: batch %d-%d not delivered (attempt %d); it stays in the WAL, retrying in %.1fs",
@@ -256,7 +288,7 @@ class SinkRunner:
                 entries.append(Entry(record.lsn, frame_decoder.decode(record.payload).event))
             except Exception as exc:  # noqa: BLE001 - whatever one record holds, it must not stop the sink
                 # The intake validated it; this is a bug or damage on disk, worth seeing, not stopping for.
-                self.counters["undecodable"] += 1
+                self.counters.undecodable += 1
                 log.error("sink %s: WAL record %d undecodable (%s); skipped", self.sink.name, record.lsn, exc)
         return entries
 
@@ -268,7 +300,7 @@ class SinkRunner:
         with path.open("ab") as file:
             file.write(b"\n".join(lines) + b"\n")
         path.chmod(0o600)
-        self.counters["dead_lettered"] += len(lines)
+        self.counters.dead_lettered += len(lines)
         log.error(
             "sink %s refused %d events of batch %d-%d for good; written to %s (first reason: %s)",
             self.sink.name,

@@ -15,12 +15,13 @@ import zmq
 
 from auditship.agents import messages, retention
 from auditship.agents.config import AgentConfig
-from auditship.agents.messages import Hello, Stats, Status, StatusRequest, Stop, WorkerStatus
+from auditship.agents.messages import Hello, Stats, Stop
 from auditship.agents.supervisor import orphans, runtime, systemd
 from auditship.agents.supervisor.process import State, WorkerProcess
 from auditship.agents.supervisor.spec import WorkerSpec
 from auditship.ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
+from shipper.control import Message, Status, StatusRequest, WorkerStatus
 
 log = logging.getLogger("auditship.supervisor")
 TICK_MS = 100
@@ -117,7 +118,7 @@ class Supervisor:
                 continue
             self._dispatch(identity, message)
 
-    def _dispatch(self, identity: bytes, message: messages.Message) -> None:
+    def _dispatch(self, identity: bytes, message: Message) -> None:
         worker = self.workers.get(identity.decode(errors="replace"))
         match message:
             case Hello() if worker is not None:
@@ -130,7 +131,7 @@ class Supervisor:
             case _:
                 self._reply(identity, messages.Failed(f"unexpected message {type(message).__name__}"))
 
-    def _reply(self, identity: bytes, message: messages.Message) -> None:
+    def _reply(self, identity: bytes, message: Message) -> None:
         try:
             self.control.send_multipart([identity, messages.encoder.encode(message)], zmq.NOBLOCK)
         except zmq.ZMQError as exc:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from auditship.agents.cli import request_status
 from auditship.agents.config import AgentConfig
+from shipper.control import request_status
 from tests.agentproc import file_events
 from tests.services import require
 from tests.waiting import wait_for
@@ -158,7 +158,7 @@ class Host:
         if self.agent.poll() is not None:
             raise AssertionError(f"agent exited with {self.agent.returncode}: {self.log()}")
         config = AgentConfig(runtime_dir=str(self.runtime))
-        status = request_status(config, 1.0)
+        status = request_status(config.runtime_path, 1.0)
         return status is not None and all(w.state == "running" for w in status.workers)
 
     def stop_agent(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from auditship.agents.config import ParquetSinkConfig
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.query.errors import QueryError
 from auditship.query.filters import EventFilter
 from auditship.query.search import search

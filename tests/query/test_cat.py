@@ -10,9 +10,9 @@ import msgspec
 import pytest
 import zstandard
 
-from auditship.agents.config import FileSinkConfig
 from auditship.agents.crypto import Keyring
-from auditship.agents.sinks.file import FileSink
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.file.sink import FileSink
 from auditship.ondisk.lines import encode_text
 from auditship.query.cli import main
 from tests.agents.sinks.entries import SECRET, entries

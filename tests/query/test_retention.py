@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from auditship.agents.config import FileSinkConfig, parse_config
+from auditship.agents.config import parse_config
 from auditship.agents.crypto import Keyring
 from auditship.agents.errors import ConfigError
 from auditship.agents.retention import Location, apply_retention
-from auditship.agents.sinks.file import FileSink
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.file.sink import FileSink
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from auditship.agents.config import RetentionConfig
+from auditship.agents.embedded import agent_config
 from shipper import context as context_module
 from shipper import endpoint
 from shipper.config import AuditConfig, AuditContext
 from shipper.context import audit_context
-from shipper.embedded import agent_config
 from shipper.event import AuditEventType
 from shipper.records import scan_records
 from tests.agentproc import AgentDirs, file_events

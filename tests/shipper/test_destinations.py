@@ -14,9 +14,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from auditship.agents.config import parse_config
+from auditship.agents.embedded import agent_config
 from shipper import DatabaseAuditDestination, FileAuditDestination, SIEMAuditDestination
 from shipper.config import AuditConfig
-from shipper.embedded import agent_config
 from shipper.emitter import Emitter
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.databases import database

@@ -22,18 +22,19 @@ from pathlib import Path
 
 import duckdb
 
-from auditship.agents.config import AgentConfig, ParquetSinkConfig
+from auditship.agents.config import AgentConfig
 from auditship.agents.crypto import Keyring, encrypt_sensitive
-from auditship.agents.errors import TransientSinkError
-from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.errors import SinkError
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.writer import PartWriter, remove_staging
 from auditship.ondisk.data_layout import DataLayout
 
 logger = logging.getLogger("auditship.sinks.parquet")
 
 
-class ParquetSink:
+class ParquetSink(Sink):
     name = "parquet"
 
     def __init__(
@@ -68,7 +69,7 @@ class ParquetSink:
             self._lake.chmod(0o700)
             leftovers = remove_staging(self._lake)
         except OSError as exc:
-            raise TransientSinkError(
+            raise SinkError(
                 f"parquet sink: cannot prepare {exc.filename or self._lake}: {exc.strerror}"
             ) from exc
         if leftovers:
@@ -136,8 +137,8 @@ class ParquetSink:
             )
 
 
-def build(config: AgentConfig) -> tuple[ParquetSink, int, float]:
+def build(config: AgentConfig) -> BuiltSink:
     layout = DataLayout(config.data_path)
     settings = config.sinks.parquet
     sink = ParquetSink(settings, layout.root, Keyring.load_or_create(layout.keys))
-    return sink, settings.max_rows, settings.flush_interval_s
+    return BuiltSink(sink, settings.max_rows, settings.flush_interval_s)

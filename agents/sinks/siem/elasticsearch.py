@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import msgspec
 
-from auditship.agents.config import SiemSinkConfig
 from auditship.agents.masking import url_without_secrets
 from auditship.agents.sinks.base import Delivery, Entry
 from auditship.agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, outcome_of_status, reply_to
+from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.payload import PayloadEncoder
 
 DEFAULT_INDEX = "auditship"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from auditship.agents.config import SiemSinkConfig
 from auditship.agents.sinks.base import Entry
 from auditship.agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, reply_to
+from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.payload import PayloadEncoder
 
 

@@ -21,9 +21,14 @@ from typing import Protocol
 
 import httpx
 
-from auditship.agents.config import SiemSinkConfig
-from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.config import AgentConfig
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.siem.classify import Reply, transport_failure
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.elasticsearch import Elasticsearch
+from auditship.agents.sinks.siem.generic import Generic
+from auditship.agents.sinks.siem.payload import payload_encoder
+from auditship.agents.sinks.siem.splunk_hec import SplunkHec
 from auditship.agents.sinks.tls import client_context
 
 logger = logging.getLogger("auditship.sinks.siem")
@@ -43,7 +48,7 @@ class Destination(Protocol):
         ...
 
 
-class SiemSink:
+class SiemSink(Sink):
     name = "siem"
 
     def __init__(self, config: SiemSinkConfig, destination: Destination) -> None:
@@ -143,3 +148,27 @@ def _chunks(
         size += len(item)
     if items:
         yield run, items
+
+
+def destination(config: SiemSinkConfig) -> Destination:
+    payload = payload_encoder(config.payload)
+    match config.destination_kind:
+        case "splunk_hec":
+            return SplunkHec(config, payload)
+        case "elasticsearch":
+            return Elasticsearch(config, payload)
+        case _:
+            return Generic(config, payload)
+
+
+REQUESTS_PER_COMMIT = 20
+"""The runner's batch (one read of the WAL, one cursor commit) holds up to this many requests of
+`batch_size` events. A commit costs two fsyncs, about as much as twenty small requests: committing after
+each request would cap the sink near `batch_size` events per fsync pair. An event still waits at most
+`flush_interval_s` for its batch."""
+
+
+def build(config: AgentConfig) -> BuiltSink:
+    settings = config.sinks.siem
+    sink = SiemSink(settings, destination(settings))
+    return BuiltSink(sink, settings.batch_size * REQUESTS_PER_COMMIT, settings.flush_interval_s)

@@ -22,7 +22,6 @@ import uuid
 import httpx
 import msgspec
 
-from auditship.agents.config import SiemSinkConfig
 from auditship.agents.sinks.base import Delivery, Entry
 from auditship.agents.sinks.siem.classify import (
     BATCH_ID_HEADER,
@@ -32,6 +31,7 @@ from auditship.agents.sinks.siem.classify import (
     reply_to,
     transport_failure,
 )
+from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.payload import PayloadEncoder
 
 logger = logging.getLogger("auditship.sinks.siem")

@@ -24,12 +24,14 @@ from sqlalchemy import Engine, create_engine, inspect
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from auditship.agents.config import SQL_DIALECTS, SqlSinkConfig
-from auditship.agents.errors import PermanentSinkError
-from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.config import AgentConfig
+from auditship.agents.errors import SinkError
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.sql.classify import BAD_VALUES, classify, describe
+from auditship.agents.sinks.sql.config import SqlSinkConfig
 from auditship.agents.sinks.sql.schema import events_table, json_text
 from auditship.agents.sinks.sql.writers import RowWriter, writer_for
+from shipper.destinations import SQL_DIALECTS
 
 logger = logging.getLogger("auditship.sinks.sql")
 
@@ -37,7 +39,7 @@ DEFAULT_DATABASE = "audit.db"
 """The SQLite file in the data directory used when `sinks.sql.url` is empty."""
 
 
-class SqlSink:
+class SqlSink(Sink):
     name = "sql"
 
     def __init__(self, config: SqlSinkConfig, data_dir: Path) -> None:
@@ -143,16 +145,21 @@ class SqlSink:
 
 
 def _engine(url: str | URL) -> Engine:
-    """The worker's one engine; PermanentSinkError, naming the setting, for a URL it cannot use."""
+    """The worker's one engine; SinkError, naming the setting, for a URL it cannot use."""
     try:
         backend = make_url(url).get_backend_name()
     except ArgumentError as exc:  # its message does not repeat the URL, which may hold a password
-        raise PermanentSinkError(f"sql sink: sinks.sql.url: {exc}") from exc
+        raise SinkError(f"sql sink: sinks.sql.url: {exc}") from exc
     if backend not in SQL_DIALECTS:
-        raise PermanentSinkError(
+        raise SinkError(
             f"sql sink: sinks.sql.url: the sink supports {', '.join(SQL_DIALECTS)}, not {backend!r}"
         )
     try:
         return create_engine(url, json_serializer=json_text)
     except ImportError as exc:
-        raise PermanentSinkError(f"sql sink: sinks.sql.url: its driver is not installed: {exc}") from exc
+        raise SinkError(f"sql sink: sinks.sql.url: its driver is not installed: {exc}") from exc
+
+
+def build(config: AgentConfig) -> BuiltSink:
+    settings = config.sinks.sql
+    return BuiltSink(SqlSink(settings, config.data_path), settings.batch_size, settings.flush_interval_s)

@@ -104,7 +104,7 @@ def _copy(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -
 
 def writer_for(engine: Engine, table: Table) -> RowWriter:
     """The fastest writer the engine's driver allows, after setting up its connections. The dialect is
-    one of agents.config.SQL_DIALECTS (the config and SqlSink.open check)."""
+    one of shipper.destinations.SQL_DIALECTS (the config and SqlSink.open check)."""
     name = engine.dialect.name
     if name in ("mysql", "mariadb"):
         event.listen(engine, "connect", _strict_mysql)

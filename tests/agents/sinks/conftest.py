@@ -2,11 +2,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from auditship.agents.config import FileSinkConfig, SiemSinkConfig
 from auditship.agents.crypto import Keyring
-from auditship.agents.sinks.file import FileSink
-from auditship.agents.sinks.siem import destination
-from auditship.agents.sinks.siem.sink import SiemSink
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.file.sink import FileSink
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.sink import SiemSink, destination
 from tests.siem_server import API_KEY, TOKEN, FakeSiem, ServedSiem
 
 

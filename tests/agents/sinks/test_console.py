@@ -5,9 +5,9 @@ import sys
 
 import msgspec
 
-from auditship.agents.config import ConsoleSinkConfig
 from auditship.agents.sinks.base import Delivery
-from auditship.agents.sinks.console import ConsoleSink
+from auditship.agents.sinks.console.config import ConsoleSinkConfig
+from auditship.agents.sinks.console.sink import ConsoleSink
 from auditship.ondisk.lines import encode_text
 from tests.agents.sinks.entries import entries
 

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from auditship.agents.crypto import decrypt_sensitive
-from auditship.agents.errors import PermanentSinkError
+from auditship.agents.errors import SinkError
 from auditship.agents.sinks.base import Delivery, Refused
 from auditship.ondisk.envelope import is_envelope
 from auditship.ondisk.file_sink import read_lines
@@ -83,8 +83,8 @@ def test_an_envelope_without_its_key_is_written_still_encrypted(open_sink, keyri
 
 def test_files_are_0600_and_directories_0700_whatever_the_umask(data_dir, keyring):
     """Under umask 0 the sink still creates its directory 0700 and its files 0600, compressed ones too."""
-    from auditship.agents.config import FileSinkConfig
-    from auditship.agents.sinks.file import FileSink
+    from auditship.agents.sinks.file.config import FileSinkConfig
+    from auditship.agents.sinks.file.sink import FileSink
 
     old = os.umask(0)
     try:
@@ -183,5 +183,5 @@ def test_a_last_line_the_sink_did_not_write_stops_it_with_the_file_named(data_di
     path = data_dir / "files" / "audit.jsonl"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"someone typed this\n")
-    with pytest.raises(PermanentSinkError, match=rf"{path}: its last line has no WAL sequence number"):
+    with pytest.raises(SinkError, match=rf"{path}: its last line has no WAL sequence number"):
         open_sink()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from auditship.agents.errors import TransientSinkError
+from auditship.agents.errors import SinkError
 from auditship.agents.sinks.base import Delivery
 from auditship.ondisk.lines import decode_json_line
 from shipper.event import AuditEvent
@@ -131,7 +131,7 @@ def test_a_current_file_that_cannot_be_opened_is_named(data_dir, open_sink):
     files = data_dir / "files"
     files.mkdir(parents=True)
     (files / "audit.jsonl").symlink_to(data_dir / "elsewhere.jsonl")
-    with pytest.raises(TransientSinkError, match=r"cannot open .*files/audit\.jsonl"):
+    with pytest.raises(SinkError, match=r"cannot open .*files/audit\.jsonl"):
         open_sink()
     assert not (data_dir / "elsewhere.jsonl").exists()
 

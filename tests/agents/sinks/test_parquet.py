@@ -10,9 +10,9 @@ import duckdb
 import msgspec
 import pytest
 
-from auditship.agents.config import ParquetSinkConfig
 from auditship.agents.crypto import Keyring, decrypt_sensitive
 from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.schema import COLUMNS
 from auditship.agents.sinks.parquet.sink import ParquetSink
 from auditship.ondisk.envelope import is_envelope

@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from auditship.agents.config import ParquetSinkConfig
 from auditship.agents.crypto import Keyring
 from auditship.agents.sinks.base import Delivery
 from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.sink import ParquetSink
 from auditship.ondisk.lake_layout import STAGING_PREFIX, live_parts, part_name, parts
 from tests.agents.sinks.damage import DAMAGE, overwrite_footer

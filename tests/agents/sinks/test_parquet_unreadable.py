@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from auditship.agents.config import ParquetSinkConfig
 from auditship.agents.crypto import Keyring
 from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.sink import ParquetSink
 from auditship.ondisk.lake_layout import live_parts
 from auditship.ondisk.unreadable import unreadable

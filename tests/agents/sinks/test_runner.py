@@ -22,26 +22,22 @@ import pytest
 import zmq
 
 from auditship.agents import messages
-from auditship.agents.config import (
-    AgentConfig,
-    FileSinkConfig,
-    ParquetSinkConfig,
-    SiemSinkConfig,
-    WalConfig,
-    parse_config,
-)
+from auditship.agents.config import AgentConfig, WalConfig, parse_config
 from auditship.agents.crypto import Keyring
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stats, Stop
 from auditship.agents.sinks.base import Sink
-from auditship.agents.sinks.file import FileSink
+from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.file.sink import FileSink
 from auditship.agents.sinks.parquet.compaction import CompactionPolicy
+from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.sink import ParquetSink
 from auditship.agents.sinks.runner import SinkRunner, age_s
-from auditship.agents.sinks.siem import destination
-from auditship.agents.sinks.siem.sink import SiemSink
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.sink import SiemSink, destination
 from auditship.agents.wal import WalReader, WriteAheadLog
 from auditship.ondisk.lake_layout import live_parts
+from shipper.control import Message
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder
 from tests.agents.sinks.damage import overwrite_footer
@@ -72,7 +68,7 @@ class Supervised:
         self.thread.start()
         return self
 
-    def send(self, message: messages.Message) -> None:
+    def send(self, message: Message) -> None:
         self.router.send_multipart([self.worker, messages.encoder.encode(message)])
 
     def received(self) -> list[Stats]:
@@ -188,7 +184,7 @@ def test_a_plain_stop_ends_a_drains_backoff_at_once_and_leaves_the_cursor_before
     siem.siem.answer_next(5, 503, retry_after="60", body={"text": "Server is busy", "code": 9})
     write_wal(root, "siem", [frame(n) for n in range(1, 11)])
     supervised = supervise(siem_sink(siem, "splunk_hec"), batch_size=1000)
-    wait_for(lambda: supervised.runner.counters["retries"] == 1, 10, "the first retry's backoff")
+    wait_for(lambda: supervised.runner.counters.retries == 1, 10, "the first retry's backoff")
     with caplog.at_level(logging.INFO, "auditship.sinks"):
         for _ in range(3):
             supervised.send(Stop(drain=True))
@@ -211,7 +207,7 @@ def test_the_backoff_starts_afresh_after_each_retry_that_delivered_part_of_the_b
         supervised = supervise(siem_sink(siem, "elasticsearch", batch_size=10), batch_size=1000)
         wait_for(lambda: len(siem.siem.docs) == 40, 30, "every event in the index")
     retries = [line for line in caplog.text.splitlines() if "not delivered (attempt" in line]
-    assert len(retries) == 4 == supervised.runner.counters["retries"]
+    assert len(retries) == 4 == supervised.runner.counters.retries
     assert all("(attempt 1)" in line for line in retries), retries
 
 
@@ -264,7 +260,7 @@ def test_records_that_do_not_decode_or_cannot_be_written_are_set_apart_and_the_r
     data = root / "data"
     sink = FileSink(FileSinkConfig(fsync=False), data, Keyring.load_or_create(data / "keys"))
     supervised = supervise(sink, batch_size=1000)
-    wait_for(lambda: supervised.runner.counters["committed"] == 6, 10, "the batch committed")
+    wait_for(lambda: supervised.runner.counters.committed == 6, 10, "the batch committed")
     lines = [msgspec.json.decode(line) for line in (data / "files" / "audit.jsonl").read_bytes().splitlines()]
     assert [line["wal_seq"] for line in lines] == [1, 3, 5, 6]
     letters = [
@@ -274,8 +270,8 @@ def test_records_that_do_not_decode_or_cannot_be_written_are_set_apart_and_the_r
     assert letters[0]["reason"].startswith("the file sink cannot write it: TypeError")
     assert letters[0]["event"]["details"] == {"blob": {"msgpack_ext": 5, "data": "AAE="}}
     counters = supervised.runner.counters
-    assert (counters["undecodable"], counters["unwritable"], counters["dead_lettered"]) == (1, 1, 1)
-    assert counters["delivered"] == 4
+    assert (counters.undecodable, counters.unwritable, counters.dead_lettered) == (1, 1, 1)
+    assert counters.delivered == 4
     assert not supervised.stopped()
 
 
@@ -287,7 +283,7 @@ def test_a_sinks_own_counters_are_reported_beside_the_runners(root: Path, superv
     sink = ParquetSink(ParquetSinkConfig(), data, Keyring.load_or_create(data / "keys"), policy)
     write_wal(root, "parquet", [frame(number) for number in range(1, 6)])
     supervised = supervise(sink, batch_size=5)
-    wait_for(lambda: supervised.runner.counters["committed"] == 5, 10, "the first batch committed")
+    wait_for(lambda: supervised.runner.counters.committed == 5, 10, "the first batch committed")
     (part,) = live_parts(sink.lake)
     overwrite_footer(part)
     write_wal(root, "parquet", [frame(number) for number in range(6, 11)])
@@ -296,4 +292,4 @@ def test_a_sinks_own_counters_are_reported_beside_the_runners(root: Path, superv
         10,
         "quarantined_parts=1 in a Stats",
     )
-    assert not part.exists() and supervised.runner.counters["committed"] == 10
+    assert not part.exists() and supervised.runner.counters.committed == 10

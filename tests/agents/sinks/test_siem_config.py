@@ -8,7 +8,7 @@ import pytest
 
 from auditship.agents.config import parse_config
 from auditship.agents.errors import ConfigError
-from auditship.agents.sinks.siem import REQUESTS_PER_COMMIT, build
+from auditship.agents.sinks.siem.sink import REQUESTS_PER_COMMIT, build
 
 
 @pytest.mark.parametrize(

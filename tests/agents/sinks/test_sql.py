@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect
 
-from auditship.agents.config import SqlSinkConfig, parse_config
+from auditship.agents.config import parse_config
 from auditship.agents.crypto import Keyring
-from auditship.agents.errors import ConfigError, PermanentSinkError
+from auditship.agents.errors import ConfigError, SinkError
 from auditship.agents.sinks.base import Delivery, Entry, Refused
-from auditship.agents.sinks.sql import SqlSink
+from auditship.agents.sinks.sql.config import SqlSinkConfig
 from auditship.agents.sinks.sql.schema import events_table
+from auditship.agents.sinks.sql.sink import SqlSink
 from shipper.event import AuditEvent, AuditEventType
 from tests.agents.sinks.entries import SECRET, entries, event
 from tests.databases import KINDS, SERVERS, Database, database
@@ -245,7 +246,7 @@ def test_a_url_the_sink_cannot_use_fails_open_with_a_message_naming_it(
     url: str, problem: str, tmp_path: Path
 ) -> None:
     sink = SqlSink(SqlSinkConfig(enabled=True, url=url), tmp_path)
-    with pytest.raises(PermanentSinkError, match=r"sinks\.sql\.url") as raised:
+    with pytest.raises(SinkError, match=r"sinks\.sql\.url") as raised:
         sink.open()
     assert problem in str(raised.value)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from auditship.agents.cli import main
-from auditship.agents.config import SqlSinkConfig
 from auditship.agents.sinks.base import Delivery
-from auditship.agents.sinks.sql import SqlSink
+from auditship.agents.sinks.sql.config import SqlSinkConfig
+from auditship.agents.sinks.sql.sink import SqlSink
 from shipper.emitter import Emitter
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries

@@ -13,9 +13,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from auditship.agents.config import SyslogSinkConfig
 from auditship.agents.sinks.base import Delivery, Entry
-from auditship.agents.sinks.syslog import SyslogSink
+from auditship.agents.sinks.syslog.config import SyslogSinkConfig
+from auditship.agents.sinks.syslog.sink import SyslogSink
 from shipper.event import AuditEvent, AuditEventType, AuditSeverity
 from tests import rsyslog
 from tests.agents.sinks.entries import entries

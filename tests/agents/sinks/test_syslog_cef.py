@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from auditship.agents.sinks.cef import encode_cef, extension_value, header_field
+from auditship.agents.sinks.syslog.cef import encode_cef, extension_value, header_field
 from shipper.event import AuditEvent, AuditEventType, AuditSeverity
 
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)(?:\\\\)*\|")

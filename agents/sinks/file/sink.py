@@ -3,6 +3,7 @@
 Idempotent across crashes. Every line ends with its WAL sequence number, so on open the sink truncates
 a torn last line (a crash mid-write), reads the last sequence number written (from the last line, or
 from the newest closed file's name when the current file is empty) and from then on skips entries at
+from auditship.ondisk.files import make_private_dirs, write_all
 or below it: a batch the runner offers again after a crash is never written twice.
 
 An entry at or below it is skipped only if the files hold its event under its seq (or no longer hold
@@ -32,12 +33,13 @@ import logging
 import os
 from pathlib import Path
 
-from auditship.agents.config import AgentConfig, FileSinkConfig
+from auditship.agents.config import AgentConfig
 from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
 from auditship.agents.durable import fsync_directory
-from auditship.agents.errors import PermanentSinkError, TransientSinkError
+from auditship.agents.errors import SinkError
 from auditship.agents.sinks import filestore
-from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.file.config import FileSinkConfig
 from auditship.ondisk import file_sink
 from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.errors import DecryptionError
@@ -50,7 +52,7 @@ logger = logging.getLogger("auditship.sinks.file")
 _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-class FileSink:
+class FileSink(Sink):
     name = "file"
 
     def __init__(self, config: FileSinkConfig, data_dir: Path, keyring: Keyring) -> None:
@@ -74,9 +76,7 @@ class FileSink:
             make_private_dirs(self._path.parent)
             self._open_current()
         except OSError as exc:
-            raise TransientSinkError(
-                f"file sink: cannot open {exc.filename or self._path}: {exc.strerror}"
-            ) from exc
+            raise SinkError(f"file sink: cannot open {exc.filename or self._path}: {exc.strerror}") from exc
         if self._size >= self._config.max_file_size:
             self._rotate()  # the crash came between a write and its rotation
         else:
@@ -198,7 +198,7 @@ class FileSink:
         seq = seq_of_line(line)
         if seq is None:
             # Without it the sink cannot tell what it already wrote, nor name the file when it closes it.
-            raise PermanentSinkError(
+            raise SinkError(
                 f"{self._path}: its {which} line has no WAL sequence number (the file was edited, or is "
                 "not the sink's); move it aside and the sink starts a new one"
             )
@@ -278,7 +278,7 @@ class FileSink:
                 )
 
 
-def build(config: AgentConfig) -> tuple[FileSink, int, float]:
+def build(config: AgentConfig) -> BuiltSink:
     layout = DataLayout(config.data_path)
     sink = FileSink(config.sinks.file, layout.root, Keyring.load_or_create(layout.keys))
-    return sink, config.sinks.file.batch_size, config.sinks.file.flush_interval_s
+    return BuiltSink(sink, config.sinks.file.batch_size, config.sinks.file.flush_interval_s)

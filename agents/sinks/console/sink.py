@@ -10,14 +10,15 @@ import contextlib
 import logging
 import sys
 
-from auditship.agents.config import AgentConfig, ConsoleSinkConfig
-from auditship.agents.sinks.base import Delivery, Entry
+from auditship.agents.config import AgentConfig
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Sink
+from auditship.agents.sinks.console.config import ConsoleSinkConfig
 from auditship.ondisk.lines import line_encoder
 
 logger = logging.getLogger("auditship.sinks.console")
 
 
-class ConsoleSink:
+class ConsoleSink(Sink):
     name = "console"
 
     def __init__(self, config: ConsoleSinkConfig) -> None:
@@ -48,6 +49,6 @@ class ConsoleSink:
             stream.flush()
 
 
-def build(config: AgentConfig) -> tuple[ConsoleSink, int, float]:
+def build(config: AgentConfig) -> BuiltSink:
     settings = config.sinks.console
-    return ConsoleSink(settings), settings.batch_size, settings.flush_interval_s
+    return BuiltSink(ConsoleSink(settings), settings.batch_size, settings.flush_interval_s)

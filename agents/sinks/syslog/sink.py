@@ -25,9 +25,10 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from auditship.agents.config import AgentConfig, SyslogSinkConfig
-from auditship.agents.sinks.base import Delivery, Entry
-from auditship.agents.sinks.cef import encode_cef
+from auditship.agents.config import AgentConfig
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Sink
+from auditship.agents.sinks.syslog.cef import encode_cef
+from auditship.agents.sinks.syslog.config import SyslogSinkConfig
 from auditship.agents.sinks.tls import client_context
 from shipper.event import AuditEvent, AuditSeverity
 
@@ -43,7 +44,7 @@ SYSLOG_SEVERITY = {
 NIL = "-"
 
 
-class SyslogSink:
+class SyslogSink(Sink):
     name = "syslog"
 
     def __init__(self, config: SyslogSinkConfig) -> None:
@@ -143,6 +144,6 @@ def _closed_by_peer(sock: socket.socket, timeout_s: float) -> bool:
         sock.settimeout(timeout_s)
 
 
-def build(config: AgentConfig) -> tuple[SyslogSink, int, float]:
+def build(config: AgentConfig) -> BuiltSink:
     settings = config.sinks.syslog
-    return SyslogSink(settings), settings.batch_size, settings.flush_interval_s
+    return BuiltSink(SyslogSink(settings), settings.batch_size, settings.flush_interval_s)

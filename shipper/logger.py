@@ -113,14 +113,20 @@ class AuditLogger:
     async def _send(
         self,
         event_type: AuditEventType,
-        severity: AuditSeverity,
+        severity: AuditSeverity | None,
         outcome: AuditOutcome,
         message: str,
         action: str,
         *,
         details: Mapping[str, Any] | None,
         **fields: Any,
-    ) -> AuditEvent:
+    ) -> AuditEvent | None:
+        """The event, sent; None when the config filters it out. A severity of None follows the outcome:
+        SUCCESS INFO, FAILURE MEDIUM, ERROR HIGH, UNKNOWN LOW."""
+        if severity is None:
+            severity = _SEVERITY_BY_OUTCOME[outcome]
+        if self._drops(event_type, severity):
+            return None
         ids = correlation.current()
         event = AuditEvent(
             event_type=event_type,
@@ -191,9 +197,6 @@ class AuditLogger:
         Severity, unless given, follows the outcome: SUCCESS INFO, FAILURE MEDIUM, ERROR HIGH,
         UNKNOWN LOW. The message defaults to "<event type> <outcome>", e.g. "user_login success".
         """
-        severity = severity if severity is not None else _SEVERITY_BY_OUTCOME[outcome]
-        if self._drops(event_type, severity):
-            return None
         return await self._send(
             event_type,
             severity,
@@ -226,8 +229,6 @@ class AuditLogger:
         The action and message are "<method> <endpoint>" (the message adds the status code).
         """
         outcome, severity = classify_status(status_code)
-        if self._drops(AuditEventType.API_REQUEST, severity):
-            return None
         action = f"{method} {endpoint}"
         return await self._send(
             AuditEventType.API_REQUEST,
@@ -267,9 +268,6 @@ class AuditLogger:
         `sensitive` values are encrypted by the agent. Severity, unless given, follows the outcome as
         in `log_auth_event`; the message defaults to "<action> <resource_type>/<resource_id>".
         """
-        severity = severity if severity is not None else _SEVERITY_BY_OUTCOME[outcome]
-        if self._drops(event_type, severity):
-            return None
         return await self._send(
             event_type,
             severity,
@@ -301,8 +299,6 @@ class AuditLogger:
         The outcome is that of the attempt the event reports, so it defaults to FAILURE: the attempt
         was refused or flagged. Pass SUCCESS when it got through, UNKNOWN when that is not known.
         """
-        if self._drops(event_type, severity):
-            return None
         return await self._send(
             event_type,
             severity,
@@ -326,8 +322,6 @@ class AuditLogger:
     ) -> AuditEvent | None:
         """Log what the service itself did: startup, shutdown, a configuration change, a privacy
         request handled, a retention run."""
-        if self._drops(event_type, severity):
-            return None
         return await self._send(event_type, severity, outcome, message, str(event_type), details=details)
 
     def search_events(self, **filters: Unpack[SearchFilters]) -> AsyncIterator[AuditEvent]:

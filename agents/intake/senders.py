@@ -31,7 +31,8 @@ class Senders:
 
     def of_peer(self, peer_address: str | None) -> Sender | None:
         """The sender of a message on the ipc intake, from its `Peer-Address`; None when it carries
-        no credentials (TCP, or a libzmq built without SO_PEERCRED)."""
+        no credentials (a libzmq built without SO_PEERCRED). Only for ipc: an IPv6 address ending in
+        three numeric groups would read as credentials."""
         if peer_address is None:
             return None
         sender = self._by_peer.get(peer_address, _MISSING)
@@ -57,7 +58,7 @@ _MISSING = Sender()
 def _from_peer(peer_address: str) -> Sender | None:
     parts = peer_address.rsplit(":", 3)
     if len(parts) != 4 or not all(part.isdigit() for part in parts[1:]):
-        return None  # an IP address (TCP), IPv6 included: its colons are not followed by three numbers
+        return None
     uid, gid, pid = (int(part) for part in parts[1:])
     return Sender(uid=uid, gid=gid, pid=pid, user=_user(uid), executable=_executable(pid, uid))
 

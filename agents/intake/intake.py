@@ -140,7 +140,14 @@ class Intake:
         # sets are kept under LEGACY until their owner takes them over (see dedupe.py).
         anonymous = LEGACY if index.legacy_loaded else None
         for record in self.wal.records_after(covered):
-            stored = _stored_decoder.decode(record.payload)
+            try:
+                stored = _stored_decoder.decode(record.payload)
+            except msgspec.ValidationError:
+                # A record no sink can take either (no event, or an older agent's with a `sender` its
+                # emitter made up): its header still says what it repeats.
+                header = header_decoder.decode(record.payload)
+                index.accept((anonymous, header.emitter), header.seq, now)
+                continue
             sender = stored.event.sender
             index.accept((anonymous if sender is None else sender.uid, stored.emitter), stored.seq, now)
         return index

@@ -1,4 +1,5 @@
-"""audit-agent: run the agent, check a config file, ask a running agent for its status, or run a demo."""
+"""audit-agent: run the agent, check a config file, ask a running agent for its status, manage the keys of
+a TCP intake, or run a demo."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import msgspec
 
 from auditship.agents.config import AgentConfig, load_config
+from auditship.agents.curve_keys import CurveKeys
 from auditship.agents.embedded import load_seed
 from auditship.agents.logs import configure_logging
 from auditship.agents.masking import MASK, SECRET_KEY, url_without_secrets
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     redeliver.add_argument("sink", help="the sink whose dead letters to send, e.g. siem")
     redeliver.add_argument("--config", type=Path)
     redeliver.add_argument("--attempts", type=int, default=5, help="tries per batch before giving up")
+    _keys_parser(commands)
     args = parser.parse_args(argv)
     try:
         code = _command(args)
@@ -60,25 +63,71 @@ def _command(args: argparse.Namespace) -> int:
             config = load_seed(args.seed)
         else:
             config = load_config(args.config if args.command != "check-config" else args.file)
-        match args.command:
-            case "run":
-                return _run(config)
-            case "check-config":
-                sys.stdout.write(msgspec.toml.encode(without_secrets(msgspec.to_builtins(config))).decode())
-                return 0
-            case "status":
-                return _status(config, as_json=args.json)
-            case "redeliver":
-                from auditship.agents.redeliver import run_redeliver
-
-                return run_redeliver(config, args.sink, args.attempts)
-            case _:
-                from auditship.agents.demo import run_demo
-
-                return run_demo(config, args.events)
+        return _dispatch(config, args)
     except AuditshipError as exc:
         print(f"audit-agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:
+    match args.command:
+        case "run":
+            return _run(config)
+        case "check-config":
+            sys.stdout.write(msgspec.toml.encode(without_secrets(msgspec.to_builtins(config))).decode())
+            return 0
+        case "status":
+            return _status(config, as_json=args.json)
+        case "redeliver":
+            from auditship.agents.redeliver import run_redeliver
+
+            return run_redeliver(config, args.sink, args.attempts)
+        case "keys":
+            return _keys(CurveKeys(config.curve_path), args)
+        case _:
+            from auditship.agents.demo import run_demo
+
+            return run_demo(config, args.events)
+
+
+def _keys_parser(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="the CURVE keys of a TCP intake: the agent's, and the clients'")
+    keys.add_argument("--config", type=Path, help="the agent's config (where intake.curve_dir is)")
+    actions = keys.add_subparsers(dest="action", required=True)
+    init = actions.add_parser("init", help="make the agent's key pair")
+    init.add_argument("--force", action="store_true", help="replace an existing one (cuts off every client)")
+    add = actions.add_parser("add", help="make a client key pair and allow it")
+    add.add_argument("name", help="the client's name: its events' sender.user")
+    allow = actions.add_parser("allow", help="allow a client key made elsewhere")
+    allow.add_argument("name")
+    allow.add_argument("public_key_file", type=Path, help="the client's public certificate")
+    actions.add_parser("list", help="the agent's public key and the allowed clients")
+    revoke = actions.add_parser("revoke", help="remove a client from the allow-list")
+    revoke.add_argument("name")
+
+
+def _keys(keys: CurveKeys, args: argparse.Namespace) -> int:
+    match args.action:
+        case "init":
+            print(f"agent public certificate: {keys.init(force=args.force)} (give it to every client)")
+        case "add":
+            secret = keys.add(args.name)
+            print(f"client {args.name!r} allowed; its secret certificate (0600): {secret}")
+            print(f"move it to the client host (AUDITSHIP_CURVE_CLIENT_CERT), with {keys.server_public}")
+        case "allow":
+            keys.allow(args.name, args.public_key_file)
+            print(f"client {args.name!r} allowed")
+        case "list":
+            server = keys.server_keys()[0].decode() if keys.server_secret.exists() else "none (keys init)"
+            print(f"agent {server}  {keys.server_public}")
+            for name, public in keys.allowed().items():
+                print(f"client {public.decode()}  {name}")
+        case _:
+            if not keys.revoke(args.name):
+                print(f"audit-agent: no client {args.name!r} in {keys.clients}", file=sys.stderr)
+                return 1
+            print(f"client {args.name!r} revoked (an open connection is dropped within a second)")
+    return 0
 
 
 def without_secrets(table: dict[str, Any]) -> dict[str, Any]:

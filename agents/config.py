@@ -24,6 +24,9 @@ from auditship.agents.sinks.registry import SINKS, SinksConfig
 from auditship.ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
 
+CURVE_KEY_PREFIX = "key:"
+"""How `[intake.identities]` names a CURVE client key rather than a user: its events come over TCP."""
+
 
 class IntakeConfig(Section):
     max_frame_bytes: Positive = 1024 * 1024
@@ -48,14 +51,23 @@ class IntakeConfig(Section):
     sender_burst: Positive = 200_000
     """Frames a sender may send at once above `sender_rate`."""
     identities: dict[str, list[str]] = msgspec.field(default_factory=dict)
-    """`[intake.identities]`: a user name or uid -> the service names its processes may send as. When
-    given, an event whose `service_name` its sender (the kernel's uid) may not use, or whose sender has
-    no kernel identity (TCP), meets `identity_mismatch`."""
+    """`[intake.identities]`: a user name or uid, or `key:NAME` for a CURVE client key (TCP) -> the
+    service names its processes may send as. When given, an event whose `service_name` its sender (the
+    kernel's uid, or the key it connected with) may not use, or whose sender has no identity (plain
+    TCP), meets `identity_mismatch`."""
     identity_mismatch: Literal["reject", "flag"] = "reject"
     """`reject`: to rejects/ with the reason; `flag`: kept, with `sender.mismatch = true`. Both count
     in `identity_mismatches`."""
     send_hwm: int = 10_000
     receive_hwm: int = 100_000
+    curve: bool = True
+    """On a tcp:// endpoint: CurveZMQ, the agent's key pair and only the client keys in `curve_dir`'s
+    allow-list (`audit-agent keys`). `false` is allowed on a loopback address only, where the events
+    stay on this host; a plain one beyond it is a config error. Ignored on ipc, where the kernel names
+    the sender."""
+    curve_dir: str = ""
+    """The CURVE keys: the server key pair and `clients/`, the allow-list; empty means `keys/curve` in
+    the data directory (0700)."""
 
     def check(self, key: str) -> None:
         if self.max_message_bytes < self.max_frame_bytes:
@@ -70,18 +82,22 @@ class IntakeConfig(Section):
         except ValueError as exc:
             raise ValueError(f"{key}.{exc}") from exc
 
-    def allowed_services(self) -> dict[int, frozenset[str]]:
-        """`identities` by uid; raises ValueError naming the key of a user that does not exist."""
-        allowed: dict[int, frozenset[str]] = {}
+    def allowed_services(self) -> dict[int | str, frozenset[str]]:
+        """`identities` by uid, and by CURVE key name (`key:NAME`, a str); raises ValueError naming the
+        key of a user that does not exist."""
+        allowed: dict[int | str, frozenset[str]] = {}
         for who, services in self.identities.items():
-            if who.isdigit():
-                uid = int(who)
+            principal: int | str
+            if who.startswith(CURVE_KEY_PREFIX):
+                principal = who.removeprefix(CURVE_KEY_PREFIX)
+            elif who.isdigit():
+                principal = int(who)
             else:
                 try:
-                    uid = pwd.getpwnam(who).pw_uid
+                    principal = pwd.getpwnam(who).pw_uid
                 except KeyError:
                     raise ValueError(f"identities.{who}: no such user on this host") from None
-            allowed[uid] = allowed.get(uid, frozenset()) | frozenset(services)
+            allowed[principal] = allowed.get(principal, frozenset()) | frozenset(services)
         return allowed
 
 
@@ -154,6 +170,26 @@ class AgentConfig(Section):
     @property
     def intake_endpoint(self) -> str:
         return endpoint.agent_intake_endpoint(self.endpoint, self.runtime_path)
+
+    @property
+    def curve_path(self) -> Path:
+        configured = self.intake.curve_dir
+        return Path(configured).absolute() if configured else self.data_path / "keys" / "curve"
+
+    @property
+    def uses_curve(self) -> bool:
+        """Whether the intake binds TCP with CURVE (it never does on ipc)."""
+        return self.intake.curve and self.intake_endpoint.startswith("tcp://")
+
+    def check_transport(self) -> None:
+        """ValueError when the intake would take events in clear from beyond this host."""
+        bound = self.intake_endpoint
+        if bound.startswith("tcp://") and not self.intake.curve and not endpoint.is_loopback(bound):
+            raise ValueError(
+                f"intake.curve: false is allowed on a loopback endpoint only, and {bound} is not: events "
+                "would cross the network in clear, from anyone who reaches it; keep intake.curve = true "
+                "(`audit-agent keys init`) or bind 127.0.0.1"
+            )
 
     def enabled_sinks(self) -> list[str]:
         return [name for name in SINKS if getattr(self.sinks, name).enabled]
@@ -246,3 +282,4 @@ def _check_values(config: AgentConfig) -> None:
             endpoint.confirm_endpoint(config.endpoint)
         except ValueError as exc:
             raise ValueError(f"endpoint: {exc}") from exc
+    config.check_transport()

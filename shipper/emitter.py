@@ -46,6 +46,7 @@ import zmq
 
 from shipper import capture as hooks
 from shipper import endpoint as endpoints
+from shipper.curve import client_keys
 from shipper.event import AuditEvent
 from shipper.receipt import Receipt
 from shipper.spool_seal import SealUnavailableError
@@ -114,6 +115,9 @@ class Emitter:
     spill_after_s: how long a batch the socket refused is retried before it is spilled;
     confirm_timeout_s: how long a sent batch waits for its confirmation before it is spilled too;
     hold_max: events kept in memory, at most, while they can be neither sent nor spilled.
+    curve_server_key, curve_client_cert: over tcp://, the agent's public certificate and this
+    emitter's secret one (files; default AUDITSHIP_CURVE_SERVER_KEY, AUDITSHIP_CURVE_CLIENT_CERT);
+    required beyond loopback (shipper.curve), else ValueError.
     """
 
     def __init__(
@@ -129,8 +133,13 @@ class Emitter:
         confirm_timeout_s: float = 2.0,
         hold_max: int = 20_000,
         spool_dir: Path | None = None,
+        curve_server_key: str | Path | None = None,
+        curve_client_cert: str | Path | None = None,
     ) -> None:
         self.endpoint = endpoint or endpoints.intake_endpoint()
+        # Checked here, so that a TCP endpoint beyond loopback without keys fails at construction and
+        # never sends an event in clear (shipper.curve).
+        self._curve = client_keys(self.endpoint, curve_server_key, curve_client_cert)
         self._confirm_endpoint = endpoints.confirm_endpoint(self.endpoint)
         self._spool_dir = spool_dir or endpoints.spool_dir(self.endpoint)
         self._overflow_dir = endpoints.overflow_dir(self.endpoint)
@@ -433,6 +442,8 @@ class Emitter:
         # An agent that restarts is found again within a quarter of a second, before spill_after_s
         # sends what waits for it to the spool.
         push.setsockopt(zmq.RECONNECT_IVL_MAX, 250)
+        if self._curve is not None:
+            self._curve.apply(push)
         push.connect(self.endpoint)
         sub = self._subscriber(context)
         # Connecting is asynchronous; give a running agent a moment to accept, or the first events
@@ -445,6 +456,8 @@ class Emitter:
         sub = context.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, self._topic)
+        if self._curve is not None:
+            self._curve.apply(sub)
         sub.connect(self._confirm_endpoint)
         return sub
 

@@ -18,6 +18,7 @@ agent does: `AUDITSHIP_DATA_DIR` overrides the data directory.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -109,6 +110,19 @@ def confirm_endpoint(intake: str) -> str:
         host, _, port = intake[len("tcp://") :].rpartition(":")
         return f"tcp://{host}:{int(port) + 1}"
     raise ValueError(f"unsupported endpoint {intake!r}: expected ipc://PATH or tcp://HOST:PORT")
+
+
+def is_loopback(endpoint: str) -> bool:
+    """Whether a tcp:// endpoint's host is this host's loopback (127.0.0.0/8, ::1, `localhost`), which
+    only local processes reach. Any other host, a name included (what it resolves to can change), an
+    interface name or `*`, is not."""
+    host = endpoint.removeprefix("tcp://").rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def control_endpoint(runtime: Path) -> str:

@@ -27,5 +27,7 @@ class IntakeCounters(msgspec.Struct):
     identity_mismatches: int = 0
     """Events whose sender `[intake.identities]` does not allow their service_name: rejected, or kept
     and flagged (`sender.mismatch`) under `identity_mismatch = "flag"`."""
+    curve_revoked: int = 0
+    """Frames dropped unread from a CURVE client key revoked while its connection was open."""
     paused: int = 0
     """1 while the WAL is over `wal.max_bytes` and the socket is not read, else 0."""

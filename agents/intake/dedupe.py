@@ -7,8 +7,9 @@ sorted, disjoint intervals: in the common case that is one interval growing at i
 The key is the sender's uid (from the kernel: see senders.py) and the emitter id, not the id alone.
 Emitter ids are no secret (confirmations are published under them), so a key of the id alone let any
 local user send frames under a victim's id and make the victim's next events count as repeats. Under
-the uid, another user's frames land in a set of their own. Over TCP the uid is None: one key per id,
-shared by every peer, until the transport authenticates them.
+the uid, another user's frames land in a set of their own. Over TCP with CURVE the client key's name
+stands for the uid (a str, so it never meets a uid); over plain TCP it is None: one key per id, shared
+by every peer.
 
 A set never takes a gap for filled: past MAX_INTERVALS intervals it forgets its lowest interval, so a
 resend from there is appended again (a duplicate, which the file sink and readers can recognise by its
@@ -40,6 +41,7 @@ from pathlib import Path
 import msgspec
 
 from auditship.agents.durable import write_atomically
+from auditship.agents.intake.senders import Principal
 from shipper.records import encode_record, scan_records
 
 MAX_INTERVALS = 4096
@@ -48,10 +50,10 @@ LEGACY = -1
 """The uid of the entries an index of the older format held (no uid is negative)."""
 log = logging.getLogger("auditship.intake")
 
-Key = tuple[int | None, str]
-"""(the sender's uid, or None without a kernel identity; the emitter id)."""
+Key = tuple[Principal, str]
+"""(the sender's uid, its CURVE key's name, or None without an identity; the emitter id)."""
 # What a snapshot or journal record holds per key: uid, emitter, when last heard, the intervals.
-_Entry = tuple[int | None, str, float, list[tuple[int, int]]]
+_Entry = tuple[Principal, str, float, list[tuple[int, int]]]
 
 
 class SeqSet:

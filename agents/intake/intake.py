@@ -4,11 +4,11 @@ and confirms to each emitter what the WAL holds.
 A frame is validated by a typed decode. A bad one goes to rejects/ with the reason; a repeat (an
 emitter's resend, or a spool record already received) is dropped; sensitive values are encrypted
 before the WAL sees them. Each accepted event is stamped with its sender as the kernel tells it
-(senders.py), which also keys the dedupe index and the per-sender rate limit (limits.py), and is
-checked against `[intake.identities]`. A frame marked `sync` (an acknowledged emit) has the WAL
-fsynced before its confirmation goes out, which is then at once. A failed WAL write is retried,
-holding the batch, until it succeeds; the socket is not read meanwhile, so emitters spill instead of
-losing anything.
+(senders.py; over TCP, the CURVE client key it connected with: curve_auth.py), which also keys the
+dedupe index and the per-sender rate limit (limits.py), and is checked against `[intake.identities]`.
+A frame marked `sync` (an acknowledged emit) has the WAL fsynced before its confirmation goes out,
+which is then at once. A failed WAL write is retried, holding the batch, until it succeeds; the socket
+is not read meanwhile, so emitters spill instead of losing anything.
 """
 
 from __future__ import annotations
@@ -24,15 +24,17 @@ import zmq
 from auditship.agents.config import AgentConfig
 from auditship.agents.crypto.fields import encrypt_sensitive
 from auditship.agents.crypto.keyring import Keyring
-from auditship.agents.errors import FrameRejected, UnreadableSpoolEntry
+from auditship.agents.curve_keys import CurveKeys
+from auditship.agents.errors import ConfigError, FrameRejected, UnreadableSpoolEntry
 from auditship.agents.intake import spool_pickup
 from auditship.agents.intake.checks import refusal
 from auditship.agents.intake.counters import IntakeCounters
+from auditship.agents.intake.curve_auth import CurveGate
 from auditship.agents.intake.dedupe import LEGACY, DedupeIndex
 from auditship.agents.intake.failure import WriteFailure
 from auditship.agents.intake.limits import RateLimits
 from auditship.agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit
-from auditship.agents.intake.senders import Identities, Senders, describe
+from auditship.agents.intake.senders import Identities, Principal, Senders, describe, principal
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
 from auditship.agents.wal import WriteAheadLog
@@ -58,7 +60,7 @@ FORGET_INTERVAL_S = 60.0
 """How often idle emitters are looked for in the dedupe index (its horizon is days)."""
 
 Incoming = tuple[bytes, Sender | None]
-"""A frame as it came, and its sender (None: no kernel identity, as over TCP)."""
+"""A frame as it came, and its sender (None: no identity, as over plain TCP)."""
 
 
 class _EventSender(msgspec.Struct):
@@ -84,9 +86,10 @@ class Run(msgspec.Struct):
     last: int
     heard: float
     """When the last of them arrived (time.time())."""
-    uid: int | None
-    """The sender whose frames this run counts: only its frames extend it, so frames of another user
-    under the same emitter id cannot make the intake confirm what the emitter's owner never sent."""
+    owner: Principal
+    """The sender whose frames this run counts (a uid, or a CURVE key's name): only its frames extend
+    it, so frames of another user under the same emitter id cannot make the intake confirm what the
+    emitter's owner never sent."""
 
 
 class Intake:
@@ -123,14 +126,31 @@ class Intake:
         endpoint = config.intake_endpoint
         # Only a Unix socket's peer address carries credentials (a TCP one is an IP address).
         self._ipc = endpoint.startswith("ipc://")
+        try:
+            # Also here, not only when the file is read: AUDITSHIP_ENDPOINT and a config-less start
+            # name the endpoint too.
+            config.check_transport()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        # Started before the sockets bind, so that no connection is ever made without the ZAP handler.
+        self.curve = CurveGate(context, CurveKeys(config.curve_path)) if config.uses_curve else None
         self.pull = context.socket(zmq.PULL)
         self.pull.setsockopt(zmq.RCVHWM, self.settings.receive_hwm)
         self.pull.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message_bytes)
-        self.pull.bind(endpoint)
         self.pub = context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
+        if self.curve is not None:
+            self.curve.serve(self.pull)
+            self.curve.serve(self.pub)
+            self.curve.watch(self.pull)
+        self.pull.bind(endpoint)
         self.pub.bind(endpoints.confirm_endpoint(endpoint))
-        log.info("intake listening on %s (WAL next seq %d)", endpoint, self.wal.next_lsn)
+        log.info(
+            "intake listening on %s%s (WAL next seq %d)",
+            endpoint,
+            " with CURVE" if self.curve is not None else "",
+            self.wal.next_lsn,
+        )
         mailbox.ready()
 
     def _load_index(self) -> DedupeIndex:
@@ -149,7 +169,8 @@ class Intake:
                 index.accept((anonymous, header.emitter), header.seq, now)
                 continue
             sender = stored.event.sender
-            index.accept((anonymous if sender is None else sender.uid, stored.emitter), stored.seq, now)
+            who = anonymous if sender is None else principal(sender)
+            index.accept((who, stored.emitter), stored.seq, now)
         return index
 
     def _spool_directories(self, spool: Path, runtime: Path) -> list[Path]:
@@ -234,10 +255,21 @@ class Intake:
             peer: str | None = str(message.get("Peer-Address"))
         except zmq.ZMQError:  # libzmq sets it only when it could read the peer's address
             peer = None
-        sender = self.senders.of_peer(peer) if self._ipc else None
         frames = message_frames(message.bytes)
-        key = f"uid {sender.uid}" if sender is not None else f"peer {peer}"
         now = time.monotonic()
+        if self._ipc:
+            sender = self.senders.of_peer(peer)
+        elif self.curve is not None:
+            # The name ZAP gave the connection: every message on a CURVE socket has one.
+            name = str(message.get("User-Id"))
+            if not self.curve.allows(name):
+                self._revoked(name, len(frames), now)
+                return []
+            sender = self.senders.of_key(name)
+        else:
+            sender = None
+        who = principal(sender)
+        key = f"peer {peer}" if who is None else f"sender {who!r}"
         admitted = [(raw, sender) for raw in frames if self.limits.admit(key, now)]
         refused = len(frames) - len(admitted)
         if refused:
@@ -254,6 +286,20 @@ class Intake:
                     f"; {left_out} more such messages since the last such line" if left_out else "",
                 )
         return admitted
+
+    def _revoked(self, name: str, count: int, now: float) -> None:
+        """Frames from a client key revoked while its connection was open (ZAP admitted it before):
+        dropped unread and counted; its emitter spills them."""
+        self.counters.curve_revoked += count
+        left_out = self._rate_warnings.admit(f"revoked {name}", now)
+        if left_out is not None:
+            log.warning(
+                "CURVE client %r is no longer in the allow-list: %d frames from its open connection "
+                "dropped (its emitter spools them)%s",
+                name,
+                count,
+                f"; {left_out} more such messages since the last such line" if left_out else "",
+            )
 
     def _admit(self, frames: list[Incoming], source: str) -> tuple[list[bytes], list[Incoming]]:
         """Accept `frames` in order while the WAL has room: a frame is taken only while the WAL, with
@@ -277,22 +323,22 @@ class Intake:
         now = time.time()
         for raw, sender in frames:
             self.counters.received += 1
-            uid = None if sender is None else sender.uid
+            who = principal(sender)
             try:
                 frame, stored = self._validated(raw, sender)
             except FrameRejected as exc:
-                self._reject(raw, source, str(exc), now, uid)
+                self._reject(raw, source, str(exc), now, who)
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug met by one frame refuses that frame only
-                self._reject(raw, source, f"frame could not be taken: {exc!r}", now, uid)
+                self._reject(raw, source, f"frame could not be taken: {exc!r}", now, who)
                 continue
             # tx numbers transmissions over the socket: a spooled frame was not transmitted, and
             # the number it carries may have gone to a later frame that was.
             if frame.tx and source == "socket":
-                self._track(frame.emitter, uid, frame.tx, now)
+                self._track(frame.emitter, who, frame.tx, now)
                 # A repeat too: its first copy may be appended and not yet synced.
                 self._sync_wanted |= frame.sync
-            if not self.index.accept((uid, frame.emitter), frame.seq, now):
+            if not self.index.accept((who, frame.emitter), frame.seq, now):
                 self.counters.repeats += 1
                 continue
             accepted.append(stored)
@@ -328,7 +374,7 @@ class Intake:
             event = encrypt_sensitive(event, self.keyring)
         return frame, frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, event))
 
-    def _reject(self, raw: bytes, source: str, reason: str, now: float, uid: int | None) -> None:
+    def _reject(self, raw: bytes, source: str, reason: str, now: float, who: Principal) -> None:
         """To rejects/; and when the frame's header is readable, count its transmission as received, or
         its emitter would take the gap for a loss and send the same bad frame again and again."""
         self.rejects.write(raw, source, reason)
@@ -337,20 +383,20 @@ class Intake:
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return
         if header.tx and source == "socket":
-            self._track(header.emitter, uid, header.tx, now)
+            self._track(header.emitter, who, header.tx, now)
 
-    def _track(self, emitter: str, uid: int | None, tx: int, now: float) -> None:
+    def _track(self, emitter: str, who: Principal, tx: int, now: float) -> None:
         """Extend the emitter's gap-free run, or start a new one after a gap (frames were lost). A run
-        is its sender's: another uid's frames under the same id leave it alone until it has been idle
+        is its sender's: another sender's frames under the same id leave it alone until it has been idle
         RUN_IDLE_S (confirmations are published by emitter id, for whoever subscribes to it)."""
         run = self.runs.get(emitter)
-        if run is not None and run.uid != uid:
+        if run is not None and run.owner != who:
             return
         if run is not None and tx == run.last + 1:
             run.last = tx
             run.heard = now
         else:
-            self.runs[emitter] = Run(tx, tx, now, uid)
+            self.runs[emitter] = Run(tx, tx, now, who)
         self.pending.add(emitter)
 
     def _append(self, payloads: list[bytes]) -> None:
@@ -473,6 +519,9 @@ class Intake:
             self._next_forget = now + FORGET_INTERVAL_S
             self.index.forget_idle(now)
         self.limits.forget_full(time.monotonic())
+        if self.curve is not None:
+            self.curve.reload_if_changed()
+            self.curve.note_refusals()
         # A forgotten run only costs the emitter a harmless resend of what it still holds.
         for emitter in [e for e, run in self.runs.items() if now - run.heard > RUN_IDLE_S]:
             del self.runs[emitter]
@@ -496,6 +545,7 @@ class Intake:
             "last_seq": self.wal.next_lsn - 1,
             "wal_bytes": self.wal.size_bytes(),
             "emitters": len(self.index),
+            **({"tcp_refused": self.curve.refused} if self.curve is not None else {}),
         }
 
     def _shutdown(self) -> None:
@@ -510,4 +560,6 @@ class Intake:
         self.mailbox.report(self._counters(), 0, force=True)
         self.pull.close(linger=0)
         self.pub.close(linger=500)
+        if self.curve is not None:
+            self.curve.close()
         log.info("intake stopped at WAL seq %d", self.wal.next_lsn - 1)

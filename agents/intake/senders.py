@@ -5,8 +5,11 @@ appends them to each message's `Peer-Address` property: `<host>:<uid>:<gid>:<pid
 stream_engine; "localhost:1001:1001:4242"). They are the connecting process's, which the process cannot
 choose, so they are what the agent stamps on the events (shipper.event.Sender), never a field of the
 frame. A spool file's sender is its owner and group, read with fstat from the descriptor the intake
-reads (spool_pickup), so a name swapped in between cannot lend another user's identity. Over TCP the
-property is the peer's IP address only: no identity (None), though the IP still keys its rate limit.
+reads (spool_pickup), so a name swapped in between cannot lend another user's identity. Over TCP with
+CURVE the sender is the client key the connection proved it holds: the intake's ZAP handler
+(curve_auth) names it, and libzmq hands that name with every message as its `User-Id` property; the
+Sender has no uid, and its `user` is the key's name. Over plain TCP (loopback, `intake.curve = false`)
+there is no identity (None), and the peer's IP address keys its rate limit.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shipper.event import Sender
+
+Principal = int | str | None
+"""Whom a frame counts as from, for the dedupe index, confirmation runs and rate limits: a uid (ipc,
+spool), a CURVE client key's name (TCP), or None (plain TCP: anyone who reaches it)."""
 
 MAX_CACHED = 4096
 """Senders kept per kind; the cache is emptied when full (a new pid per connection is the only growth)."""
@@ -28,6 +35,7 @@ class Senders:
     def __init__(self) -> None:
         self._by_peer: dict[str, Sender | None] = {}
         self._by_owner: dict[tuple[int, int], Sender] = {}
+        self._by_key: dict[str, Sender] = {}
 
     def of_peer(self, peer_address: str | None) -> Sender | None:
         """The sender of a message on the ipc intake, from its `Peer-Address`; None when it carries
@@ -42,6 +50,15 @@ class Senders:
             sender = self._by_peer[peer_address] = _from_peer(peer_address)
         return sender
 
+    def of_key(self, name: str) -> Sender:
+        """The sender of a message on a CURVE TCP intake: the name of the client key it connected with."""
+        sender = self._by_key.get(name)
+        if sender is None:
+            if len(self._by_key) >= MAX_CACHED:
+                self._by_key.clear()
+            sender = self._by_key[name] = Sender(user=name)
+        return sender
+
     def of_owner(self, uid: int, gid: int) -> Sender:
         """The sender of a spooled frame: its file's owner and group, no process."""
         sender = self._by_owner.get((uid, gid))
@@ -53,6 +70,13 @@ class Senders:
 
 
 _MISSING = Sender()
+
+
+def principal(sender: Sender | None) -> Principal:
+    """The uid of a sender the kernel named, the key name of one CURVE named (it has no uid), or None."""
+    if sender is None:
+        return None
+    return sender.uid if sender.uid is not None else sender.user
 
 
 def _from_peer(peer_address: str) -> Sender | None:
@@ -83,9 +107,10 @@ def _executable(pid: int, uid: int) -> str | None:
 
 
 class Identities:
-    """`[intake.identities]`: the service names each sender (uid) may use; empty allows everything."""
+    """`[intake.identities]`: the service names each sender (a uid, or a CURVE key's name) may use;
+    empty allows everything."""
 
-    def __init__(self, allowed: Mapping[int, frozenset[str]], flag: bool) -> None:
+    def __init__(self, allowed: Mapping[int | str, frozenset[str]], flag: bool) -> None:
         self.allowed = allowed
         self.flag = flag
         """Keep a mismatching event, marked (Sender.mismatch), instead of rejecting it."""
@@ -94,18 +119,21 @@ class Identities:
         """Why `sender` may not send as `service`, or None when it may (or nothing is configured)."""
         if not self.allowed:
             return None
-        if sender is None or sender.uid is None:
+        who = principal(sender)
+        if sender is None or who is None:
             return (
-                f"service {service!r} from a sender without a kernel identity (TCP): "
-                "intake.identities allows only known uids"
+                f"service {service!r} from a sender without a kernel identity or a CURVE key (plain TCP): "
+                "intake.identities allows only known uids and CURVE keys"
             )
-        if service is not None and service in self.allowed.get(sender.uid, ()):
+        if service is not None and service in self.allowed.get(who, ()):
             return None
         return f"sender {describe(sender)} may not send as service {service!r} (intake.identities)"
 
 
 def describe(sender: Sender) -> str:
-    """`uid 1002 (mallory) pid 4242`, for reasons and log lines."""
+    """`uid 1002 (mallory) pid 4242`, or `key 'billing-host'` (CURVE), for reasons and log lines."""
+    if sender.uid is None:
+        return f"key {sender.user!r}"
     name = f" ({sender.user})" if sender.user else ""
     pid = f" pid {sender.pid}" if sender.pid is not None else ""
     return f"uid {sender.uid}{name}{pid}"

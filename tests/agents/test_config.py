@@ -36,6 +36,10 @@ from auditship.agents.errors import ConfigError
         ('[intake.identities]\n1001 = "payments"\n', "agent.toml: intake.identities[...]: Expected `array`"),
         ('[intake]\nidentity_mismatch = "warn"\n', "agent.toml: intake.identity_mismatch: Invalid enum"),
         ("[intake]\nsender_burst = 0\n", "agent.toml: intake.sender_burst: must be positive, got 0"),
+        (
+            'endpoint = "tcp://0.0.0.0:5555"\n[intake]\ncurve = false\n',
+            "agent.toml: intake.curve: false is allowed on a loopback endpoint only, and tcp://0.0.0.0:5555",
+        ),
     ],
 )
 def test_a_bad_config_names_the_file_and_the_key(toml: str, message: str) -> None:
@@ -91,3 +95,17 @@ def test_identities_name_users_or_uids_and_a_uid_named_twice_gets_both_lists() -
     config = parse_config('[intake.identities]\nroot = ["ops"]\n0 = ["backup"]\n1001 = ["payments"]\n')
     allowed = config.intake.allowed_services()
     assert allowed == {0: frozenset({"ops", "backup"}), 1001: frozenset({"payments"})}
+
+
+def test_identities_name_a_curve_client_key_as_key_name() -> None:
+    """A TCP sender is the name of its client key (`audit-agent keys add NAME`), never a host user."""
+    config = parse_config('[intake.identities]\n"key:billing-host" = ["billing"]\n')
+    assert config.intake.allowed_services() == {"billing-host": frozenset({"billing"})}
+
+
+def test_tcp_is_curve_by_default_and_plain_only_on_loopback() -> None:
+    """Plain TCP on loopback is allowed (only local processes reach it), never beyond."""
+    assert parse_config('endpoint = "tcp://0.0.0.0:5555"\n').uses_curve
+    plain = parse_config('endpoint = "tcp://127.0.0.1:5555"\n[intake]\ncurve = false\n')
+    assert not plain.uses_curve
+    assert not parse_config("").uses_curve, "ipc: the kernel names the sender"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 
-from auditship.agents.intake.senders import Identities, Senders
+from auditship.agents.intake.senders import Identities, Senders, principal
 from shipper.event import Sender
 
 
@@ -46,3 +46,22 @@ def test_identities_allow_the_listed_services_of_a_uid_and_nothing_else() -> Non
     )
     assert "without a kernel identity" in (identities.refusal(None, "payments-api") or "")
     assert Identities({}, flag=False).refusal(None, "anything") is None
+
+
+def test_a_curve_client_is_a_sender_named_by_its_key_and_keyed_apart_from_every_uid() -> None:
+    """Over TCP with CURVE the sender is the client key's name (`user`), with no uid; as a str it never
+    meets a uid in the dedupe index or the rate limits."""
+    sender = Senders().of_key("billing-host")
+    assert sender == Sender(user="billing-host")
+    assert principal(sender) == "billing-host"
+    assert principal(Sender(uid=0, user="root")) == 0
+    assert principal(None) is None
+
+
+def test_identities_allow_a_curve_key_its_services_and_no_uid_of_the_same_name() -> None:
+    identities = Identities({"billing-host": frozenset({"billing"})}, flag=False)
+    assert identities.refusal(Sender(user="billing-host"), "billing") is None
+    assert identities.refusal(Sender(user="billing-host"), "payments") == (
+        "sender key 'billing-host' may not send as service 'payments' (intake.identities)"
+    )
+    assert identities.refusal(Sender(uid=1001, user="billing-host"), "billing") is not None

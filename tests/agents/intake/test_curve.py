@@ -1,0 +1,149 @@
+"""The TCP intake with CurveZMQ, on 127.0.0.1 with a real agent: an allowed client key delivers, under
+its name as the sender; an unknown key, or none, delivers nothing and is counted as refused."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import zmq
+from zmq.auth import load_certificate
+
+from auditship.agents.curve_keys import CurveKeys
+from shipper.emitter import Emitter
+from shipper.event import AuditEvent, AuditEventType
+from shipper.wire import Frame, frame_encoder
+from tests.agentproc import QUICK_CONFIG, RunningAgent, agent_running, file_events
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def free_port_pair() -> int:
+    """A port whose next one is free too (the confirmations' PUB binds PORT+1); bounded tries."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise AssertionError("no two neighbouring free ports on 127.0.0.1")
+
+
+@pytest.fixture(scope="module")
+def curve_dir() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="as-curve-"))
+    keys = CurveKeys(directory)
+    keys.init()
+    keys.add("billing-host")
+    yield directory
+    shutil.rmtree(directory)
+
+
+@pytest.fixture(scope="module")
+def agent(curve_dir: Path) -> Iterator[RunningAgent]:
+    config = (
+        f'endpoint = "tcp://127.0.0.1:{free_port_pair()}"\n'
+        + QUICK_CONFIG
+        + f'[intake]\ncurve_dir = "{curve_dir}"\n[sinks.parquet]\nenabled = false\n'
+    )
+    with agent_running(config) as running:
+        yield running
+
+
+def event(n: int) -> AuditEvent:
+    return AuditEvent(event_type=AuditEventType.DATA_READ, service_name="billing", details={"n": n})
+
+
+def test_a_client_with_an_allowed_key_delivers_and_its_key_s_name_is_the_sender(
+    agent: RunningAgent, curve_dir: Path, tmp_path: Path
+) -> None:
+    keys = CurveKeys(curve_dir)
+    emitter = Emitter(
+        agent.config.intake_endpoint,
+        spool_dir=tmp_path,
+        curve_server_key=keys.server_public,
+        curve_client_cert=keys.issued / "billing-host.key_secret",
+    )
+    sent = event(1)
+    emitter.emit(sent, wait=10)
+    emitter.close()
+    stored = wait_for(lambda: file_events(agent.dirs.data), 30, "the event in the file sink")
+    assert [e["event_id"] for e in stored] == [sent.event_id]
+    assert stored[0]["sender"] == {"user": "billing-host"}
+    assert list(tmp_path.iterdir()) == [], "nothing spilled: it went over the CURVE connection"
+
+
+@contextmanager
+def raw_client(endpoint: str, keys: tuple[bytes, bytes, bytes] | None) -> Iterator[None]:
+    """A PUSH socket of our own, sending one frame and kept open while the test waits (a socket closed
+    at once would end its handshake before the intake decides): a CURVE client with (server, public,
+    secret), or plain."""
+    frame = frame_encoder.encode(Frame("intruder", 1, 0, event(99)))
+    with zmq.Context() as context, context.socket(zmq.PUSH) as push:
+        push.linger = 0
+        if keys is not None:
+            push.curve_serverkey, push.curve_publickey, push.curve_secretkey = keys
+        push.connect(endpoint)
+        # Without IMMEDIATE the message queues until the handshake, which never completes.
+        push.send(frame, zmq.NOBLOCK)
+        yield
+
+
+def refused(agent: RunningAgent) -> int:
+    return int(agent.counters("intake").get("tcp_refused", 0))
+
+
+def test_an_unknown_key_or_none_delivers_nothing_and_is_counted_and_logged_as_refused(
+    agent: RunningAgent, curve_dir: Path
+) -> None:
+    before = refused(agent)
+    server = CurveKeys(curve_dir).server_keys()[0]
+    unknown = zmq.curve_keypair()
+    endpoint = agent.config.intake_endpoint
+    with raw_client(endpoint, (server, *unknown)), raw_client(endpoint, None):
+        wait_for(lambda: refused(agent) >= before + 2, 30, "two refusals")
+    assert all(e["details"] != {"n": 99} for e in file_events(agent.dirs.data))
+    log = agent.log()
+    assert f"its key is not in the allow-list (keys refused: {unknown[0].decode()})" in log
+    assert "no CURVE, or CURVE with another server key" in log
+
+
+def allow_list_shown(agent: RunningAgent, names: str) -> bool:
+    """Whether the intake's last reading of the allow-list (once a second, when it changed) was `names`."""
+    return agent.log().rsplit("CURVE allow-list", 1)[-1].split("\n", 1)[0].endswith(f"({names})")
+
+
+def test_a_revoked_key_s_open_connection_delivers_no_more_and_it_cannot_connect_again(
+    agent: RunningAgent, curve_dir: Path
+) -> None:
+    keys = CurveKeys(curve_dir)
+    keys.add("temporary")
+    public, secret = load_certificate(keys.issued / "temporary.key_secret")
+    assert secret is not None
+    wait_for(lambda: allow_list_shown(agent, "billing-host, temporary"), 10, "the new key taken")
+    server = keys.server_keys()[0]
+    first, second = event(1001), event(1002)
+    with zmq.Context() as context, context.socket(zmq.PUSH) as push:
+        push.linger = 0
+        push.curve_serverkey, push.curve_publickey, push.curve_secretkey = server, public, secret
+        push.connect(agent.config.intake_endpoint)
+        push.send(frame_encoder.encode(Frame("temporary-emitter", 1, 0, first)))
+        wait_for(lambda: first.event_id in {e["event_id"] for e in file_events(agent.dirs.data)}, 30, "first")
+        keys.revoke("temporary")
+        wait_for(lambda: allow_list_shown(agent, "billing-host"), 10, "the revocation taken")
+        push.send(frame_encoder.encode(Frame("temporary-emitter", 2, 0, second)))
+        wait_for(lambda: agent.counters("intake").get("curve_revoked", 0) >= 1, 30, "the frame dropped")
+    assert second.event_id not in {e["event_id"] for e in file_events(agent.dirs.data)}
+    before = refused(agent)
+    with raw_client(agent.config.intake_endpoint, (server, public, secret)):
+        wait_for(lambda: refused(agent) > before, 30, "the new connection refused")

@@ -92,17 +92,18 @@ def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:
 
 def _keys_parser(commands: Any) -> None:
     keys = commands.add_parser("keys", help="the CURVE keys of a TCP intake: the agent's, and the clients'")
-    keys.add_argument("--config", type=Path, help="the agent's config (where intake.curve_dir is)")
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, help="the agent's config (where intake.curve_dir is)")
     actions = keys.add_subparsers(dest="action", required=True)
-    init = actions.add_parser("init", help="make the agent's key pair")
+    init = actions.add_parser("init", parents=[config], help="make the agent's key pair")
     init.add_argument("--force", action="store_true", help="replace an existing one (cuts off every client)")
-    add = actions.add_parser("add", help="make a client key pair and allow it")
+    add = actions.add_parser("add", parents=[config], help="make a client key pair and allow it")
     add.add_argument("name", help="the client's name: its events' sender.user")
-    allow = actions.add_parser("allow", help="allow a client key made elsewhere")
+    allow = actions.add_parser("allow", parents=[config], help="allow a client key made elsewhere")
     allow.add_argument("name")
     allow.add_argument("public_key_file", type=Path, help="the client's public certificate")
-    actions.add_parser("list", help="the agent's public key and the allowed clients")
-    revoke = actions.add_parser("revoke", help="remove a client from the allow-list")
+    actions.add_parser("list", parents=[config], help="the agent's public key and the allowed clients")
+    revoke = actions.add_parser("revoke", parents=[config], help="remove a client from the allow-list")
     revoke.add_argument("name")
 
 

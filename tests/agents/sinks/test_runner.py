@@ -36,12 +36,13 @@ from auditship.agents.sinks.runner import SinkRunner, age_s
 from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.sink import SiemSink, destination
 from auditship.agents.wal import WalReader, WriteAheadLog
+from auditship.agents.wal.identity import record_id
 from auditship.ondisk.lake_layout import live_parts
 from shipper.control import Message
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder
 from tests.agents.sinks.damage import overwrite_footer
-from tests.agents.sinks.entries import event
+from tests.agents.sinks.entries import WAL_ID, event
 from tests.siem_server import API_KEY, TOKEN, ServedSiem
 from tests.waiting import wait_for
 
@@ -144,7 +145,7 @@ def siem_sink(served: ServedSiem, destination_kind: str, **config: Any) -> SiemS
     settings = SiemSinkConfig(  # type: ignore[arg-type]
         enabled=True, destination_kind=destination_kind, endpoint=served.url, api_key=key, **config
     )
-    return SiemSink(settings, destination(settings))
+    return SiemSink(settings, destination(settings, WAL_ID), WAL_ID)
 
 
 def committed(root: Path, sink: str) -> int:
@@ -202,7 +203,7 @@ def test_the_backoff_starts_afresh_after_each_retry_that_delivered_part_of_the_b
     waits as a first attempt would, not as the fourth of a growing backoff."""
     events = [event(n) for n in range(1, 41)]
     write_wal(root, "siem", [frame_of(n, e) for n, e in enumerate(events, 1)])
-    siem.siem.throttle_ids = {e.event_id: times for times, e in enumerate(events[:4], 1)}
+    siem.siem.throttle_ids = {record_id(WAL_ID, lsn): times for times, lsn in enumerate(range(1, 5), 1)}
     with caplog.at_level(logging.WARNING, "auditship.sinks"):
         supervised = supervise(siem_sink(siem, "elasticsearch", batch_size=10), batch_size=1000)
         wait_for(lambda: len(siem.siem.docs) == 40, 30, "every event in the index")

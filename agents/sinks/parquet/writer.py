@@ -104,9 +104,10 @@ class PartWriter:
                 raise
             skip = {entry.lsn for entry in misfits.entries}
             fit = [entry for entry in batch if entry.lsn not in skip]
-            taken, refused = self._write(fit)
-            if taken < len(fit):  # misfits after the cut are the next batch's, and are found again there
-                cut = fit[taken].lsn
+            taken_fit, refused = self._write(fit)
+            taken = len(batch)
+            if taken_fit < len(fit):  # misfits after the cut are the next batch's, found again there
+                cut = fit[taken_fit].lsn
                 taken = sum(entry.lsn < cut for entry in batch)
                 before = [i for i, entry in enumerate(misfits.entries) if entry.lsn < cut]
                 misfits = Refused([misfits.entries[i] for i in before], [misfits.reasons[i] for i in before])

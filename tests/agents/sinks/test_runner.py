@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import msgspec
 import pytest
 import zmq
@@ -294,3 +295,32 @@ def test_a_sinks_own_counters_are_reported_beside_the_runners(root: Path, superv
         "quarantined_parts=1 in a Stats",
     )
     assert not part.exists() and supervised.runner.counters.committed == 10
+
+
+def test_a_batch_over_many_services_is_written_over_several_batches_each_row_once(
+    root: Path, supervise: Supervise
+) -> None:
+    """Issue 13: 300 events from 120 services with `max_partitions = 10`: the parquet sink writes ten
+    partitions a batch, the runner commits before the rest and offers it at once (not after another
+    flush interval: twelve of those would be a minute), counting it in `deferred`. Every event is in the
+    lake once."""
+    data = root / "data"
+    settings = ParquetSinkConfig(max_partitions=10, compaction=False)
+    sink = ParquetSink(settings, data, Keyring.load_or_create(data / "keys"))
+    write_wal(
+        root, "parquet", [frame(number, service_name=f"svc-{number % 120}") for number in range(1, 301)]
+    )
+    supervised = supervise(sink, batch_size=1000, flush_interval_s=5.0)
+    wait_for(lambda: supervised.runner.counters.committed == 300, 40, "every event committed")
+    counters = supervised.runner.counters
+    assert counters.delivered == 300
+    assert counters.batches >= 12
+    assert counters.deferred > 300  # the first batch left 290 events, the second 280...
+    assert counters.retries == 0
+    with duckdb.connect() as con:
+        paths = [str(path) for path in live_parts(sink.lake)]
+        seqs = con.execute("SELECT wal_seq FROM read_parquet(?) ORDER BY 1", [paths]).fetchall()
+    assert [seq for (seq,) in seqs] == list(range(1, 301))
+    wait_for(
+        lambda: any(s.counters.get("deferred") for s in supervised.received()), 10, "deferred in a Stats"
+    )

@@ -51,6 +51,7 @@ from shipper.receipt import Receipt
 from shipper.spool_seal import SealUnavailableError
 from shipper.spool_writer import SpoolWriter
 from shipper.wire import (
+    BATCH_BYTES,
     Confirmation,
     confirmation_decoder,
     encode_batch,
@@ -79,6 +80,18 @@ Pending = tuple[bytes, bool]
 # What the window holds per batch sent: tx of its first frame, its frames still unconfirmed, when sent.
 Sent = tuple[int, list[Pending], float]
 Sockets = tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Socket[bytes]]
+
+
+def _batch_end(frames: list[Pending], start: int, size: int) -> int:
+    """Where the batch that begins at `start` ends: at most `size` frames, and none more once they hold
+    BATCH_BYTES (as _enqueue sends the outbox)."""
+    end = min(start + size, len(frames))
+    total = 0
+    for index in range(start, end):
+        total += len(frames[index][0])
+        if total >= BATCH_BYTES:
+            return index + 1
+    return end
 
 
 class EmitterStats(msgspec.Struct):
@@ -159,6 +172,7 @@ class Emitter:
         # The next batch. Its frames carry the tx they get if it goes out; if it does not, they wait in
         # _unsent, where the tx they carry means nothing, and the next batch takes the same numbers.
         self._outbox: list[Pending] = []
+        self._outbox_bytes = 0
         self._buffer = bytearray()  # where each frame is encoded (see _enqueue)
         # What the agent has not confirmed yet, in tx order, a batch at a time.
         self._window: collections.deque[Sent] = collections.deque()
@@ -257,7 +271,8 @@ class Emitter:
             return seq
         outbox.append((frame, bool(event.sensitive)))
         queued = len(outbox)
-        if queued >= self._batch_max:
+        self._outbox_bytes += len(frame)
+        if queued >= self._batch_max or self._outbox_bytes >= BATCH_BYTES:
             if self._push is not None:
                 self._send_outbox()
         elif queued == 1:
@@ -389,17 +404,20 @@ class Emitter:
 
     def _send_outbox(self) -> None:
         outbox, self._outbox = self._outbox, []
+        self._outbox_bytes = 0
         self._stats.sent += self._send(outbox)
 
     def _send(self, frames: list[Pending]) -> int:
-        """Send frames numbered from the next tx on, `batch_max` to a message (a batch); returns how many
-        went. From the first message the socket refuses (Again: HWM full or no agent connected; or a
-        closed socket) on, the frames wait in _unsent: the numbers they carry are not sent."""
+        """Send frames numbered from the next tx on, up to `batch_max` and BATCH_BYTES to a message (a
+        batch); returns how many went. From the first message the socket refuses (Again: HWM full or no
+        agent connected; or a closed socket) on, the frames wait in _unsent: the numbers they carry are
+        not sent."""
         assert self._push is not None
-        size = self._batch_max
         now = time.monotonic()
-        for start in range(0, len(frames), size):
-            batch = frames[start : start + size]
+        start = 0
+        while start < len(frames):
+            end = _batch_end(frames, start, self._batch_max)
+            batch = frames[start:end]
             try:
                 self._push.send(encode_batch([frame for frame, _ in batch]), zmq.NOBLOCK)
             except zmq.ZMQError:
@@ -409,6 +427,7 @@ class Emitter:
             self._window.append((self._tx + 1, batch, now))
             self._tx += len(batch)
             self._held += len(batch)
+            start = end
         return len(frames)
 
     def _connect(self) -> None:

@@ -76,6 +76,12 @@ _ARRAY_TYPES = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
 _ARRAY32 = struct.Struct(">BI")
 
 
+BATCH_BYTES = 4 * 1024 * 1024
+"""An emitter sends its batch once it holds this many bytes, whatever `batch_max` says: the intake's
+`max_message_bytes` (8 MiB by default) stays above a batch plus one frame of `max_frame_bytes`, so that
+the intake can refuse any larger message before allocating it."""
+
+
 def encode_batch(frames: list[bytes]) -> bytes:
     """One message for many encoded frames: a batch costs the sender one socket call, not one per frame.
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import zmq
 
+from auditship.agents.config import AgentConfig
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from shipper.records import scan_records
 from shipper.spool_writer import PLAIN, SEALED
-from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder, message_frames
+from shipper.wire import BATCH_BYTES, Confirmation, Frame, frame_decoder, frame_encoder, message_frames
 from tests.waiting import wait_for
 
 
@@ -147,6 +148,31 @@ def test_events_go_out_in_batches_and_a_resend_follows_what_waits_in_the_outbox(
         frames = intake.receive(7)
         assert [(f.seq, f.tx) for f in frames] == [(11, 11), (12, 12), *((n, n + 12) for n in range(1, 6))]
         assert emitter.stats.resent == 5
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
+def test_a_batch_is_sent_once_it_holds_batch_bytes_so_no_message_passes_the_intakes_cap(
+    runtime: Path,
+) -> None:
+    """Events of 700 KB (under max_frame_bytes, 1 MiB) go at most six to a message, not 128: each
+    message holds at most BATCH_BYTES plus one frame, under the intake's 8 MiB max_message_bytes."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, linger_ms=60_000)
+    try:
+        for number in range(20):
+            emitter.emit(event(number, message="x" * 700_000))
+        emitter.flush(0)
+        sizes: list[int] = []
+        counts: list[int] = []
+        while sum(counts) < 20:
+            assert intake.pull.poll(5000), f"messages of {counts} frames arrived, 20 frames expected"
+            message = intake.pull.recv()
+            sizes.append(len(message))
+            counts.append(len(message_frames(message)))
+        assert counts == [6, 6, 6, 2]
+        assert max(sizes) <= BATCH_BYTES + 1024 * 1024 < AgentConfig().intake.max_message_bytes
     finally:
         emitter.close(0)
         intake.close()

@@ -211,6 +211,11 @@ class Emitter:
         self._linger_s = value / 1000
 
     @property
+    def spool_path(self) -> Path:
+        """The file this emitter spills to (shipper.spool_writer), when the agent cannot take its events."""
+        return self._spool.path
+
+    @property
     def stats(self) -> EmitterStats:
         with self._lock:
             pending = self._held + len(self._outbox) + len(self._unsent)

@@ -82,7 +82,7 @@ def test_with_no_agent_every_event_is_spilled_to_the_spool_and_nothing_is_sent(r
     emitter.flush(0)
     assert emitter.stats.spilled == 10
     assert emitter.stats.sent == 0
-    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    records = spooled(emitter.spool_path)
     assert [r[:1] for r in records] == [PLAIN] * 10
     assert [frame_decoder.decode(r[1:]).seq for r in records] == list(range(1, 11))
     emitter.close(0)
@@ -229,7 +229,7 @@ def test_close_spools_what_was_never_confirmed(runtime: Path) -> None:
         emitter.emit(event(number))
     intake.receive(20)
     emitter.close(0.1)
-    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    records = spooled(emitter.spool_path)
     assert sorted(frame_decoder.decode(r[1:]).seq for r in records) == list(range(1, 21))
     intake.close()
 
@@ -260,9 +260,9 @@ def test_a_sensitive_event_waits_in_memory_until_it_can_be_sealed_and_is_never_i
     assert emitter.flush(0) is True
     assert (emitter.stats.spilled, emitter.stats.pending) == (2, 0)
     emitter.close(0)
-    data = (runtime / "spool" / f"{emitter.id}.spool").read_bytes()
+    data = (emitter.spool_path).read_bytes()
     assert b"123-45-6789" not in data
-    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    records = spooled(emitter.spool_path)
     assert [record[:1] for record in records] == [SEALED, SEALED]
     assert {frame_decoder.decode(unseal(r[1:], keyring)).seq for r in records} == {1, 2}
 
@@ -288,7 +288,7 @@ def test_an_event_nobody_takes_reaches_the_spool_on_its_own_within_seconds(runti
     so a quiet service killed a moment later has lost nothing."""
     emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", linger_ms=10, spill_after_s=0.2)
     emitter.emit(event(0))
-    path = runtime / "spool" / f"{emitter.id}.spool"
+    path = emitter.spool_path
     wait_for(lambda: path.exists() and len(spooled(path)) == 1, 10, "the event in the spool")
     assert emitter.stats.spilled == 1
     emitter.close(0)
@@ -303,7 +303,7 @@ def test_what_the_agent_never_confirms_is_spilled_on_its_own(runtime: Path) -> N
         for number in range(3):
             emitter.emit(event(number))
         intake.receive(3)
-        path = runtime / "spool" / f"{emitter.id}.spool"
+        path = emitter.spool_path
         wait_for(lambda: path.exists() and len(spooled(path)) == 3, 10, "the unconfirmed events spilled")
         assert (emitter.stats.spilled, emitter.stats.pending) == (3, 0)
     finally:

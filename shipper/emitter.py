@@ -94,16 +94,24 @@ def _batch_end(frames: list[Pending], start: int, size: int) -> int:
     return end
 
 
+def _refused_in(refused: list[int], first: int, count: int) -> list[int]:
+    """The transmissions of `refused` from `first` on, `count` of them (nearly always none)."""
+    if not refused:
+        return []
+    return [tx for tx in refused if first <= tx < first + count]
+
+
 class EmitterStats(msgspec.Struct):
     """Counters since this emitter started (or since fork, in a child).
 
     sent: frames handed to the socket (first sends; sends after a loss or a refused first try are
-    counted in `resent`); confirmed: events the agent confirmed as in its WAL; spilled: events written
-    to the spool; dropped: events lost for good (more than `hold_max` could be neither sent nor
-    spilled, or the process closed the emitter with some still in that state); failed: emit() calls
-    that raised inside (an event that cannot be encoded), and failures of the sending thread (its
-    batch waits and is sent or spilled later); pending: unconfirmed now, plus those waiting to be sent
-    or spilled.
+    counted in `resent`); confirmed: events the agent confirmed as in its WAL; refused: events the
+    agent sent to its rejects/ instead (an event it could not take: its log and rejects/ say why);
+    spilled: events written to the spool; dropped: events lost for good (more than `hold_max` could
+    be neither sent nor spilled, or the process closed the emitter with some still in that state);
+    failed: emit() calls that raised inside (an event that cannot be encoded), and failures of the
+    sending thread (its batch waits and is sent or spilled later); pending: unconfirmed now, plus those
+    waiting to be sent or spilled.
     """
 
     sent: int = 0
@@ -113,6 +121,7 @@ class EmitterStats(msgspec.Struct):
     dropped: int = 0
     failed: int = 0
     pending: int = 0
+    refused: int = 0
 
 
 class Emitter:
@@ -519,9 +528,11 @@ class Emitter:
                 batch, tx = batch[cut:], tx + cut
             if batch and tx <= confirmation.last:
                 cut = min(len(batch), confirmation.last - tx + 1)
-                self._stats.confirmed += cut
+                refused = _refused_in(confirmation.refused, tx, cut)
+                self._stats.confirmed += cut - len(refused)
+                self._stats.refused += len(refused)
                 if self._receipts:
-                    self._acknowledge(batch[:cut])
+                    self._acknowledge(batch[:cut], [index - tx for index in refused])
                 batch, tx = batch[cut:], tx + cut
             if batch:
                 self._held -= len(window[0][1]) - len(batch)
@@ -531,11 +542,15 @@ class Emitter:
         if lost:
             self._resend(lost)
 
-    def _acknowledge(self, confirmed: list[Pending]) -> None:
-        for frame, _ in confirmed:
+    def _acknowledge(self, confirmed: list[Pending], refused: list[int]) -> None:
+        """Settle the receipts of `confirmed`, those at the positions `refused` as refused."""
+        for position, (frame, _) in enumerate(confirmed):
             receipt = self._receipts.pop(header_decoder.decode(frame).seq, None)
             if receipt is not None:
-                receipt.set()
+                if position in refused:
+                    receipt.refuse()
+                else:
+                    receipt.set()
 
     def _forget(self, seq: int) -> None:
         with self._lock:

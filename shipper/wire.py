@@ -55,13 +55,15 @@ class FrameHeader(msgspec.Struct, array_like=True):
 
 class Confirmation(msgspec.Struct, array_like=True):
     """The intake's watermark for one emitter: it received, without a gap, every transmission from
-    `first` to `last`, and all of them are in the WAL.
+    `first` to `last`, and all of them are in the WAL, except those in `refused`: transmissions of this
+    run the intake sent to its rejects/ since it last published (an event it could not take).
 
     A transmission before `first` that the emitter still holds unconfirmed did not reach this run:
     it went to an agent that died, or was lost in a reconnection; the emitter sends it again."""
 
     first: int
     last: int
+    refused: list[int] = msgspec.field(default_factory=list)
 
 
 frame_encoder = msgspec.msgpack.Encoder()

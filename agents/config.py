@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import pwd
 import re
 from pathlib import Path
 from typing import Literal
@@ -27,10 +28,11 @@ from shipper import endpoint
 class IntakeConfig(Section):
     max_frame_bytes: Positive = 1024 * 1024
     """Frames larger than this are rejected (to rejects/) instead of appended."""
-    max_message_bytes: Positive = 256 * 1024 * 1024
+    max_message_bytes: Positive = 8 * 1024 * 1024
     """ZeroMQ drops a larger message, before allocating it, and resets its sender's connection
-    (ZMQ_MAXMSGSIZE). A message is an emitter's batch of up to 128 frames: keep this above 128 x
-    max_frame_bytes, so that only a message the intake would refuse anyway is dropped."""
+    (ZMQ_MAXMSGSIZE). A message is an emitter's batch: up to 128 frames and 4 MiB (shipper.wire's
+    BATCH_BYTES) plus one frame; keep this above 4 MiB + max_frame_bytes, so that only a message no
+    emitter sends is dropped (a flood's: one 122 MiB message once took the intake from 36 to 413 MB)."""
     batch_max: Positive = 1024
     """Frames appended to the WAL per write: this many, or a few more to finish an emitter's batch."""
     confirm_interval_ms: int = 20
@@ -38,7 +40,21 @@ class IntakeConfig(Section):
     spool_scan_interval_s: float = 2.0
     """How often the spool directories are looked at for emitters' spill files."""
     dedupe_horizon_s: float = 7 * 24 * 3600.0
-    """How long the intake remembers an emitter it has not heard from, to drop its repeats."""
+    """How long the intake remembers an emitter it has not heard from, to drop its repeats. A resend
+    from an emitter silent for longer (an event it still holds after that) is appended again."""
+    sender_rate: float = 50_000.0
+    """Frames a second each sender (a uid on ipc, an IP address over TCP) may send; 0 turns the limit
+    off. Frames over it are refused and counted (`rate_limited`); the emitter sends them again or
+    spools them, so a legitimate burst is delayed, not lost."""
+    sender_burst: Positive = 200_000
+    """Frames a sender may send at once above `sender_rate`."""
+    identities: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """`[intake.identities]`: a user name or uid -> the service names its processes may send as. When
+    given, an event whose `service_name` its sender (the kernel's uid) may not use, or whose sender has
+    no kernel identity (TCP), meets `identity_mismatch`."""
+    identity_mismatch: Literal["reject", "flag"] = "reject"
+    """`reject`: to rejects/ with the reason; `flag`: kept, with `sender.mismatch = true`. Both count
+    in `identity_mismatches`."""
     send_hwm: int = 10_000
     receive_hwm: int = 100_000
 
@@ -48,6 +64,26 @@ class IntakeConfig(Section):
                 f"{key}.max_message_bytes: must be at least {key}.max_frame_bytes ({self.max_frame_bytes}), "
                 f"got {self.max_message_bytes}"
             )
+        if self.sender_rate < 0:
+            raise ValueError(f"{key}.sender_rate: must be 0 (off) or more, got {self.sender_rate}")
+        try:
+            self.allowed_services()
+        except ValueError as exc:
+            raise ValueError(f"{key}.{exc}") from exc
+
+    def allowed_services(self) -> dict[int, frozenset[str]]:
+        """`identities` by uid; raises ValueError naming the key of a user that does not exist."""
+        allowed: dict[int, frozenset[str]] = {}
+        for who, services in self.identities.items():
+            if who.isdigit():
+                uid = int(who)
+            else:
+                try:
+                    uid = pwd.getpwnam(who).pw_uid
+                except KeyError:
+                    raise ValueError(f"identities.{who}: no such user on this host") from None
+            allowed[uid] = allowed.get(uid, frozenset()) | frozenset(services)
+        return allowed
 
 
 class WalConfig(Section):

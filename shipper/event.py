@@ -98,6 +98,27 @@ def as_utc(moment: datetime) -> datetime:
         return moment
 
 
+class Sender(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    """Who handed an event to the agent, as the agent's kernel told it: never what the event claims.
+
+    On the ipc intake the uid, gid and pid are the connecting process's credentials (SO_PEERCRED);
+    `executable` is its /proc/PID/exe when the agent may read it (an unprivileged agent may not read
+    another user's). For a spooled event, the spool file's owner and group (no pid). The intake sets
+    it on every event it accepts, replacing whatever an emitter put there; None over TCP, which carries
+    no identity the kernel vouches for.
+    """
+
+    uid: int | None = None
+    gid: int | None = None
+    pid: int | None = None
+    user: str | None = None
+    """The uid's user name on the agent's host."""
+    executable: str | None = None
+    mismatch: bool = False
+    """True when `[intake.identities]` does not allow this sender the event's `service_name` and
+    `intake.identity_mismatch = "flag"` kept the event anyway."""
+
+
 class AuditEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One audited action. `sensitive` holds values the agent encrypts before anything is written.
 
@@ -137,6 +158,8 @@ class AuditEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     sensitive: dict[str, Any] = msgspec.field(default_factory=dict)
     compliance: list[str] = msgspec.field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    sender: Sender | None = None
+    """Set by the agent's intake (see Sender); whatever an emitter puts here is replaced."""
 
     def __post_init__(self) -> None:
         # Normalised once, here, so that nothing downstream subtracts a naive time from an aware one.

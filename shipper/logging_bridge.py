@@ -52,9 +52,18 @@ from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverit
 
 # What every LogRecord has; the rest of a record's attributes came from `extra=`.
 _RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-# Fields the record's own data or the handler decides, which `extra` cannot set.
+# Fields the record's own data, the handler or the agent (`sender`) decides, which `extra` cannot set.
 _NOT_FROM_EXTRA = frozenset(
-    {"event_id", "timestamp", "schema_version", "service_name", "service_version", "environment", "node_id"}
+    {
+        "event_id",
+        "timestamp",
+        "schema_version",
+        "service_name",
+        "service_version",
+        "environment",
+        "node_id",
+        "sender",
+    }
 )
 _FROM_EXTRA = frozenset(AuditEvent.__struct_fields__) - _NOT_FROM_EXTRA
 

@@ -21,5 +21,11 @@ class IntakeCounters(msgspec.Struct):
     spool_quarantine_failed: int = 0
     write_errors: int = 0
     """WAL appends that failed (and were retried)."""
+    rate_limited: int = 0
+    """Frames refused unread because their sender was over `intake.sender_rate` (sent again or spooled
+    by their emitter)."""
+    identity_mismatches: int = 0
+    """Events whose sender `[intake.identities]` does not allow their service_name: rejected, or kept
+    and flagged (`sender.mismatch`) under `identity_mismatch = "flag"`."""
     paused: int = 0
     """1 while the WAL is over `wal.max_bytes` and the socket is not read, else 0."""

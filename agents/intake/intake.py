@@ -3,9 +3,12 @@ and confirms to each emitter what the WAL holds.
 
 A frame is validated by a typed decode. A bad one goes to rejects/ with the reason; a repeat (an
 emitter's resend, or a spool record already received) is dropped; sensitive values are encrypted
-before the WAL sees them. A frame marked `sync` (an acknowledged emit) has the WAL fsynced before its
-confirmation goes out, which is then at once. A failed WAL write is retried, holding the batch, until
-it succeeds; the socket is not read meanwhile, so emitters spill instead of losing anything.
+before the WAL sees them. Each accepted event is stamped with its sender as the kernel tells it
+(senders.py), which also keys the dedupe index and the per-sender rate limit (limits.py), and is
+checked against `[intake.identities]`. A frame marked `sync` (an acknowledged emit) has the WAL
+fsynced before its confirmation goes out, which is then at once. A failed WAL write is retried,
+holding the batch, until it succeeds; the socket is not read meanwhile, so emitters spill instead of
+losing anything.
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ from auditship.agents.errors import FrameRejected, UnreadableSpoolEntry
 from auditship.agents.intake import spool_pickup
 from auditship.agents.intake.checks import refusal
 from auditship.agents.intake.counters import IntakeCounters
-from auditship.agents.intake.dedupe import DedupeIndex
+from auditship.agents.intake.dedupe import LEGACY, DedupeIndex
 from auditship.agents.intake.failure import WriteFailure
-from auditship.agents.intake.rejects import RejectLog, WarningLimit
+from auditship.agents.intake.limits import RateLimits
+from auditship.agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit
+from auditship.agents.intake.senders import Identities, Senders, describe
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
 from auditship.agents.wal import WriteAheadLog
 from auditship.agents.wal.record import RECORD_OVERHEAD
 from auditship.ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
+from shipper.event import Sender
 from shipper.wire import (
     Confirmation,
     Frame,
@@ -48,6 +54,30 @@ MAINTENANCE_INTERVAL_S = 1.0
 RETRY_PAUSE_S = 0.5
 RUN_IDLE_S = 60.0
 QUARANTINE_WARN_INTERVAL_S = 60.0
+FORGET_INTERVAL_S = 60.0
+# Refused transmissions told to one emitter per confirmation at most: an emitter whose every frame is
+# refused still gets its confirmations, and past this it counts a few refused events as confirmed.
+MAX_REFUSED = 4096
+"""How often idle emitters are looked for in the dedupe index (its horizon is days)."""
+
+Incoming = tuple[bytes, Sender | None]
+"""A frame as it came, and its sender (None: no kernel identity, as over TCP)."""
+
+
+class _EventSender(msgspec.Struct):
+    sender: Sender | None = None
+
+
+class _StoredFrame(msgspec.Struct, array_like=True):
+    """What replaying the WAL into the dedupe index reads of a record: its key and seq."""
+
+    emitter: str
+    seq: int
+    tx: int
+    event: _EventSender
+
+
+_stored_decoder = msgspec.msgpack.Decoder(_StoredFrame)
 
 
 class Run(msgspec.Struct):
@@ -57,6 +87,9 @@ class Run(msgspec.Struct):
     last: int
     heard: float
     """When the last of them arrived (time.time())."""
+    uid: int | None
+    """The sender whose frames this run counts: only its frames extend it, so frames of another user
+    under the same emitter id cannot make the intake confirm what the emitter's owner never sent."""
 
 
 class Intake:
@@ -73,10 +106,19 @@ class Intake:
         self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())
         self.runs: dict[str, Run] = {}
         self.pending: set[str] = set()
+        # Per emitter, the transmissions of its run sent to rejects/ since its last confirmation.
+        self.refused: dict[str, list[int]] = {}
         self._sync_wanted = False
         # Frames taken off the socket that the WAL had no room for: not yet validated, tracked or
         # confirmed, as if still queued in the socket. They go first once the WAL has room.
-        self._held: list[bytes] = []
+        self._held: list[Incoming] = []
+        self.senders = Senders()
+        self.identities = Identities(
+            self.settings.allowed_services(), flag=self.settings.identity_mismatch == "flag"
+        )
+        self.limits = RateLimits(self.settings.sender_rate, self.settings.sender_burst)
+        self._rate_warnings = WarningLimit(WARN_INTERVAL_S)
+        self._next_forget = 0.0
         self._write_failure = WriteFailure("WAL append", log)
         self._index_failure = WriteFailure("saving the dedupe index", log)
         self.counters = IntakeCounters()
@@ -84,6 +126,8 @@ class Intake:
         self._spool_dirs = self._spool_directories(config.spool_path, config.runtime_path)
 
         endpoint = config.intake_endpoint
+        # Only a Unix socket's peer address carries credentials (a TCP one is an IP address).
+        self._ipc = endpoint.startswith("ipc://")
         self.pull = context.socket(zmq.PULL)
         self.pull.setsockopt(zmq.RCVHWM, self.settings.receive_hwm)
         self.pull.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message_bytes)
@@ -97,9 +141,20 @@ class Intake:
     def _load_index(self) -> DedupeIndex:
         index, covered = DedupeIndex.load(self.layout.dedupe_index, self.settings.dedupe_horizon_s)
         now = time.time()
+        # Records without a sender after an index of the older format are that agent's: its emitters'
+        # sets are kept under LEGACY until their owner takes them over (see dedupe.py).
+        anonymous = LEGACY if index.legacy_loaded else None
         for record in self.wal.records_after(covered):
-            header = header_decoder.decode(record.payload)
-            index.accept(header.emitter, header.seq, now)
+            try:
+                stored = _stored_decoder.decode(record.payload)
+            except msgspec.ValidationError:
+                # A record no sink can take either (no event, or an older agent's with a `sender` its
+                # emitter made up): its header still says what it repeats.
+                header = header_decoder.decode(record.payload)
+                index.accept((anonymous, header.emitter), header.seq, now)
+                continue
+            sender = stored.event.sender
+            index.accept((anonymous if sender is None else sender.uid, stored.emitter), stored.seq, now)
         return index
 
     def _spool_directories(self, spool: Path, runtime: Path) -> list[Path]:
@@ -163,9 +218,10 @@ class Intake:
         held = bool(frames)  # held frames go alone: the WAL had no room for them a moment ago
         while not held and len(frames) < self.settings.batch_max:
             try:
-                frames.extend(message_frames(self.pull.recv(zmq.NOBLOCK, copy=True)))
+                message = self.pull.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
+            frames.extend(self._limited(message))
         accepted, self._held = self._admit(frames, "socket")
         self._append(accepted)
         if self._sync_wanted:
@@ -175,52 +231,82 @@ class Intake:
             self.wal.sync()
             self._confirm()
 
-    def _admit(self, frames: list[bytes], source: str) -> tuple[list[bytes], list[bytes]]:
+    def _limited(self, message: zmq.Frame) -> list[Incoming]:
+        """The frames of `message` with their sender, less those over the sender's rate limit: those
+        are counted and dropped unread, not tracked (the emitter sees the gap and sends them again, or
+        spools them), so a flood costs the intake a lookup per frame and nobody else's share."""
+        try:
+            peer: str | None = str(message.get("Peer-Address"))
+        except zmq.ZMQError:  # libzmq sets it only when it could read the peer's address
+            peer = None
+        sender = self.senders.of_peer(peer) if self._ipc else None
+        frames = message_frames(message.bytes)
+        key = f"uid {sender.uid}" if sender is not None else f"peer {peer}"
+        now = time.monotonic()
+        admitted = [(raw, sender) for raw in frames if self.limits.admit(key, now)]
+        refused = len(frames) - len(admitted)
+        if refused:
+            self.counters.rate_limited += refused
+            left_out = self._rate_warnings.admit(key, now)
+            if left_out is not None:
+                log.warning(
+                    "sender %s is over intake.sender_rate=%g frames/s (burst %d): %d frames refused "
+                    "(its emitter sends them again or spools them)%s",
+                    describe(sender) if sender is not None else peer,
+                    self.limits.rate,
+                    int(self.limits.burst),
+                    refused,
+                    f"; {left_out} more such messages since the last such line" if left_out else "",
+                )
+        return admitted
+
+    def _admit(self, frames: list[Incoming], source: str) -> tuple[list[bytes], list[Incoming]]:
         """Accept `frames` in order while the WAL has room: a frame is taken only while the WAL, with
         the frames taken before it, is below wal.max_bytes, so it passes the bound by less than one
         record. Returns what to append, and the frames left as they came. One frame at a time, since
         only an accepted frame's size (its sensitive values encrypted) says what it takes."""
         room = self.wal.room_bytes()
         accepted: list[bytes] = []
-        for index, raw in enumerate(frames):
+        for index, incoming in enumerate(frames):
             if room <= 0:
                 return accepted, frames[index:]
-            for stored in self._accept([raw], source):
+            for stored in self._accept([incoming], source):
                 accepted.append(stored)
                 room -= len(stored) + RECORD_OVERHEAD
         return accepted, []
 
-    def _accept(self, frames: list[bytes], source: str) -> list[bytes]:
+    def _accept(self, frames: list[Incoming], source: str) -> list[bytes]:
         """Validate and deduplicate; returns what goes into the WAL. No frame can stop the intake:
         whatever goes wrong with one is its reject's reason."""
         accepted: list[bytes] = []
         now = time.time()
-        for raw in frames:
+        for raw, sender in frames:
             self.counters.received += 1
+            uid = None if sender is None else sender.uid
             try:
-                frame, stored = self._validated(raw)
+                frame, stored = self._validated(raw, sender)
             except FrameRejected as exc:
-                self._reject(raw, source, str(exc), now)
+                self._reject(raw, source, str(exc), now, uid)
                 continue
             except Exception as exc:  # noqa: BLE001 - a bug met by one frame refuses that frame only
-                self._reject(raw, source, f"frame could not be taken: {exc!r}", now)
+                self._reject(raw, source, f"frame could not be taken: {exc!r}", now, uid)
                 continue
             # tx numbers transmissions over the socket: a spooled frame was not transmitted, and
             # the number it carries may have gone to a later frame that was.
             if frame.tx and source == "socket":
-                self._track(frame.emitter, frame.tx, now)
+                self._track(frame.emitter, uid, frame.tx, now)
                 # A repeat too: its first copy may be appended and not yet synced.
                 self._sync_wanted |= frame.sync
-            if not self.index.accept(frame.emitter, frame.seq, now):
+            if not self.index.accept((uid, frame.emitter), frame.seq, now):
                 self.counters.repeats += 1
                 continue
             accepted.append(stored)
         return accepted
 
-    def _validated(self, raw: bytes) -> tuple[Frame, bytes]:
-        """The frame and what the WAL stores of it (its sensitive values encrypted); raises
-        FrameRejected with the reason. Everything that can fail happens here, before the frame counts
-        as received from its emitter or as a seq seen."""
+    def _validated(self, raw: bytes, sender: Sender | None) -> tuple[Frame, bytes]:
+        """The frame and what the WAL stores of it (stamped with `sender`, its sensitive values
+        encrypted); raises FrameRejected with the reason. Everything that can fail happens here, before
+        the frame counts as received from its emitter or as a seq seen."""
         limit = self.settings.max_frame_bytes
         if len(raw) > limit:
             raise FrameRejected(f"frame of {len(raw)} bytes exceeds intake.max_frame_bytes={limit}")
@@ -231,14 +317,23 @@ class Intake:
         except RecursionError as exc:
             # msgspec recurses once per level of nesting, up to the interpreter's recursion limit.
             raise FrameRejected(f"invalid frame: nested too deep to decode ({exc})") from exc
-        if (reason := refusal(frame.event)) is not None:
+        event = frame.event
+        if (reason := refusal(event)) is not None:
             raise FrameRejected(reason)
-        if not frame.event.sensitive:
-            return frame, raw
-        sealed = encrypt_sensitive(frame.event, self.keyring)
-        return frame, frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, sealed))
+        if (reason := self.identities.refusal(sender, event.service_name)) is not None:
+            self.counters.identity_mismatches += 1
+            if not self.identities.flag:
+                raise FrameRejected(reason)
+            sender = msgspec.structs.replace(sender or Sender(), mismatch=True)
+        if event.sender == sender and not event.sensitive:
+            return frame, raw  # no sender to stamp (TCP) and none claimed: stored as it came
+        # Whatever the emitter put in `sender` is replaced: only the kernel's word counts.
+        event.sender = sender
+        if event.sensitive:
+            event = encrypt_sensitive(event, self.keyring)
+        return frame, frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, event))
 
-    def _reject(self, raw: bytes, source: str, reason: str, now: float) -> None:
+    def _reject(self, raw: bytes, source: str, reason: str, now: float, uid: int | None) -> None:
         """To rejects/; and when the frame's header is readable, count its transmission as received, or
         its emitter would take the gap for a loss and send the same bad frame again and again."""
         self.rejects.write(raw, source, reason)
@@ -246,18 +341,27 @@ class Intake:
             header = header_decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return
-        if header.tx and source == "socket":
-            self._track(header.emitter, header.tx, now)
+        if header.tx and source == "socket" and self._track(header.emitter, uid, header.tx, now):
+            refused = self.refused.setdefault(header.emitter, [])
+            if len(refused) < MAX_REFUSED:
+                refused.append(header.tx)
 
-    def _track(self, emitter: str, tx: int, now: float) -> None:
-        """Extend the emitter's gap-free run, or start a new one after a gap (frames were lost)."""
+    def _track(self, emitter: str, uid: int | None, tx: int, now: float) -> bool:
+        """Extend the emitter's gap-free run, or start a new one after a gap (frames were lost). A run
+        is its sender's: another uid's frames under the same id leave it alone until it has been idle
+        RUN_IDLE_S (confirmations are published by emitter id, for whoever subscribes to it). Whether
+        the transmission counted."""
         run = self.runs.get(emitter)
+        if run is not None and run.uid != uid:
+            return False
         if run is not None and tx == run.last + 1:
             run.last = tx
             run.heard = now
         else:
-            self.runs[emitter] = Run(tx, tx, now)
+            self.runs[emitter] = Run(tx, tx, now, uid)
+            self.refused.pop(emitter, None)  # of a run the emitter now counts as lost and sends again
         self.pending.add(emitter)
+        return True
 
     def _append(self, payloads: list[bytes]) -> None:
         if not payloads:
@@ -291,17 +395,20 @@ class Intake:
         after the loop's appends."""
         for emitter in self.pending if emitters is None else emitters:
             run = self.runs[emitter]
-            message = emitter.encode() + frame_encoder.encode(Confirmation(run.first, run.last))
+            refused = self.refused.get(emitter, [])
+            message = emitter.encode() + frame_encoder.encode(Confirmation(run.first, run.last, refused))
             try:
                 self.pub.send(message, zmq.NOBLOCK)
             except zmq.Again:
                 break
+            if refused:
+                del self.refused[emitter]
         self.pending.clear()
 
     def _ingest_spool(self) -> None:
         for path in spool_pickup.claim(self._spool_dirs):
             source = f"spool:{path.name}"
-            frames: list[bytes] = []
+            frames: list[Incoming] = []
             count = 0
             complete = True
             unreadable: UnreadableSpoolEntry | None = None
@@ -310,7 +417,7 @@ class Intake:
                     if record.reason is not None:
                         self.rejects.write(record.frame, source, record.reason)
                         continue
-                    frames.append(record.frame)
+                    frames.append((record.frame, self.senders.of_owner(*record.owner)))
                     if len(frames) >= self.settings.batch_max:
                         added, complete = self._append_spooled(frames, source)
                         count += added
@@ -363,7 +470,7 @@ class Intake:
         self.counters.spool_quarantined += 1
         log.error("spool entry %s; %d events taken before it; the entry is kept in %s", reason, count, target)
 
-    def _append_spooled(self, frames: list[bytes], source: str) -> tuple[int, bool]:
+    def _append_spooled(self, frames: list[Incoming], source: str) -> tuple[int, bool]:
         """Append what the WAL has room for; returns how many were new, and whether it took them all
         (what it did not take stays in the file)."""
         accepted, left = self._admit(frames, source)
@@ -375,10 +482,14 @@ class Intake:
         """Save the dedupe index, then let the WAL delete what every sink has passed (in this order:
         the index must cover every record before the record can go)."""
         now = time.time()
-        self.index.forget_idle(now)
+        if now >= self._next_forget:
+            self._next_forget = now + FORGET_INTERVAL_S
+            self.index.forget_idle(now)
+        self.limits.forget_full(time.monotonic())
         # A forgotten run only costs the emitter a harmless resend of what it still holds.
         for emitter in [e for e, run in self.runs.items() if now - run.heard > RUN_IDLE_S]:
             del self.runs[emitter]
+            self.refused.pop(emitter, None)
         # PUB/SUB drops what a subscriber that is still (re)connecting misses; say it all again.
         self._confirm(list(self.runs))
         try:

@@ -108,7 +108,10 @@ class RejectLog:
         now = datetime.now(UTC)
         path = self.directory / now.strftime("rejects-%Y%m%d.jsonl")
         try:
-            self._keep(path, now, self._record(frame, source, reason, now))
+            if path.name == self._day and self._kept >= self._max_bytes:
+                self.over_cap += 1  # not even sealed: past the cap a flood costs a count
+            else:
+                self._keep(path, now, self._record(frame, source, reason, now))
         except OSError as exc:
             # A refused frame must not stop the intake; it was never accepted, so nothing is lost but
             # the forensic copy, which the count and the log line below still account for.

@@ -31,12 +31,14 @@ _KINDS = {
 
 
 class SpoolRecord:
-    """One record of a spool file: a frame, or the reason it could not be read."""
+    """One record of a spool file: a frame, or the reason it could not be read; and the file's owner
+    and group (uid, gid), the frame's sender, read from the descriptor the records were read from."""
 
-    __slots__ = ("frame", "reason")
+    __slots__ = ("frame", "owner", "reason")
 
-    def __init__(self, frame: bytes, reason: str | None = None) -> None:
+    def __init__(self, frame: bytes, owner: tuple[int, int], reason: str | None = None) -> None:
         self.frame = frame
+        self.owner = owner
         self.reason = reason
 
 
@@ -83,17 +85,17 @@ def read(path: Path, keyring: Keyring) -> Iterator[SpoolRecord]:
     still hold records, which only a person can salvage, so the file is to be kept whole. Raises
     FileNotFoundError when the entry is gone (its owner removed it).
     """
-    buffer = _load(path)
+    buffer, owner = _load(path)
     offset = 0
     for offset, payload in scan_records(buffer):  # noqa: B007 - offset is read after the loop
-        yield _frame(payload, keyring)
+        yield _frame(payload, owner, keyring)
     tail = classify_tail(buffer, offset)
     reason = f"{path.name}: {tail.value} record at byte {offset} of {len(buffer)}; the rest is unreadable"
     if tail is Tail.CORRUPT:
         raise UnreadableSpoolEntry(reason)
     if tail is Tail.TORN:
         log.error("spool %s", reason)
-        yield SpoolRecord(buffer[offset : offset + 65536], reason)
+        yield SpoolRecord(buffer[offset : offset + 65536], owner, reason)
 
 
 def quarantine(path: Path) -> Path:
@@ -142,10 +144,12 @@ def _open(path: Path) -> int:
     return fd
 
 
-def _load(path: Path) -> bytes:
+def _load(path: Path) -> tuple[bytes, tuple[int, int]]:
+    """The file's bytes, and its owner and group."""
     with open(_open(path), "rb") as file:
+        status = os.fstat(file.fileno())
         try:
-            return file.read()
+            return file.read(), (status.st_uid, status.st_gid)
         except OSError as exc:
             raise UnreadableSpoolEntry(f"{path.name}: cannot be read: {exc.strerror}") from exc
 
@@ -165,13 +169,13 @@ def _modified(path: Path) -> float:
         return 0.0  # gone since it was listed; reading it says so
 
 
-def _frame(payload: bytes, keyring: Keyring) -> SpoolRecord:
+def _frame(payload: bytes, owner: tuple[int, int], keyring: Keyring) -> SpoolRecord:
     kind, body = payload[:1], payload[1:]
     if kind == PLAIN:
-        return SpoolRecord(body)
+        return SpoolRecord(body, owner)
     if kind == SEALED:
         try:
-            return SpoolRecord(unseal(body, keyring, source="sealed spool record"))
+            return SpoolRecord(unseal(body, keyring, source="sealed spool record"), owner)
         except DecryptionError as exc:
-            return SpoolRecord(body, str(exc))
-    return SpoolRecord(payload, f"unknown spool record kind {kind!r}")
+            return SpoolRecord(body, owner, str(exc))
+    return SpoolRecord(payload, owner, f"unknown spool record kind {kind!r}")

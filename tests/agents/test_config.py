@@ -29,6 +29,13 @@ from auditship.agents.errors import ConfigError
         ("[sinks.kafka]\nenabled = true\n", "agent.toml: sinks.kafka: unknown key"),
         ('endpoint = "udp://x"\n', "agent.toml: endpoint: unsupported endpoint 'udp://x'"),
         ("data_dir = \n", "agent.toml: not valid TOML"),
+        (
+            '[intake.identities]\nno-such-user-here = ["payments"]\n',
+            "agent.toml: intake.identities.no-such-user-here: no such user on this host",
+        ),
+        ('[intake.identities]\n1001 = "payments"\n', "agent.toml: intake.identities[...]: Expected `array`"),
+        ('[intake]\nidentity_mismatch = "warn"\n', "agent.toml: intake.identity_mismatch: Invalid enum"),
+        ("[intake]\nsender_burst = 0\n", "agent.toml: intake.sender_burst: must be positive, got 0"),
     ],
 )
 def test_a_bad_config_names_the_file_and_the_key(toml: str, message: str) -> None:
@@ -78,3 +85,9 @@ def test_check_config_prints_the_effective_config(tmp_path: Path, capsys: pytest
     effective = parse_config(capsys.readouterr().out)
     assert effective.enabled_sinks() == ["file", "console", "parquet"]
     assert effective.sinks.console.line_format == "json"
+
+
+def test_identities_name_users_or_uids_and_a_uid_named_twice_gets_both_lists() -> None:
+    config = parse_config('[intake.identities]\nroot = ["ops"]\n0 = ["backup"]\n1001 = ["payments"]\n')
+    allowed = config.intake.allowed_services()
+    assert allowed == {0: frozenset({"ops", "backup"}), 1001: frozenset({"payments"})}

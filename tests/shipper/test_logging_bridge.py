@@ -67,6 +67,15 @@ def test_a_record_becomes_an_event_its_extra_fields_setting_the_events_fields(
     assert (event.service_name, event.environment, event.compliance) == ("billing", "prod", ["SOX"])
 
 
+def test_a_sender_in_extra_is_a_detail_never_the_events_sender(audit_log: logging.Logger) -> None:
+    """`sender` is the agent's to set (from the kernel): the record's goes to details, as it is."""
+    audit_log.addHandler(AuditHandler(context=CONTEXT))
+    with capture_events() as events:
+        audit_log.info("paid", extra={"sender": "bob"})
+    [event] = events
+    assert (event.sender, event.details["sender"]) == (None, "bob")
+
+
 def test_the_level_decides_the_severity_unless_extra_does(audit_log: logging.Logger) -> None:
     """DEBUG and INFO: INFO; WARNING: MEDIUM; ERROR: HIGH; CRITICAL: CRITICAL; extra={"severity"} wins."""
     audit_log.addHandler(AuditHandler())

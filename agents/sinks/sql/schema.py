@@ -9,7 +9,9 @@ unique. Agents sharing a database have WALs of different ids, so their rows neve
 
 Columns keep the event's names. Identifiers and names that are searched (user_id, resource_type,
 service_name...) are bounded VARCHARs, so MySQL can index them; free text (message, user_agent,
-endpoint, action) is TEXT. `details`, `changes` and `compliance` are JSON (JSONB on PostgreSQL);
+endpoint, action) is TEXT. `details`, `changes`, `compliance` and `sender` (who sent the event, as
+the kernel named them: uid, gid, pid, user, executable; NULL when unknown) are JSON (JSONB on
+PostgreSQL);
 `sensitive` is JSON too, holding only the intake's envelopes (ciphertext), never a plaintext value.
 Timestamps are UTC: TIMESTAMPTZ on PostgreSQL, DATETIME(6) holding UTC on MySQL/MariaDB and SQLite.
 """
@@ -38,10 +40,12 @@ from sqlalchemy.dialects import mysql, postgresql
 from auditship.agents.sinks.base import Entry
 
 _JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
+# SQL NULL, not JSON null, for an event without one (a spooled or TCP frame's sender may be absent).
+_JSON_OR_NULL = JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 _TIMESTAMP = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 _NAME = String(255)
 
-JSON_COLUMNS = ("details", "changes", "sensitive", "compliance")
+JSON_COLUMNS = ("details", "changes", "sensitive", "compliance", "sender")
 
 _json = msgspec.json.Encoder()
 
@@ -84,8 +88,9 @@ def events_table(name: str) -> Table:
         Column("duration_ms", Double),
         Column("request_size", BigInteger),
         Column("response_size", BigInteger),
-        *(Column(column, _JSON, nullable=False) for column in JSON_COLUMNS),
+        *(Column(column, _JSON, nullable=False) for column in JSON_COLUMNS if column != "sender"),
         Column("schema_version", Integer, nullable=False),
+        Column("sender", _JSON_OR_NULL),
         Column("wal_id", String(32), primary_key=True),
         Column("wal_seq", BigInteger, primary_key=True, autoincrement=False),
         Index(f"ix_{name}_event_id", "event_id"),

@@ -136,7 +136,8 @@ def _copy_values(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]
     def values(row: dict[str, Any]) -> tuple[Any, ...]:
         picked = list(pick(row))
         for position in positions:
-            picked[position] = json_text(picked[position])
+            if picked[position] is not None:
+                picked[position] = json_text(picked[position])
         return tuple(picked)
 
     return values

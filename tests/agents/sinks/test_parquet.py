@@ -17,7 +17,7 @@ from auditship.agents.sinks.parquet.schema import COLUMNS
 from auditship.agents.sinks.parquet.sink import ParquetSink
 from auditship.ondisk.envelope import is_envelope
 from auditship.ondisk.lake_layout import STAGING_PREFIX, live_parts, part_name, partition_dir
-from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
+from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, Sender
 from tests.agents.sinks.entries import SECRET, entries
 
 OpenParquet = Callable[..., ParquetSink]
@@ -59,6 +59,16 @@ def seqs(sink: ParquetSink) -> list[int]:
 def test_the_schema_has_every_event_field_in_order_then_wal_seq() -> None:
     """A field added to AuditEvent without a column would silently be dropped from the lake."""
     assert list(COLUMNS) == [*AuditEvent.__struct_fields__, "wal_seq"]
+
+
+def test_an_events_sender_is_a_json_column_null_when_unknown(
+    open_parquet: OpenParquet, keyring: Keyring
+) -> None:
+    sink = open_parquet()
+    batch = [*entries(range(1, 3), keyring, sender=Sender(uid=1001, pid=7)), *entries(range(3, 4), keyring)]
+    assert sink.write_batch(batch) is Delivery.DELIVERED
+    rows = lake_rows(sink, "wal_seq, sender->>'uid', sender IS NULL")
+    assert rows == [(1, "1001", False), (2, "1001", False), (3, None, True)]
 
 
 def test_a_batch_becomes_one_part_per_date_and_service(open_parquet: OpenParquet, keyring: Keyring) -> None:

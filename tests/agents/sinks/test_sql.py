@@ -21,7 +21,7 @@ from auditship.agents.sinks.sql.config import SqlSinkConfig
 from auditship.agents.sinks.sql.schema import events_table
 from auditship.agents.sinks.sql.sink import SqlSink
 from auditship.agents.wal.identity import wal_identity
-from shipper.event import AuditEvent, AuditEventType
+from shipper.event import AuditEvent, AuditEventType, Sender
 from tests.agents.sinks.entries import SECRET, entries, event
 from tests.databases import KINDS, SERVERS, Database, database
 
@@ -65,8 +65,8 @@ def deliver(sink: SqlSink, batch: list[Entry], attempts: int = 3) -> Delivery | 
 def test_a_batch_lands_once_with_every_field_and_sensitive_values_only_as_ciphertext(
     db: Database, open_sink: OpenSink, tmp_path: Path
 ) -> None:
-    """Each event is one row with its fields; the timestamp in UTC; details as JSON; the envelope, never
-    the secret, in `sensitive`."""
+    """Each event is one row with its fields; the timestamp in UTC; details and sender as JSON; the
+    envelope, never the secret, in `sensitive`."""
     keyring = Keyring.load_or_create(tmp_path / "keys")
     batch = entries(range(1, 51), keyring, sensitive={"ssn": SECRET}, compliance=["SOX"])
     stamped = AuditEvent(
@@ -75,6 +75,7 @@ def test_a_batch_lands_once_with_every_field_and_sensitive_values_only_as_cipher
         changes={"email": "new@example.com", "nested": {"n": [1, 2.5, None]}},
         status_code=201,
         duration_ms=45.25,
+        sender=Sender(uid=1001, pid=7),
     )
     batch.append(Entry(51, stamped))
     sink = open_sink(db.url, db.table)
@@ -101,6 +102,8 @@ def test_a_batch_lands_once_with_every_field_and_sensitive_values_only_as_cipher
     )
     assert _json(row["changes"]) == {"email": "new@example.com", "nested": {"n": [1, 2.5, None]}}
     assert (row["status_code"], row["duration_ms"], row["user_id"]) == (201, 45.25, None)
+    assert _json(row["sender"]) == {"uid": 1001, "pid": 7}
+    assert first["sender"] is None  # unknown: SQL NULL, not JSON null
 
 
 def test_a_replayed_or_overlapping_batch_inserts_nothing_twice(

@@ -31,10 +31,11 @@ CURVE_KEY_PREFIX = "key:"
 class IntakeConfig(Section):
     max_frame_bytes: Positive = 1024 * 1024
     """Frames larger than this are rejected (to rejects/) instead of appended."""
-    max_message_bytes: Positive = 256 * 1024 * 1024
+    max_message_bytes: Positive = 8 * 1024 * 1024
     """ZeroMQ drops a larger message, before allocating it, and resets its sender's connection
-    (ZMQ_MAXMSGSIZE). A message is an emitter's batch of up to 128 frames: keep this above 128 x
-    max_frame_bytes, so that only a message the intake would refuse anyway is dropped."""
+    (ZMQ_MAXMSGSIZE). A message is an emitter's batch: up to 128 frames and 4 MiB (shipper.wire's
+    BATCH_BYTES) plus one frame; keep this above 4 MiB + max_frame_bytes, so that only a message no
+    emitter sends is dropped (a flood's: one 122 MiB message once took the intake from 36 to 413 MB)."""
     batch_max: Positive = 1024
     """Frames appended to the WAL per write: this many, or a few more to finish an emitter's batch."""
     confirm_interval_ms: int = 20

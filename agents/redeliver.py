@@ -22,7 +22,7 @@ import msgspec
 from auditship.agents.backoff import compute_backoff
 from auditship.agents.config import AgentConfig
 from auditship.agents.logs import configure_logging
-from auditship.agents.sinks.base import Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.base import Delivery, Entry, Partial, Refused, Sink
 from auditship.agents.sinks.registry import SINKS
 from auditship.agents.sinks.runner import DeadLetter, build_sink, dead_letter_lines
 from auditship.ondisk.data_layout import DataLayout
@@ -81,15 +81,17 @@ def redeliver(config: AgentConfig, sink_name: str, attempts: int = 5) -> Redeliv
     try:
         for start in range(0, len(letters.entries), built.batch_size):
             batch = letters.entries[start : start + built.batch_size]
-            again = _offer(sink, batch, attempts)
-            if again is None:
-                result.undelivered += len(batch)
-                reason = f"not taken by the destination in {attempts} attempts of `audit-agent redeliver`"
-                again = Refused(batch, [reason] * len(batch))
-            else:
-                result.refused += len(again.entries)
-            result.delivered += len(batch) - len(again.entries)
-            kept += dead_letter_lines(again)
+            while batch:  # bounded: each offer settles at least one letter
+                taken, again = _offer(sink, batch, attempts)
+                settled, batch = batch[:taken], batch[taken:]
+                if again is None:
+                    result.undelivered += len(settled)
+                    reason = f"not taken by the destination in {attempts} attempts of `audit-agent redeliver`"
+                    again = Refused(settled, [reason] * len(settled))
+                else:
+                    result.refused += len(again.entries)
+                result.delivered += len(settled) - len(again.entries)
+                kept += dead_letter_lines(again)
     finally:
         sink.close()
     # The agent may have appended to the file in the instant before it was claimed: keep that too.
@@ -102,21 +104,24 @@ def redeliver(config: AgentConfig, sink_name: str, attempts: int = 5) -> Redeliv
     return result
 
 
-def _offer(sink: Sink, batch: list[Entry], attempts: int) -> Refused | None:
-    """Offer `batch` until the destination settles it, at most `attempts` times: what it refused
-    (nothing, when it took all), or None when it never took the batch."""
+def _offer(sink: Sink, batch: list[Entry], attempts: int) -> tuple[int, Refused | None]:
+    """Offer `batch` until the destination settles it, at most `attempts` times: how many of its first
+    letters were settled (all, unless the sink took a share of them: Partial), and what of those it
+    refused (nothing, when it took all), or None when it never took the batch."""
     for attempt in range(1, attempts + 1):
         outcome = sink.write_batch(batch)
+        if isinstance(outcome, Partial):
+            return outcome.taken, outcome.refused
         if outcome is Delivery.DELIVERED:
-            return Refused([], [])
+            return len(batch), Refused([], [])
         if outcome is Delivery.REJECTED:
-            return Refused(batch, ["the destination refused the batch"] * len(batch))
+            return len(batch), Refused(batch, ["the destination refused the batch"] * len(batch))
         if isinstance(outcome, Refused):
-            return outcome
+            return len(batch), outcome
         if attempt < attempts:
             delay = compute_backoff(attempt, BACKOFF_BASE_S, BACKOFF_CAP_S)
             time.sleep(max(delay, sink.retry_after_s))
-    return None
+    return len(batch), None
 
 
 def _read(data: bytes) -> _Letters:

@@ -22,7 +22,7 @@ Found = tuple[int, AuditEvent]
 
 FETCH_ROWS = 1000
 _FIELDS = frozenset(AuditEvent.__struct_fields__)
-_JSON_FIELDS = frozenset({"details", "changes", "sensitive"})
+_JSON_FIELDS = frozenset({"details", "changes", "sensitive", "sender"})
 CSV_COLUMNS = (*AuditEvent.__struct_fields__, "wal_seq")
 
 

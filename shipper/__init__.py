@@ -11,7 +11,7 @@ gRPC interceptors grpcio (optional extras), so their names are left out of `__al
 from shipper.builder import AuditEventBuilder
 from shipper.config import AuditConfig, AuditContext
 from shipper.destinations import DatabaseAuditDestination, FileAuditDestination, SIEMAuditDestination
-from shipper.errors import AuditDeliveryError
+from shipper.errors import AuditDeliveryError, AuditRefusedError
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, new_event_id
 from shipper.logger import AuditLogger
 from shipper.logging_bridge import AuditHandler
@@ -28,6 +28,7 @@ __all__ = [
     "AuditMiddlewareConfig",
     "AuditOutcome",
     "AuditRecorder",
+    "AuditRefusedError",
     "AuditSeverity",
     "DatabaseAuditDestination",
     "Emitter",

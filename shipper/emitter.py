@@ -52,6 +52,7 @@ from shipper.receipt import Receipt
 from shipper.spool_seal import SealUnavailableError
 from shipper.spool_writer import SpoolWriter
 from shipper.wire import (
+    BATCH_BYTES,
     Confirmation,
     confirmation_decoder,
     encode_batch,
@@ -82,16 +83,36 @@ Sent = tuple[int, list[Pending], float]
 Sockets = tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Socket[bytes]]
 
 
+def _batch_end(frames: list[Pending], start: int, size: int) -> int:
+    """Where the batch that begins at `start` ends: at most `size` frames, and none more once they hold
+    BATCH_BYTES (as _enqueue sends the outbox)."""
+    end = min(start + size, len(frames))
+    total = 0
+    for index in range(start, end):
+        total += len(frames[index][0])
+        if total >= BATCH_BYTES:
+            return index + 1
+    return end
+
+
+def _refused_in(refused: list[int], first: int, count: int) -> list[int]:
+    """The transmissions of `refused` from `first` on, `count` of them (nearly always none)."""
+    if not refused:
+        return []
+    return [tx for tx in refused if first <= tx < first + count]
+
+
 class EmitterStats(msgspec.Struct):
     """Counters since this emitter started (or since fork, in a child).
 
     sent: frames handed to the socket (first sends; sends after a loss or a refused first try are
-    counted in `resent`); confirmed: events the agent confirmed as in its WAL; spilled: events written
-    to the spool; dropped: events lost for good (more than `hold_max` could be neither sent nor
-    spilled, or the process closed the emitter with some still in that state); failed: emit() calls
-    that raised inside (an event that cannot be encoded), and failures of the sending thread (its
-    batch waits and is sent or spilled later); pending: unconfirmed now, plus those waiting to be sent
-    or spilled.
+    counted in `resent`); confirmed: events the agent confirmed as in its WAL; refused: events the
+    agent sent to its rejects/ instead (an event it could not take: its log and rejects/ say why);
+    spilled: events written to the spool; dropped: events lost for good (more than `hold_max` could
+    be neither sent nor spilled, or the process closed the emitter with some still in that state);
+    failed: emit() calls that raised inside (an event that cannot be encoded), and failures of the
+    sending thread (its batch waits and is sent or spilled later); pending: unconfirmed now, plus those
+    waiting to be sent or spilled.
     """
 
     sent: int = 0
@@ -101,6 +122,7 @@ class EmitterStats(msgspec.Struct):
     dropped: int = 0
     failed: int = 0
     pending: int = 0
+    refused: int = 0
 
 
 class Emitter:
@@ -168,6 +190,7 @@ class Emitter:
         # The next batch. Its frames carry the tx they get if it goes out; if it does not, they wait in
         # _unsent, where the tx they carry means nothing, and the next batch takes the same numbers.
         self._outbox: list[Pending] = []
+        self._outbox_bytes = 0
         self._buffer = bytearray()  # where each frame is encoded (see _enqueue)
         # What the agent has not confirmed yet, in tx order, a batch at a time.
         self._window: collections.deque[Sent] = collections.deque()
@@ -204,6 +227,11 @@ class Emitter:
     @linger_ms.setter
     def linger_ms(self, value: float) -> None:
         self._linger_s = value / 1000
+
+    @property
+    def spool_path(self) -> Path:
+        """The file this emitter spills to (shipper.spool_writer), when the agent cannot take its events."""
+        return self._spool.path
 
     @property
     def stats(self) -> EmitterStats:
@@ -266,7 +294,8 @@ class Emitter:
             return seq
         outbox.append((frame, bool(event.sensitive)))
         queued = len(outbox)
-        if queued >= self._batch_max:
+        self._outbox_bytes += len(frame)
+        if queued >= self._batch_max or self._outbox_bytes >= BATCH_BYTES:
             if self._push is not None:
                 self._send_outbox()
         elif queued == 1:
@@ -398,17 +427,20 @@ class Emitter:
 
     def _send_outbox(self) -> None:
         outbox, self._outbox = self._outbox, []
+        self._outbox_bytes = 0
         self._stats.sent += self._send(outbox)
 
     def _send(self, frames: list[Pending]) -> int:
-        """Send frames numbered from the next tx on, `batch_max` to a message (a batch); returns how many
-        went. From the first message the socket refuses (Again: HWM full or no agent connected; or a
-        closed socket) on, the frames wait in _unsent: the numbers they carry are not sent."""
+        """Send frames numbered from the next tx on, up to `batch_max` and BATCH_BYTES to a message (a
+        batch); returns how many went. From the first message the socket refuses (Again: HWM full or no
+        agent connected; or a closed socket) on, the frames wait in _unsent: the numbers they carry are
+        not sent."""
         assert self._push is not None
-        size = self._batch_max
         now = time.monotonic()
-        for start in range(0, len(frames), size):
-            batch = frames[start : start + size]
+        start = 0
+        while start < len(frames):
+            end = _batch_end(frames, start, self._batch_max)
+            batch = frames[start:end]
             try:
                 self._push.send(encode_batch([frame for frame, _ in batch]), zmq.NOBLOCK)
             except zmq.ZMQError:
@@ -418,6 +450,7 @@ class Emitter:
             self._window.append((self._tx + 1, batch, now))
             self._tx += len(batch)
             self._held += len(batch)
+            start = end
         return len(frames)
 
     def _connect(self) -> None:
@@ -508,9 +541,11 @@ class Emitter:
                 batch, tx = batch[cut:], tx + cut
             if batch and tx <= confirmation.last:
                 cut = min(len(batch), confirmation.last - tx + 1)
-                self._stats.confirmed += cut
+                refused = _refused_in(confirmation.refused, tx, cut)
+                self._stats.confirmed += cut - len(refused)
+                self._stats.refused += len(refused)
                 if self._receipts:
-                    self._acknowledge(batch[:cut])
+                    self._acknowledge(batch[:cut], [index - tx for index in refused])
                 batch, tx = batch[cut:], tx + cut
             if batch:
                 self._held -= len(window[0][1]) - len(batch)
@@ -520,11 +555,15 @@ class Emitter:
         if lost:
             self._resend(lost)
 
-    def _acknowledge(self, confirmed: list[Pending]) -> None:
-        for frame, _ in confirmed:
+    def _acknowledge(self, confirmed: list[Pending], refused: list[int]) -> None:
+        """Settle the receipts of `confirmed`, those at the positions `refused` as refused."""
+        for position, (frame, _) in enumerate(confirmed):
             receipt = self._receipts.pop(header_decoder.decode(frame).seq, None)
             if receipt is not None:
-                receipt.set()
+                if position in refused:
+                    receipt.refuse()
+                else:
+                    receipt.set()
 
     def _forget(self, seq: int) -> None:
         with self._lock:

@@ -21,3 +21,15 @@ class AuditDeliveryError(RuntimeError):
         )
         self.event_id = event_id
         self.timeout_s = timeout_s
+
+
+class AuditRefusedError(AuditDeliveryError):
+    """An acknowledged emit the agent refused: the event is in its rejects/ (the agent's log says why),
+    not in its WAL, and sending it again would be refused again."""
+
+    def __init__(self, event_id: str) -> None:
+        RuntimeError.__init__(
+            self, f"audit event {event_id} was refused by the audit-agent (see its log and rejects/)"
+        )
+        self.event_id = event_id
+        self.timeout_s = 0.0

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from shipper.errors import AuditDeliveryError
+from shipper.errors import AuditDeliveryError, AuditRefusedError
 
 if TYPE_CHECKING:
     import asyncio
@@ -23,7 +23,7 @@ class Receipt:
     tracking it after a timeout. A receipt made with neither is acknowledged already.
     """
 
-    __slots__ = ("_acknowledged", "_callbacks", "_forget", "_gate", "_lock", "event_id")
+    __slots__ = ("_acknowledged", "_callbacks", "_forget", "_gate", "_lock", "_refused", "event_id")
 
     def __init__(
         self,
@@ -39,20 +39,25 @@ class Receipt:
         # acknowledged emit cost the service's process.
         self._gate = threading.Lock()
         self._acknowledged = lock is None
+        self._refused = False
         self._callbacks: list[Callable[[], object]] = []
         if not self._acknowledged:
             self._gate.acquire()
 
     @property
     def acknowledged(self) -> bool:
-        return self._acknowledged
+        """Whether the agent has the event synced (False while waiting, and when it refused it)."""
+        return self._acknowledged and not self._refused
 
     def wait(self, timeout: float) -> None:
-        """Block until acknowledged; AuditDeliveryError after `timeout` seconds."""
+        """Block until acknowledged; AuditDeliveryError after `timeout` seconds, AuditRefusedError at
+        once when the agent refused the event."""
         if self._acknowledged:
+            self._raise_if_refused()
             return
         if self._gate.acquire(timeout=timeout):
             self._gate.release()  # open for any other waiter too
+            self._raise_if_refused()
         else:
             self._give_up(timeout)
 
@@ -72,6 +77,12 @@ class Receipt:
         finally:
             if not self._acknowledged and self._forget is not None:
                 self._forget()  # the caller was cancelled: nobody waits for it any more
+        self._raise_if_refused()
+
+    def refuse(self) -> None:
+        """Settle as refused: the agent sent the event to its rejects/ (the emitter holds its lock)."""
+        self._refused = True
+        self.set()
 
     def set(self) -> None:
         """Mark acknowledged (the emitter calls this holding its lock, once)."""
@@ -87,6 +98,10 @@ class Receipt:
                     self._callbacks.append(callback)
                     return
         callback()
+
+    def _raise_if_refused(self) -> None:
+        if self._refused:
+            raise AuditRefusedError(self.event_id)
 
     def _give_up(self, timeout: float) -> None:
         if self._forget is not None:

@@ -1,9 +1,9 @@
 """Spool files: where an emitter puts events it cannot hand to the agent, for the agent to pick up.
 
-One file per emitter, `<spool dir>/<emitter id>.spool`, holding records (shipper.records) whose first
-byte says how the frame that follows is stored: `PLAIN`, or `SEALED` to the agent's public key
-(`seal.pub` in the spool directory) when the event carries sensitive values, which must never reach
-disk in plaintext.
+One file per emitter, `<spool dir>/<emitter id>.<128 random bits, hex>.spool`, holding records
+(shipper.records) whose first byte says how the frame that follows is stored: `PLAIN`, or `SEALED` to
+the agent's public key (`seal.pub` in the spool directory) when the event carries sensitive values,
+which must never reach disk in plaintext.
 
 The agent claims a file by renaming it while holding its flock; an emitter takes the same lock for
 each write and, when it finds its path renamed away, starts a new file. So a record is either in the
@@ -51,7 +51,9 @@ class SpoolWriter:
         self._create = create
         self._max_bytes = max_bytes
         self._keep_free = keep_free
-        self.path = directory / f"{emitter_id}{SUFFIX}"
+        # A random part the agent never publishes (emitter ids are confirmation topics): another member of
+        # the group, who may open a file whose name it knows, cannot find this one.
+        self.path = directory / f"{emitter_id}.{os.urandom(16).hex()}{SUFFIX}"
         self._fd: int | None = None
         self._public_key: bytes | None = None
 

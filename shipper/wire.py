@@ -55,13 +55,15 @@ class FrameHeader(msgspec.Struct, array_like=True):
 
 class Confirmation(msgspec.Struct, array_like=True):
     """The intake's watermark for one emitter: it received, without a gap, every transmission from
-    `first` to `last`, and all of them are in the WAL.
+    `first` to `last`, and all of them are in the WAL, except those in `refused`: transmissions of this
+    run the intake sent to its rejects/ since it last published (an event it could not take).
 
     A transmission before `first` that the emitter still holds unconfirmed did not reach this run:
     it went to an agent that died, or was lost in a reconnection; the emitter sends it again."""
 
     first: int
     last: int
+    refused: list[int] = msgspec.field(default_factory=list)
 
 
 frame_encoder = msgspec.msgpack.Encoder()
@@ -74,6 +76,12 @@ batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 # element is its emitter id (a string).
 _ARRAY_TYPES = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
 _ARRAY32 = struct.Struct(">BI")
+
+
+BATCH_BYTES = 4 * 1024 * 1024
+"""An emitter sends its batch once it holds this many bytes, whatever `batch_max` says: the intake's
+`max_message_bytes` (8 MiB by default) stays above a batch plus one frame of `max_frame_bytes`, so that
+the intake can refuse any larger message before allocating it."""
 
 
 def encode_batch(frames: list[bytes]) -> bytes:

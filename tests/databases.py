@@ -51,6 +51,12 @@ class Database:
         with self.admin.connect() as connection:
             return list(connection.execute(text(f"SELECT event_id FROM {self.table}")).scalars())
 
+    def keys(self) -> list[tuple[str, int]]:
+        """Every row's WAL record, (wal_id, wal_seq), in order."""
+        with self.admin.connect() as connection:
+            found = connection.execute(text(f"SELECT wal_id, wal_seq FROM {self.table} ORDER BY 1, 2"))
+            return [(str(wal_id), int(seq)) for wal_id, seq in found]
+
     def row(self, event_id: str) -> dict[str, object]:
         with self.admin.connect() as connection:
             found = connection.execute(

@@ -7,7 +7,8 @@ POST, served by uvicorn from a thread (or a process), and told how to misbehave.
     generic  POST /ingest (a JSON array; the API key in X-API-Key)
 
 Knobs: `answer_next(n, status, ...)` scripts the next n answers (503, 429 with Retry-After...),
-`slow_next(n, seconds)` delays them, `refuse_ids`/`throttle_ids` fail single bulk items, and
+`slow_next(n, seconds)` delays them, `refuse_ids`/`throttle_ids` fail single bulk items (named by
+their `_id` or their event's `event_id`), and
 `acks_withheld` keeps HEC from acknowledging. Every request is recorded (`requests`).
 """
 
@@ -77,6 +78,11 @@ class FakeSiem:
     _slow: deque[float] = field(default_factory=deque)
     _ack_ids: itertools.count[int] = field(default_factory=itertools.count)
     _acked: dict[tuple[str, int], bool] = field(default_factory=dict)
+
+    @property
+    def doc_event_ids(self) -> list[str]:
+        """The event ids of the indexed documents, in the order they were created."""
+        return [doc["event_id"] for doc in self.docs.values()]
 
     def answer_next(
         self, count: int, status: int, retry_after: str | None = None, body: dict[str, Any] | None = None
@@ -155,11 +161,12 @@ class FakeSiem:
     def _bulk_item(self, action: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
         doc_id = action["_id"]
         result: dict[str, Any] = {"_index": action["_index"], "_id": doc_id}
-        if doc_id in self.refuse_ids:
+        named = doc_id if doc_id in self.refuse_ids or doc_id in self.throttle_ids else doc.get("event_id")
+        if named in self.refuse_ids:
             error = {"type": "mapper_parsing_exception", "reason": "failed to parse field [details]"}
             return result | {"status": 400, "error": error}
-        if self.throttle_ids.get(doc_id, 0) > 0:
-            self.throttle_ids[doc_id] -= 1
+        if self.throttle_ids.get(named, 0) > 0:
+            self.throttle_ids[named] -= 1
             error = {"type": "es_rejected_execution_exception", "reason": "rejected execution"}
             return result | {"status": 429, "error": error}
         if doc_id in self.docs:

@@ -57,6 +57,9 @@ RETRY_PAUSE_S = 0.5
 RUN_IDLE_S = 60.0
 QUARANTINE_WARN_INTERVAL_S = 60.0
 FORGET_INTERVAL_S = 60.0
+# Refused transmissions told to one emitter per confirmation at most: an emitter whose every frame is
+# refused still gets its confirmations, and past this it counts a few refused events as confirmed.
+MAX_REFUSED = 4096
 """How often idle emitters are looked for in the dedupe index (its horizon is days)."""
 
 Incoming = tuple[bytes, Sender | None]
@@ -106,6 +109,8 @@ class Intake:
         self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())
         self.runs: dict[str, Run] = {}
         self.pending: set[str] = set()
+        # Per emitter, the transmissions of its run sent to rejects/ since its last confirmation.
+        self.refused: dict[str, list[int]] = {}
         self._sync_wanted = False
         # Frames taken off the socket that the WAL had no room for: not yet validated, tracked or
         # confirmed, as if still queued in the socket. They go first once the WAL has room.
@@ -382,22 +387,27 @@ class Intake:
             header = header_decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return
-        if header.tx and source == "socket":
-            self._track(header.emitter, who, header.tx, now)
+        if header.tx and source == "socket" and self._track(header.emitter, who, header.tx, now):
+            refused = self.refused.setdefault(header.emitter, [])
+            if len(refused) < MAX_REFUSED:
+                refused.append(header.tx)
 
-    def _track(self, emitter: str, who: Principal, tx: int, now: float) -> None:
+    def _track(self, emitter: str, who: Principal, tx: int, now: float) -> bool:
         """Extend the emitter's gap-free run, or start a new one after a gap (frames were lost). A run
         is its sender's: another sender's frames under the same id leave it alone until it has been idle
-        RUN_IDLE_S (confirmations are published by emitter id, for whoever subscribes to it)."""
+        RUN_IDLE_S (confirmations are published by emitter id, for whoever subscribes to it). Whether
+        the transmission counted."""
         run = self.runs.get(emitter)
         if run is not None and run.owner != who:
-            return
+            return False
         if run is not None and tx == run.last + 1:
             run.last = tx
             run.heard = now
         else:
             self.runs[emitter] = Run(tx, tx, now, who)
+            self.refused.pop(emitter, None)  # of a run the emitter now counts as lost and sends again
         self.pending.add(emitter)
+        return True
 
     def _append(self, payloads: list[bytes]) -> None:
         if not payloads:
@@ -431,11 +441,14 @@ class Intake:
         after the loop's appends."""
         for emitter in self.pending if emitters is None else emitters:
             run = self.runs[emitter]
-            message = emitter.encode() + frame_encoder.encode(Confirmation(run.first, run.last))
+            refused = self.refused.get(emitter, [])
+            message = emitter.encode() + frame_encoder.encode(Confirmation(run.first, run.last, refused))
             try:
                 self.pub.send(message, zmq.NOBLOCK)
             except zmq.Again:
                 break
+            if refused:
+                del self.refused[emitter]
         self.pending.clear()
 
     def _ingest_spool(self) -> None:
@@ -525,6 +538,7 @@ class Intake:
         # A forgotten run only costs the emitter a harmless resend of what it still holds.
         for emitter in [e for e, run in self.runs.items() if now - run.heard > RUN_IDLE_S]:
             del self.runs[emitter]
+            self.refused.pop(emitter, None)
         # PUB/SUB drops what a subscriber that is still (re)connecting misses; say it all again.
         self._confirm(list(self.runs))
         try:

@@ -3,7 +3,9 @@
 
 The sink runner (agents/sinks/runner.py) owns the guarantees: it reads the sink's WAL cursor, calls
 `write_batch`, commits the cursor only when the batch is DELIVERED, backs off on ERRORED and sends
-REJECTED batches (or the Refused part of one) to dead letters. A sink never commits, counts or sleeps itself.
+REJECTED batches (or the Refused part of one) to dead letters; after a Partial batch it commits before
+the entries the sink left and offers them again in the next batch. A sink never commits, counts or
+sleeps itself.
 An exception from `write_batch` is taken as an event the sink cannot write (the runner finds it by halving
 the batch and dead-letters it), except a SinkError, which ends the worker: the sink cannot go on at all.
 """
@@ -42,6 +44,21 @@ class Refused(msgspec.Struct):
     reasons: list[str]
 
 
+class Partial(msgspec.Struct):
+    """The sink settled the batch's first `taken` entries (at least one: the destination has them, but
+    for those in `refused`, which it refused for good) and left the rest, unwritten, for the next batch:
+    a cap on what one batch may do (the parquet sink's `max_partitions`). The runner commits the cursor
+    before the first entry left, counts the rest as `deferred` and reads them again at once."""
+
+    taken: int
+    refused: Refused
+
+    def __post_init__(self) -> None:
+        # A share of nothing would offer the same batch for ever.
+        if self.taken < 1:
+            raise ValueError(f"Partial: taken must be at least 1, got {self.taken}")
+
+
 class Sink(Protocol):
     """Everything the runner reads of a sink. A sink class subclasses it, and so has the defaults of what
     only some sinks tell: no Retry-After, no partial progress, no counters of its own."""
@@ -62,7 +79,7 @@ class Sink(Protocol):
 
     def open(self) -> None: ...
 
-    def write_batch(self, batch: list[Entry]) -> Delivery | Refused: ...
+    def write_batch(self, batch: list[Entry]) -> Delivery | Refused | Partial: ...
 
     def close(self) -> None: ...
 

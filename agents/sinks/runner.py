@@ -3,7 +3,9 @@
 Read from the sink's WAL cursor until a batch is full (`batch_size`) or its first record has waited
 `flush_interval_s` → `write_batch` → on DELIVERED commit the cursor; on ERRORED rewind and retry after
 a backoff (forever: the WAL bound, not a retry count, decides what happens to an endless backlog); on
-REJECTED, or for the Refused part of a batch, write dead letters, then commit. Counters (RunnerCounters,
+REJECTED, or for the Refused part of a batch, write dead letters, then commit; on Partial (a sink
+capping what one batch may do) commit before the entries it left, which are read again and offered at
+once, without waiting for the next flush. Counters (RunnerCounters,
 and the sink's own), lag included, go to the supervisor, during backoffs too.
 
 Nothing one event does stops the loop: a record that does not decode is counted and skipped, and an
@@ -30,7 +32,7 @@ from auditship.agents.config import AgentConfig
 from auditship.agents.errors import SinkError
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
-from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Partial, Refused, Sink
 from auditship.agents.sinks.registry import SINKS
 from auditship.agents.wal import WalReader, WalRecord
 from auditship.ondisk.data_layout import DataLayout
@@ -91,6 +93,9 @@ class RunnerCounters(msgspec.Struct):
     """WAL records that did not decode: skipped."""
     unwritable: int = 0
     """Events the sink raised on: dead-lettered with the exception."""
+    deferred: int = 0
+    """Events a sink left for the next batch (Partial: the parquet sink's `max_partitions`), each then
+    offered again; an event deferred twice counts twice."""
     lag_s: float = 0.0
     """The age of the oldest event read and not delivered, as of the report."""
     committed: int = 0
@@ -143,6 +148,8 @@ class SinkRunner:
         self._stopping = False
         self._pending: list[WalRecord] = []
         self._flush_at = 0.0
+        self._resume = False
+        """The last batch was Partial: the next one goes out as soon as it is read."""
         self._oldest: datetime | None = None
         """The time of the oldest event read and not yet delivered (kept while its batch is retried)."""
         self._problem: str | None = None
@@ -184,7 +191,8 @@ class SinkRunner:
         more = self.reader.read(self.batch_size - len(self._pending), MAX_BATCH_BYTES)
         if more:
             if not self._pending:
-                self._flush_at = now + self.flush_interval_s
+                self._flush_at = now if self._resume else now + self.flush_interval_s
+                self._resume = False
             if self._oldest is None:
                 self._oldest = self._event_time(more[0])
             self._pending.extend(more)
@@ -213,21 +221,37 @@ class SinkRunner:
         if outcome is Delivery.ERRORED:
             self._retry_later(first, last)
             return
+        taken = len(entries)
+        if isinstance(outcome, Partial):
+            taken, outcome = outcome.taken, outcome.refused
+            last = entries[taken].lsn - 1
         if outcome is Delivery.REJECTED:
             outcome = Refused(entries, [REFUSED_WHOLE] * len(entries))
         if isinstance(outcome, Refused):
             self._dead_letter(outcome, first, last)
-        self.counters.delivered += len(entries) - (
-            len(outcome.entries) if isinstance(outcome, Refused) else 0
-        )
+        self.counters.delivered += taken - (len(outcome.entries) if isinstance(outcome, Refused) else 0)
         self._backoff.succeeded()
         self._problem = None
         self.counters.batches += 1
         self.reader.commit(last)
         self.counters.committed = last
         self._oldest = None
+        if taken < len(entries):
+            self._defer(entries[taken:])
 
-    def _write(self, entries: list[Entry]) -> Delivery | Refused:
+    def _defer(self, rest: list[Entry]) -> None:
+        """The sink left `rest` for the next batch: read it again, and offer it at once."""
+        self.counters.deferred += len(rest)
+        self.reader.rewind()  # to the commit just made
+        self._resume = True
+        log.info(
+            "sink %s: %d events from WAL seq %d go in the next batch (a cap on what one batch may do)",
+            self.sink.name,
+            len(rest),
+            rest[0].lsn,
+        )
+
+    def _write(self, entries: list[Entry]) -> Delivery | Refused | Partial:
         """`write_batch`, but the events the sink raises on come back Refused with the exception as their
         reason, and the rest are written: they are found by halving the batch, so one such event in a
         batch of n costs about 2·log2(n) calls. Parts written before a half fails are written again at
@@ -241,7 +265,7 @@ class SinkRunner:
                 return self._unwritable(entries[0], exc)
         half = len(entries) // 2
         head = self._write(entries[:half])
-        if head is Delivery.ERRORED:
+        if head is Delivery.ERRORED or isinstance(head, Partial):  # a Partial head leaves the tail too
             return head
         tail = self._write(entries[half:])
         if tail is Delivery.ERRORED:
@@ -249,9 +273,10 @@ class SinkRunner:
         refused = [
             _refusals(part, outcome) for part, outcome in ((entries[:half], head), (entries[half:], tail))
         ]
-        if not refused[0].entries and not refused[1].entries:
-            return Delivery.DELIVERED
-        return Refused(refused[0].entries + refused[1].entries, refused[0].reasons + refused[1].reasons)
+        both = Refused(refused[0].entries + refused[1].entries, refused[0].reasons + refused[1].reasons)
+        if isinstance(tail, Partial):
+            return Partial(half + tail.taken, both)
+        return both if both.entries else Delivery.DELIVERED
 
     def _unwritable(self, entry: Entry, exc: Exception) -> Refused:
         self.counters.unwritable += 1
@@ -330,10 +355,12 @@ class SinkRunner:
             self._stopping = self._stopping or not message.drain
 
 
-def _refusals(entries: list[Entry], outcome: Delivery | Refused) -> Refused:
+def _refusals(entries: list[Entry], outcome: Delivery | Refused | Partial) -> Refused:
     """What of `entries` a write refused: all of them for REJECTED, none for DELIVERED."""
     if isinstance(outcome, Refused):
         return outcome
+    if isinstance(outcome, Partial):
+        return outcome.refused
     return (
         Refused(entries, [REFUSED_WHOLE] * len(entries)) if outcome is Delivery.REJECTED else Refused([], [])
     )

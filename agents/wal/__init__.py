@@ -9,6 +9,7 @@ outlive the code keep the older word, seq: `seq.reserved`, the lake's `wal_seq` 
     wal/seq.reserved           no LSN above it was ever issued (decimal text, replaced atomically)
     wal/quarantine/            copies of segments found damaged, kept as evidence
     wal/writer.lock            held by the one writer
+    wal/id                     the WAL's random identity, made once (identity.py): (id, LSN) names a record
 
 `WriteAheadLog` is the writer (the intake process); `WalReader` reads for one sink, in its own process.
 """

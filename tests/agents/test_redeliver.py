@@ -77,7 +77,7 @@ def test_dead_letters_are_delivered_once_the_config_is_fixed_and_none_remain(
     letters = entries(range(10))
     write_dead_letters(data_dir, letters)
     assert main(["redeliver", "siem", "--config", str(write_config(data_dir, siem.url))]) == 0
-    assert list(siem.siem.docs) == [entry.event.event_id for entry in letters]
+    assert siem.siem.doc_event_ids == [entry.event.event_id for entry in letters]
     assert kept(data_dir) == []
     assert list(dead_letters(data_dir).parent.iterdir()) == []
 
@@ -123,8 +123,8 @@ def test_a_run_cut_short_is_finished_first_and_newer_dead_letters_wait_for_the_n
     write_dead_letters(data_dir, newer)
     config = str(write_config(data_dir, siem.url))
     assert main(["redeliver", "siem", "--config", config]) == 0
-    assert list(siem.siem.docs) == [entry.event.event_id for entry in older]
+    assert siem.siem.doc_event_ids == [entry.event.event_id for entry in older]
     assert [letter["seq"] for letter in kept(data_dir)] == [3, 4, 5]
     assert main(["redeliver", "siem", "--config", config]) == 0
-    assert list(siem.siem.docs) == [entry.event.event_id for entry in older + newer]
+    assert siem.siem.doc_event_ids == [entry.event.event_id for entry in older + newer]
     assert kept(data_dir) == []

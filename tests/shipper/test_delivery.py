@@ -10,11 +10,12 @@ import tempfile
 import threading
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from shipper.config import AuditConfig, AuditContext
 from shipper.emitter import Emitter
-from shipper.errors import AuditDeliveryError
+from shipper.errors import AuditDeliveryError, AuditRefusedError
 from shipper.event import AuditEvent, AuditEventType
 from shipper.logger import AuditLogger
 from shipper.testing import capture_events
@@ -153,3 +154,22 @@ def test_a_receipt_nobody_can_still_be_acknowledged_for_is_not_kept() -> None:
     finally:
         emitter.close(0)
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_an_event_the_agent_refuses_is_counted_refused_not_confirmed_and_its_waiter_is_told(
+    agent_emitter: Emitter, service_context: AuditContext, delivered_events
+) -> None:
+    """`status_code="200"` (msgspec checks no types when an event is built) is refused by the intake, to
+    rejects/: the emitter counts it refused, not confirmed, and an acknowledged emit of it raises
+    AuditRefusedError at once instead of returning as if it were stored; the event after it is stored."""
+    bad = AuditEvent(event_type=AuditEventType.API_REQUEST, service_name=service_context.service_name)
+    bad.status_code = "200"  # type: ignore[assignment]
+    before = agent_emitter.stats
+    agent_emitter.emit(bad)
+    refused_too = msgspec.structs.replace(bad, event_id="refused-too")
+    with pytest.raises(AuditRefusedError, match="refused-too"):
+        agent_emitter.emit(refused_too, wait=10)
+    agent_emitter.emit(_event(service_context, 1), wait=10)
+    after = agent_emitter.stats
+    assert (after.refused - before.refused, after.confirmed - before.confirmed) == (2, 1)
+    assert [e.details["n"] for e in delivered_events(1)] == [1]

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 import zmq
 
+from auditship.agents.config import AgentConfig
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from shipper.records import scan_records
 from shipper.spool_writer import PLAIN, SEALED
-from shipper.wire import Confirmation, Frame, frame_decoder, frame_encoder, message_frames
+from shipper.wire import BATCH_BYTES, Confirmation, Frame, frame_decoder, frame_encoder, message_frames
 from tests.waiting import wait_for
 
 
@@ -81,7 +82,7 @@ def test_with_no_agent_every_event_is_spilled_to_the_spool_and_nothing_is_sent(r
     emitter.flush(0)
     assert emitter.stats.spilled == 10
     assert emitter.stats.sent == 0
-    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    records = spooled(emitter.spool_path)
     assert [r[:1] for r in records] == [PLAIN] * 10
     assert [frame_decoder.decode(r[1:]).seq for r in records] == list(range(1, 11))
     emitter.close(0)
@@ -152,6 +153,31 @@ def test_events_go_out_in_batches_and_a_resend_follows_what_waits_in_the_outbox(
         intake.close()
 
 
+def test_a_batch_is_sent_once_it_holds_batch_bytes_so_no_message_passes_the_intakes_cap(
+    runtime: Path,
+) -> None:
+    """Events of 700 KB (under max_frame_bytes, 1 MiB) go at most six to a message, not 128: each
+    message holds at most BATCH_BYTES plus one frame, under the intake's 8 MiB max_message_bytes."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, linger_ms=60_000)
+    try:
+        for number in range(20):
+            emitter.emit(event(number, message="x" * 700_000))
+        emitter.flush(0)
+        sizes: list[int] = []
+        counts: list[int] = []
+        while sum(counts) < 20:
+            assert intake.pull.poll(5000), f"messages of {counts} frames arrived, 20 frames expected"
+            message = intake.pull.recv()
+            sizes.append(len(message))
+            counts.append(len(message_frames(message)))
+        assert sum(counts) == 20 and max(counts) <= 6  # when they go depends on the connection
+        assert max(sizes) <= BATCH_BYTES + 1024 * 1024 < AgentConfig().intake.max_message_bytes
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
 def test_an_event_emitted_as_a_confirmation_makes_a_resend_is_not_lost(runtime: Path) -> None:
     """The emit() that reads a confirmation of a loss sends its outbox and the resend first; the event
     it carries goes into the next batch, numbered after them: every seq arrives, tx has no gap."""
@@ -203,7 +229,7 @@ def test_close_spools_what_was_never_confirmed(runtime: Path) -> None:
         emitter.emit(event(number))
     intake.receive(20)
     emitter.close(0.1)
-    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    records = spooled(emitter.spool_path)
     assert sorted(frame_decoder.decode(r[1:]).seq for r in records) == list(range(1, 21))
     intake.close()
 
@@ -234,9 +260,9 @@ def test_a_sensitive_event_waits_in_memory_until_it_can_be_sealed_and_is_never_i
     assert emitter.flush(0) is True
     assert (emitter.stats.spilled, emitter.stats.pending) == (2, 0)
     emitter.close(0)
-    data = (runtime / "spool" / f"{emitter.id}.spool").read_bytes()
+    data = (emitter.spool_path).read_bytes()
     assert b"123-45-6789" not in data
-    records = spooled(runtime / "spool" / f"{emitter.id}.spool")
+    records = spooled(emitter.spool_path)
     assert [record[:1] for record in records] == [SEALED, SEALED]
     assert {frame_decoder.decode(unseal(r[1:], keyring)).seq for r in records} == {1, 2}
 
@@ -262,7 +288,7 @@ def test_an_event_nobody_takes_reaches_the_spool_on_its_own_within_seconds(runti
     so a quiet service killed a moment later has lost nothing."""
     emitter = Emitter(f"ipc://{runtime / 'intake.sock'}", linger_ms=10, spill_after_s=0.2)
     emitter.emit(event(0))
-    path = runtime / "spool" / f"{emitter.id}.spool"
+    path = emitter.spool_path
     wait_for(lambda: path.exists() and len(spooled(path)) == 1, 10, "the event in the spool")
     assert emitter.stats.spilled == 1
     emitter.close(0)
@@ -277,7 +303,7 @@ def test_what_the_agent_never_confirms_is_spilled_on_its_own(runtime: Path) -> N
         for number in range(3):
             emitter.emit(event(number))
         intake.receive(3)
-        path = runtime / "spool" / f"{emitter.id}.spool"
+        path = emitter.spool_path
         wait_for(lambda: path.exists() and len(spooled(path)) == 3, 10, "the unconfirmed events spilled")
         assert (emitter.stats.spilled, emitter.stats.pending) == (3, 0)
     finally:

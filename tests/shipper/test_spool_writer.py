@@ -55,7 +55,7 @@ def test_a_write_cut_short_by_a_full_disk_is_cut_off_and_later_records_read_back
         ballast.unlink()
         writer.write(batch)
         writer.close()
-        assert len(_records(disk / "e1.spool")) == written + len(batch)
+        assert len(_records(writer.path)) == written + len(batch)
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
@@ -68,7 +68,7 @@ def test_a_bounded_spool_refuses_what_would_pass_its_size(tmp_path: Path) -> Non
         writer.write([(b"b" * 1000, False)] * 2)
     assert refused.value.errno == errno.ENOSPC
     writer.close()
-    assert len(_records(tmp_path / "e2.spool")) == 4
+    assert len(_records(writer.path)) == 4
 
 
 def test_a_spool_file_gets_the_group_of_its_directory(tmp_path: Path) -> None:
@@ -79,5 +79,5 @@ def test_a_spool_file_gets_the_group_of_its_directory(tmp_path: Path) -> None:
     writer = SpoolWriter(tmp_path, "e3")
     writer.write([(b"c", False)])
     writer.close()
-    status = (tmp_path / "e3.spool").stat()
+    status = writer.path.stat()
     assert (status.st_gid, status.st_mode & 0o777) == (group, 0o640)

@@ -11,6 +11,9 @@ One row per event: every AuditEvent field (shipper/event.py), in its order, then
     request_size, response_size, wal_seq                                 BIGINT
     details, changes, sensitive                                          JSON ('{}' when empty)
     compliance                                                           VARCHAR[] ([] when empty)
+    sender                                                               JSON (NULL when unknown;
+                                                                         parts written before it have
+                                                                         no such column: read as NULL)
 
 `sensitive` holds only the intake's envelopes (`aesgcm1:<key id>:...`), never a plaintext value. The
 partition columns `date` (the UTC date of `timestamp`, YYYY-MM-DD) and `service` (`service_name`,
@@ -59,6 +62,7 @@ COLUMNS: dict[str, str] = {
     "sensitive": "JSON",
     "compliance": "VARCHAR[]",
     "schema_version": "INTEGER",
+    "sender": "JSON",
     "wal_seq": "BIGINT",
 }
 """Column name -> DuckDB type, in the files' column order."""

@@ -3,7 +3,9 @@
 The runner batches (`max_rows` events, or whatever arrived within `flush_interval_s`); each batch
 becomes one part per (date, service) partition it touches (writer.py), and is DELIVERED only once every
 one of them is renamed into place and fsynced. Writing is idempotent by WAL range, so a batch offered
-again after a crash or an ERRORED attempt adds only what is missing. Between batches, at most once a
+again after a crash or an ERRORED attempt adds only what is missing. A batch that would write into more
+than `max_partitions` partitions is cut (writer.py): the sink returns Partial, and the runner offers the
+rest at once as the next batch (counted in `deferred`). Between batches, at most once a
 minute, the sink compacts the lake (compaction.py).
 
 Sensitive values arrive encrypted by the intake and are written as they are; `encrypt_sensitive` runs
@@ -25,7 +27,7 @@ import duckdb
 from auditship.agents.config import AgentConfig
 from auditship.agents.crypto import Keyring, encrypt_sensitive
 from auditship.agents.errors import SinkError
-from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
+from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Partial, Refused, Sink
 from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
 from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.writer import PartWriter, remove_staging
@@ -47,6 +49,7 @@ class ParquetSink(Sink):
         self._lake = data_dir / config.path  # an absolute config.path stays as it is
         self._keyring = keyring
         self._compaction = config.compaction
+        self._max_partitions = config.max_partitions
         self._policy = policy or CompactionPolicy()
         self._db: duckdb.DuckDBPyConnection | None = None
         self._writer: PartWriter | None = None
@@ -83,7 +86,7 @@ class ParquetSink(Sink):
         # rows in WAL order, and leaves the host's other cores to the intake and the other sinks.
         self._db = duckdb.connect(config={"threads": 1})
         self._db.execute("SET TimeZone = 'UTC'")
-        self._writer = PartWriter(self._lake, self._db)
+        self._writer = PartWriter(self._lake, self._db, self._max_partitions)
         if self._compaction:
             self._compactor = Compactor(self._lake, self._db, self._policy)
 
@@ -92,11 +95,11 @@ class ParquetSink(Sink):
             self._db.close()
             self._db = self._writer = self._compactor = None
 
-    def write_batch(self, batch: list[Entry]) -> Delivery | Refused:
+    def write_batch(self, batch: list[Entry]) -> Delivery | Refused | Partial:
         if self._writer is None:
             raise RuntimeError("parquet sink: write_batch before open")
         try:
-            refused = self._writer.write([self._sealed(entry) for entry in batch])
+            taken, refused = self._writer.write([self._sealed(entry) for entry in batch])
         except (OSError, duckdb.Error) as exc:
             logger.error(
                 "parquet sink: writing batch %d-%d to %s failed: %s; it stays in the WAL and is retried "
@@ -108,6 +111,8 @@ class ParquetSink(Sink):
             )
             return Delivery.ERRORED
         self._compact_if_due()
+        if taken < len(batch):
+            return Partial(taken, refused)
         return refused if refused.entries else Delivery.DELIVERED
 
     def _sealed(self, entry: Entry) -> Entry:

@@ -1,7 +1,10 @@
-"""Elasticsearch and OpenSearch: `POST /_bulk`, NDJSON, one `create` per event with its id as `_id`.
+"""Elasticsearch and OpenSearch: `POST /_bulk`, NDJSON, one `create` per event, its WAL record as `_id`.
 
-`create` makes a repeat harmless: an event the index already has answers 409, which counts as
-delivered, so a batch sent again after a crash or a timeout is stored once. A 200 may still carry
+The `_id` is `<WAL id>-<LSN>` (agents/wal/identity.py): what the agent assigned, not the event id,
+which is the sender's to choose; keyed by that, whoever sent an id first kept the real event out.
+`create` makes a repeat harmless: a record the index already has answers 409, which counts as
+delivered, so a batch sent again after a crash or a timeout is stored once. Two events with one
+event id are two documents; search `event_id` to find them. A 200 may still carry
 per-item errors: each item is read, and only the failed ones are retried (429 and 5xx: the cluster is
 busy) or refused for good (any other 4xx, such as a mapping conflict, with the error as the reason).
 """
@@ -18,6 +21,7 @@ from auditship.agents.sinks.base import Delivery, Entry
 from auditship.agents.sinks.siem.classify import BATCH_ID_HEADER, Reply, outcome_of_status, reply_to
 from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.payload import PayloadEncoder
+from auditship.agents.wal.identity import record_id
 
 DEFAULT_INDEX = "auditship"
 
@@ -32,15 +36,17 @@ _json = msgspec.json.Encoder()
 
 
 class Elasticsearch:
-    def __init__(self, config: SiemSinkConfig, payload: PayloadEncoder) -> None:
+    def __init__(self, config: SiemSinkConfig, payload: PayloadEncoder, wal_id: str) -> None:
         self._payload = payload
+        self._wal_id = wal_id
         self._url = config.endpoint.rstrip("/").removesuffix("/_bulk") + "/_bulk"
         self._shown_url = url_without_secrets(self._url)  # for reasons, which logs and dead letters keep
         self._index = _json.encode(config.index or DEFAULT_INDEX)
         self.headers = {"Authorization": f"ApiKey {config.api_key}"} if config.api_key else {}
 
     def item(self, entry: Entry) -> bytes:
-        action = b'{"create":{"_index":%s,"_id":%s}}\n' % (self._index, _json.encode(entry.event.event_id))
+        key = _json.encode(record_id(self._wal_id, entry.lsn))
+        action = b'{"create":{"_index":%s,"_id":%s}}\n' % (self._index, key)
         return action + self._payload(entry.event) + b"\n"
 
     def send(self, client: httpx.Client, items: list[bytes], batch_id: str) -> Reply:

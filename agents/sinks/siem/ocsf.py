@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
+from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, Sender
 
 OCSF_VERSION = "1.3.0"
 OTHER = 99
@@ -170,6 +170,16 @@ def classify(event: AuditEvent) -> tuple[OcsfClass, int, str]:
     return _BY_TYPE[kind]
 
 
+def _process(sender: Sender) -> dict[str, Any]:
+    """The process that handed the event to the agent, as the kernel named it (OCSF Process)."""
+    user = {"uid": str(sender.uid) if sender.uid is not None else None, "name": sender.user}
+    return {
+        "pid": sender.pid,
+        "user": user,
+        "file": {"path": sender.executable} if sender.executable else None,
+    }
+
+
 def _record(event: AuditEvent) -> dict[str, Any]:
     ocsf_class, activity_id, activity_name = classify(event)
     severity_id, severity = _SEVERITY[event.severity]
@@ -203,6 +213,7 @@ def _record(event: AuditEvent) -> dict[str, Any]:
             "user": {"uid": event.user_id} if event.user_id else None,
             "session": {"uid": event.session_id} if event.session_id else None,
             "app_name": event.service_name,
+            "process": _process(event.sender) if event.sender is not None else None,
         },
         "src_endpoint": {"ip": event.source_ip} if event.source_ip else None,
         "http_request": {

@@ -2,14 +2,15 @@
 
 A batch from the runner (up to REQUESTS_PER_COMMIT requests' worth, or what `flush_interval_s` let
 gather) is cut into requests of at most `batch_size` events and `max_batch_bytes`. Each request
-carries a batch id header, a hash of the event ids it holds, so the same events sent again carry the
-same id and a receiver can recognise a retried request.
+carries a batch id header, a hash of the WAL records it holds (the WAL's identity and their LSNs:
+agents/wal/identity.py), so the same events sent again carry the same id and a receiver can recognise
+a retried request; events with the ids of others (a sender chooses event ids) do not.
 
 What the destination settled stays settled while the runner retries: events it took (or refused for
 good) are remembered until the batch is done, so a retry sends only the rest: the failed items of a
 bulk request, the requests after the one that failed. That memory lives in this process only: after a
-crash the batch is sent again whole (at-least-once; Elasticsearch's `create` by event id makes the
-repeat harmless).
+crash the batch is sent again whole (at-least-once). Elasticsearch's `create` with the WAL record as
+`_id` makes the repeat harmless; Splunk HEC has no such key, and indexes a repeat twice (splunk_hec.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from auditship.agents.sinks.siem.generic import Generic
 from auditship.agents.sinks.siem.payload import payload_encoder
 from auditship.agents.sinks.siem.splunk_hec import SplunkHec
 from auditship.agents.sinks.tls import client_context
+from auditship.agents.wal.identity import record_id, wal_identity
+from auditship.ondisk.data_layout import DataLayout
 
 logger = logging.getLogger("auditship.sinks.siem")
 
@@ -51,9 +54,10 @@ class Destination(Protocol):
 class SiemSink(Sink):
     name = "siem"
 
-    def __init__(self, config: SiemSinkConfig, destination: Destination) -> None:
+    def __init__(self, config: SiemSinkConfig, destination: Destination, wal_id: str) -> None:
         self._config = config
         self._destination = destination
+        self._wal_id = wal_id
         self._client: httpx.Client | None = None
         self._settled: dict[int, str | None] = {}  # seq -> None (delivered) or why it was refused
         self.retry_after_s = 0.0
@@ -88,7 +92,7 @@ class SiemSink(Sink):
         limits = (self._config.batch_size, self._config.max_batch_bytes)
         for entries, items in _chunks(todo, self._destination, *limits):
             try:
-                reply = self._destination.send(client, items, batch_id(entries))
+                reply = self._destination.send(client, items, batch_id(self._wal_id, entries))
             except httpx.HTTPError as exc:  # no usable answer: the events wait in the WAL
                 reply = transport_failure(exc)
             self.retry_after_s = max(self.retry_after_s, reply.retry_after_s)
@@ -123,10 +127,10 @@ class SiemSink(Sink):
         return Refused(refused, reasons) if refused else Delivery.DELIVERED
 
 
-def batch_id(entries: list[Entry]) -> str:
+def batch_id(wal_id: str, entries: list[Entry]) -> str:
     digest = hashlib.blake2b(digest_size=16)
     for entry in entries:
-        digest.update(entry.event.event_id.encode())
+        digest.update(record_id(wal_id, entry.lsn).encode() + b"\n")
     return digest.hexdigest()
 
 
@@ -150,13 +154,15 @@ def _chunks(
         yield run, items
 
 
-def destination(config: SiemSinkConfig) -> Destination:
+def destination(config: SiemSinkConfig, wal_id: str) -> Destination:
+    """The destination's API; `wal_id`, the identity of the WAL the events come from, names them where
+    the API takes a key (Elasticsearch's `_id`)."""
     payload = payload_encoder(config.payload)
     match config.destination_kind:
         case "splunk_hec":
             return SplunkHec(config, payload)
         case "elasticsearch":
-            return Elasticsearch(config, payload)
+            return Elasticsearch(config, payload, wal_id)
         case _:
             return Generic(config, payload)
 
@@ -170,5 +176,6 @@ each request would cap the sink near `batch_size` events per fsync pair. An even
 
 def build(config: AgentConfig) -> BuiltSink:
     settings = config.sinks.siem
-    sink = SiemSink(settings, destination(settings))
+    wal_id = wal_identity(DataLayout(config.data_path).wal)
+    sink = SiemSink(settings, destination(settings, wal_id), wal_id)
     return BuiltSink(sink, settings.batch_size * REQUESTS_PER_COMMIT, settings.flush_interval_s)

@@ -10,6 +10,12 @@ With `hec_ack = true` (indexer acknowledgement) the 200 only says HEC has the ev
 request counts as delivered once `/services/collector/ack` says its `ackId` was indexed. The sink polls
 for it, with growing pauses, for up to `hec_ack_timeout_s`; then the request is sent again (Splunk's own
 advice: a duplicate is better than a loss). Ack ids belong to a channel, a random GUID per sink process.
+
+Idempotence: HEC has none. It takes no key for an event, so a request sent again (after a timeout, an
+ack that did not come, or a crash of the sink before its cursor moved) is indexed again: at-least-once.
+Acknowledgement narrows the window (a request counts as delivered only once indexed) but cannot close
+it. A repeat carries the same event, `event_id` included; but event ids are the sender's to choose, so
+a search that drops repeats by `event_id` alone may also drop a real event sent under a forged id.
 """
 
 from __future__ import annotations

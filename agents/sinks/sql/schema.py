@@ -1,8 +1,17 @@
-"""The events table: one column per AuditEvent field, and an event as a row of it.
+"""The events table: one column per AuditEvent field and the record's place in the WAL, and an entry as
+a row of it.
+
+The key is (wal_id, wal_seq): the identity of the agent's WAL and the record's LSN in it
+(agents/wal/identity.py), what the agent assigns, never what a sender chose. A batch offered again is
+stored once; two events with one event_id (a resend by its emitter is deduplicated by the intake, so
+these come from different senders, one of them forging) are both kept; `event_id` is indexed, not
+unique. Agents sharing a database have WALs of different ids, so their rows never collide.
 
 Columns keep the event's names. Identifiers and names that are searched (user_id, resource_type,
 service_name...) are bounded VARCHARs, so MySQL can index them; free text (message, user_agent,
-endpoint, action) is TEXT. `details`, `changes` and `compliance` are JSON (JSONB on PostgreSQL);
+endpoint, action) is TEXT. `details`, `changes`, `compliance` and `sender` (who sent the event, as
+the kernel named them: uid, gid, pid, user, executable; NULL when unknown) are JSON (JSONB on
+PostgreSQL);
 `sensitive` is JSON too, holding only the intake's envelopes (ciphertext), never a plaintext value.
 Timestamps are UTC: TIMESTAMPTZ on PostgreSQL, DATETIME(6) holding UTC on MySQL/MariaDB and SQLite.
 """
@@ -28,13 +37,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mysql, postgresql
 
-from shipper.event import AuditEvent
+from auditship.agents.sinks.base import Entry
 
 _JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
+# SQL NULL, not JSON null, for an event without one (a spooled or TCP frame's sender may be absent).
+_JSON_OR_NULL = JSON(none_as_null=True).with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
 _TIMESTAMP = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 _NAME = String(255)
 
-JSON_COLUMNS = ("details", "changes", "sensitive", "compliance")
+JSON_COLUMNS = ("details", "changes", "sensitive", "compliance", "sender")
 
 _json = msgspec.json.Encoder()
 
@@ -50,7 +61,7 @@ def events_table(name: str) -> Table:
     return Table(
         name,
         MetaData(),
-        Column("event_id", String(64), primary_key=True),
+        Column("event_id", String(64), nullable=False),
         Column("timestamp", _TIMESTAMP, nullable=False),
         Column("event_type", String(32), nullable=False),
         Column("severity", String(16), nullable=False),
@@ -77,8 +88,12 @@ def events_table(name: str) -> Table:
         Column("duration_ms", Double),
         Column("request_size", BigInteger),
         Column("response_size", BigInteger),
-        *(Column(column, _JSON, nullable=False) for column in JSON_COLUMNS),
+        *(Column(column, _JSON, nullable=False) for column in JSON_COLUMNS if column != "sender"),
         Column("schema_version", Integer, nullable=False),
+        Column("sender", _JSON_OR_NULL),
+        Column("wal_id", String(32), primary_key=True),
+        Column("wal_seq", BigInteger, primary_key=True, autoincrement=False),
+        Index(f"ix_{name}_event_id", "event_id"),
         Index(f"ix_{name}_timestamp", "timestamp"),
         Index(f"ix_{name}_user_id", "user_id"),
         Index(f"ix_{name}_event_type", "event_type"),
@@ -88,11 +103,26 @@ def events_table(name: str) -> Table:
     )
 
 
-def event_row(event: AuditEvent, *, naive_utc: bool) -> dict[str, Any]:
-    """The event as a row: enums as their values, the timestamp in UTC (without tzinfo for the dialects
-    whose DATETIME has no time zone). Raises ValueError or OverflowError for a timestamp that has no
-    UTC equivalent (0001-01-01 with a positive offset)."""
+KEY_COLUMNS = ("wal_id", "wal_seq")
+
+
+def outdated(table: Table, columns: list[str], key: list[str]) -> str | None:
+    """What makes a table found with these columns and primary key not `table` (one made before rows
+    were keyed by their WAL record had event_id as its key), or None."""
+    if key != list(KEY_COLUMNS):
+        return f"its primary key is ({', '.join(key)}), not ({', '.join(KEY_COLUMNS)})"
+    missing = [column.name for column in table.columns if column.name not in columns]
+    return f"it has no column {', '.join(missing)}" if missing else None
+
+
+def entry_row(entry: Entry, wal_id: str, *, naive_utc: bool) -> dict[str, Any]:
+    """The entry as a row: its event's fields, enums as their values, the timestamp in UTC (without
+    tzinfo for the dialects whose DATETIME has no time zone), and its WAL record. Raises ValueError or
+    OverflowError for a timestamp that has no UTC equivalent (0001-01-01 with a positive offset)."""
+    event = entry.event
     row = msgspec.structs.asdict(event)
+    row["wal_id"] = wal_id
+    row["wal_seq"] = entry.lsn
     row["event_type"] = event.event_type.value
     row["severity"] = event.severity.value
     row["outcome"] = event.outcome.value

@@ -1,9 +1,13 @@
-"""The SQL sink: each batch in one transaction, all of it or nothing, skipping events already stored.
+"""The SQL sink: each batch in one transaction, all of it or nothing, skipping records already stored.
 
-open() builds the worker's one engine and connects to nothing: a database that is down when the agent
-starts is a batch retried later, not a worker that fails. Before the first batch (and again after any
-failure, so that a table dropped under the agent comes back) the table and its indexes are created
-when missing.
+open() builds the worker's one engine and reads the WAL's identity, and connects to nothing: a database
+that is down when the agent starts is a batch retried later, not a worker that fails. Before the first
+batch (and again after any failure, so that a table dropped under the agent comes back) the table and
+its indexes are created when missing, and a table found is checked: one made before rows were keyed by
+their WAL record (event_id its key, no wal_id and wal_seq) ends the worker with a SinkError that names
+it and says what to do. It is not migrated in place: MariaDB and MySQL commit before and after every
+ALTER TABLE, so a migration cut short there would leave a table half changed, and a table of the old
+schema cannot say which WAL record its rows came from anyway.
 
 A batch is DELIVERED once its transaction has committed. A failure is classified (classify.py):
 ERRORED leaves the batch in the WAL for the runner to offer again after a backoff, and closes the
@@ -12,7 +16,7 @@ this costs nothing per batch, where a pre-ping would cost a round trip each time
 REJECTED means some event cannot be stored, so the batch is written again one event per transaction,
 and the events that still fail go back as Refused, with the database's reason, to the dead letters
 (all of them when the failure is not an event's: no privilege to create the table, say).
-Either way nothing is written twice: every insert skips event ids the table already holds (writers.py).
+Either way nothing is written twice: every insert skips WAL records the table already holds (writers.py).
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from auditship.agents.errors import SinkError
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.sql.classify import BAD_VALUES, classify, describe
 from auditship.agents.sinks.sql.config import SqlSinkConfig
-from auditship.agents.sinks.sql.schema import events_table, json_text
+from auditship.agents.sinks.sql.schema import events_table, json_text, outdated
 from auditship.agents.sinks.sql.writers import RowWriter, writer_for
+from auditship.agents.wal.identity import wal_identity
+from auditship.ondisk.data_layout import DataLayout
 from shipper.destinations import SQL_DIALECTS
 
 logger = logging.getLogger("auditship.sinks.sql")
@@ -47,6 +53,7 @@ class SqlSink(Sink):
         # URL.create, not a string: a data directory's path may hold characters a URL gives a meaning to.
         self._url = config.url or URL.create("sqlite", database=str(self._default_database))
         self._table = events_table(config.table)
+        self._wal = DataLayout(data_dir).wal
         self._engine: Engine | None = None
         self._writer: RowWriter | None = None
         self._failures: tuple[type[Exception], ...] = (SQLAlchemyError, *BAD_VALUES)
@@ -55,7 +62,7 @@ class SqlSink(Sink):
 
     def open(self) -> None:
         engine = _engine(self._url)
-        writer = writer_for(engine, self._table)
+        writer = writer_for(engine, self._table, wal_identity(self._wal))
         if self._default_database is not None:
             # The default database is created owner-only, as every file in the data directory; SQLite
             # gives its -wal and -shm files the same mode.
@@ -93,13 +100,13 @@ class SqlSink(Sink):
 
     def _write(self, batch: list[Entry]) -> Delivery | Refused:
         """DELIVERED, or Refused for the events the table cannot hold; raises a failure that is not one
-        event's (what was committed before it stays, and the replay skips it by event id)."""
+        event's (what was committed before it stays, and the replay skips it by its WAL record)."""
         engine, writer = self._opened()
         if not self._table_ready:
-            self._create_table(engine)
+            self._prepare_table(engine)
         try:
             with engine.begin() as connection:
-                writer.write(connection, [entry.event for entry in batch])
+                writer.write(connection, batch)
         except self._failures as exc:
             if classify(exc) is Delivery.ERRORED:
                 raise
@@ -119,13 +126,26 @@ class SqlSink(Sink):
             raise RuntimeError("sql sink: write_batch before open")
         return self._engine, self._writer
 
-    def _create_table(self, engine: Engine) -> None:
+    def _prepare_table(self, engine: Engine) -> None:
+        """Create the table when missing; SinkError when the one found is of another schema."""
         try:
             self._table.create(engine, checkfirst=True)
         except self._failures:
             # Another agent sharing the database may have created it between the check and the CREATE.
             if not inspect(engine).has_table(self._table.name):
                 raise
+        found = inspect(engine)
+        columns = [column["name"] for column in found.get_columns(self._table.name)]
+        key = found.get_pk_constraint(self._table.name)["constrained_columns"]
+        if (problem := outdated(self._table, columns, key)) is not None:
+            name = self._table.name
+            raise SinkError(
+                f"sql sink: table {self._where} is not of this agent's schema: {problem}. Rows are keyed "
+                f"by their WAL record (wal_id, wal_seq) now, not by event_id, and a table made by an "
+                f"older auditship is not migrated in place. Set sinks.sql.table to a new name (the sink "
+                f"creates it; {name} stays as it is, to read or copy from), or rename {name} and its "
+                f"indexes ix_{name}_*; docs/architecture.md, section SQL, says how to copy its rows"
+            )
         self._table_ready = True
 
     def _write_one_by_one(self, engine: Engine, writer: RowWriter, batch: list[Entry]) -> Delivery | Refused:
@@ -135,7 +155,7 @@ class SqlSink(Sink):
             for entry in batch:
                 try:
                     with connection.begin():
-                        writer.write_one(connection, entry.event)
+                        writer.write_one(connection, entry)
                 except self._failures as exc:
                     if classify(exc) is Delivery.ERRORED:
                         raise

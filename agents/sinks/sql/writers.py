@@ -1,19 +1,21 @@
 """How a batch reaches the table: each dialect's conflict-ignoring INSERT, or COPY on PostgreSQL.
 
-Every path skips an event whose event_id the table already holds, so a batch offered again (after a
-crash, a commit whose acknowledgement was lost, or any retry) inserts nothing twice:
+Every path skips a WAL record the table already holds (its key, (wal_id, wal_seq): schema.py), so a
+batch offered again (after a crash, a commit whose acknowledgement was lost, or any retry) inserts
+nothing twice, and an event whose event_id another row has is stored all the same:
 
-    PostgreSQL     INSERT ... ON CONFLICT (event_id) DO NOTHING
-    SQLite         INSERT ... ON CONFLICT (event_id) DO NOTHING; not INSERT OR IGNORE, which would also
-                   swallow NOT NULL violations
-    MySQL/MariaDB  INSERT ... ON DUPLICATE KEY UPDATE event_id = event_id; not INSERT IGNORE, which turns
-                   "data too long" into a warning and stores the value cut short
+    PostgreSQL     INSERT ... ON CONFLICT (wal_id, wal_seq) DO NOTHING
+    SQLite         INSERT ... ON CONFLICT (wal_id, wal_seq) DO NOTHING; not INSERT OR IGNORE, which
+                   would also swallow NOT NULL violations
+    MySQL/MariaDB  INSERT ... ON DUPLICATE KEY UPDATE wal_seq = wal_seq (the key is the table's only
+                   unique one); not INSERT IGNORE, which turns "data too long" into a warning and stores
+                   the value cut short
 
 With psycopg, PostgreSQL batches go through COPY, straight into the table under a savepoint. COPY has
-no conflict clause: when the table holds one of the batch's ids already (a batch offered again; rare),
+no conflict clause: when the table holds one of the batch's records already (a batch offered again; rare),
 the unique violation rolls back to the savepoint, and the rows are copied into a temporary staging table
 (one per connection, emptied at each commit) and moved with INSERT ... SELECT ... ON CONFLICT DO
-NOTHING. Either way the primary key lets no id in twice. The straight COPY is about twice the rows/s of
+NOTHING. Either way the primary key lets no record in twice. The straight COPY is about twice the rows/s of
 executemany, and a quarter more than always going through the staging table (`python -m bench sinks`).
 """
 
@@ -27,8 +29,8 @@ from sqlalchemy import Column, Connection, Engine, MetaData, Table, event, selec
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
-from auditship.agents.sinks.sql.schema import JSON_COLUMNS, event_row, json_text
-from shipper.event import AuditEvent
+from auditship.agents.sinks.base import Entry
+from auditship.agents.sinks.sql.schema import JSON_COLUMNS, KEY_COLUMNS, entry_row, json_text
 
 STAGING_TABLE = "auditship_staging"
 UNIQUE_VIOLATION = "23505"
@@ -37,21 +39,24 @@ UNIQUE_VIOLATION = "23505"
 class RowWriter:
     """Batches as one executemany of the conflict-ignoring INSERT; the only path for single events."""
 
-    def __init__(self, engine: Engine, table: Table) -> None:
+    def __init__(self, engine: Engine, table: Table, wal_id: str) -> None:
         self._naive_utc = engine.dialect.name != "postgresql"
         self._insert = _conflict_ignoring_insert(table, engine.dialect.name)
+        self._wal_id = wal_id
 
-    def write(self, connection: Connection, events: Sequence[AuditEvent]) -> None:
-        rows = [event_row(event, naive_utc=self._naive_utc) for event in events]
-        connection.execute(self._insert, rows)
+    def write(self, connection: Connection, entries: Sequence[Entry]) -> None:
+        connection.execute(self._insert, [self._row(entry) for entry in entries])
 
-    def write_one(self, connection: Connection, event: AuditEvent) -> None:
-        connection.execute(self._insert, event_row(event, naive_utc=self._naive_utc))
+    def write_one(self, connection: Connection, entry: Entry) -> None:
+        connection.execute(self._insert, self._row(entry))
+
+    def _row(self, entry: Entry) -> dict[str, Any]:
+        return entry_row(entry, self._wal_id, naive_utc=self._naive_utc)
 
 
 class PostgresCopyWriter(RowWriter):
-    def __init__(self, engine: Engine, table: Table) -> None:
-        super().__init__(engine, table)
+    def __init__(self, engine: Engine, table: Table, wal_id: str) -> None:
+        super().__init__(engine, table, wal_id)
         quote = engine.dialect.identifier_preparer.quote
         names = [column.name for column in table.columns]
         staging = Table(
@@ -68,7 +73,7 @@ class PostgresCopyWriter(RowWriter):
         self._move = (
             postgresql.insert(table)
             .from_select(names, select(staging))
-            .on_conflict_do_nothing(index_elements=["event_id"])
+            .on_conflict_do_nothing(index_elements=KEY_COLUMNS)
         )
         self._values = _copy_values(names)
         create_staging = str(CreateTable(staging, if_not_exists=True).compile(dialect=engine.dialect))
@@ -81,15 +86,15 @@ class PostgresCopyWriter(RowWriter):
                 cursor.execute(create_staging)
             dbapi_connection.commit()
 
-    def write(self, connection: Connection, events: Sequence[AuditEvent]) -> None:
-        rows = [self._values(event_row(event, naive_utc=False)) for event in events]
+    def write(self, connection: Connection, entries: Sequence[Entry]) -> None:
+        rows = [self._values(self._row(entry)) for entry in entries]
         try:
             with connection.begin_nested():
                 _copy(connection, self._copy_into_table, rows)
         except connection.dialect.loaded_dbapi.Error as exc:
             if getattr(exc, "sqlstate", None) != UNIQUE_VIOLATION:
                 raise
-            # Some event is there already (the batch is offered again): only through the staging table
+            # Some record is there already (the batch is offered again): only through the staging table
             # can the rest go in without it.
             _copy(connection, self._copy_into_staging, rows)
             connection.execute(self._move)
@@ -102,7 +107,7 @@ def _copy(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -
             copy.write_row(row)
 
 
-def writer_for(engine: Engine, table: Table) -> RowWriter:
+def writer_for(engine: Engine, table: Table, wal_id: str) -> RowWriter:
     """The fastest writer the engine's driver allows, after setting up its connections. The dialect is
     one of shipper.destinations.SQL_DIALECTS (the config and SqlSink.open check)."""
     name = engine.dialect.name
@@ -111,16 +116,16 @@ def writer_for(engine: Engine, table: Table) -> RowWriter:
     elif name == "sqlite":
         event.listen(engine, "connect", _sqlite_wal)
     elif name == "postgresql" and engine.dialect.driver == "psycopg":
-        return PostgresCopyWriter(engine, table)
-    return RowWriter(engine, table)
+        return PostgresCopyWriter(engine, table, wal_id)
+    return RowWriter(engine, table, wal_id)
 
 
 def _conflict_ignoring_insert(table: Table, dialect: str) -> Any:
     if dialect == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=KEY_COLUMNS)
     if dialect == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["event_id"])
-    return mysql.insert(table).on_duplicate_key_update(event_id=table.c.event_id)  # MySQL and MariaDB
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=KEY_COLUMNS)
+    return mysql.insert(table).on_duplicate_key_update(wal_seq=table.c.wal_seq)  # MySQL and MariaDB
 
 
 def _copy_values(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
@@ -131,7 +136,8 @@ def _copy_values(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]
     def values(row: dict[str, Any]) -> tuple[Any, ...]:
         picked = list(pick(row))
         for position in positions:
-            picked[position] = json_text(picked[position])
+            if picked[position] is not None:
+                picked[position] = json_text(picked[position])
         return tuple(picked)
 
     return values

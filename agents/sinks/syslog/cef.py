@@ -66,6 +66,7 @@ def _extensions(event: AuditEvent) -> list[tuple[str, object]]:
         "trace_id": event.trace_id,
         "span_id": event.span_id,
         "environment": event.environment,
+        "sender": msgspec.to_builtins(event.sender) if event.sender is not None else None,
     }
     data = {key: value for key, value in data.items() if value}
     pairs: list[tuple[str, object]] = [
@@ -84,6 +85,8 @@ def _extensions(event: AuditEvent) -> list[tuple[str, object]]:
         ("in", event.request_size),
         ("out", event.response_size),
         ("dvchost", event.node_id),
+        # The process that handed the event to the agent, as the kernel named it (the rest: in cs5).
+        ("dvcpid", event.sender.pid if event.sender is not None else None),
     ]
     labelled: list[tuple[str, str, object]] = [
         ("cn1", "statusCode", event.status_code),

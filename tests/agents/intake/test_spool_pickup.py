@@ -33,8 +33,11 @@ def spooled(emitter: str, numbers: range) -> tuple[list[bytes], list[str]]:
     return frames, [event.event_id for event in events]
 
 
-def write_spool(spool: Path, emitter: str, frames: list[bytes]) -> None:
-    SpoolWriter(spool, emitter).write([(frame, False) for frame in frames])
+def write_spool(spool: Path, emitter: str, frames: list[bytes]) -> Path:
+    """The spool file an emitter named `emitter` writes there (its name has a random part)."""
+    writer = SpoolWriter(spool, emitter)
+    writer.write([(frame, False) for frame in frames])
+    return writer.path
 
 
 def delivered(dirs: AgentDirs) -> set[str]:
@@ -61,8 +64,8 @@ def test_entries_that_are_no_regular_file_are_quarantined_and_the_rest_of_the_sp
         os.mkfifo(spool / "fifo.spool")
         elsewhere = dirs.root / "elsewhere"
         linked_frames, linked_ids = spooled("linked", range(3))
-        write_spool(elsewhere, "linked", linked_frames)
-        (spool / "link.spool").symlink_to(elsewhere / "linked.spool")
+        linked = write_spool(elsewhere, "linked", linked_frames)
+        (spool / "link.spool").symlink_to(linked)
         frames, ids = spooled("good", range(5))
         write_spool(spool, "good", frames)
         wait_for(
@@ -72,7 +75,7 @@ def test_entries_that_are_no_regular_file_are_quarantined_and_the_rest_of_the_sp
         names = quarantined(spool)
         assert len(names) == 3 and all(name.endswith(".claimed") for name in names), names
         assert sorted(name.split(".")[0] for name in names) == ["dir", "fifo", "link"]
-        assert (elsewhere / "linked.spool").is_file()  # the link's target was not touched
+        assert linked.is_file()  # the link's target was not touched
         assert sorted(path.name for path in spool.iterdir() if path.name != "seal.pub") == ["quarantine"]
         log = agent.log()
         assert "a directory, not a regular file" in log
@@ -144,9 +147,9 @@ def test_a_spool_file_the_agent_may_not_read_is_quarantined(dirs: AgentDirs) -> 
     try:
         spool = dirs.data / "spool"
         others, _ = spooled("other-user", range(2))
-        write_spool(spool, "other-user", others)
-        os.chown(spool / "other-user.spool", 65534, 65534)
-        os.chmod(spool / "other-user.spool", 0o600)
+        other = write_spool(spool, "other-user", others)
+        os.chown(other, 65534, 65534)
+        os.chmod(other, 0o600)
         frames, ids = spooled("readable", range(2))
         write_spool(spool, "readable", frames)
         wait_for(lambda: agent.counters("intake").get("spool_quarantined") == 1, 30, "the quarantined file")

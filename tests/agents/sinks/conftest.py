@@ -7,6 +7,7 @@ from auditship.agents.sinks.file.config import FileSinkConfig
 from auditship.agents.sinks.file.sink import FileSink
 from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.sink import SiemSink, destination
+from tests.agents.sinks.entries import WAL_ID
 from tests.siem_server import API_KEY, TOKEN, FakeSiem, ServedSiem
 
 
@@ -46,17 +47,17 @@ def siem() -> Iterator[ServedSiem]:
 
 @pytest.fixture
 def open_siem_sink(siem: ServedSiem) -> Iterator[Callable[..., SiemSink]]:
-    """open_siem_sink(destination_kind, **config) -> an opened SIEM sink, aimed at the `siem` fixture's
-    server unless `endpoint` says otherwise."""
+    """open_siem_sink(destination_kind, wal_id, **config) -> an opened SIEM sink, aimed at the `siem`
+    fixture's server unless `endpoint` says otherwise, sending records of the WAL `wal_id` (WAL_ID)."""
     sinks: list[SiemSink] = []
 
-    def make(destination_kind: str = "splunk_hec", **config: object) -> SiemSink:
+    def make(destination_kind: str = "splunk_hec", wal_id: str = WAL_ID, **config: object) -> SiemSink:
         defaults = {
             "endpoint": siem.url + ("/ingest" if destination_kind == "generic" else ""),
             "api_key": TOKEN if destination_kind == "splunk_hec" else API_KEY,
         }
         settings = SiemSinkConfig(enabled=True, destination_kind=destination_kind, **(defaults | config))  # type: ignore[arg-type]
-        sink = SiemSink(settings, destination(settings))
+        sink = SiemSink(settings, destination(settings, wal_id), wal_id)
         sink.open()
         sinks.append(sink)
         return sink

@@ -13,6 +13,8 @@ SECRET = "123-45-6789-TOPSECRET"
 MIDDAY = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 """Every event's time unless a test says otherwise: not the clock's, so that a batch never straddles two
 dates (two Parquet partitions) when a test runs at midnight."""
+WAL_ID = "0123456789abcdef0123456789abcdef"
+"""The identity of the WAL the tests' entries come from, for the sinks that name records by it."""
 
 
 def event(n: int, **fields: Any) -> AuditEvent:

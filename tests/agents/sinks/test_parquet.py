@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from auditship.agents.crypto import Keyring, decrypt_sensitive
-from auditship.agents.sinks.base import Delivery, Entry, Refused
+from auditship.agents.sinks.base import Delivery, Entry, Partial, Refused
 from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.schema import COLUMNS
 from auditship.agents.sinks.parquet.sink import ParquetSink
@@ -57,16 +57,18 @@ def seqs(sink: ParquetSink) -> list[int]:
 
 
 def test_the_schema_has_every_event_field_in_order_then_wal_seq() -> None:
-    """A field added to AuditEvent without a column would silently be dropped from the lake. `sender`
-    (issue 13) waits for the lake's schema change; meanwhile its events are written without it."""
-    assert list(COLUMNS) == [*(f for f in AuditEvent.__struct_fields__ if f != "sender"), "wal_seq"]
+    """A field added to AuditEvent without a column would silently be dropped from the lake."""
+    assert list(COLUMNS) == [*AuditEvent.__struct_fields__, "wal_seq"]
 
 
-def test_an_event_with_a_sender_is_written(open_parquet: OpenParquet, keyring: Keyring) -> None:
+def test_an_events_sender_is_a_json_column_null_when_unknown(
+    open_parquet: OpenParquet, keyring: Keyring
+) -> None:
     sink = open_parquet()
-    batch = entries(range(1, 3), keyring, sender=Sender(uid=1001, pid=7))
+    batch = [*entries(range(1, 3), keyring, sender=Sender(uid=1001, pid=7)), *entries(range(3, 4), keyring)]
     assert sink.write_batch(batch) is Delivery.DELIVERED
-    assert seqs(sink) == [1, 2]
+    rows = lake_rows(sink, "wal_seq, sender->>'uid', sender IS NULL")
+    assert rows == [(1, "1001", False), (2, "1001", False), (3, None, True)]
 
 
 def test_a_batch_becomes_one_part_per_date_and_service(open_parquet: OpenParquet, keyring: Keyring) -> None:
@@ -333,3 +335,63 @@ def test_a_batch_that_cannot_be_written_is_errored_then_written_once(
     blocker.unlink()
     assert sink.write_batch(batch) is Delivery.DELIVERED
     assert seqs(sink) == list(range(1, 7))
+
+
+def in_services(keyring: Keyring, services: str, start: int = 1) -> list[Entry]:
+    """One entry a letter of `services`, each letter a service, numbered from `start`."""
+    return [
+        entries(range(n, n + 1), keyring, service_name=f"svc-{name}")[0]
+        for n, name in enumerate(services, start)
+    ]
+
+
+def test_a_batch_is_cut_where_it_would_write_into_one_partition_more_than_the_cap(
+    open_parquet: OpenParquet, keyring: Keyring
+) -> None:
+    """Issue 13: partitions a batch writes into are capped. With `max_partitions = 3`, a batch over
+    services a b a c b d a e c a is written up to d (the fourth): Partial(5); the rest, offered again
+    as the runner does, is cut before c, then written whole. Every row is in the lake once, each
+    partition's rows in WAL order, and the whole batch offered again writes nothing."""
+    sink = open_parquet(max_partitions=3)
+    batch = in_services(keyring, "abacbdaeca")
+
+    first = sink.write_batch(batch)
+    assert first == Partial(5, Refused([], []))
+    assert seqs(sink) == [1, 2, 3, 4, 5]
+    second = sink.write_batch(batch[5:])
+    assert second == Partial(3, Refused([], []))
+    assert sink.write_batch(batch[8:]) is Delivery.DELIVERED
+
+    assert seqs(sink) == list(range(1, 11))
+    assert sink.write_batch(batch) is Delivery.DELIVERED
+    assert seqs(sink) == list(range(1, 11))
+    paths = [str(path) for path in live_parts(sink.lake)]
+    in_order = (
+        "SELECT service_name, list(wal_seq ORDER BY wal_seq) FROM read_parquet(?) GROUP BY 1 ORDER BY 1"
+    )
+    assert query(in_order, paths) == [
+        ("svc-a", [1, 3, 7, 10]),
+        ("svc-b", [2, 5]),
+        ("svc-c", [4, 9]),
+        ("svc-d", [6]),
+        ("svc-e", [8]),
+    ]
+
+
+def test_refusals_after_the_cut_are_left_to_the_batch_that_reaches_them(
+    open_parquet: OpenParquet, keyring: Keyring
+) -> None:
+    """An event refused (a service name too long for a directory) before the cut is refused with the
+    share written; one after it is not refused twice: the next batch finds it."""
+    sink = open_parquet(max_partitions=1)
+    too_long = entries(range(2, 3), keyring, service_name="s" * 300)[0]
+    later = Entry(4, msgspec.structs.replace(too_long.event, event_id="later"))
+    batch = [*in_services(keyring, "a"), too_long, *in_services(keyring, "b", 3), later]
+
+    outcome = sink.write_batch(batch)
+    assert isinstance(outcome, Partial)
+    assert (outcome.taken, outcome.refused.entries) == (2, [too_long])
+    outcome = sink.write_batch(batch[2:])
+    assert isinstance(outcome, Refused)
+    assert outcome.entries == [later]
+    assert seqs(sink) == [1, 3]

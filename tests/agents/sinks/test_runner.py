@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import msgspec
 import pytest
 import zmq
@@ -36,12 +37,13 @@ from auditship.agents.sinks.runner import SinkRunner, age_s
 from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.sink import SiemSink, destination
 from auditship.agents.wal import WalReader, WriteAheadLog
+from auditship.agents.wal.identity import record_id
 from auditship.ondisk.lake_layout import live_parts
 from shipper.control import Message
 from shipper.event import AuditEvent
 from shipper.wire import Frame, frame_encoder
 from tests.agents.sinks.damage import overwrite_footer
-from tests.agents.sinks.entries import event
+from tests.agents.sinks.entries import WAL_ID, event
 from tests.siem_server import API_KEY, TOKEN, ServedSiem
 from tests.waiting import wait_for
 
@@ -144,7 +146,7 @@ def siem_sink(served: ServedSiem, destination_kind: str, **config: Any) -> SiemS
     settings = SiemSinkConfig(  # type: ignore[arg-type]
         enabled=True, destination_kind=destination_kind, endpoint=served.url, api_key=key, **config
     )
-    return SiemSink(settings, destination(settings))
+    return SiemSink(settings, destination(settings, WAL_ID), WAL_ID)
 
 
 def committed(root: Path, sink: str) -> int:
@@ -202,7 +204,7 @@ def test_the_backoff_starts_afresh_after_each_retry_that_delivered_part_of_the_b
     waits as a first attempt would, not as the fourth of a growing backoff."""
     events = [event(n) for n in range(1, 41)]
     write_wal(root, "siem", [frame_of(n, e) for n, e in enumerate(events, 1)])
-    siem.siem.throttle_ids = {e.event_id: times for times, e in enumerate(events[:4], 1)}
+    siem.siem.throttle_ids = {record_id(WAL_ID, lsn): times for times, lsn in enumerate(range(1, 5), 1)}
     with caplog.at_level(logging.WARNING, "auditship.sinks"):
         supervised = supervise(siem_sink(siem, "elasticsearch", batch_size=10), batch_size=1000)
         wait_for(lambda: len(siem.siem.docs) == 40, 30, "every event in the index")
@@ -293,3 +295,32 @@ def test_a_sinks_own_counters_are_reported_beside_the_runners(root: Path, superv
         "quarantined_parts=1 in a Stats",
     )
     assert not part.exists() and supervised.runner.counters.committed == 10
+
+
+def test_a_batch_over_many_services_is_written_over_several_batches_each_row_once(
+    root: Path, supervise: Supervise
+) -> None:
+    """Issue 13: 300 events from 120 services with `max_partitions = 10`: the parquet sink writes ten
+    partitions a batch, the runner commits before the rest and offers it at once (not after another
+    flush interval: twelve of those would be a minute), counting it in `deferred`. Every event is in the
+    lake once."""
+    data = root / "data"
+    settings = ParquetSinkConfig(max_partitions=10, compaction=False)
+    sink = ParquetSink(settings, data, Keyring.load_or_create(data / "keys"))
+    write_wal(
+        root, "parquet", [frame(number, service_name=f"svc-{number % 120}") for number in range(1, 301)]
+    )
+    supervised = supervise(sink, batch_size=1000, flush_interval_s=5.0)
+    wait_for(lambda: supervised.runner.counters.committed == 300, 40, "every event committed")
+    counters = supervised.runner.counters
+    assert counters.delivered == 300
+    assert counters.batches >= 12
+    assert counters.deferred > 300  # the first batch left 290 events, the second 280...
+    assert counters.retries == 0
+    with duckdb.connect() as con:
+        paths = [str(path) for path in live_parts(sink.lake)]
+        seqs = con.execute("SELECT wal_seq FROM read_parquet(?) ORDER BY 1", [paths]).fetchall()
+    assert [seq for (seq,) in seqs] == list(range(1, 301))
+    wait_for(
+        lambda: any(s.counters.get("deferred") for s in supervised.received()), 10, "deferred in a Stats"
+    )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from auditship.agents.crypto import Keyring
 from auditship.agents.sinks.base import Delivery, Refused
 from auditship.agents.sinks.siem.sink import SiemSink, batch_id
-from tests.agents.sinks.entries import SECRET, entries
+from tests.agents.sinks.entries import SECRET, WAL_ID, entries
 from tests.siem_server import ServedSiem
 
 OpenSink = Callable[..., SiemSink]
@@ -19,7 +19,7 @@ def test_a_batch_is_posted_as_a_json_array_with_the_api_key_and_a_batch_id(
     batch = entries(range(7))
     assert open_siem_sink("generic").write_batch(batch) is Delivery.DELIVERED
     assert [e["event_id"] for e in siem.siem.generic_events] == [entry.event.event_id for entry in batch]
-    assert siem.siem.requests[0].batch_id == batch_id(batch)
+    assert siem.siem.requests[0].batch_id == batch_id(WAL_ID, batch)
 
 
 def test_the_api_key_header_is_configurable(siem: ServedSiem, open_siem_sink: OpenSink) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from auditship.agents.sinks.base import Delivery, Refused
 from auditship.agents.sinks.siem.sink import SiemSink, batch_id
-from tests.agents.sinks.entries import entries
+from tests.agents.sinks.entries import WAL_ID, entries
 from tests.siem_server import FakeSiem, ServedSiem
 
 OpenSink = Callable[..., SiemSink]
@@ -22,7 +22,7 @@ def test_a_batch_is_one_request_of_envelopes_with_time_host_source_sourcetype_an
     batch = entries(range(1, 51), node_id="web-1")
     assert sink.write_batch(batch) is Delivery.DELIVERED
     assert len(siem.siem.requests) == 1
-    assert siem.siem.requests[0].batch_id == batch_id(batch)
+    assert siem.siem.requests[0].batch_id == batch_id(WAL_ID, batch)
     received = siem.siem.hec_events
     assert [e["event"]["event_id"] for e in received] == [entry.event.event_id for entry in batch]
     first = received[0]
@@ -127,7 +127,7 @@ def test_a_timed_out_request_is_sent_again_with_the_same_batch_id(
     assert sink.write_batch(batch) is Delivery.DELIVERED
     seen = siem.siem.requests
     assert len(seen) == 2
-    assert seen[0].batch_id == seen[1].batch_id == batch_id(batch)
+    assert seen[0].batch_id == seen[1].batch_id == batch_id(WAL_ID, batch)
 
 
 def test_with_acknowledgement_a_batch_counts_only_once_hec_acknowledges_it(

@@ -9,7 +9,7 @@ import pytest
 
 from auditship.agents.crypto import Keyring
 from auditship.agents.sinks.siem.ocsf import encode_ocsf
-from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
+from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity, Sender
 from tests.agents.sinks.entries import SECRET, entries
 
 T = AuditEventType
@@ -95,3 +95,14 @@ def test_what_ocsf_has_no_field_for_is_kept_verbatim_in_unmapped(keyring: Keyrin
     assert unmapped["sensitive"]["ssn"].startswith("aesgcm1:")
     assert SECRET.encode() not in encode_ocsf(event)
     assert record["metadata"]["uid"] == event.event_id
+
+
+def test_the_sender_the_agent_stamped_is_the_actors_process() -> None:
+    sender = Sender(uid=1001, gid=1001, pid=4242, user="payments", executable="/usr/bin/python3.11")
+    record = ocsf(AuditEventType.DATA_READ, sender=sender)
+    assert record["actor"]["process"] == {
+        "pid": 4242,
+        "user": {"uid": "1001", "name": "payments"},
+        "file": {"path": "/usr/bin/python3.11"},
+    }
+    assert "process" not in ocsf(AuditEventType.DATA_READ, service_name="svc")["actor"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from auditship.agents.config import parse_config
 from auditship.agents.crypto import Keyring
@@ -20,6 +20,7 @@ from auditship.agents.sinks.base import Delivery, Entry, Refused
 from auditship.agents.sinks.sql.config import SqlSinkConfig
 from auditship.agents.sinks.sql.schema import events_table
 from auditship.agents.sinks.sql.sink import SqlSink
+from auditship.agents.wal.identity import wal_identity
 from shipper.event import AuditEvent, AuditEventType, Sender
 from tests.agents.sinks.entries import SECRET, entries, event
 from tests.databases import KINDS, SERVERS, Database, database
@@ -64,8 +65,8 @@ def deliver(sink: SqlSink, batch: list[Entry], attempts: int = 3) -> Delivery | 
 def test_a_batch_lands_once_with_every_field_and_sensitive_values_only_as_ciphertext(
     db: Database, open_sink: OpenSink, tmp_path: Path
 ) -> None:
-    """Each event is one row with its fields; the timestamp in UTC; details as JSON; the envelope, never
-    the secret, in `sensitive`."""
+    """Each event is one row with its fields; the timestamp in UTC; details and sender as JSON; the
+    envelope, never the secret, in `sensitive`."""
     keyring = Keyring.load_or_create(tmp_path / "keys")
     batch = entries(range(1, 51), keyring, sensitive={"ssn": SECRET}, compliance=["SOX"])
     stamped = AuditEvent(
@@ -74,7 +75,7 @@ def test_a_batch_lands_once_with_every_field_and_sensitive_values_only_as_cipher
         changes={"email": "new@example.com", "nested": {"n": [1, 2.5, None]}},
         status_code=201,
         duration_ms=45.25,
-        sender=Sender(uid=1001, pid=7),  # no column yet (see below): left out, not an error
+        sender=Sender(uid=1001, pid=7),
     )
     batch.append(Entry(51, stamped))
     sink = open_sink(db.url, db.table)
@@ -101,21 +102,76 @@ def test_a_batch_lands_once_with_every_field_and_sensitive_values_only_as_cipher
     )
     assert _json(row["changes"]) == {"email": "new@example.com", "nested": {"n": [1, 2.5, None]}}
     assert (row["status_code"], row["duration_ms"], row["user_id"]) == (201, 45.25, None)
+    assert _json(row["sender"]) == {"uid": 1001, "pid": 7}
+    assert first["sender"] is None  # unknown: SQL NULL, not JSON null
 
 
-def test_a_replayed_or_overlapping_batch_inserts_nothing_twice(db: Database, open_sink: OpenSink) -> None:
-    """The same batch again (a retry, a crash before the cursor moved), an overlapping one, and one
-    event id twice in a batch add only the events not yet there."""
+def test_a_replayed_or_overlapping_batch_inserts_nothing_twice(
+    db: Database, open_sink: OpenSink, tmp_path: Path
+) -> None:
+    """The same batch again (a retry, a crash before the cursor moved) and an overlapping one add only
+    the WAL records not yet there."""
     batch = entries(range(1, 151))
     sink = open_sink(db.url, db.table)
     assert sink.write_batch(batch[:100]) is Delivery.DELIVERED
     assert sink.write_batch(batch[:100]) is Delivery.DELIVERED
     assert sink.write_batch(batch[50:]) is Delivery.DELIVERED
     assert db.count() == 150
-    emitted_twice = entries(range(151, 153))
-    again = Entry(153, emitted_twice[0].event)  # one event id in two WAL records, in one batch
-    assert sink.write_batch([*emitted_twice, again]) is Delivery.DELIVERED
-    assert sorted(db.event_ids()) == sorted(entry.event.event_id for entry in [*batch, *emitted_twice])
+    assert db.keys() == [(wal_identity(tmp_path / "wal"), n) for n in range(1, 151)]
+
+
+def test_an_event_sent_first_under_another_events_id_does_not_keep_the_real_one_out(
+    db: Database, open_sink: OpenSink
+) -> None:
+    """Issue 13: a forger who sends an event under the id of one to come (a leaked or replayed id) got
+    the only row of that id. Rows are keyed by their WAL record now: both are kept, one event_id."""
+    real = event(1, user_id="alice", message="real")
+    forged = event(2, user_id="mallory", message="forged", event_id=real.event_id)
+    sink = open_sink(db.url, db.table)
+    assert sink.write_batch([Entry(7, forged)]) is Delivery.DELIVERED
+    assert sink.write_batch([Entry(8, real), Entry(9, event(3))]) is Delivery.DELIVERED
+    assert sink.write_batch([Entry(8, real)]) is Delivery.DELIVERED  # a resend is still written once
+    with db.admin.connect() as connection:
+        found = connection.execute(
+            text(f"SELECT message, wal_seq FROM {db.table} WHERE event_id = :id ORDER BY wal_seq"),
+            {"id": real.event_id},
+        )
+        assert [tuple(row) for row in found] == [("forged", 7), ("real", 8)]
+
+
+def test_two_agents_writing_one_table_keep_each_others_records(
+    db: Database, open_sink: OpenSink, tmp_path: Path
+) -> None:
+    """Each agent's WAL counts from 1; the WAL's identity keeps one agent's record 5 from being taken
+    for another's."""
+    batch = entries(range(1, 6))
+    assert open_sink(db.url, db.table).write_batch(batch) is Delivery.DELIVERED
+    other = SqlSink(SqlSinkConfig(enabled=True, url=db.url, table=db.table), tmp_path / "other")
+    other.open()
+    try:
+        assert other.write_batch(batch) is Delivery.DELIVERED
+    finally:
+        other.close()
+    assert db.count() == 10
+    assert len({wal_id for wal_id, _ in db.keys()}) == 2
+
+
+def test_a_table_of_the_old_schema_stops_the_sink_with_what_to_do(db: Database, open_sink: OpenSink) -> None:
+    """A table an older auditship made (event_id its primary key) is not written to, nor changed: the
+    worker ends with a SinkError naming the table and the way out, and the rows stay as they were."""
+    db.execute(f"CREATE TABLE {db.table} (event_id VARCHAR(64) PRIMARY KEY, message TEXT)")
+    db.execute(f"INSERT INTO {db.table} (event_id, message) VALUES ('old-1', 'kept')")
+    sink = open_sink(db.url, db.table)
+    with pytest.raises(SinkError) as raised:
+        sink.write_batch(entries(range(1, 4)))
+    message = str(raised.value)
+    assert f"table {db.table} at " in message
+    assert "its primary key is (event_id), not (wal_id, wal_seq)" in message
+    assert "Set sinks.sql.table to a new name" in message
+    assert f"rename {db.table} and its indexes ix_{db.table}_*" in message
+    assert db.event_ids() == ["old-1"]
+    # The way out the message gives: a new table name, and the sink writes.
+    assert open_sink(db.url, f"{db.table}_v2").write_batch(entries(range(1, 4))) is Delivery.DELIVERED
 
 
 def test_the_table_is_created_with_its_indexes(db: Database, open_sink: OpenSink) -> None:
@@ -124,19 +180,18 @@ def test_the_table_is_created_with_its_indexes(db: Database, open_sink: OpenSink
     inspector = inspect(db.admin)
     indexed = {tuple(index["column_names"]) for index in inspector.get_indexes(db.table)}
     assert {("timestamp",), ("user_id",), ("event_type",), ("resource_type", "resource_id")} <= indexed
-    assert inspector.get_pk_constraint(db.table)["constrained_columns"] == ["event_id"]
+    assert inspector.get_pk_constraint(db.table)["constrained_columns"] == ["wal_id", "wal_seq"]
+    assert ("event_id",) in indexed
     if db.kind == "postgresql":
         types = {column["name"]: str(column["type"]) for column in inspector.get_columns(db.table)}
         assert [types[name] for name in ("details", "changes", "sensitive", "compliance")] == ["JSONB"] * 4
         assert types["timestamp"] == "TIMESTAMP" or "TIME ZONE" in types["timestamp"]
 
 
-def test_the_table_has_a_column_for_every_event_field() -> None:
-    """A field added to AuditEvent without a column would be lost: this says so first. `sender` (issue
-    13) waits for the table's schema change; meanwhile inserts leave it out (their values are picked
-    by column)."""
-    fields = [name for name in AuditEvent.__struct_fields__ if name != "sender"]
-    assert sorted(events_table("t").columns.keys()) == sorted(fields)
+def test_the_table_has_a_column_for_every_event_field_and_the_wal_record() -> None:
+    """A field added to AuditEvent without a column would fail every insert: this says so first."""
+    expected = [*AuditEvent.__struct_fields__, "wal_id", "wal_seq"]
+    assert sorted(events_table("t").columns.keys()) == sorted(expected)
 
 
 def test_an_event_the_table_cannot_hold_is_refused_alone_with_the_reason(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from auditship.agents.sinks.syslog.cef import encode_cef, extension_value, header_field
-from shipper.event import AuditEvent, AuditEventType, AuditSeverity
+from shipper.event import AuditEvent, AuditEventType, AuditSeverity, Sender
 
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)(?:\\\\)*\|")
 _KEY = re.compile(r"(?:^| )([A-Za-z0-9]+)=")
@@ -90,3 +90,12 @@ def test_a_source_that_is_not_an_ip_address_is_sent_as_a_host_name() -> None:
     _, extension = parse_cef(encode_cef(event).decode())
     assert "src" not in extension
     assert extension["shost"] == "gateway.internal"
+
+
+def test_the_sender_the_agent_stamped_is_the_device_process_and_is_in_the_data() -> None:
+    sender = Sender(uid=1001, pid=4242, user="payments")
+    _, extension = parse_cef(
+        encode_cef(AuditEvent(event_type=AuditEventType.DATA_READ, sender=sender)).decode()
+    )
+    assert extension["dvcpid"] == "4242"
+    assert '"sender":{"uid":1001,"pid":4242,"user":"payments"}' in extension["cs5"]

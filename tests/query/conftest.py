@@ -17,8 +17,8 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 T, S, R = AuditEventType, AuditSeverity, AuditOutcome  # R: the result, the event's outcome
 # seq, hours ago, type, severity, outcome, user, service, resource, source ip, message
 TABLE = [
-    (1, 200, T.USER_LOGIN, S.INFO, R.SUCCESS, "alice", "billing", None, "10.0.0.1", "user_login success"),
-    (2, 190, T.AUTH_FAILURE, S.MEDIUM, R.FAILURE, "mallory", "billing", None, "203.0.113.9", "bad password"),
+    (1, 230, T.USER_LOGIN, S.INFO, R.SUCCESS, "alice", "billing", None, "10.0.0.1", "user_login success"),
+    (2, 220, T.AUTH_FAILURE, S.MEDIUM, R.FAILURE, "mallory", "billing", None, "203.0.113.9", "bad password"),
     (3, 150, T.DATA_READ, S.INFO, R.SUCCESS, "alice", "records", "document:1", "10.0.0.1", "read document 1"),
     (
         4,

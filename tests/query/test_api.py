@@ -75,7 +75,9 @@ def test_cleanup_old_events(data_dir):
     assert asyncio.run(logger.cleanup_old_events()) == []  # retention_days: 365
     removed = asyncio.run(logger.cleanup_old_events(older_than_days=7))
     assert removed and {removal.kind for removal in removed} == {"lake"}
-    assert found(logger) == ids(*[seq for seq in ALL if seq >= 3])  # 1 and 2 were 8 days ago
+    # 1 and 2 were 230 and 220 hours ago: their days ended more than 7 days ago at any hour; 3's (150)
+    # did not.
+    assert found(logger) == ids(*[seq for seq in ALL if seq >= 3])
     with pytest.raises(QueryError, match="older_than_days: must be positive"):
         asyncio.run(logger.cleanup_old_events(older_than_days=0))
 

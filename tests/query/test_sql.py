@@ -71,9 +71,9 @@ def test_csv_and_table(lake, cli):
 
 def test_parts_of_an_older_schema_are_read_by_column_name(tmp_path, cli):
     """A part written before a field existed lacks its column: the view still reads it, with NULLs there."""
-    # At 03:00, the first two events (200 h and 190 h before) fall on two dates: the oldest part holds
+    # At 09:00, the first two events (230 h and 220 h before) fall on two dates: the oldest part holds
     # the first alone, whatever the hour the test runs.
-    lake = write_known(tmp_path / "data", now=datetime(2026, 3, 10, 3, 0, tzinfo=UTC)) / "lake"
+    lake = write_known(tmp_path / "data", now=datetime(2026, 3, 10, 9, 0, tzinfo=UTC)) / "lake"
     oldest = sorted(lake.glob("date=*/service=*/part-*.parquet"))[0]
     con = connect()
     older = oldest.with_name(".old")

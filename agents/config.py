@@ -51,6 +51,12 @@ class IntakeConfig(Section):
     spools them, so a legitimate burst is delayed, not lost."""
     sender_burst: Positive = 200_000
     """Frames a sender may send at once above `sender_rate`."""
+    sender_byte_rate: float = 64 * 1024 * 1024
+    """Bytes of frames a second each sender may send; 0 turns this limit off. Frames over it are refused
+    as those over `sender_rate` are."""
+    sender_byte_burst: Positive = 256 * 1024 * 1024
+    """Bytes a sender may send at once above `sender_byte_rate`; at least `max_frame_bytes`, or a frame
+    of that size could never pass."""
     identities: dict[str, list[str]] = msgspec.field(default_factory=dict)
     """`[intake.identities]`: a user name or uid, or `key:NAME` for a CURVE client key (TCP) -> the
     service names its processes may send as. When given, an event whose `service_name` its sender (the
@@ -78,6 +84,13 @@ class IntakeConfig(Section):
             )
         if self.sender_rate < 0:
             raise ValueError(f"{key}.sender_rate: must be 0 (off) or more, got {self.sender_rate}")
+        if self.sender_byte_rate < 0:
+            raise ValueError(f"{key}.sender_byte_rate: must be 0 (off) or more, got {self.sender_byte_rate}")
+        if self.sender_byte_burst < self.max_frame_bytes:
+            raise ValueError(
+                f"{key}.sender_byte_burst: must be at least {key}.max_frame_bytes ({self.max_frame_bytes}), "
+                f"got {self.sender_byte_burst}"
+            )
         try:
             self.allowed_services()
         except ValueError as exc:

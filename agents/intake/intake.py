@@ -119,7 +119,10 @@ class Intake:
         self.identities = Identities(
             self.settings.allowed_services(), flag=self.settings.identity_mismatch == "flag"
         )
-        self.limits = RateLimits(self.settings.sender_rate, self.settings.sender_burst)
+        settings = self.settings
+        self.limits = RateLimits(
+            settings.sender_rate, settings.sender_burst, settings.sender_byte_rate, settings.sender_byte_burst
+        )
         self._rate_warnings = WarningLimit(WARN_INTERVAL_S)
         self._next_forget = 0.0
         self._write_failure = WriteFailure("WAL append", log)
@@ -275,18 +278,20 @@ class Intake:
             sender = None
         who = principal(sender)
         key = f"peer {peer}" if who is None else f"sender {who!r}"
-        admitted = [(raw, sender) for raw in frames if self.limits.admit(key, now)]
+        admitted = [(raw, sender) for raw in frames if self.limits.admit(key, now, len(raw))]
         refused = len(frames) - len(admitted)
         if refused:
             self.counters.rate_limited += refused
             left_out = self._rate_warnings.admit(key, now)
             if left_out is not None:
                 log.warning(
-                    "sender %s is over intake.sender_rate=%g frames/s (burst %d): %d frames refused "
-                    "(its emitter sends them again or spools them)%s",
+                    "sender %s is over intake.sender_rate=%g frames/s (burst %d) or sender_byte_rate=%g "
+                    "bytes/s (burst %d): %d frames refused (its emitter sends them again or spools them)%s",
                     describe(sender) if sender is not None else peer,
                     self.limits.rate,
                     int(self.limits.burst),
+                    self.limits.byte_rate,
+                    int(self.limits.byte_burst),
                     refused,
                     f"; {left_out} more such messages since the last such line" if left_out else "",
                 )

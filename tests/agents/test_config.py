@@ -37,6 +37,11 @@ from auditship.agents.errors import ConfigError
         ('[intake]\nidentity_mismatch = "warn"\n', "agent.toml: intake.identity_mismatch: Invalid enum"),
         ("[intake]\nsender_burst = 0\n", "agent.toml: intake.sender_burst: must be positive, got 0"),
         (
+            "[intake]\nsender_byte_burst = 1000\n",
+            "agent.toml: intake.sender_byte_burst: must be at least intake.max_frame_bytes (1048576), "
+            "got 1000",
+        ),
+        (
             'endpoint = "tcp://0.0.0.0:5555"\n[intake]\ncurve = false\n',
             "agent.toml: intake.curve: false is allowed on a loopback endpoint only, and tcp://0.0.0.0:5555",
         ),

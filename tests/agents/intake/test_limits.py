@@ -26,3 +26,24 @@ def test_a_bucket_that_filled_up_again_is_forgotten() -> None:
     assert len(limits) == 1
     limits.forget_full(now=2.0)
     assert len(limits) == 0
+
+
+def test_a_sender_of_large_frames_is_held_to_its_bytes_whatever_its_frame_count() -> None:
+    """100 frames of 1 MiB fit the frame budget but not 4 MiB of bytes: 4 pass, then 1 a second; the
+    frame limit still holds a sender of small frames, and a byte rate of 0 is no byte limit."""
+    mib = 1024 * 1024
+    limits = RateLimits(rate=1000, burst=1000, byte_rate=mib, byte_burst=4 * mib)
+    assert sum(limits.admit("uid 1002", now=0.0, size=mib) for _ in range(100)) == 4
+    assert sum(limits.admit("uid 1002", now=1.0, size=mib) for _ in range(100)) == 1
+    assert sum(limits.admit("uid 1001", now=1.0, size=100) for _ in range(2000)) == 1000
+    unweighed = RateLimits(rate=1000, burst=1000)
+    assert sum(unweighed.admit("uid 1002", now=0.0, size=mib) for _ in range(100)) == 100
+
+
+def test_a_bucket_is_forgotten_only_once_both_its_budgets_filled_up_again() -> None:
+    limits = RateLimits(rate=1000, burst=1000, byte_rate=100, byte_burst=1000)
+    limits.admit("uid 1002", now=0.0, size=1000)
+    limits.forget_full(now=2.0)  # its frame budget is full again, its bytes are not
+    assert len(limits) == 1
+    limits.forget_full(now=11.0)
+    assert len(limits) == 0

@@ -55,6 +55,7 @@ from shipper.wire import (
     BATCH_BYTES,
     Confirmation,
     confirmation_decoder,
+    confirmation_topic,
     encode_batch,
     encoded_frame_decoder,
     frame_encoder,
@@ -179,7 +180,7 @@ class Emitter:
     def _start(self) -> None:
         """(Re)initialise all per-process state; also the fork handler, so nothing is shared with a parent."""
         self.id = os.urandom(8).hex()
-        self._topic = self.id.encode()
+        self._topic = confirmation_topic(self.id)
         self._lock = threading.Lock()
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._push: zmq.Socket[bytes] | None = None

@@ -13,6 +13,7 @@ frames of a batch are stored one by one (in the WAL, in the spool) exactly as th
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from typing import Annotated
 
@@ -64,6 +65,13 @@ class Confirmation(msgspec.Struct, array_like=True):
     first: int
     last: int
     refused: list[int] = msgspec.field(default_factory=list)
+
+
+def confirmation_topic(emitter_id: str) -> bytes:
+    """The PUB topic of an emitter's confirmations: a hash of its id, not the id. Whoever subscribes to
+    every topic learns no emitter's id (which names its spool file and its dedupe set), only that some
+    emitter is confirmed."""
+    return hashlib.sha256(emitter_id.encode()).hexdigest()[:32].encode()
 
 
 frame_encoder = msgspec.msgpack.Encoder()

@@ -45,6 +45,7 @@ from shipper.event import Sender
 from shipper.wire import (
     Confirmation,
     Frame,
+    confirmation_topic,
     frame_decoder,
     frame_encoder,
     header_decoder,
@@ -93,6 +94,8 @@ class Run(msgspec.Struct):
     """The sender whose frames this run counts (a uid, or a CURVE key's name): only its frames extend
     it, so frames of another user under the same emitter id cannot make the intake confirm what the
     emitter's owner never sent."""
+    topic: bytes
+    """Where its confirmations are published (shipper.wire.confirmation_topic of the emitter id)."""
 
 
 class Intake:
@@ -400,8 +403,8 @@ class Intake:
     def _track(self, emitter: str, who: Principal, tx: int, now: float) -> bool:
         """Extend the emitter's gap-free run, or start a new one after a gap (frames were lost). A run
         is its sender's: another sender's frames under the same id leave it alone until it has been idle
-        RUN_IDLE_S (confirmations are published by emitter id, for whoever subscribes to it). Whether
-        the transmission counted."""
+        RUN_IDLE_S (confirmations are published, under a hash of the emitter id, for whoever subscribes
+        to it). Whether the transmission counted."""
         run = self.runs.get(emitter)
         if run is not None and run.owner != who:
             return False
@@ -409,7 +412,8 @@ class Intake:
             run.last = tx
             run.heard = now
         else:
-            self.runs[emitter] = Run(tx, tx, now, who)
+            topic = run.topic if run is not None else confirmation_topic(emitter)
+            self.runs[emitter] = Run(tx, tx, now, who, topic)
             self.refused.pop(emitter, None)  # of a run the emitter now counts as lost and sends again
         self.pending.add(emitter)
         return True
@@ -447,7 +451,7 @@ class Intake:
         for emitter in self.pending if emitters is None else emitters:
             run = self.runs[emitter]
             refused = self.refused.get(emitter, [])
-            message = emitter.encode() + frame_encoder.encode(Confirmation(run.first, run.last, refused))
+            message = run.topic + frame_encoder.encode(Confirmation(run.first, run.last, refused))
             try:
                 self.pub.send(message, zmq.NOBLOCK)
             except zmq.Again:

@@ -19,7 +19,14 @@ from shipper import endpoint as endpoints
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from shipper.spool_writer import SpoolWriter
-from shipper.wire import Confirmation, Frame, confirmation_decoder, encode_batch, frame_encoder
+from shipper.wire import (
+    Confirmation,
+    Frame,
+    confirmation_decoder,
+    confirmation_topic,
+    encode_batch,
+    frame_encoder,
+)
 from tests.agentproc import AgentDirs, RunningAgent, file_events
 from tests.producers import numbered_event, produce
 from tests.waiting import wait_for
@@ -215,7 +222,8 @@ def test_a_batch_is_taken_frame_by_frame_and_a_spooled_frames_tx_is_not_counted(
     endpoint = agent.config.intake_endpoint
     try:
         with zmq.Context() as context, context.socket(zmq.PUSH) as push, context.socket(zmq.SUB) as sub:
-            sub.setsockopt(zmq.SUBSCRIBE, b"sender-2")
+            topic = confirmation_topic("sender-2")
+            sub.setsockopt(zmq.SUBSCRIBE, topic)
             sub.connect(endpoints.confirm_endpoint(endpoint))
             push.connect(endpoint)
             frames = [frame_encoder.encode(Frame("sender-2", n + 1, n + 1, events[n])) for n in range(3)]
@@ -233,7 +241,7 @@ def test_a_batch_is_taken_frame_by_frame_and_a_spooled_frames_tx_is_not_counted(
             def confirmed_to_5() -> bool:
                 while sub.poll(100):
                     message = sub.recv()
-                    if confirmation_decoder.decode(message[len(b"sender-2") :]) == Confirmation(1, 5):
+                    if confirmation_decoder.decode(message[len(topic) :]) == Confirmation(1, 5):
                         return True
                 return False
 

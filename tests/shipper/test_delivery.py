@@ -12,13 +12,16 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import zmq
 
 from shipper.config import AuditConfig, AuditContext
 from shipper.emitter import Emitter
+from shipper.endpoint import confirm_endpoint
 from shipper.errors import AuditDeliveryError, AuditRefusedError
 from shipper.event import AuditEvent, AuditEventType
 from shipper.logger import AuditLogger
 from shipper.testing import capture_events
+from shipper.wire import confirmation_topic
 from tests.agentproc import RunningAgent
 from tests.waiting import wait_for
 
@@ -173,3 +176,24 @@ def test_an_event_the_agent_refuses_is_counted_refused_not_confirmed_and_its_wai
     after = agent_emitter.stats
     assert (after.refused - before.refused, after.confirmed - before.confirmed) == (2, 1)
     assert [e.details["n"] for e in delivered_events(1)] == [1]
+
+
+def test_a_subscriber_to_every_confirmation_learns_no_emitters_id(
+    agent_emitter: Emitter, service_context: AuditContext
+) -> None:
+    """Confirmations go out under a hash of the emitter's id: another member of the group listening to all
+    of them cannot learn the id (and with it the emitter's spool file or dedupe set)."""
+    with zmq.Context() as context, context.socket(zmq.SUB) as sub:
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(confirm_endpoint(agent_emitter.endpoint))
+        heard: list[bytes] = []
+
+        def confirmation_heard() -> bool:
+            agent_emitter.emit(_event(service_context, 2), wait=10)
+            while sub.poll(50):
+                heard.append(sub.recv())
+            return bool(heard)
+
+        wait_for(confirmation_heard, 30, "a confirmation on the PUB socket")
+    assert all(agent_emitter.id.encode() not in message for message in heard)
+    assert any(message.startswith(confirmation_topic(agent_emitter.id)) for message in heard)

@@ -17,7 +17,15 @@ from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from shipper.records import scan_records
 from shipper.spool_writer import PLAIN, SEALED
-from shipper.wire import BATCH_BYTES, Confirmation, Frame, frame_decoder, frame_encoder, message_frames
+from shipper.wire import (
+    BATCH_BYTES,
+    Confirmation,
+    Frame,
+    confirmation_topic,
+    frame_decoder,
+    frame_encoder,
+    message_frames,
+)
 from tests.waiting import wait_for
 
 
@@ -41,7 +49,7 @@ class StandInIntake:
         return frames
 
     def confirm(self, emitter: str, first: int, last: int) -> None:
-        self.pub.send(emitter.encode() + frame_encoder.encode(Confirmation(first, last)))
+        self.pub.send(confirmation_topic(emitter) + frame_encoder.encode(Confirmation(first, last)))
 
     def close(self) -> None:
         self.context.destroy(linger=0)

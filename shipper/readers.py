@@ -2,7 +2,7 @@
 reach the agent's lake although shipper, below the agent and audit-query, never imports them.
 
 shipper names only the `LakeReader` protocol. The implementation is found at first use through the entry
-point `lake` of the group `auditship.readers`, which this distribution declares as `query.api`
+point `lake` of the group `auditship.readers`, which this distribution declares as `auditship.query.api`
 (pyproject.toml). It reads with DuckDB, which comes with the agent extra: a service that only emits
 imports shipper without it, and the read-back methods then raise RuntimeError saying what to install.
 """

@@ -94,8 +94,8 @@ class Run(msgspec.Struct):
     """The sender whose frames this run counts (a uid, or a CURVE key's name): only its frames extend
     it, so frames of another user under the same emitter id cannot make the intake confirm what the
     emitter's owner never sent."""
-    topic: bytes
-    """Where its confirmations are published (shipper.wire.confirmation_topic of the emitter id)."""
+    refused: list[int] = msgspec.field(default_factory=list)
+    """Its transmissions sent to rejects/ since its last confirmation went out (at most MAX_REFUSED)."""
 
 
 class Intake:
@@ -112,8 +112,6 @@ class Intake:
         self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())
         self.runs: dict[str, Run] = {}
         self.pending: set[str] = set()
-        # Per emitter, the transmissions of its run sent to rejects/ since its last confirmation.
-        self.refused: dict[str, list[int]] = {}
         self._sync_wanted = False
         # Frames taken off the socket that the WAL had no room for: not yet validated, tracked or
         # confirmed, as if still queued in the socket. They go first once the WAL has room.
@@ -396,7 +394,7 @@ class Intake:
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return
         if header.tx and source == "socket" and self._track(header.emitter, who, header.tx, now):
-            refused = self.refused.setdefault(header.emitter, [])
+            refused = self.runs[header.emitter].refused
             if len(refused) < MAX_REFUSED:
                 refused.append(header.tx)
 
@@ -412,9 +410,7 @@ class Intake:
             run.last = tx
             run.heard = now
         else:
-            topic = run.topic if run is not None else confirmation_topic(emitter)
-            self.runs[emitter] = Run(tx, tx, now, who, topic)
-            self.refused.pop(emitter, None)  # of a run the emitter now counts as lost and sends again
+            self.runs[emitter] = Run(tx, tx, now, who)
         self.pending.add(emitter)
         return True
 
@@ -450,14 +446,12 @@ class Intake:
         after the loop's appends."""
         for emitter in self.pending if emitters is None else emitters:
             run = self.runs[emitter]
-            refused = self.refused.get(emitter, [])
-            message = run.topic + frame_encoder.encode(Confirmation(run.first, run.last, refused))
+            confirmation = Confirmation(run.first, run.last, run.refused)
             try:
-                self.pub.send(message, zmq.NOBLOCK)
+                self.pub.send(confirmation_topic(emitter) + frame_encoder.encode(confirmation), zmq.NOBLOCK)
             except zmq.Again:
                 break
-            if refused:
-                del self.refused[emitter]
+            run.refused = []
         self.pending.clear()
 
     def _ingest_spool(self) -> None:
@@ -547,7 +541,6 @@ class Intake:
         # A forgotten run only costs the emitter a harmless resend of what it still holds.
         for emitter in [e for e, run in self.runs.items() if now - run.heard > RUN_IDLE_S]:
             del self.runs[emitter]
-            self.refused.pop(emitter, None)
         # PUB/SUB drops what a subscriber that is still (re)connecting misses; say it all again.
         self._confirm(list(self.runs))
         try:

@@ -7,9 +7,9 @@ The path of one event:
    event, which is most of what an event would otherwise cost a busy service. A background thread
    sends a batch whose time is up; a full one is sent by the emit() that fills it.
 2. It stays in a bounded window until the intake confirms it is in the WAL. Confirmations arrive on
-   a SUB socket that is read every `poll_every` emits and by the sending thread, never waited on.
-   Each names the stretch of transmissions `[first, last]` the intake received without a gap (see
-   shipper.wire.Confirmation).
+   a socket that only this emitter's process hears (shipper.listener), read every `poll_every` emits
+   and by the sending thread, never waited on. Each names the stretch of transmissions
+   `[first, last]` the intake received without a gap (see shipper.wire.Confirmation).
 3. What is still unconfirmed and older than `first` was lost on the way (the agent died with it in a
    buffer, or a connection dropped), so it is sent again; the intake drops repeats by sequence number.
 4. Nothing waits in memory for long. A batch the socket refuses (no agent connected, or its HWM is
@@ -48,14 +48,13 @@ from shipper import capture as hooks
 from shipper import endpoint as endpoints
 from shipper.curve import client_keys
 from shipper.event import AuditEvent
+from shipper.listener import ConfirmationListener
 from shipper.receipt import Receipt
 from shipper.spool_seal import SealUnavailableError
 from shipper.spool_writer import SpoolWriter
 from shipper.wire import (
     BATCH_BYTES,
     Confirmation,
-    confirmation_decoder,
-    confirmation_topic,
     encode_batch,
     encoded_frame_decoder,
     frame_encoder,
@@ -81,7 +80,7 @@ _BUFFER_KEPT = 64 * 1024
 Pending = tuple[bytes, bool]
 # What the window holds per batch sent: tx of its first frame, its frames still unconfirmed, when sent.
 Sent = tuple[int, list[Pending], float]
-Sockets = tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], zmq.Socket[bytes]]
+Sockets = tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes], ConfirmationListener]
 
 
 def _batch_end(frames: list[Pending], start: int, size: int) -> int:
@@ -180,14 +179,13 @@ class Emitter:
     def _start(self) -> None:
         """(Re)initialise all per-process state; also the fork handler, so nothing is shared with a parent."""
         self.id = os.urandom(8).hex()
-        self._topic = confirmation_topic(self.id)
         self._lock = threading.Lock()
         self._context: zmq.Context[zmq.Socket[bytes]] | None = None
         self._push: zmq.Socket[bytes] | None = None
-        self._sub: zmq.Socket[bytes] | None = None
-        # The sending thread's own SUB socket, read without the lock while receipts wait; opened when
+        self._sub: ConfirmationListener | None = None
+        # The sending thread's own listener, read without the lock while receipts wait; opened when
         # the first acknowledged emit is made, and kept.
-        self._acks: zmq.Socket[bytes] | None = None
+        self._acks: ConfirmationListener | None = None
         # The next batch. Its frames carry the tx they get if it goes out; if it does not, they wait in
         # _unsent, where the tx they carry means nothing, and the next batch takes the same numbers.
         self._outbox: list[Pending] = []
@@ -332,7 +330,9 @@ class Emitter:
                 # A refused batch waits for the agent to (re)connect; a sent one for its confirmation.
                 if not self._window:
                     self._push.poll(wait_ms, zmq.POLLOUT)
-                elif self._sub.poll(wait_ms):
+                    continue
+                self._sub.remind(now, self._window[0][2])
+                if self._sub.poll(wait_ms):
                     self._read_confirmations()
             dropped, self._dropped_seen = self._stats.dropped - self._dropped_seen, self._stats.dropped
             return not self._window and not self._unsent and not dropped
@@ -351,9 +351,10 @@ class Emitter:
                     len(unspilled), "close", "closed with events that could be neither sent nor spooled"
                 )
                 self._unsent = []
-            for socket in (self._push, self._sub):
-                if socket is not None:
-                    socket.close(linger=0)
+            if self._push is not None:
+                self._push.close(linger=0)
+            if self._sub is not None:
+                self._sub.close()
             self._push = self._sub = None
             if self._context is not None:
                 self._context.term()
@@ -414,6 +415,11 @@ class Emitter:
             self._retry_unsent()
         if self._sub is not None:
             self._read_confirmations()
+        if self._window:
+            # The sending thread's own listener too: this is its thread.
+            for listener in (self._sub, self._acks):
+                if listener is not None:
+                    listener.remind(now, self._window[0][2])
         stale: list[Pending] = []
         while self._window and now - self._window[0][2] >= self._confirm_timeout_s:
             _, batch, _ = self._window.popleft()
@@ -479,53 +485,37 @@ class Emitter:
         if self._curve is not None:
             self._curve.apply(push)
         push.connect(self.endpoint)
-        sub = self._subscriber(context)
+        sub = self._listener(context)
         # Connecting is asynchronous; give a running agent a moment to accept, or the first events
         # of every process would spill. With no agent listening there is nothing to wait for.
         if not endpoints.agent_absent(self.endpoint):
             push.poll(CONNECT_WAIT_MS, zmq.POLLOUT)
         return context, push, sub
 
-    def _subscriber(self, context: zmq.Context[zmq.Socket[bytes]]) -> zmq.Socket[bytes]:
-        sub = context.socket(zmq.SUB)
-        sub.setsockopt(zmq.LINGER, 0)
-        sub.setsockopt(zmq.SUBSCRIBE, self._topic)
-        if self._curve is not None:
-            self._curve.apply(sub)
-        sub.connect(self._confirm_endpoint)
-        return sub
+    def _listener(self, context: zmq.Context[zmq.Socket[bytes]]) -> ConfirmationListener:
+        return ConfirmationListener(context, self._confirm_endpoint, self.id, self._curve)
 
     def _install(self, sockets: Sockets) -> None:
         self._context, self._push, self._sub = sockets
 
     def _read_confirmations(self) -> None:
         assert self._sub is not None
-        for confirmation in self._received(self._sub):
+        for confirmation in self._sub.received():
             self._apply(confirmation)
-
-    def _received(self, sub: zmq.Socket[bytes]) -> list[Confirmation]:
-        """Every confirmation waiting on `sub`, without blocking."""
-        confirmations: list[Confirmation] = []
-        while True:
-            try:
-                message = sub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return confirmations
-            confirmations.append(confirmation_decoder.decode(memoryview(message)[len(self._topic) :]))
 
     def _read_acks(self, duration: float) -> None:
         """In the sending thread, while receipts wait: take confirmations as they arrive, for up to
-        `duration`, on a SUB socket of its own (read without the lock, so emit() never waits for it).
-        The same confirmations reach the shared socket too; applying one twice changes nothing."""
+        `duration`, on a listener of its own (read without the lock, so emit() never waits for it).
+        The same confirmations reach the shared listener too; applying one twice changes nothing."""
         if self._acks is None:
             # A context of its own: close() terminates the shared one, which must not wait on this.
-            self._acks = self._subscriber(zmq.Context())
+            self._acks = self._listener(zmq.Context())
         deadline = time.monotonic() + duration
         while self._receipts:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._acks.poll(max(1, int(remaining * 1000))):
                 return
-            confirmations = self._received(self._acks)
+            confirmations = self._acks.received()
             with self._lock:
                 for confirmation in confirmations:
                     self._apply(confirmation)

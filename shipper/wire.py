@@ -13,7 +13,6 @@ frames of a batch are stored one by one (in the WAL, in the spool) exactly as th
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from typing import Annotated
 
@@ -67,17 +66,20 @@ class Confirmation(msgspec.Struct, array_like=True):
     refused: list[int] = msgspec.field(default_factory=list)
 
 
-def confirmation_topic(emitter_id: str) -> bytes:
-    """The PUB topic of an emitter's confirmations: a hash of its id, not the id. Whoever subscribes to
-    every topic learns no emitter's id (which names its spool file and its dedupe set), only that some
-    emitter is confirmed."""
-    return hashlib.sha256(emitter_id.encode()).hexdigest()[:32].encode()
+class Hello(msgspec.Struct, array_like=True):
+    """What an emitter sends on the confirmation socket (a DEALER to the intake's ROUTER) when it connects,
+    and again when confirmations stop coming: the id whose confirmations it wants. The intake sends a
+    run's confirmations only to connections that said hello with its emitter id and whose sender (the
+    kernel's uid, or the CURVE key) is the run's owner (agents/intake/routes.py)."""
+
+    emitter: EmitterId
 
 
 frame_encoder = msgspec.msgpack.Encoder()
 frame_decoder = msgspec.msgpack.Decoder(Frame)
 header_decoder = msgspec.msgpack.Decoder(FrameHeader)
 confirmation_decoder = msgspec.msgpack.Decoder(Confirmation)
+hello_decoder = msgspec.msgpack.Decoder(Hello)
 encoded_frame_decoder = msgspec.msgpack.Decoder(EncodedFrame)
 batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 # The msgpack type bytes of an array: a batch's first element is a frame (an array), a frame's first

@@ -1,6 +1,6 @@
 """CurveZMQ on the TCP intake: who may connect, and under which name their events are stored.
 
-The PULL and the confirmations' PUB sockets are CURVE servers with the agent's key pair, so every
+The PULL and the confirmations' ROUTER are CURVE servers with the agent's key pair, so every
 connection is encrypted and its client proved it holds a secret key. Which keys may connect is decided
 by a ZAP handler, pyzmq's ThreadAuthenticator in the intake process, from the allow-list
 (curve_keys.CurveKeys.clients): an allowed key's connection gets the key's name as its User-Id, which

@@ -34,6 +34,7 @@ from auditship.agents.intake.dedupe import LEGACY, DedupeIndex
 from auditship.agents.intake.failure import WriteFailure
 from auditship.agents.intake.limits import RateLimits
 from auditship.agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit
+from auditship.agents.intake.routes import Routes
 from auditship.agents.intake.senders import Identities, Principal, Senders, describe, principal
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
@@ -45,10 +46,10 @@ from shipper.event import Sender
 from shipper.wire import (
     Confirmation,
     Frame,
-    confirmation_topic,
     frame_decoder,
     frame_encoder,
     header_decoder,
+    hello_decoder,
     message_frames,
 )
 
@@ -58,10 +59,14 @@ RETRY_PAUSE_S = 0.5
 RUN_IDLE_S = 60.0
 QUARANTINE_WARN_INTERVAL_S = 60.0
 FORGET_INTERVAL_S = 60.0
+"""How often idle emitters are looked for in the dedupe index (its horizon is days)."""
 # Refused transmissions told to one emitter per confirmation at most: an emitter whose every frame is
 # refused still gets its confirmations, and past this it counts a few refused events as confirmed.
 MAX_REFUSED = 4096
-"""How often idle emitters are looked for in the dedupe index (its horizon is days)."""
+
+MAX_HELLO_BYTES = 1024
+MAX_HELLOS_PER_READ = 1000
+"""Hellos taken per wake-up at most, so that a flood of them cannot starve the frames."""
 
 Incoming = tuple[bytes, Sender | None]
 """A frame as it came, and its sender (None: no identity, as over plain TCP)."""
@@ -146,14 +151,19 @@ class Intake:
         self.pull = context.socket(zmq.PULL)
         self.pull.setsockopt(zmq.RCVHWM, self.settings.receive_hwm)
         self.pull.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message_bytes)
-        self.pub = context.socket(zmq.PUB)
-        self.pub.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
+        # Confirmations go to the connections that asked for them (routes.py), not to every subscriber.
+        self.confirmations = context.socket(zmq.ROUTER)
+        self.confirmations.setsockopt(zmq.SNDHWM, self.settings.send_hwm)
+        self.confirmations.setsockopt(zmq.MAXMSGSIZE, MAX_HELLO_BYTES)
+        # A send to a closed connection fails (EHOSTUNREACH) instead of vanishing: its route is removed.
+        self.confirmations.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.routes = Routes()
         if self.curve is not None:
             self.curve.serve(self.pull)
-            self.curve.serve(self.pub)
+            self.curve.serve(self.confirmations)
             self.curve.watch(self.pull)
         self.pull.bind(endpoint)
-        self.pub.bind(endpoints.confirm_endpoint(endpoint))
+        self.confirmations.bind(endpoints.confirm_endpoint(endpoint))
         log.info(
             "intake listening on %s%s (WAL next seq %d)",
             endpoint,
@@ -196,6 +206,7 @@ class Intake:
         poller = zmq.Poller()
         poller.register(self.pull, zmq.POLLIN)
         poller.register(self.mailbox.socket, zmq.POLLIN)
+        poller.register(self.confirmations, zmq.POLLIN)
         confirm_every = self.settings.confirm_interval_ms / 1000
         next_confirm = next_maintenance = next_spool = 0.0
         while not self.mailbox.orphaned():
@@ -214,6 +225,8 @@ class Intake:
                 break
             if self.pull in ready or (self._held and not paused):
                 self._receive()
+            if self.confirmations in ready:
+                self._hellos()
             now = time.monotonic()
             if now >= next_confirm:
                 next_confirm = now + confirm_every
@@ -260,23 +273,14 @@ class Intake:
         """The frames of `message` with their sender, less those over the sender's rate limit: those
         are counted and dropped unread, not tracked (the emitter sees the gap and sends them again, or
         spools them), so a flood costs the intake a lookup per frame and nobody else's share."""
-        try:
-            peer: str | None = str(message.get("Peer-Address"))
-        except zmq.ZMQError:  # libzmq sets it only when it could read the peer's address
-            peer = None
+        peer = _peer_address(message)
         frames = message_frames(message.bytes)
         now = time.monotonic()
-        if self._ipc:
-            sender = self.senders.of_peer(peer)
-        elif self.curve is not None:
-            # The name ZAP gave the connection: every message on a CURVE socket has one.
-            name = str(message.get("User-Id"))
-            if not self.curve.allows(name):
-                self._revoked(name, len(frames), now)
-                return []
-            sender = self.senders.of_key(name)
-        else:
-            sender = None
+        revoked = self._revoked_key(message)
+        if revoked is not None:
+            self._revoked(revoked, len(frames), now)
+            return []
+        sender = self._sender(message, peer)
         who = principal(sender)
         key = f"peer {peer}" if who is None else f"sender {who!r}"
         admitted = [(raw, sender) for raw in frames if self.limits.admit(key, now, len(raw))]
@@ -297,6 +301,48 @@ class Intake:
                     f"; {left_out} more such messages since the last such line" if left_out else "",
                 )
         return admitted
+
+    def _sender(self, message: zmq.Frame, peer: str | None) -> Sender | None:
+        """Who sent `message`: the kernel's credentials (ipc), the client key (CURVE), or nobody."""
+        if self._ipc:
+            return self.senders.of_peer(peer)
+        if self.curve is not None:
+            # The name ZAP gave the connection: every message on a CURVE socket has one.
+            return self.senders.of_key(str(message.get("User-Id")))
+        return None
+
+    def _revoked_key(self, message: zmq.Frame) -> str | None:
+        """The client key of `message` when it was revoked while its connection stayed open."""
+        if self._ipc or self.curve is None:
+            return None
+        name = str(message.get("User-Id"))
+        return None if self.curve.allows(name) else name
+
+    def _hellos(self) -> None:
+        """Record the routes of the hellos waiting (routes.py), each under its connection's sender, and
+        confirm at once the run it asks for, if its sender owns one: after an agent restart, the
+        emitter's hello is what it waited for."""
+        for _ in range(MAX_HELLOS_PER_READ):
+            try:
+                parts = self.confirmations.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(parts) != 2 or self._revoked_key(parts[1]) is not None:
+                continue
+            route, body = parts[0].bytes, parts[1]
+            peer = _peer_address(body)
+            who = principal(self._sender(body, peer))
+            key = f"peer {peer}" if who is None else f"sender {who!r}"
+            if not self.limits.admit(key, time.monotonic(), len(body)):
+                continue
+            try:
+                emitter = hello_decoder.decode(body.bytes).emitter
+            except msgspec.DecodeError:  # ValidationError is one: a hello from something else
+                continue
+            self.routes.add(route, who, emitter)
+            run = self.runs.get(emitter)
+            if run is not None and run.owner == who:
+                self._send_confirmation(run, [route])
 
     def _revoked(self, name: str, count: int, now: float) -> None:
         """Frames from a client key revoked while its connection was open (ZAP admitted it before):
@@ -401,8 +447,8 @@ class Intake:
     def _track(self, emitter: str, who: Principal, tx: int, now: float) -> bool:
         """Extend the emitter's gap-free run, or start a new one after a gap (frames were lost). A run
         is its sender's: another sender's frames under the same id leave it alone until it has been idle
-        RUN_IDLE_S (confirmations are published, under a hash of the emitter id, for whoever subscribes
-        to it). Whether the transmission counted."""
+        RUN_IDLE_S (its confirmations go only to the owner's connections: routes.py). Whether the
+        transmission counted."""
         run = self.runs.get(emitter)
         if run is not None and run.owner != who:
             return False
@@ -441,18 +487,30 @@ class Intake:
             return
 
     def _confirm(self, emitters: Iterable[str] | None = None) -> None:
-        """Publish the run of each emitter heard from since the last call (or of `emitters`). All of a
-        run is in the WAL (written, and fsynced under wal.fsync = "always"): confirmations go out only
-        after the loop's appends."""
+        """Confirm the run of each emitter heard from since the last call (or of `emitters`) to its
+        owner's connections. All of a run is in the WAL (written, and fsynced under wal.fsync =
+        "always"): confirmations go out only after the loop's appends."""
         for emitter in self.pending if emitters is None else emitters:
             run = self.runs[emitter]
-            confirmation = Confirmation(run.first, run.last, run.refused)
-            try:
-                self.pub.send(confirmation_topic(emitter) + frame_encoder.encode(confirmation), zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            run.refused = []
+            self._send_confirmation(run, self.routes.of(run.owner, emitter))
         self.pending.clear()
+
+    def _send_confirmation(self, run: Run, routes: list[bytes]) -> None:
+        """Send `run`'s confirmation to `routes`; its refused transmissions are forgotten once one of
+        them took it (until then they are told again with the next)."""
+        payload = frame_encoder.encode(Confirmation(run.first, run.last, run.refused))
+        delivered = False
+        for route in routes:
+            try:
+                self.confirmations.send_multipart([route, payload], zmq.NOBLOCK)
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.EHOSTUNREACH:  # the connection closed
+                    self.routes.remove(route)
+                # else its queue is full (EAGAIN): a later confirmation says the same, and more
+                continue
+            delivered = True
+        if delivered:
+            run.refused = []
 
     def _ingest_spool(self) -> None:
         for path in spool_pickup.claim(self._spool_dirs):
@@ -541,7 +599,8 @@ class Intake:
         # A forgotten run only costs the emitter a harmless resend of what it still holds.
         for emitter in [e for e, run in self.runs.items() if now - run.heard > RUN_IDLE_S]:
             del self.runs[emitter]
-        # PUB/SUB drops what a subscriber that is still (re)connecting misses; say it all again.
+        # A confirmation dropped (a full queue, or no hello yet from a reconnecting emitter) is
+        # made good by the next: say it all again.
         self._confirm(list(self.runs))
         try:
             self.index.save(self.layout.dedupe_index, self.wal.next_lsn - 1)
@@ -575,7 +634,14 @@ class Intake:
         self.wal.close()
         self.mailbox.report(self._counters(), 0, force=True)
         self.pull.close(linger=0)
-        self.pub.close(linger=500)
+        self.confirmations.close(linger=500)
         if self.curve is not None:
             self.curve.close()
         log.info("intake stopped at WAL seq %d", self.wal.next_lsn - 1)
+
+
+def _peer_address(message: zmq.Frame) -> str | None:
+    try:
+        return str(message.get("Peer-Address"))
+    except zmq.ZMQError:  # libzmq sets it only when it could read the peer's address
+        return None

@@ -18,12 +18,11 @@ import zmq
 from shipper import endpoint as endpoints
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
+from shipper.listener import ConfirmationListener
 from shipper.spool_writer import SpoolWriter
 from shipper.wire import (
     Confirmation,
     Frame,
-    confirmation_decoder,
-    confirmation_topic,
     encode_batch,
     frame_encoder,
 )
@@ -221,10 +220,8 @@ def test_a_batch_is_taken_frame_by_frame_and_a_spooled_frames_tx_is_not_counted(
     events = [numbered_event("batch", n) for n in range(6)]
     endpoint = agent.config.intake_endpoint
     try:
-        with zmq.Context() as context, context.socket(zmq.PUSH) as push, context.socket(zmq.SUB) as sub:
-            topic = confirmation_topic("sender-2")
-            sub.setsockopt(zmq.SUBSCRIBE, topic)
-            sub.connect(endpoints.confirm_endpoint(endpoint))
+        with zmq.Context() as context, context.socket(zmq.PUSH) as push:
+            listener = ConfirmationListener(context, endpoints.confirm_endpoint(endpoint), "sender-2", None)
             push.connect(endpoint)
             frames = [frame_encoder.encode(Frame("sender-2", n + 1, n + 1, events[n])) for n in range(3)]
             push.send(encode_batch(frames))
@@ -239,13 +236,11 @@ def test_a_batch_is_taken_frame_by_frame_and_a_spooled_frames_tx_is_not_counted(
             wait_for(lambda: len(file_events(dirs.data)) >= 6, 30, "the second batch")
 
             def confirmed_to_5() -> bool:
-                while sub.poll(100):
-                    message = sub.recv()
-                    if confirmation_decoder.decode(message[len(topic) :]) == Confirmation(1, 5):
-                        return True
-                return False
+                listener.poll(100)
+                return Confirmation(1, 5) in listener.received()
 
             wait_for(confirmed_to_5, 30, "a confirmation of transmissions 1 to 5")
+            listener.close()
         assert sorted(e["details"]["n"] for e in file_events(dirs.data)) == list(range(6))  # type: ignore[index]
     finally:
         agent.stop()

@@ -68,6 +68,28 @@ context.term()
 print("sent", flush=True)
 """
 
+# The eavesdropper: says hello on the confirmation socket under the victim's emitter id argv[1], prints
+# "listening", and once a line comes on stdin prints how many messages it heard (bounded: it reads for
+# at most 2 s more).
+EAVESDROPPER = """
+import sys, time, zmq
+from shipper import endpoint
+from shipper.wire import Hello, frame_encoder
+context = zmq.Context()
+dealer = context.socket(zmq.DEALER)
+dealer.connect(endpoint.confirm_endpoint(endpoint.intake_endpoint()))
+dealer.send(frame_encoder.encode(Hello(sys.argv[1])))
+print("listening", flush=True)
+sys.stdin.readline()
+dealer.send(frame_encoder.encode(Hello(sys.argv[1])))
+heard, deadline = 0, time.monotonic() + 2
+while time.monotonic() < deadline:
+    if dealer.poll(100):
+        dealer.recv()
+        heard += 1
+print(heard, flush=True)
+"""
+
 
 def _uid(user: str) -> int:
     return pwd.getpwnam(user).pw_uid
@@ -196,3 +218,21 @@ def test_a_flood_from_one_user_is_bounded_and_counted_and_the_others_are_not_hel
     assert sorted(e["details"]["n"] for e in _events(host, "bystander")) == list(range(11))
     assert host.intake().pid == intake_pid
     assert not _rejects(host), "a refused flood frame costs a count, not a reject record"
+
+
+def test_another_user_who_says_hello_with_the_victims_emitter_id_hears_none_of_its_confirmations(
+    host: Host,
+) -> None:
+    """Confirmations are addressed: they go only to connections of the run's owner that asked for the
+    emitter id. The attacker, knowing the id, asks for it; the victim's 11 events are confirmed to the
+    victim, and the attacker hears nothing."""
+    host.start_agent()
+    victim, hello = _victim(host, "overheard", 11)
+    eavesdropper = host.python_as(ATTACKER_USER, EAVESDROPPER, hello["emitter"])
+    assert eavesdropper.stdout is not None
+    assert eavesdropper.stdout.readline().strip() == "listening", eavesdropper.communicate(timeout=30)[1]
+    report = _finish(victim)
+    assert (report["flushed"], report["confirmed"]) == (True, 11)
+    out, err = eavesdropper.communicate("go\n", timeout=60)
+    assert eavesdropper.returncode == 0, err
+    assert out.strip() == "0"

@@ -21,24 +21,25 @@ from shipper.wire import (
     BATCH_BYTES,
     Confirmation,
     Frame,
-    confirmation_topic,
     frame_decoder,
     frame_encoder,
+    hello_decoder,
     message_frames,
 )
 from tests.waiting import wait_for
 
 
 class StandInIntake:
-    """A PULL socket and a PUB socket bound where the agent's would be."""
+    """A PULL socket and a confirmation ROUTER bound where the agent's would be."""
 
     def __init__(self, runtime: Path) -> None:
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.endpoint = f"ipc://{runtime / 'intake.sock'}"
         self.pull = self.context.socket(zmq.PULL)
         self.pull.bind(self.endpoint)
-        self.pub = self.context.socket(zmq.PUB)
-        self.pub.bind(f"ipc://{runtime / 'confirm.sock'}")
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.bind(f"ipc://{runtime / 'confirm.sock'}")
+        self.routes: dict[str, set[bytes]] = {}
 
     def receive(self, count: int, timeout_ms: int = 5000) -> list[Frame]:
         frames: list[Frame] = []
@@ -48,8 +49,20 @@ class StandInIntake:
         assert len(frames) == count, f"{len(frames)} frames arrived, {count} expected"
         return frames
 
+    def hellos(self) -> list[str]:
+        """The emitter ids of the hellos waiting, each recorded as a route for its id."""
+        heard = []
+        while self.router.poll(0):
+            route, body = self.router.recv_multipart()
+            emitter = hello_decoder.decode(body).emitter
+            self.routes.setdefault(emitter, set()).add(route)
+            heard.append(emitter)
+        return heard
+
     def confirm(self, emitter: str, first: int, last: int) -> None:
-        self.pub.send(confirmation_topic(emitter) + frame_encoder.encode(Confirmation(first, last)))
+        self.hellos()
+        for route in self.routes.get(emitter, ()):
+            self.router.send_multipart([route, frame_encoder.encode(Confirmation(first, last))])
 
     def close(self) -> None:
         self.context.destroy(linger=0)
@@ -71,7 +84,8 @@ def spooled(path: Path) -> list[bytes]:
 
 
 def confirmed_after(emitter: Emitter, intake: StandInIntake, first: int, last: int, expected: int) -> None:
-    """Publish a confirmation until the emitter has read it (SUB joins late), then check the count."""
+    """Send a confirmation until the emitter has read it (its hello comes as it connects), then check
+    the count."""
 
     def read() -> bool:
         intake.confirm(emitter.id, first, last)
@@ -110,6 +124,49 @@ def test_confirmed_events_leave_the_window(runtime: Path) -> None:
         confirmed_after(emitter, intake, 1, 10, 10)
         assert emitter.stats.pending == 0
         assert emitter.stats.resent == 0
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
+def test_the_emitter_says_hello_with_its_id_and_again_when_confirmations_stop(runtime: Path) -> None:
+    """Its listener says hello as it connects. The agent restarts (a new ROUTER, which knows no route)
+    while events wait for confirmation: the emitter says hello again within HELLO_AGAIN_S of waiting in
+    silence, so the new agent's confirmation reaches it and frees them."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint)
+    try:
+        emitter.emit(event(0))
+        intake.receive(1)
+        wait_for(lambda: emitter.id in intake.hellos(), 10, "the emitter's hello")
+        confirmed_after(emitter, intake, 1, 1, 1)
+        intake.router.close(linger=0)
+        intake.router = intake.context.socket(zmq.ROUTER)
+        intake.router.bind(f"ipc://{runtime / 'confirm.sock'}")
+        intake.routes.clear()
+        emitter.emit(event(1))
+        intake.receive(1)
+        wait_for(lambda: emitter.id in intake.hellos(), 10, "a hello to the restarted agent")
+        confirmed_after(emitter, intake, 1, 2, 2)
+        assert emitter.stats.pending == 0
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
+def test_a_message_that_is_no_confirmation_is_skipped(runtime: Path) -> None:
+    """Bytes on the confirmation socket that do not decode as a confirmation change nothing and do not
+    stop the emitter from reading the next one."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, poll_every=1)
+    try:
+        emitter.emit(event(0))
+        intake.receive(1)
+        wait_for(lambda: emitter.id in intake.hellos(), 10, "the emitter's hello")
+        for route in intake.routes[emitter.id]:
+            intake.router.send_multipart([route, b"\xc1 not msgpack"])
+        confirmed_after(emitter, intake, 1, 1, 1)
+        assert (emitter.stats.confirmed, emitter.stats.failed) == (1, 0)
     finally:
         emitter.close(0)
         intake.close()
@@ -197,7 +254,7 @@ def test_an_event_emitted_as_a_confirmation_makes_a_resend_is_not_lost(runtime: 
         emitter.flush(0)
         intake.receive(4)
         number = 4
-        # SUB joins late: say it until an emit reads it.
+        # Say it until an emit reads it.
         while emitter.stats.resent == 0 and number < 200:
             intake.confirm(emitter.id, 3, 4)  # 1 and 2 were lost
             emitter.emit(event(number))

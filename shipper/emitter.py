@@ -43,6 +43,7 @@ from pathlib import Path
 
 import msgspec
 import zmq
+from zmq.utils import z85
 
 from shipper import capture as hooks
 from shipper import endpoint as endpoints
@@ -50,7 +51,7 @@ from shipper.curve import client_keys
 from shipper.event import AuditEvent
 from shipper.listener import ConfirmationListener
 from shipper.receipt import Receipt
-from shipper.spool_seal import SealUnavailableError
+from shipper.spool_seal import Sealer, SealUnavailableError
 from shipper.spool_writer import SpoolWriter
 from shipper.wire import (
     BATCH_BYTES,
@@ -59,6 +60,7 @@ from shipper.wire import (
     encoded_frame_decoder,
     frame_encoder,
     header_decoder,
+    sealed_frame,
 )
 
 log = logging.getLogger("auditship.emitter")
@@ -162,6 +164,9 @@ class Emitter:
         # Checked here, so that a TCP endpoint beyond loopback without keys fails at construction and
         # never sends an event in clear (shipper.curve).
         self._curve = client_keys(self.endpoint, curve_server_key, curve_client_cert)
+        # Over TCP sensitive values leave the process sealed to the agent (shipper.spool_seal): CURVE
+        # protects the wire, this keeps them from the agent's own buffers until the intake encrypts them.
+        self._sealer = None if self._curve is None else Sealer(z85.decode(self._curve.server_public))
         self._confirm_endpoint = endpoints.confirm_endpoint(self.endpoint)
         self._spool_dir = spool_dir or endpoints.spool_dir(self.endpoint)
         self._overflow_dir = endpoints.overflow_dir(self.endpoint)
@@ -449,7 +454,7 @@ class Emitter:
             end = _batch_end(frames, start, self._batch_max)
             batch = frames[start:end]
             try:
-                self._push.send(encode_batch([frame for frame, _ in batch]), zmq.NOBLOCK)
+                self._push.send(encode_batch(self._on_the_wire(batch)), zmq.NOBLOCK)
             except zmq.ZMQError:
                 self._unsent_add(frames[start:], now)
                 return start
@@ -459,6 +464,14 @@ class Emitter:
             self._held += len(batch)
             start = end
         return len(frames)
+
+    def _on_the_wire(self, batch: list[Pending]) -> list[bytes]:
+        """The frames of `batch` as they are sent: over TCP, those with sensitive values sealed. The
+        window keeps them as they were, so that a resend can renumber them."""
+        sealer = self._sealer
+        if sealer is None:
+            return [frame for frame, _ in batch]
+        return [sealed_frame(frame, sealer.seal) if sensitive else frame for frame, sensitive in batch]
 
     def _connect(self) -> None:
         """Open the sockets without holding the lock, so that emit() never waits for a connection."""

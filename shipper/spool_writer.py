@@ -19,9 +19,8 @@ import os
 from pathlib import Path
 
 from auditship.ondisk.files import make_private_dirs, write_all
-from shipper import spool_seal
 from shipper.records import encode_record
-from shipper.spool_seal import SealUnavailableError
+from shipper.spool_seal import Sealer, SealUnavailableError
 
 PLAIN = b"\x00"
 SEALED = b"\x01"
@@ -51,11 +50,11 @@ class SpoolWriter:
         self._create = create
         self._max_bytes = max_bytes
         self._keep_free = keep_free
-        # A random part the agent never publishes (emitter ids are confirmation topics): another member of
-        # the group, who may open a file whose name it knows, cannot find this one.
+        # A random part the agent never publishes (an emitter id travels in each of its frames): another
+        # member of the group, who may open a file whose name it knows, cannot find this one.
         self.path = directory / f"{emitter_id}.{os.urandom(16).hex()}{SUFFIX}"
         self._fd: int | None = None
-        self._public_key: bytes | None = None
+        self._sealer: Sealer | None = None
 
     def write(self, frames: list[tuple[bytes, bool]]) -> None:
         """Append frames (`(frame bytes, has sensitive values)`) durably enough to survive this process.
@@ -96,15 +95,18 @@ class SpoolWriter:
     def _stored(self, frame: bytes, sensitive: bool) -> bytes:
         if not sensitive:
             return PLAIN + frame
-        return SEALED + spool_seal.seal(frame, self._agent_key())
+        return SEALED + self._agent_sealer().seal(frame)
 
-    def _agent_key(self) -> bytes:
-        if self._public_key is None:
+    def _agent_sealer(self) -> Sealer:
+        if self._sealer is None:
+            path = self.directory / PUBLIC_KEY_NAME
             try:
-                self._public_key = (self.directory / PUBLIC_KEY_NAME).read_bytes()
+                self._sealer = Sealer(path.read_bytes())
             except OSError as exc:
-                raise SealUnavailableError(f"no agent key at {self.directory / PUBLIC_KEY_NAME}") from exc
-        return self._public_key
+                raise SealUnavailableError(f"no agent key at {path}") from exc
+            except ValueError as exc:
+                raise SealUnavailableError(f"{path}: {exc}") from exc
+        return self._sealer
 
     def _locked_fd(self) -> int:
         """The fd of our spool file, locked, re-opened when the agent has claimed the old one."""

@@ -8,12 +8,15 @@ confirms the frame (an acknowledged emit). Fields are only ever added at the end
 trailing fields it does not know, so an older agent reads a newer emitter's frames.
 
 A message to the intake holds one frame, or an emitter's batch: a msgpack array of frames. The
-frames of a batch are stored one by one (in the WAL, in the spool) exactly as they were sent.
+frames of a batch are stored one by one (in the WAL, in the spool) exactly as they were sent. Over TCP,
+the event of a frame with sensitive values travels sealed to the agent (shipper.spool_seal): a msgpack
+bin in the event's place, which the intake opens before anything else (`sealed_frame`, `opened_frame`).
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
@@ -85,6 +88,8 @@ batch_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 # The msgpack type bytes of an array: a batch's first element is a frame (an array), a frame's first
 # element is its emitter id (a string).
 _ARRAY_TYPES = frozenset((*range(0x90, 0xA0), 0xDC, 0xDD))
+_BIN_TYPES = frozenset((0xC4, 0xC5, 0xC6))
+_sealed_decoder = msgspec.msgpack.Decoder(bytes)
 _ARRAY32 = struct.Struct(">BI")
 
 
@@ -114,3 +119,26 @@ def message_frames(message: bytes) -> list[bytes]:
     if not parts or memoryview(parts[0])[0] in _ARRAY_TYPES:
         return [bytes(part) for part in parts]
     return [message]
+
+
+def sealed_frame(frame: bytes, seal: Callable[[bytes], bytes]) -> bytes:
+    """`frame` with its event sealed (`seal` of the event's msgpack, as a bin in the event's place):
+    the header stays readable, so the intake can count and confirm the frame even if it cannot open it."""
+    parts = encoded_frame_decoder.decode(frame)
+    sealed = msgspec.Raw(frame_encoder.encode(seal(bytes(parts.event))))
+    return frame_encoder.encode(msgspec.structs.replace(parts, event=sealed))
+
+
+def opened_frame(frame: bytes, unseal: Callable[[bytes], bytes]) -> bytes:
+    """`frame` with its sealed event opened by `unseal`; `frame` itself when its event is not sealed,
+    or when it does not decode as a frame at all (the frame decoder then says why). Raises what
+    `unseal` raises."""
+    try:
+        parts = encoded_frame_decoder.decode(frame)
+        event = memoryview(parts.event)
+        if not event or event[0] not in _BIN_TYPES:
+            return frame
+        sealed = _sealed_decoder.decode(event)
+    except (msgspec.DecodeError, RecursionError):
+        return frame
+    return frame_encoder.encode(msgspec.structs.replace(parts, event=msgspec.Raw(unseal(sealed))))

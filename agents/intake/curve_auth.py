@@ -25,10 +25,12 @@ import time
 from typing import Any
 
 import zmq
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 from zmq.utils.monitor import recv_monitor_message
 
+from auditship.agents.crypto.spool_unseal import Unsealer
 from auditship.agents.curve_keys import CurveKeys
 from auditship.agents.intake.rejects import WARN_INTERVAL_S, WarningLimit
 
@@ -85,6 +87,11 @@ class CurveGate:
         socket.curve_secretkey = self.secret
         socket.zap_domain = DOMAIN.encode()
         socket.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+
+    def unsealer(self) -> Unsealer:
+        """Opens the events emitters sealed to this server key (shipper.spool_seal: a Curve25519 key is
+        an X25519 key)."""
+        return Unsealer(X25519PrivateKey.from_private_bytes(z85.decode(self.secret)))
 
     def watch(self, socket: zmq.Socket[bytes]) -> None:
         """Count and log the handshakes `socket` refuses (read in `note_refusals`)."""

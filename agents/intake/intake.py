@@ -13,6 +13,7 @@ is not read meanwhile, so emitters spill instead of losing anything.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -41,6 +42,7 @@ from auditship.agents.messages import Stop
 from auditship.agents.wal import WriteAheadLog
 from auditship.agents.wal.record import RECORD_OVERHEAD
 from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.errors import DecryptionError
 from shipper import endpoint as endpoints
 from shipper.event import Sender
 from shipper.wire import (
@@ -51,6 +53,7 @@ from shipper.wire import (
     header_decoder,
     hello_decoder,
     message_frames,
+    opened_frame,
 )
 
 log = logging.getLogger("auditship.intake")
@@ -148,6 +151,11 @@ class Intake:
             raise ConfigError(str(exc)) from exc
         # Started before the sockets bind, so that no connection is ever made without the ZAP handler.
         self.curve = CurveGate(context, CurveKeys(config.curve_path)) if config.uses_curve else None
+        self._unseal_event = (
+            None
+            if self.curve is None
+            else functools.partial(self.curve.unsealer().unseal, source="sealed event")
+        )
         self.pull = context.socket(zmq.PULL)
         self.pull.setsockopt(zmq.RCVHWM, self.settings.receive_hwm)
         self.pull.setsockopt(zmq.MAXMSGSIZE, self.settings.max_message_bytes)
@@ -382,7 +390,7 @@ class Intake:
             self.counters.received += 1
             who = principal(sender)
             try:
-                frame, stored = self._validated(raw, sender)
+                frame, stored = self._validated(self._opened(raw), sender)
             except FrameRejected as exc:
                 self._reject(raw, source, str(exc), now, who)
                 continue
@@ -400,6 +408,16 @@ class Intake:
                 continue
             accepted.append(stored)
         return accepted
+
+    def _opened(self, raw: bytes) -> bytes:
+        """The frame with its event opened when an emitter sealed it for the wire (TCP with CURVE:
+        shipper.wire.sealed_frame); raises FrameRejected when it cannot be opened."""
+        if self._unseal_event is None:
+            return raw  # a sealed event on ipc is refused by the frame decoder: it is not an event
+        try:
+            return opened_frame(raw, self._unseal_event)
+        except DecryptionError as exc:
+            raise FrameRejected(str(exc)) from exc
 
     def _validated(self, raw: bytes, sender: Sender | None) -> tuple[Frame, bytes]:
         """The frame and what the WAL stores of it (stamped with `sender`, its sensitive values

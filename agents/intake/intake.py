@@ -115,7 +115,7 @@ class Intake:
         self.mailbox = mailbox
         self.layout = DataLayout(config.data_path)
         self.keyring = Keyring.load_or_create(self.layout.keys)
-        self.wal = WriteAheadLog(self.layout.wal, config.wal, config.enabled_sinks())
+        self.wal = WriteAheadLog(self.layout.wal, config.wal, config.wal_readers())
         self.index = self._load_index()
         self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())
         self.runs: dict[str, Run] = {}

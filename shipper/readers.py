@@ -1,5 +1,6 @@
-"""The read-back seam: how `AuditLogger.search_events`, `get_audit_statistics` and `cleanup_old_events`
-reach the agent's lake although shipper, below the agent and audit-query, never imports them.
+"""The read-back seam: how `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events` and
+`detect_anomalies` reach the agent's lake although shipper, below the agent and audit-query, never
+imports them.
 
 shipper names only the `LakeReader` protocol. The implementation is found at first use through the entry
 point `lake` of the group `auditship.readers`, which this distribution declares as `auditship.query.api`
@@ -35,10 +36,20 @@ class LakeReader(Protocol):
 
     async def cleanup_old_events(self, data_dir: Path | None, older_than_days: int) -> list[Any]: ...
 
+    async def detect_anomalies(
+        self,
+        data_dir: Path | None,
+        start_time: datetime | None,
+        end_time: datetime | None,
+        rules: list[str],
+        config_file: Path | None,
+    ) -> list[Mapping[str, Any]]: ...
+
 
 def _missing(reason: object) -> RuntimeError:
     return RuntimeError(
-        "search_events, get_audit_statistics and cleanup_old_events read the agent's lake with DuckDB, "
+        "search_events, get_audit_statistics, cleanup_old_events and detect_anomalies read the agent's "
+        "lake with DuckDB, "
         f"which comes with the agent extra: pip install 'auditship[agent]' ({reason})"
     )
 

@@ -30,8 +30,12 @@ class Span(NamedTuple):
     def params(self, lookback_s: float) -> dict[str, Any]:
         """`$from`..`$until` bound what is read (the lookback before `since` too); `$since` (epoch
         seconds) which candidate rows count."""
+        try:
+            read_from = self.since - timedelta(seconds=lookback_s)
+        except OverflowError:
+            read_from = datetime.min.replace(tzinfo=self.since.tzinfo)
         return {
-            "from": self.since - timedelta(seconds=lookback_s),
+            "from": read_from,
             "until": self.until,
             "since": self.since.timestamp(),
         }

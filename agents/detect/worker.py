@@ -128,9 +128,7 @@ class DetectWorker:
         if records:
             self.counters.committed = self.detector.position
             self._flush()
-        if records and now < self._next_snapshot:
-            return
-        if self._save():
+        if now >= self._next_snapshot and self._save():
             self._next_snapshot = now + self.settings.snapshot_interval_s
         if not records:
             if self._draining and not self.outbox.pending:

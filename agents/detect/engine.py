@@ -24,6 +24,8 @@ from auditship.agents.detect.rules import Rule
 log = logging.getLogger("auditship.detect")
 SNAPSHOT_VERSION = 1
 Found = tuple[Rule, Finding]
+NOTHING: list[Found] = []
+"""What `take` returns when nothing is found; never to be changed."""
 
 
 class Snapshot(msgspec.Struct):
@@ -58,9 +60,9 @@ class Detector:
             )
 
     def take(self, lsn: int, payload: bytes) -> list[Found]:
-        """Offer the record at `lsn` to the rules; what they find."""
+        """Offer the record at `lsn` to the rules; what they find (most often nothing: NOTHING, shared)."""
         if lsn <= self.position:
-            return []
+            return NOTHING
         self.position = lsn
         try:
             event = frame_decoder.decode(payload).event
@@ -68,18 +70,19 @@ class Detector:
             # The intake validated it: damage or a bug, worth seeing, not worth stopping for.
             self.counts.undecodable += 1
             log.error("detect: WAL record %d undecodable (%s); skipped", lsn, exc)
-            return []
+            return NOTHING
+        counts = self.counts
         if is_own(event):
-            self.counts.own += 1
-            return []
-        self.counts.observed += 1
+            counts.own += 1
+            return NOTHING
+        counts.observed += 1
         ts = event.timestamp.timestamp()
-        found: list[Found] = []
+        found = NOTHING
         for rule, family in self._routes.get(event.event_type, self._any):
             finding = family.observe(event, ts, lsn)
             if finding is not None:
-                found.append((rule, finding))
-        self.counts.found += len(found)
+                found = [*found, (rule, finding)]
+                counts.found += 1
         return found
 
     @property

@@ -12,6 +12,7 @@ side by side so that the two cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import NamedTuple
 
 from auditship.agents.detect.observed import Observed
@@ -65,8 +66,9 @@ class Key(NamedTuple):
     describe: Callable[[str], dict[str, str]]
 
 
-USER = Key(lambda event: event.user_id, "user_id", lambda key: {"user_id": key})
-ADDRESS = Key(lambda event: event.source_ip, "source_ip", lambda key: {"source_ip": key})
+# attrgetter rather than a lambda: a key is read for every event a rule takes, and this is faster.
+USER = Key(attrgetter("user_id"), "user_id", lambda key: {"user_id": key})
+ADDRESS = Key(attrgetter("source_ip"), "source_ip", lambda key: {"source_ip": key})
 
 
 def _actor(event: Observed) -> str | None:

@@ -1,13 +1,17 @@
-"""Activity at an hour of the day (UTC) a key has not been active at in the past `baseline_days`, once
-it has been active on at least `min_active_days` of them: a user who works office hours, at 03:00.
+"""Activity at an hour of the day (UTC) far from every hour a key has been active at in the past
+`baseline_days`, once it has been active on at least `min_active_days` of them: a user who works office
+hours, at 03:00. "Far" is more than `margin_hours` from each of them, so staying an hour late is not
+an alert.
 
 Per key: the last day it was active, which of the `baseline_days` days before were active (a bitmask),
 and for each hour of the day how many days ago it was last active at that hour (a byte each, 255: not
-within reach). The first event at an hour new to the key alerts, then the key is quiet for
+within reach). The first event at an hour far from the key's hours alerts, then the key is quiet for
 `cooldown_s`.
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import msgspec
 
@@ -27,6 +31,7 @@ NEVER = 255
 class HoursSettings(RuleSettings):
     baseline_days: Positive = 30
     min_active_days: Positive = 7
+    margin_hours: Annotated[int, msgspec.Meta(ge=0, le=11)] = 2
     cooldown_s: PositiveSeconds = 3600.0
 
     def check(self, key: str) -> None:
@@ -61,6 +66,8 @@ class HoursFamily(Family[HoursState]):
         self.key = key
         self.types = selection.types
         self._mask = (1 << (settings.baseline_days + 1)) - 1
+        margin = settings.margin_hours
+        self._near = [[(hour + offset) % 24 for offset in range(-margin, margin + 1)] for hour in range(24)]
 
     def observe(self, event: Observed, ts: float, lsn: int) -> Finding | None:
         if (key := self.key.of(event)) is None or not self.selection.test(event):
@@ -77,8 +84,10 @@ class HoursFamily(Family[HoursState]):
             return None
         if day > state.day:
             _advance(state, day - state.day, self._mask)
-        usual = state.hours[hour] <= self.settings.baseline_days
-        state.hours[hour] = 0
+        hours, reach = state.hours, self.settings.baseline_days
+        # The hour itself first: nearly always the answer, without looking at its neighbours.
+        usual = hours[hour] <= reach or any(hours[near] <= reach for near in self._near[hour])
+        hours[hour] = 0
         state.days |= 1
         active = (state.days >> 1).bit_count()
         if (
@@ -118,7 +127,8 @@ class HoursFamily(Family[HoursState]):
                        (SELECT count(*) FROM active a WHERE a.k = f.k AND a.d >= f.d - $days AND a.d < f.d)
                            AS active_days,
                        EXISTS (SELECT 1 FROM firsts p
-                               WHERE p.k = f.k AND p.h = f.h AND p.d >= f.d - $days AND p.d < f.d) AS usual
+                               WHERE p.k = f.k AND least(abs(p.h - f.h), 24 - abs(p.h - f.h)) <= $margin
+                                 AND p.d >= f.d - $days AND (p.d < f.d OR p.ts < f.ts)) AS usual
                 FROM firsts f WHERE f.ts >= $since
             )
             SELECT k, ts, (d - $days) * {DAY_S}, active_days, $min_days, NULL, [event_id]
@@ -129,6 +139,7 @@ class HoursFamily(Family[HoursState]):
             **span.params(self.lookback_s),
             "days": settings.baseline_days,
             "min_days": settings.min_active_days,
+            "margin": settings.margin_hours,
         }
         rows = lake(sql, params)
         window = settings.baseline_days * DAY_S

@@ -60,9 +60,12 @@ class SequenceFamily(Family[ChangeState]):
         self.changes = Selection(None, self._is_change, self._change_sql())
 
     def _is_change(self, event: Observed) -> bool:
+        action = event.action
+        if action is None and event.event_type != "configuration_change":
+            return False  # most events: answered without more tests
         if event.outcome in ("failure", "error"):
             return False
-        if event.action is not None and event.action.lower() in self.actions:
+        if action is not None and action.lower() in self.actions:
             return True
         return (
             event.event_type == "configuration_change"

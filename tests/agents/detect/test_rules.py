@@ -87,3 +87,22 @@ def test_critical_rules_raise_security_violations_and_the_others_suspicious_acti
         "denied_address",
     }
     assert BY_NAME["brute_force_user"].event_type == "suspicious_activity"
+
+
+def test_an_hour_late_is_not_off_hours_and_four_hours_early_is(tmp_path: Path) -> None:
+    """A week of reads at 09:00, then one at 11:00 (within margin_hours, 2, of 09:00): no alert; then
+    one at 05:00, four hours from any hour worked: an alert."""
+
+    def at(day: int, hour: int) -> AuditEvent:
+        return AuditEvent(
+            event_type=AuditEventType.DATA_READ,
+            timestamp=BASE.replace(hour=hour) + timedelta(days=day),
+            user_id="u",
+        )
+
+    week = [at(day, 9) for day in range(7)]
+    near, far = at(7, 11), at(8, 5)
+    found = feed(Detector(config_with_deny_list(tmp_path)), [*week, near, far])
+    assert [(rule.name, finding.event_ids) for rule, finding in found] == [
+        ("off_hours_access", [far.event_id])
+    ]

@@ -16,6 +16,7 @@ not memory, holds the backlog. A drain reads to the end of the WAL, sends, saves
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import msgspec
@@ -24,8 +25,10 @@ from auditship.agents.backoff import Backoff
 from auditship.agents.config import AgentConfig
 from auditship.agents.detect.alert import alert_frame
 from auditship.agents.detect.engine import Detector
+from auditship.agents.detect.observed import DETECT_SERVICE
 from auditship.agents.detect.outbox import Outbox
 from auditship.agents.durable import write_atomically
+from auditship.agents.intake.senders import Identities
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
 from auditship.agents.sinks.runner import BACKOFF_BASE_S, BACKOFF_CAP_S, IDLE_POLL_MS, ORPHAN_CHECK_S
@@ -33,6 +36,7 @@ from auditship.agents.wal import WalReader
 from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.files import make_private_dirs
 from shipper.control import Message
+from shipper.event import Sender
 
 log = logging.getLogger("auditship.detect")
 CURSOR = "detect"
@@ -78,6 +82,7 @@ class DetectWorker:
         self._next_refresh = 0.0
 
     def run(self) -> None:
+        self._check_identity()
         self._restore()
         self.mailbox.ready()
         log.info("detect: %d rules, from WAL seq %d", len(self.detector.rules), self.detector.position)
@@ -92,6 +97,21 @@ class DetectWorker:
             self.reader.close()
             self._report(force=True)
         log.info("detect stopped at WAL seq %d", self.detector.position)
+
+    def _check_identity(self) -> None:
+        """Say so when `[intake.identities]` keeps the agent's own user from sending as DETECT_SERVICE:
+        its alerts, which reach the intake through the spool as that user's, would be refused."""
+        settings = self.config.intake
+        identities = Identities(settings.allowed_services(), flag=settings.identity_mismatch == "flag")
+        refusal = identities.refusal(Sender(uid=os.geteuid()), DETECT_SERVICE)
+        if refusal is not None:
+            outcome = "kept, flagged as a mismatch" if identities.flag else "refused to rejects/"
+            log.error(
+                "detect: its alerts will be %s: %s; add the agent's user with %r to intake.identities",
+                outcome,
+                refusal,
+                DETECT_SERVICE,
+            )
 
     def _restore(self) -> None:
         try:

@@ -57,11 +57,12 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info(
-            "audit-agent %d: data in %s, intake on %s, sinks: %s",
+            "audit-agent %d: data in %s, intake on %s, sinks: %s, detection %s",
             os.getpid(),
             self.layout.root,
             self.config.intake_endpoint,
             ", ".join(self.config.enabled_sinks()) or "none",
+            "on" if self.config.detect.enabled else "off",
         )
         for worker in self.workers.values():
             worker.start(self.config)

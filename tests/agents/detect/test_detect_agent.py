@@ -4,6 +4,7 @@ its keys bounded; and the lake's answer (audit-query anomalies) the same as the 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,25 @@ def test_with_detection_off_no_detect_worker_runs(dirs: AgentDirs) -> None:
         assert not Path(dirs.data / "wal" / "cursors" / "detect").exists()
     finally:
         agent.stop()
+
+
+def test_alerts_pass_intake_identities_that_let_the_agents_user_send_as_audit_agent(dirs: AgentDirs) -> None:
+    """With `[intake.identities]`, the agent's own user must be allowed `audit-agent`: then alerts arrive;
+    without it, the detector says at start that they will be refused."""
+    uid = os.geteuid()
+    refusing = RunningAgent(
+        dirs, detect_config(dirs) + f'[intake.identities]\n"{uid}" = ["scenario"]\n'
+    ).start()
+    refusing.stop()
+    assert "detect: its alerts will be refused to rejects/" in refusing.log()
+    logged = len(refusing.log())  # both agents append to the same log
+    allowing = RunningAgent(
+        dirs, detect_config(dirs) + f'[intake.identities]\n"{uid}" = ["scenario", "audit-agent"]\n'
+    ).start()
+    try:
+        emit(SCENARIOS["bulk_export"]().events)
+        (alert,) = wait_for(lambda: alerts(dirs), 30, "the alert")
+        assert alert["details"]["rule"] == "bulk_export"
+    finally:
+        allowing.stop()
+    assert "its alerts will be" not in allowing.log()[logged:]

@@ -10,6 +10,7 @@ python -m bench query    audit-query's search, stats and SQL over a lake vs scan
 python -m bench sinks    events/s into each sink's destination; the drain of a SIEM outage's backlog
 python -m bench detect   precision and recall of the detection rules on a labelled month, streaming and
                          over the lake; alert latency; the detector's events/s; its memory with 1M keys
+python -m bench idle     CPU an agent with nothing to do takes, per process
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import ack, agent, apps, detect, emit, instructions, middleware, query, sinks
+from bench import ack, agent, apps, detect, emit, idle, instructions, middleware, query, sinks
 
 
 def main() -> int:
@@ -58,6 +59,8 @@ def main() -> int:
     detect_parser.add_argument("--incidents", type=int, default=5, help="of each kind")
     detect_parser.add_argument("--latency-alerts", type=int, default=10)
     detect_parser.add_argument("--memory-keys", type=int, default=1_000_000)
+    idle_parser = commands.add_parser("idle", help="CPU of an agent with nothing to do")
+    idle_parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     if args.command == "emit" and args.ack:
         ack.run(args.seconds)
@@ -73,6 +76,8 @@ def main() -> int:
         sinks.run(args)
     elif args.command == "detect":
         detect.run(args.users, args.incidents, args.latency_alerts, args.memory_keys)
+    elif args.command == "idle":
+        idle.run(args.seconds)
     else:
         agent.run(args.producers, args.events, with_lake=args.with_lake)
     return 0

@@ -10,7 +10,8 @@ already holds; an alert found again is the same frame (alert.py), which the inta
 
 What one record does cannot stop the loop (the detector skips what it cannot decode). A spool that
 cannot be written holds the loop, retried after a backoff, reading nothing more meanwhile: the WAL,
-not memory, holds the backlog. A drain reads to the end of the WAL, sends, saves and stops.
+not memory, holds the backlog. With nothing to read it sleeps until the intake says the WAL grew, or
+IDLE_LOOK_S at most, as the sinks do. A drain reads to the end of the WAL, sends, saves and stops.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import time
 
 import msgspec
+import zmq
 
 from auditship.agents.backoff import Backoff
 from auditship.agents.config import AgentConfig
@@ -31,8 +33,9 @@ from auditship.agents.durable import write_atomically
 from auditship.agents.intake.senders import Identities
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
-from auditship.agents.sinks.runner import BACKOFF_BASE_S, BACKOFF_CAP_S, IDLE_POLL_MS, ORPHAN_CHECK_S
+from auditship.agents.sinks.runner import BACKOFF_BASE_S, BACKOFF_CAP_S, ORPHAN_CHECK_S
 from auditship.agents.wal import WalReader
+from auditship.agents.wal.growth import IDLE_LOOK_S, GrowthListener
 from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.files import make_private_dirs
 from shipper.control import Message
@@ -72,6 +75,7 @@ class DetectWorker:
         self.state_path = self.layout.detect / STATE_NAME
         self.detector = Detector(config.detect)
         self.reader = WalReader(self.layout.wal, CURSOR)
+        self.growth = GrowthListener(mailbox.context, config.runtime_path)
         self.outbox = Outbox(config.spool_path)
         self.counters = DetectCounters()
         self._backoff = Backoff(BACKOFF_BASE_S, BACKOFF_CAP_S)
@@ -95,6 +99,7 @@ class DetectWorker:
         finally:
             self.outbox.close()
             self.reader.close()
+            self.growth.close()
             self._report(force=True)
         log.info("detect stopped at WAL seq %d", self.detector.position)
 
@@ -154,7 +159,7 @@ class DetectWorker:
             if self._draining and not self.outbox.pending:
                 self._stopping = True
             else:
-                self._wait(IDLE_POLL_MS / 1000)
+                self._wait(IDLE_LOOK_S, until_growth=True)
 
     def _flush(self) -> bool:
         """Alerts to the spool; False (logged, retried after a backoff) when the spool cannot take them."""
@@ -202,16 +207,23 @@ class DetectWorker:
         interval = self.config.supervisor.stats_interval_s
         self.mailbox.report(msgspec.structs.asdict(counters), interval, force=force, problem=self._problem)
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep on the mailbox, reporting; back early only to stop now (a plain Stop, the supervisor
-        gone). A drain is noted: the loop reads on to the end of the WAL."""
+    def _wait(self, seconds: float, *, until_growth: bool = False) -> None:
+        """Sleep on the mailbox, reporting; back early to stop now (a plain Stop, the supervisor gone),
+        and with `until_growth` when the intake says the WAL grew (wal/growth.py): an idle detector
+        wakes once per IDLE_LOOK_S. A drain is noted: the loop reads on to the end of the WAL."""
         deadline = time.monotonic() + seconds
+        poller = zmq.Poller()
+        poller.register(self.mailbox.socket, zmq.POLLIN)
+        poller.register(self.growth.socket, zmq.POLLIN)
         while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
             if self.mailbox.orphaned():
                 return
-            if self.mailbox.socket.poll(max(1, int(min(remaining, ORPHAN_CHECK_S) * 1000))):
+            ready = dict(poller.poll(max(1, int(min(remaining, ORPHAN_CHECK_S) * 1000))))
+            if self.mailbox.socket in ready:
                 self._obey(self.mailbox.receive())
             self._report()
+            if self.growth.socket in ready and self.growth.drain() and until_growth:
+                return
 
     def _obey(self, message: Message | None) -> None:
         if isinstance(message, Stop):

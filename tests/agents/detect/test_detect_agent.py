@@ -5,6 +5,7 @@ its keys bounded; and the lake's answer (audit-query anomalies) the same as the 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,26 @@ def test_alerts_pass_intake_identities_that_let_the_agents_user_send_as_audit_ag
     finally:
         allowing.stop()
     assert "its alerts will be" not in allowing.log()[logged:]
+
+
+def test_an_alert_the_spool_cannot_take_waits_and_goes_out_when_it_can(dirs: AgentDirs) -> None:
+    """The spool directory replaced by a file: the alert waits in the worker (counted, the problem shown
+    in the status), the cursor stays before its event; the directory back, the alert arrives once."""
+    agent = RunningAgent(dirs, detect_config(dirs)).start()
+    try:
+        spool = agent.config.spool_path
+        shutil.rmtree(spool)
+        spool.write_text("in the way\n")
+        emit(SCENARIOS["bulk_export"]().events)
+        wait_for(lambda: agent.counters("detect").get("pending") == 1, 30, "the alert pending")
+        status = agent.status()
+        assert status is not None
+        problem = next(worker.problem for worker in status.workers if worker.name == "detect")
+        assert problem is not None and "1 alerts wait for the spool" in problem
+        assert alerts(dirs) == []
+        spool.unlink()
+        spool.mkdir()
+        (alert,) = wait_for(lambda: alerts(dirs), 60, "the alert, once the spool is back")
+        assert alert["details"]["rule"] == "bulk_export"
+    finally:
+        agent.stop()

@@ -3,7 +3,7 @@ SECURITY_VIOLATION) of the service `audit-agent`, and the frame that carries it 
 
 Everything about an alert follows from its rule and the WAL seq of the event that completed the
 pattern, so a detector that replays the WAL after a restart sends the same frames again: the same
-emitter id and seq (`lsn * RULE_SLOTS + the rule's index`), which the intake drops as repeats, and the
+emitter id and seq (`lsn * RULE_SLOTS + the rule's slot`), which the intake drops as repeats, and the
 same event id.
 """
 
@@ -13,14 +13,13 @@ import hashlib
 
 from auditship.agents.detect.finding import Finding
 from auditship.agents.detect.observed import DETECT_SERVICE
-from auditship.agents.detect.rules import RULES, Rule
+from auditship.agents.detect.rules import Rule
 from shipper.event import AuditEvent, AuditOutcome
 from shipper.wire import Frame, frame_encoder
 
 EMITTER_ID = "auditship-detect"
 RULE_SLOTS = 64
 """Frame seqs per WAL seq: one per rule (there are fewer)."""
-_INDEX = {rule.name: index for index, rule in enumerate(RULES)}
 
 
 def alert_event(rule: Rule, finding: Finding) -> AuditEvent:
@@ -52,7 +51,7 @@ def alert_event(rule: Rule, finding: Finding) -> AuditEvent:
 
 
 def alert_frame(rule: Rule, finding: Finding) -> bytes:
-    seq = finding.lsn * RULE_SLOTS + _INDEX[rule.name]
+    seq = finding.lsn * RULE_SLOTS + rule.slot
     return frame_encoder.encode(Frame(EMITTER_ID, seq, 0, alert_event(rule, finding)))
 
 

@@ -35,6 +35,10 @@ class DetectConfig(Section):
     much of the WAL."""
     batch_size: Positive = 4096
     """WAL records read at once."""
+    sigma_rules: list[str] = msgspec.field(default_factory=list)
+    """Sigma rule files (paths or globs) run beside the built-in rules (sigma/backend.py); each is read
+    and compiled when the config is loaded, a rule that does not compile being an error naming its file
+    and line."""
     brute_force_user: rules.BruteForceUser = msgspec.field(default_factory=rules.BruteForceUser)
     brute_force_address: rules.BruteForceAddress = msgspec.field(default_factory=rules.BruteForceAddress)
     password_spraying: rules.PasswordSpraying = msgspec.field(default_factory=rules.PasswordSpraying)
@@ -52,6 +56,10 @@ class DetectConfig(Section):
     def check(self, key: str) -> None:
         for rule in rules.RULES:
             self.settings(rule.name).check(f"{key}.{rule.name}")
+        try:
+            self._table()
+        except ValueError as exc:
+            raise ValueError(f"{key}.sigma_rules: {exc}") from exc
 
     def settings(self, name: str) -> RuleSettings:
         found: RuleSettings = getattr(self, name)
@@ -63,12 +71,34 @@ class DetectConfig(Section):
     def build(self, only: Collection[str] = ()) -> list[tuple[rules.Rule, Family[Any]]]:
         """The enabled rules, or those named in `only` (enabled or not: the lake answers for a rule before
         it is turned on), each with its family; ValueError for a name that is no rule."""
-        unknown = sorted(set(only) - set(rules.BY_NAME))
+        table = self._table()
+        unknown = sorted(set(only) - set(table))
         if unknown:
-            raise ValueError(f"no rule {unknown[0]!r}; the rules are {', '.join(rules.BY_NAME)}")
+            raise ValueError(f"no rule {unknown[0]!r}; the rules are {', '.join(table)}")
         context = self.context()
         return [
-            (rule, rule.build(rule.name, self.settings(rule.name), context))
-            for rule in rules.RULES
-            if (rule.name in only if only else self.settings(rule.name).enabled)
+            (rule, rule.build(rule.name, enabled, context))
+            for rule, enabled in table.values()
+            if (rule.name in only if only else enabled)
         ]
+
+    def _table(self) -> dict[str, tuple[rules.Rule, Any]]:
+        """Every rule by name, with its settings when it is enabled (else None): the built-in ones, then
+        the Sigma rules (always enabled), each of which may replace a built-in rule turned off."""
+        table: dict[str, tuple[rules.Rule, Any]] = {
+            rule.name: (rule, settings if (settings := self.settings(rule.name)).enabled else None)
+            for rule in rules.RULES
+        }
+        if not self.sigma_rules:
+            return table
+        from auditship.agents.detect.sigma.backend import compile_files  # pySigma only when asked for
+
+        for rule in compile_files(self.sigma_rules):
+            replaced = table.get(rule.name)
+            if replaced is not None and replaced[1] is not None:
+                raise ValueError(
+                    f"Sigma rule {rule.name!r} is also a built-in rule; to replace it, turn the built-in "
+                    f"one off ([detect.{rule.name}] enabled = false)"
+                )
+            table[rule.name] = (rule, True)
+        return table

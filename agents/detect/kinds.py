@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from auditship.agents.detect.observed import Observed
 
@@ -22,11 +22,12 @@ VOLUME_FIELDS = ("record_count", "records", "rows", "count")
 
 class Selection(NamedTuple):
     """Which events a rule counts: the event types they can have (None: any), the test, and the test as
-    a SQL condition."""
+    a SQL condition, with the named parameters it uses (a Sigma rule's values)."""
 
     types: frozenset[str] | None
     test: Callable[[Observed], bool]
     sql: str
+    params: dict[str, Any] = {}  # never changed: the Selections without any share this one
 
 
 def is_auth_failure(event: Observed) -> bool:

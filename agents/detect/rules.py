@@ -90,6 +90,8 @@ class Rule(NamedTuple):
     settings: type[RuleSettings]
     build: Callable[[str, Any, Context], Family[Any]]
     """(name, its settings, the shared context) -> the rule's family."""
+    slot: int = 0
+    """Its place among the rules, which numbers its alerts' frames (alert.py): fixed for a built-in rule."""
 
     @property
     def event_type(self) -> AuditEventType:
@@ -103,7 +105,7 @@ USERS_FAILED = (lambda event: event.user_id, "user_id")
 RESOURCES = Measure("distinct", kinds.resource_of, kinds.RESOURCE_SQL)
 RECORDS = Measure("sum", kinds.export_volume, kinds.EXPORT_VOLUME_SQL)
 
-RULES = (
+_RULES = (
     Rule(
         "brute_force_user",
         S.HIGH,
@@ -188,4 +190,5 @@ RULES = (
         ListedFamily,
     ),
 )
+RULES = tuple(rule._replace(slot=slot) for slot, rule in enumerate(_RULES))
 BY_NAME = {rule.name: rule for rule in RULES}

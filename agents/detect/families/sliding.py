@@ -77,6 +77,7 @@ class SlidingFamily(Family[S]):
         window = self.settings.window_s
         params = {
             **span.params(self.lookback_s),
+            **self.selection.params,
             "window": window,
             "threshold": self.settings.threshold,
             "ids": min(self.settings.threshold, self.context.max_ids),

@@ -17,6 +17,7 @@ from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome
 from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent, file_events
 from tests.agents.detect.scenarios import DENIED, SCENARIOS, Scenario
+from tests.agents.detect.user_rules import USER_RULES, grant
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -223,5 +224,22 @@ def test_an_alert_the_spool_cannot_take_waits_and_goes_out_when_it_can(dirs: Age
         spool.mkdir()
         (alert,) = wait_for(lambda: alerts(dirs), 60, "the alert, once the spool is back")
         assert alert["details"]["rule"] == "bulk_export"
+    finally:
+        agent.stop()
+
+
+def test_a_sigma_rule_raises_its_alert_through_the_agent(dirs: AgentDirs) -> None:
+    rules = dirs.root / "rules.yml"
+    rules.write_text(USER_RULES)
+    agent = RunningAgent(dirs, detect_config(dirs, extra=f'sigma_rules = ["{rules}"]')).start()
+    try:
+        stray = grant("billing", "carol", 3)
+        emit([grant("admin-console", "bob", 1), stray])
+        (alert,) = wait_for(lambda: alerts(dirs), 30, "the Sigma rule's alert")
+        assert (alert["action"], alert["severity"], alert["details"]["event_ids"]) == (
+            "stray_grant",
+            "high",
+            [stray.event_id],
+        )
     finally:
         agent.stop()

@@ -77,28 +77,29 @@ class DetectConfig(Section):
             raise ValueError(f"no rule {unknown[0]!r}; the rules are {', '.join(table)}")
         context = self.context()
         return [
-            (rule, rule.build(rule.name, enabled, context))
-            for rule, enabled in table.values()
+            (rule, rule.build(rule.name, settings, context))
+            for rule, settings, enabled in table.values()
             if (rule.name in only if only else enabled)
         ]
 
-    def _table(self) -> dict[str, tuple[rules.Rule, Any]]:
-        """Every rule by name, with its settings when it is enabled (else None): the built-in ones, then
-        the Sigma rules (always enabled), each of which may replace a built-in rule turned off."""
-        table: dict[str, tuple[rules.Rule, Any]] = {
-            rule.name: (rule, settings if (settings := self.settings(rule.name)).enabled else None)
-            for rule in rules.RULES
-        }
+    def _table(self) -> dict[str, tuple[rules.Rule, RuleSettings | None, bool]]:
+        """Every rule by name, with its settings (None for a Sigma rule: it holds its own) and whether it
+        is enabled: the built-in ones, then the Sigma rules (always enabled), each of which may replace a
+        built-in rule turned off."""
+        table: dict[str, tuple[rules.Rule, RuleSettings | None, bool]] = {}
+        for rule in rules.RULES:
+            settings = self.settings(rule.name)
+            table[rule.name] = (rule, settings, settings.enabled)
         if not self.sigma_rules:
             return table
         from auditship.agents.detect.sigma.backend import compile_files  # pySigma only when asked for
 
         for rule in compile_files(self.sigma_rules):
             replaced = table.get(rule.name)
-            if replaced is not None and replaced[1] is not None:
+            if replaced is not None and replaced[2]:
                 raise ValueError(
                     f"Sigma rule {rule.name!r} is also a built-in rule; to replace it, turn the built-in "
                     f"one off ([detect.{rule.name}] enabled = false)"
                 )
-            table[rule.name] = (rule, True)
+            table[rule.name] = (rule, None, True)
         return table

@@ -42,6 +42,13 @@ class IntakeConfig(Section):
     """How often watermarks are published to emitters."""
     spool_scan_interval_s: float = 2.0
     """How often the spool directories are looked at for emitters' spill files."""
+    max_spool_file_bytes: Positive = 8 * 1024**3
+    """A spool entry larger than this is moved to quarantine unread (logged, counted in
+    `spool_quarantined`): what one entry may cost the intake in time, since files are read a record at
+    a time and their size costs no memory. An emitter's overflow file is at most 16 MiB; its file in
+    the spool grows only while the agent does not take it (stopped, or paused on a full WAL), about
+    1.4 GB an hour at 1,000 events of 400 bytes a second. A file quarantined for its size is ingested
+    once this is raised and the file is moved back into the spool under a name ending in `.spool`."""
     dedupe_horizon_s: float = 7 * 24 * 3600.0
     """How long the intake remembers an emitter it has not heard from, to drop its repeats. A resend
     from an emitter silent for longer (an event it still holds after that) is appended again."""

@@ -206,6 +206,8 @@ def _bad_input(rig: Rig) -> None:
         ["bad-input", 2, 0, {"event_type": "data_read", "timestamp": "9999-12-31T23:59:59-14:00"}],
         ["bad-input", 3, 0, {"event_type": "no_such_type"}],
         ["bad-input", 4, 0, {"event_type": "data_read", "details": {"n": float("nan")}}],
+        ["bad-input", 5, 0, {"event_type": "data_read", "status_code": 2**40}],
+        ["bad-input", 6, 0, {"event_type": "data_read", "service_name": "s" * 300}],
     ]
     with zmq.Context() as context, context.socket(zmq.PUSH) as push:
         push.setsockopt(zmq.LINGER, 2000)

@@ -286,9 +286,9 @@ def test_an_event_that_does_not_fit_the_schema_is_refused_with_the_reason(
     assert outcome.entries == [batch[1], batch[3]]
     assert outcome.reasons == [
         f"parquet sink: event {batch[1].event.event_id}: "
-        f"request_size = {2**63} does not fit the lake's BIGINT column",
+        f"request_size = {2**63} does not fit the lake's BIGINT column ({-(2**63)} to {2**63 - 1})",
         f"parquet sink: event {batch[3].event.event_id}: "
-        f"status_code = {2**40} does not fit the lake's INTEGER column",
+        f"status_code = {2**40} does not fit the lake's INTEGER column ({-(2**31)} to {2**31 - 1})",
     ]
     assert seqs(sink) == [1, 3, 5]
 

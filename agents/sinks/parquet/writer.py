@@ -11,6 +11,11 @@ batch is a contiguous run of the WAL and batches are delivered in order (compact
 merges neighbouring parts). So an entry whose seq is at or below the highest seq already in its
 partition is in the lake, and is skipped: a batch offered again after a crash, or after an ERRORED
 attempt that published some of its parts, writes only what is missing, whatever its boundaries now.
+An entry skipped so must be the event the lake holds under its seq: the parts of its partition whose
+range covers it are read (only then: nearly every batch has no such entry), and one whose seq they hold
+for another event, or for none (the seq's event went to another partition), is refused to dead letters
+with the reason and logged, as the file sink does: the WAL issued that seq twice. A part that cannot be
+read leaves its entries unchecked, with a warning, rather than stopping the sink.
 
 A cap. A batch writes parts into at most `max_partitions` partitions: each costs a file DuckDB keeps
 open through the COPY, an fsync and a rename, so a batch of events from 5,000 services took 19 s where
@@ -22,6 +27,7 @@ change order.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from datetime import UTC, date, datetime
@@ -38,6 +44,7 @@ from auditship.ondisk.lake_layout import STAGING_PREFIX, UNKNOWN_SERVICE, part_n
 from shipper.event import AuditEvent
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+logger = logging.getLogger("auditship.sinks.parquet")
 
 
 class _Row(msgspec.Struct):
@@ -118,6 +125,7 @@ class PartWriter:
         refused = Refused([], [])
         partitions: dict[tuple[date, str], _Partition] = {}
         rows = []
+        repeats: dict[Path, list[Entry]] = {}  # entries skipped as in the lake, by partition directory
         opened = 0  # partitions this batch writes a part into
         taken = len(batch)
         for index, entry in enumerate(batch):
@@ -131,6 +139,7 @@ class PartWriter:
             if partition is None:
                 partition = partitions[key] = self._partition(key, len(partitions))
             if entry.lsn <= partition.floor:
+                repeats.setdefault(partition.directory, []).append(entry)
                 continue
             if partition.unfit is not None:
                 refused.entries.append(entry)
@@ -144,9 +153,62 @@ class PartWriter:
                 partition.first = entry.lsn
             partition.last = entry.lsn
             rows.append(_Row(partition.k, entry.lsn, entry.event))
+        if repeats:
+            clashing = self._clashing(repeats)
+            refused = Refused(refused.entries + clashing.entries, refused.reasons + clashing.reasons)
         if rows:
             self._copy_and_publish(rows, [p for p in partitions.values() if p.first >= 0])
         return Written(taken, refused)
+
+    def _clashing(self, repeats: dict[Path, list[Entry]]) -> Refused:
+        """Of the entries skipped as in the lake, those whose seq the parts of their partition hold for
+        another event or none: refused, since the WAL issued their seq twice."""
+        clashing = Refused([], [])
+        for directory, entries in repeats.items():
+            stored = self._stored_ids(directory, entries[0].lsn, entries[-1].lsn)
+            if stored is None:
+                continue
+            for entry in entries:
+                held = stored.get(entry.lsn)
+                if held == entry.event.event_id:
+                    continue
+                where = f"for event {held}" if held else "for no event of its partition (another's)"
+                clashing.entries.append(entry)
+                clashing.reasons.append(
+                    f"parquet sink: WAL seq {entry.lsn} is in the lake {where}, this is event "
+                    f"{entry.event.event_id}"
+                )
+        if clashing.entries:
+            logger.error(
+                "parquet sink: %d entries carry seqs already written for other events (first: %s); the WAL "
+                "issued seqs twice (its seq reservation was lost with its tail?). They go to dead letters",
+                len(clashing.entries),
+                clashing.reasons[0],
+            )
+        return clashing
+
+    def _stored_ids(self, directory: Path, low: int, high: int) -> dict[int, str] | None:
+        """Event id by WAL seq of the rows in `directory`'s parts between `low` and `high`; None when a
+        part cannot be read."""
+        files = [str(part.path) for part in parts(directory) if part.first <= high and part.last >= low]
+        if not files:
+            return {}
+        try:
+            rows = self._db.execute(
+                "SELECT wal_seq, event_id FROM read_parquet(?) WHERE wal_seq BETWEEN ? AND ?",
+                [files, low, high],
+            ).fetchall()
+        except duckdb.Error as exc:
+            logger.warning(
+                "parquet sink: %s: cannot read its parts to check the event ids of seqs %d-%d, skipped as "
+                "already written (%s)",
+                directory,
+                low,
+                high,
+                exc,
+            )
+            return None
+        return {seq: event_id for seq, event_id in rows}
 
     def _partition(self, key: tuple[date, str], k: int) -> _Partition:
         directory = partition_dir(self._lake, key[0].isoformat(), key[1])

@@ -630,7 +630,7 @@ class Intake:
                 return True
             reason = str(unreadable)
         except FileNotFoundError:
-            log.warning("spool file %s was removed (by its owner) before it was taken", path)
+            log.warning("spool file %s is gone (removed by its owner?) while it was being taken", path)
             return True
         except Exception as exc:  # one entry's failure quarantines that entry only
             reason = f"{path.name}: cannot be ingested: {exc!r}"

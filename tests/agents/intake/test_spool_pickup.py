@@ -1,6 +1,8 @@
-"""Spool ingestion in a real agent: an entry that is no regular file, cannot be opened or is damaged is
-moved to `<spool dir>/quarantine/` with a log line and counted, a record that cannot be decoded is a
-reject, and the rest of the spool is ingested by the same intake process."""
+"""Spool ingestion in a real agent: an entry that is no regular file, cannot be opened, is damaged, is
+too large, or meets any other failure is moved to `<spool dir>/quarantine/` (or, when it cannot be
+moved or claimed, left) with a log line and counted; names of any length or bytes are claimed under
+short clean ones; a record that cannot be decoded is a reject; and the rest of the spool is ingested by
+the same intake process."""
 
 from __future__ import annotations
 

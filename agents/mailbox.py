@@ -20,6 +20,7 @@ class Mailbox:
         """`supervisor`: its pid, as it passed it (the parent this process has now may be another
         already, if the supervisor died early)."""
         self.worker = worker
+        self.context = context
         self.socket = context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.IDENTITY, worker.encode())
         self.socket.setsockopt(zmq.LINGER, 1000)

@@ -8,6 +8,7 @@ python -m bench middleware  requests/s of Starlette and gRPC servers with and wi
                             beside the peers: asgi-correlation-id, structlog, Prometheus, OpenTelemetry...)
 python -m bench query    audit-query's search, stats and SQL over a lake vs scanning zstd JSON Lines
 python -m bench sinks    events/s into each sink's destination; the drain of a SIEM outage's backlog
+python -m bench idle     CPU an agent with nothing to do takes, per process
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import ack, agent, apps, emit, instructions, middleware, query, sinks
+from bench import ack, agent, apps, emit, idle, instructions, middleware, query, sinks
 
 
 def main() -> int:
@@ -51,6 +52,8 @@ def main() -> int:
     query_parser.add_argument("--events", type=int, default=10_000_000)
     query_parser.add_argument("--dir", type=Path, help="build here and keep (default: a temporary directory)")
     sinks.add_arguments(commands.add_parser("sinks", help="events/s into each sink's destination"))
+    idle_parser = commands.add_parser("idle", help="CPU of an agent with nothing to do")
+    idle_parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     if args.command == "emit" and args.ack:
         ack.run(args.seconds)
@@ -64,6 +67,8 @@ def main() -> int:
         query.run(args.events, args.dir)
     elif args.command == "sinks":
         sinks.run(args)
+    elif args.command == "idle":
+        idle.run(args.seconds)
     else:
         agent.run(args.producers, args.events, with_lake=args.with_lake)
     return 0

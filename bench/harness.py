@@ -41,3 +41,13 @@ def percentiles(samples_ns: list[int]) -> tuple[float, float]:
     """Median and p99 in microseconds."""
     ordered = sorted(samples_ns)
     return statistics.median(ordered) / 1000, ordered[int(len(ordered) * 0.99)] / 1000
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds the processes have used, all their threads included."""
+    ticks = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:  # noqa: PTH123 - one read of a proc file
+            fields = stat.read().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")

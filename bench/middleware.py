@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 import re
 import shutil
 import statistics
@@ -40,7 +39,7 @@ from typing import Any
 import msgspec
 
 from bench.apps import BODY, http_server
-from bench.harness import running_agent
+from bench.harness import cpu_seconds, running_agent
 
 GRPC_METHOD = "/bench.Users/Get"
 VARIANTS = ("plain", "audited", "discarding")
@@ -234,16 +233,6 @@ class _Server:
         return counters
 
 
-def _cpu_s(pids: list[int]) -> float:
-    """User and system CPU seconds the processes have used, all their threads included."""
-    ticks = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:  # noqa: PTH123 - one read of a proc file
-            fields = stat.read().rpartition(")")[2].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 class _Measured(msgspec.Struct):
     rate: float  # requests/s
     server_us: float  # server CPU per request
@@ -257,10 +246,10 @@ def _measure(
     pids = [server.process.pid or 0]  # started, so it has one
     try:
         load(server.port, args.connections, 1.0)  # warm-up: connections opened, lazy imports done
-        server_cpu, agent_cpu, started = _cpu_s(pids), _cpu_s(agent_pids), time.monotonic()
+        server_cpu, agent_cpu, started = cpu_seconds(pids), cpu_seconds(agent_pids), time.monotonic()
         done = load(server.port, args.connections, args.seconds)
         elapsed = time.monotonic() - started
-        server_cpu, agent_cpu = _cpu_s(pids) - server_cpu, _cpu_s(agent_pids) - agent_cpu
+        server_cpu, agent_cpu = cpu_seconds(pids) - server_cpu, cpu_seconds(agent_pids) - agent_cpu
     finally:
         counters = server.stop()
     return _Measured(done / elapsed, server_cpu / done * 1e6, agent_cpu / done * 1e6), counters

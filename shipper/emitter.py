@@ -308,7 +308,8 @@ class Emitter:
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Send what waits and wait up to `timeout` seconds for the agent to confirm it; what the socket
-        still refuses after `spill_after_s` (or at the timeout) is spilled. True when every event
+        still refuses after `spill_after_s` (or at the timeout) is spilled, and so is what the agent
+        has not confirmed `confirm_timeout_s` after it was sent. True when every event
         emitted so far is confirmed or in the spool and none was dropped since the last flush; False
         when one was, or one still waits in memory."""
         deadline = time.monotonic() + timeout
@@ -339,6 +340,8 @@ class Emitter:
                 self._sub.remind(now, self._window[0][2])
                 if self._sub.poll(wait_ms):
                     self._read_confirmations()
+                # The sending thread, which spills what waited too long, waits for this lock.
+                self._spill_stale(time.monotonic())
             dropped, self._dropped_seen = self._stats.dropped - self._dropped_seen, self._stats.dropped
             return not self._window and not self._unsent and not dropped
 
@@ -425,17 +428,22 @@ class Emitter:
             for listener in (self._sub, self._acks):
                 if listener is not None:
                     listener.remind(now, self._window[0][2])
+        self._spill_stale(now)
+        if self._unsent and now - self._unsent_since >= self._spill_after_s:
+            self._spill_unsent()
+
+    def _spill_stale(self, now: float) -> None:
+        """Spill the batches sent confirm_timeout_s ago or more and still unconfirmed (the lock held)."""
         stale: list[Pending] = []
         while self._window and now - self._window[0][2] >= self._confirm_timeout_s:
             _, batch, _ = self._window.popleft()
             self._held -= len(batch)
             stale += batch
         if stale:
-            # Received, maybe, but not taken into the WAL: an agent in trouble. Sending again would
-            # only feed it; the spool is where it will look when it recovers.
+            # Received, maybe, but not taken into the WAL: an agent in trouble (or one that restarted
+            # and never heard of them). Sending again would only feed it; the spool is where it will
+            # look when it recovers.
             self._keep(self._spill(stale), now)
-        if self._unsent and now - self._unsent_since >= self._spill_after_s:
-            self._spill_unsent()
 
     def _send_outbox(self) -> None:
         outbox, self._outbox = self._outbox, []

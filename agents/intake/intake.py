@@ -42,6 +42,7 @@ from auditship.agents.intake.senders import Identities, Principal, Senders, desc
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
 from auditship.agents.wal import WriteAheadLog
+from auditship.agents.wal.growth import GrowthAnnouncer
 from auditship.agents.wal.record import RECORD_OVERHEAD
 from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.errors import DecryptionError
@@ -190,6 +191,7 @@ class Intake:
             self.curve.watch(self.pull)
         self.pull.bind(endpoint)
         self.confirmations.bind(endpoints.confirm_endpoint(endpoint))
+        self.growth = GrowthAnnouncer(context, config.runtime_path)
         log.info(
             "intake listening on %s%s (WAL next seq %d)",
             endpoint,
@@ -251,7 +253,15 @@ class Intake:
                     "intake paused, emitters spill until sinks catch up" if paused else "intake resumed",
                 )
             poller.modify(self.pull, 0 if paused else zmq.POLLIN)
-            ready = dict(poller.poll(int(confirm_every * 1000)))
+            appended = self.counters.appended
+            # Ticks of confirm_interval_ms only while something waits to be confirmed or synced;
+            # otherwise asleep until a socket has work or maintenance is due: an idle agent costs nothing.
+            if self.pending or self._held or self.wal.unsynced:
+                timeout_s = confirm_every
+            else:  # while paused the spool is not read: its scan is no deadline then
+                wake_at = next_maintenance if paused else min(next_maintenance, next_spool)
+                timeout_s = wake_at - time.monotonic()
+            ready = dict(poller.poll(max(1, int(timeout_s * 1000))))
             if self.mailbox.socket in ready and self._stop_requested():
                 break
             if self.pull in ready or (self._held and not paused):
@@ -273,6 +283,8 @@ class Intake:
             if now >= next_maintenance:
                 next_maintenance = now + MAINTENANCE_INTERVAL_S
                 self._maintain()
+            if self.counters.appended != appended:
+                self.growth.grew()
             self.mailbox.report(
                 self._counters(),
                 self.config.supervisor.stats_interval_s,
@@ -767,6 +779,7 @@ class Intake:
         self.mailbox.report(self._counters(), 0, force=True)
         self.pull.close(linger=0)
         self.confirmations.close(linger=500)
+        self.growth.close()
         if self.curve is not None:
             self.curve.close()
         log.info("intake stopped at WAL seq %d", self.wal.next_lsn - 1)

@@ -6,7 +6,8 @@ a backoff (forever: the WAL bound, not a retry count, decides what happens to an
 REJECTED, or for the Refused part of a batch, write dead letters, then commit; on Partial (a sink
 capping what one batch may do) commit before the entries it left, which are read again and offered at
 once, without waiting for the next flush. Counters (RunnerCounters,
-and the sink's own), lag included, go to the supervisor, during backoffs too.
+and the sink's own), lag included, go to the supervisor, during backoffs too. With nothing to read it
+sleeps until the intake says the WAL grew (wal/growth.py), or IDLE_LOOK_S at most.
 
 Nothing one event does stops the loop: a record that does not decode is counted and skipped, and an
 event the sink raises on (one it cannot format) is found by halving the batch and dead-lettered with the
@@ -26,6 +27,7 @@ import time
 from datetime import UTC, datetime
 
 import msgspec
+import zmq
 
 from auditship.agents.backoff import Backoff
 from auditship.agents.config import AgentConfig
@@ -35,12 +37,12 @@ from auditship.agents.messages import Stop
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Partial, Refused, Sink
 from auditship.agents.sinks.registry import SINKS
 from auditship.agents.wal import WalReader, WalRecord
+from auditship.agents.wal.growth import IDLE_LOOK_S, GrowthListener
 from auditship.ondisk.data_layout import DataLayout
 from shipper.control import Message
 from shipper.wire import frame_decoder
 
 log = logging.getLogger("auditship.sinks")
-IDLE_POLL_MS = 20
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 BACKOFF_BASE_S = 0.2
 BACKOFF_CAP_S = 30.0
@@ -143,6 +145,7 @@ class SinkRunner:
         self.flush_interval_s = flush_interval_s
         self.layout = DataLayout(config.data_path)
         self.reader = WalReader(self.layout.wal, sink.name)
+        self.growth = GrowthListener(mailbox.context, config.runtime_path)
         self.counters = RunnerCounters(committed=self.reader.committed)
         self._backoff = Backoff(BACKOFF_BASE_S, BACKOFF_CAP_S)
         self._draining = False
@@ -169,6 +172,7 @@ class SinkRunner:
         finally:
             self.sink.close()
             self.reader.close()
+            self.growth.close()
             self._report(force=True)
         if self.mailbox.orphaned():
             log.error("sink %s: the supervisor is gone; stopping", self.sink.name)
@@ -210,8 +214,8 @@ class SinkRunner:
             if self._draining:
                 self._stopping = True
                 return
-            wait = IDLE_POLL_MS / 1000
-            self._wait(min(wait, self._flush_at - now) if self._pending else wait)
+            wait = min(IDLE_LOOK_S, self._flush_at - now) if self._pending else IDLE_LOOK_S
+            self._wait(wait, until_growth=True)
 
     def _note_oldest(self, entries: list[Entry]) -> None:
         """Lower `_oldest` to the earliest timestamp among `entries`. Naive ones are taken as UTC, as the
@@ -345,18 +349,26 @@ class SinkRunner:
             refused.reasons[0] if refused.reasons else "?",
         )
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep on the mailbox for `seconds`, reporting counters meanwhile. Back early only when the worker
-        must stop now: a Stop without drain, or the supervisor gone. A drain is noted and the wait goes on:
-        the supervisor sends its Stop again every tick, and a backoff cut short by each would hammer a
-        destination that asked for a pause."""
+    def _wait(self, seconds: float, *, until_growth: bool = False) -> None:
+        """Sleep on the mailbox for `seconds`, reporting counters meanwhile. Back early when the worker
+        must stop now (a Stop without drain, or the supervisor gone), and with `until_growth` when the
+        intake says the WAL grew (wal/growth.py). A drain is noted and the wait goes on: the supervisor
+        sends its Stop again every tick, and a backoff cut short by each would hammer a destination that
+        asked for a pause."""
         deadline = time.monotonic() + seconds
+        poller = zmq.Poller()
+        poller.register(self.mailbox.socket, zmq.POLLIN)
+        poller.register(self.growth.socket, zmq.POLLIN)
         while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
             if self.mailbox.orphaned():
                 return
-            if self.mailbox.socket.poll(max(1, int(min(remaining, ORPHAN_CHECK_S) * 1000))):
+            ready = dict(poller.poll(max(1, int(min(remaining, ORPHAN_CHECK_S) * 1000))))
+            if self.mailbox.socket in ready:
                 self._obey(self.mailbox.receive())
             self._report()
+            # Drained whether or not it ends this wait: news heard during a backoff is old by its end.
+            if self.growth.socket in ready and self.growth.drain() and until_growth:
+                return
 
     def _obey(self, message: Message | None) -> None:
         if isinstance(message, Stop):

@@ -11,6 +11,7 @@ from pathlib import Path
 from auditship.agents.crypto.keyring import Keyring
 from auditship.agents.durable import write_atomically
 from auditship.agents.errors import ConfigError
+from auditship.agents.wal import growth
 from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.files import lock_with_pid
 from shipper.endpoint import OVERFLOW_NAME
@@ -102,5 +103,5 @@ def clean(runtime: Path) -> None:
     """After a clean stop: remove the sockets and the lock, so that an emitter sees at once that no agent
     listens. The `spool` link and the overflow spool stay: emitters spill there, sealed, until the agent
     is back."""
-    for name in ("intake.sock", "confirm.sock", "control.sock", LOCK_NAME):
+    for name in ("intake.sock", "confirm.sock", "control.sock", growth.SOCKET_NAME, LOCK_NAME):
         (runtime / name).unlink(missing_ok=True)

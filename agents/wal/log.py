@@ -161,6 +161,11 @@ class WriteAheadLog:
             error,
         )
 
+    @property
+    def unsynced(self) -> bool:
+        """Whether appends wait for an fsync (under `fsync = "interval"`, at the next sync_if_due)."""
+        return self._dirty
+
     def sync_if_due(self) -> None:
         if (
             self._config.fsync == "interval"

@@ -154,6 +154,24 @@ def test_the_emitter_says_hello_with_its_id_and_again_when_confirmations_stop(ru
         intake.close()
 
 
+def test_flush_spills_what_the_agent_never_confirms_instead_of_waiting_for_it(runtime: Path) -> None:
+    """An agent that takes the frames and never confirms them (one that restarted and never heard of
+    them): flush() spills them confirm_timeout_s after they were sent and says all is safe, rather than
+    waiting out its timeout with them in memory."""
+    intake = StandInIntake(runtime)
+    emitter = Emitter(intake.endpoint, confirm_timeout_s=0.3)
+    try:
+        for number in range(5):
+            emitter.emit(event(number))
+        assert emitter.flush(20)
+        intake.receive(5)
+        assert (emitter.stats.spilled, emitter.stats.pending) == (5, 0)
+        assert [frame_decoder.decode(r[1:]).seq for r in spooled(emitter.spool_path)] == [1, 2, 3, 4, 5]
+    finally:
+        emitter.close(0)
+        intake.close()
+
+
 def test_a_message_that_is_no_confirmation_is_skipped(runtime: Path) -> None:
     """Bytes on the confirmation socket that do not decode as a confirmation change nothing and do not
     stop the emitter from reading the next one."""

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -37,6 +38,7 @@ from auditship.agents.sinks.runner import SinkRunner, age_s
 from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.siem.sink import SiemSink, destination
 from auditship.agents.wal import WalReader, WriteAheadLog
+from auditship.agents.wal.growth import GrowthAnnouncer
 from auditship.agents.wal.identity import record_id
 from auditship.ondisk.lake_layout import live_parts
 from shipper.control import Message
@@ -53,7 +55,8 @@ class Supervised:
 
     def __init__(self, root: Path, sink: Sink, batch_size: int, flush_interval_s: float = 0.0) -> None:
         self.config: AgentConfig = parse_config(
-            f'data_dir = "{root / "data"}"\n[supervisor]\nstats_interval_s = 0.05\n'
+            f'data_dir = "{root / "data"}"\nruntime_dir = "{root / "run"}"\n'
+            "[supervisor]\nstats_interval_s = 0.05\n"
         )
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self.router = self.context.socket(zmq.ROUTER)
@@ -252,6 +255,36 @@ def test_lag_is_the_age_of_the_oldest_event_of_the_batch_not_of_its_first(
 
     lag = wait_for(lag_in_backoff, 10, "a report during the backoff")
     assert lag >= 3600, lag
+
+
+def test_an_idle_wait_ends_when_the_intake_says_the_wal_grew_and_a_backoff_does_not(root: Path) -> None:
+    """A sink with nothing to read sleeps until the intake's news on wal.sock (wal/growth.py) instead of
+    polling; the same news during a backoff leaves the backoff whole."""
+    (root / "run").mkdir()
+    data = root / "data"
+    sink = FileSink(FileSinkConfig(fsync=False), data, Keyring.load_or_create(data / "keys"))
+    supervised = Supervised(root, sink, 10)
+    announcer = GrowthAnnouncer(supervised.context, supervised.config.runtime_path)
+    try:
+        idle = threading.Thread(target=supervised.runner._wait, args=(60.0,), kwargs={"until_growth": True})
+        idle.start()
+
+        def woken() -> bool:
+            announcer.grew()  # PUB/SUB: said until heard
+            return not idle.is_alive()
+
+        wait_for(woken, 10, "the idle wait to end on the news")
+        started = time.monotonic()
+        backoff = threading.Thread(target=supervised.runner._wait, args=(1.0,))
+        backoff.start()
+        while backoff.is_alive() and time.monotonic() - started < 10:
+            announcer.grew()
+            backoff.join(0.05)
+        assert time.monotonic() - started >= 1.0
+    finally:
+        announcer.close()
+        supervised.runner.growth.close()  # run() closes it; this runner never ran
+        supervised.close()
 
 
 def test_age_takes_a_naive_time_as_utc_and_never_overflows_or_goes_below_zero() -> None:

@@ -58,7 +58,7 @@ def test_on_a_host_with_an_agent_installed_sink_settings_are_said_to_be_unused_o
     """The host's agent decides the sinks: a config asking for its own is told so, once, by name."""
     mark = dirs.root / "agent.toml"
     mark.write_text("")
-    monkeypatch.setattr(endpoint, "_INSTALL_MARKS", (mark,))
+    monkeypatch.setenv("AUDITSHIP_INSTALL_MARKS", str(mark))
     config = AuditConfig(endpoint=f"ipc://{dirs.runtime / 'intake.sock'}", enable_database_logging=True)
     with caplog.at_level(logging.WARNING, logger="auditship"):
         asyncio.run(_login(config))

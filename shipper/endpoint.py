@@ -5,8 +5,9 @@ Two kinds of host:
   `/var/spool/auditship`. A host has one when any of its marks exists: that runtime directory, that
   spool directory (made at install by tmpfiles.d, so it is there after a reboot before the agent is),
   the unit file, or `/etc/auditship/agent.toml` (`AUDITSHIP_INSTALL_MARKS` replaces this list: paths
-  separated by `:`, empty for none, as the test suite sets it). Every service on it, whatever its user, aims there,
-  and spills there while the agent is down: the spool survives a reboot and holds the key to seal to.
+  separated by `:`, empty for none, as the test suite sets it). Every service on it, whatever its
+  user, aims there, and spills there while the agent is down: the spool survives a reboot and holds
+  the key to seal to.
 - **No installed agent** (a laptop, a test): sockets in `$XDG_RUNTIME_DIR/auditship`, else
   `/tmp/auditship-<uid>` when it is this user's own, else `~/.cache/auditship`; the spool is the
   `spool` link the agent makes beside its sockets.

@@ -160,8 +160,8 @@ class AgentConfig(Section):
     spool_dir: str = ""
     """Where emitters spill and find the key to seal to; outside data_dir, so that services in the
     agent's group can write it and it does not fill up with the WAL. Empty means /var/spool/auditship
-    for the installed agent (runtime_dir /run/auditship), else `spool` under data_dir.
-    `AUDITSHIP_SPOOL_DIR` overrides."""
+    for the installed agent (runtime_dir /run/auditship), else `spool` under data_dir, which only the
+    agent's own user reaches (`spool_warning` says so at start). `AUDITSHIP_SPOOL_DIR` overrides."""
     endpoint: str = ""
     """The intake endpoint; empty means ipc in runtime_dir. `AUDITSHIP_ENDPOINT` overrides."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -181,12 +181,34 @@ class AgentConfig(Section):
 
     @property
     def spool_path(self) -> Path:
-        explicit = os.environ.get("AUDITSHIP_SPOOL_DIR") or self.spool_dir
-        if explicit:
-            return Path(explicit).absolute()
+        named = self._named_spool()
+        if named is not None:
+            return named
         if self.runtime_path == endpoint.SYSTEM_RUNTIME_DIR:
             return endpoint.SYSTEM_SPOOL_DIR
         return self.data_path / "spool"
+
+    def _named_spool(self) -> Path | None:
+        explicit = os.environ.get("AUDITSHIP_SPOOL_DIR") or self.spool_dir
+        return Path(explicit).absolute() if explicit else None
+
+    def spool_warning(self) -> str | None:
+        """What to tell at start when the spool is the fallback under data_dir (no spool_dir, and a
+        runtime_dir other than /run/auditship): the data directory is the agent's alone (0700), so a
+        service of another user, which reaches the socket through the agent's group, could not spill
+        there while the agent is down. An agent that serves only its own user names its spool
+        (shipper.embedded's agents do), and is not told."""
+        if self._named_spool() is not None or self.runtime_path == endpoint.SYSTEM_RUNTIME_DIR:
+            return None
+        return (
+            f"spool_dir is not set and runtime_dir is {self.runtime_path}, not "
+            f"{endpoint.SYSTEM_RUNTIME_DIR}, so the spool is {self.spool_path}, inside the data directory, "
+            "which only the agent's user may enter: services running as other users (in the agent's "
+            "group) cannot spill there while the agent is down, and hold their events in memory "
+            "instead, up to a bound. Set spool_dir to a directory outside data_dir that they reach "
+            f'(spool_dir = "{endpoint.SYSTEM_SPOOL_DIR}", which deploy/systemd/auditship.tmpfiles makes '
+            "3730 for the group), or to this one to say that every service runs as the agent's user"
+        )
 
     @property
     def intake_endpoint(self) -> str:

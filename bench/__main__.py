@@ -27,6 +27,12 @@ def main() -> int:
     emit_parser.add_argument("--calls", type=int, default=200_000)
     emit_parser.add_argument("--ack", action="store_true", help="acknowledged emits with concurrent callers")
     emit_parser.add_argument("--seconds", type=float, default=3.0, help="per row of --ack")
+    emit_parser.add_argument(
+        "--fsync-ms",
+        type=float,
+        default=2.0,
+        help="--ack: what an fsync of the WAL takes (0: the plain disk)",
+    )
     agent_parser = commands.add_parser("agent", help="events/s through the agent")
     agent_parser.add_argument("--producers", type=int, default=4)
     agent_parser.add_argument("--events", type=int, default=250_000, help="per producer")
@@ -56,7 +62,7 @@ def main() -> int:
     idle_parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     if args.command == "emit" and args.ack:
-        ack.run(args.seconds)
+        ack.run(args.seconds, args.fsync_ms)
     elif args.command == "emit":
         emit.run(args.calls)
     elif args.command == "middleware" and args.instructions:

@@ -37,5 +37,9 @@ class IntakeCounters(msgspec.Struct):
     and flagged (`sender.mismatch`) under `identity_mismatch = "flag"`."""
     curve_revoked: int = 0
     """Frames dropped unread from a CURVE client key revoked while its connection was open."""
+    ack_syncs: int = 0
+    """WAL syncs made for acknowledged emits (frames marked `sync`) before confirming them: one for all
+    such frames read off the socket in one pass (group commit), so it grows far slower than the frames
+    under concurrent callers."""
     paused: int = 0
     """1 while the WAL is over `wal.max_bytes` and the socket is not read, else 0."""

@@ -315,6 +315,7 @@ class Intake:
             # (group commit), then their confirmations at once instead of at the next interval.
             self._sync_wanted = False
             self.wal.sync()
+            self.counters.ack_syncs += 1
             self._confirm()
 
     def _limited(self, message: zmq.Frame) -> list[Incoming]:

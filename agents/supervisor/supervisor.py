@@ -61,6 +61,9 @@ class Supervisor:
             self.config.intake_endpoint,
             ", ".join(self.config.enabled_sinks()) or "none",
         )
+        spool_warning = self.config.spool_warning()
+        if spool_warning is not None:
+            log.warning("%s", spool_warning)
         for worker in self.workers.values():
             worker.start(self.config)
         stop_retention = threading.Event()

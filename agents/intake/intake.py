@@ -243,25 +243,12 @@ class Intake:
         confirm_every = self.settings.confirm_interval_ms / 1000
         next_confirm = next_maintenance = next_spool = 0.0
         while not self._stopping and not self.mailbox.orphaned():
-            paused = self.wal.over_limit()
-            if paused != bool(self.counters.paused):
-                self.counters.paused = int(paused)
-                log.warning(
-                    "WAL at %d bytes, wal.max_bytes is %d: %s",
-                    self.wal.size_bytes(),
-                    self.config.wal.max_bytes,
-                    "intake paused, emitters spill until sinks catch up" if paused else "intake resumed",
-                )
+            paused = self._paused()
             poller.modify(self.pull, 0 if paused else zmq.POLLIN)
             appended = self.counters.appended
-            # Ticks of confirm_interval_ms only while something waits to be confirmed or synced;
-            # otherwise asleep until a socket has work or maintenance is due: an idle agent costs nothing.
-            if self.pending or self._held or self.wal.unsynced:
-                timeout_s = confirm_every
-            else:  # while paused the spool is not read: its scan is no deadline then
-                wake_at = next_maintenance if paused else min(next_maintenance, next_spool)
-                timeout_s = wake_at - time.monotonic()
-            ready = dict(poller.poll(max(1, int(timeout_s * 1000))))
+            # While paused the spool is not read: its scan is no deadline then.
+            wake_at = next_maintenance if paused else min(next_maintenance, next_spool)
+            ready = dict(poller.poll(max(1, int(self._idle_s(confirm_every, wake_at) * 1000))))
             if self.mailbox.socket in ready and self._stop_requested():
                 break
             if self.pull in ready or (self._held and not paused):
@@ -291,6 +278,27 @@ class Intake:
                 problem=self._write_failure.problem or self._index_failure.problem,
             )
         self._shutdown()
+
+    def _paused(self) -> bool:
+        """Whether the WAL is over wal.max_bytes (the socket is then not read); each change is logged."""
+        paused = self.wal.over_limit()
+        if paused != bool(self.counters.paused):
+            self.counters.paused = int(paused)
+            log.warning(
+                "WAL at %d bytes, wal.max_bytes is %d: %s",
+                self.wal.size_bytes(),
+                self.config.wal.max_bytes,
+                "intake paused, emitters spill until sinks catch up" if paused else "intake resumed",
+            )
+        return paused
+
+    def _idle_s(self, confirm_every: float, wake_at: float) -> float:
+        """How long the loop may wait for its sockets: ticks of confirm_interval_ms while something waits
+        to be confirmed or synced, else until `wake_at` (maintenance or the spool's scan), so that an
+        idle agent costs nothing."""
+        if self.pending or self._held or self.wal.unsynced:
+            return confirm_every
+        return wake_at - time.monotonic()
 
     def _stop_requested(self) -> bool:
         while (message := self.mailbox.receive()) is not None:

@@ -152,9 +152,49 @@ class RetentionConfig(Section):
     """The agent applies `days` at start and then daily; off, only `audit-query retention` removes."""
 
 
+class IntegrityConfig(Section):
+    enabled: bool = True
+    """Signed, chained digests of the file sink's files and the lake's parts, in data_dir/digests/,
+    which `audit-query verify` checks (agents/integrity/)."""
+    digest_interval_s: float = 300.0
+    """What a sink wrote waits at most this long for a digest (the current file's growth, parts)."""
+    digest_min_interval_s: float = 30.0
+    """A part written or a file rotated asks for a digest at once, but a sink writes one at most this
+    often for them: under steady load one digest covers the parts of many batches. Removals (retention,
+    compaction, max_files), a gap in the sequence and a shutdown are recorded at once."""
+
+    def check(self, key: str) -> None:
+        if self.digest_interval_s <= 0:
+            raise ValueError(f"{key}.digest_interval_s: must be positive, got {self.digest_interval_s}")
+        if not 0 <= self.digest_min_interval_s <= self.digest_interval_s:
+            raise ValueError(
+                f"{key}.digest_min_interval_s: must be between 0 and {key}.digest_interval_s "
+                f"({self.digest_interval_s}), got {self.digest_min_interval_s}"
+            )
+
+
+KEYS_DIR_NAME = "keys"
+"""The keys directory beside the config file, when `keys_dir` is not given."""
+
+
+def default_keys_dir(data_path: Path, config_file: Path | None = None) -> Path:
+    """Where the keys are when `keys_dir` is not given: `keys/` beside the config file, else (no config
+    file, or one inside the data directory: an embedded agent's) `<data_dir>-keys`, beside the data
+    directory. Never inside it: a backup or a reader of the data must not get the keys with it."""
+    if config_file is not None:
+        beside = config_file.absolute().parent
+        if not beside.is_relative_to(data_path):
+            return beside / KEYS_DIR_NAME
+    return data_path.with_name(f"{data_path.name}-{KEYS_DIR_NAME}")
+
+
 class AgentConfig(Section):
     data_dir: str = DEFAULT_DATA_DIR
-    """WAL, files, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
+    """WAL, files, lake, digests and rejects live here. `AUDITSHIP_DATA_DIR` overrides."""
+    keys_dir: str = ""
+    """The field keys, the spool key pair, the signing key of digests and the digests' run record: a
+    directory apart from data_dir (0700), so that a backup or a reader of the data can neither decrypt
+    it nor forge its digests. Empty means `keys/` beside the config file, else `<data_dir>-keys`."""
     runtime_dir: str = ""
     """Sockets live here; empty means the default (shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
     spool_dir: str = ""
@@ -170,10 +210,15 @@ class AgentConfig(Section):
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     sinks: SinksConfig = msgspec.field(default_factory=SinksConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    integrity: IntegrityConfig = msgspec.field(default_factory=IntegrityConfig)
 
     @property
     def data_path(self) -> Path:
         return data_dir(self.data_dir)
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.keys_dir).absolute() if self.keys_dir else default_keys_dir(self.data_path)
 
     @property
     def runtime_path(self) -> Path:
@@ -239,14 +284,18 @@ class AgentConfig(Section):
 
 
 def load_config(path: Path | None) -> AgentConfig:
-    """Read and validate a TOML config file; no path means every default."""
+    """Read and validate a TOML config file; no path means every default. Without `keys_dir`, the
+    config's keys directory is the one beside the file (`default_keys_dir`), made explicit here."""
     if path is None:
         return AgentConfig()
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse_config(raw, source=str(path))
+    config = parse_config(raw, source=str(path))
+    if not config.keys_dir:
+        config.keys_dir = str(default_keys_dir(config.data_path, path))
+    return config
 
 
 def parse_config(raw: bytes | str, source: str = "<config>") -> AgentConfig:

@@ -131,7 +131,7 @@ class Intake:
         self.settings = config.intake
         self.mailbox = mailbox
         self.layout = DataLayout(config.data_path)
-        self.keyring = Keyring.load_or_create(self.layout.keys)
+        self.keyring = Keyring.load_or_create(config.keys_path)
         self.wal = WriteAheadLog(self.layout.wal, config.wal, config.enabled_sinks())
         self.counters = IntakeCounters()
         self.index = self._load_index()

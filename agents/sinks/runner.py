@@ -214,6 +214,7 @@ class SinkRunner:
             if self._draining:
                 self._stopping = True
                 return
+            self.sink.tick()
             wait = min(IDLE_LOOK_S, self._flush_at - now) if self._pending else IDLE_LOOK_S
             self._wait(wait, until_growth=True)
 

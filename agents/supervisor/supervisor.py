@@ -42,7 +42,9 @@ class Supervisor:
         self.exit_code = 0
 
     def run(self) -> int:
-        self._locks = runtime.prepare(self.layout, self.config.runtime_path, self.config.spool_path)
+        self._locks = runtime.prepare(
+            self.layout, self.config.runtime_path, self.config.spool_path, self.config.keys_path
+        )
         # Holding the agent's lock: no other supervisor starts workers here meanwhile.
         orphans.reap(self.layout.workers, REAP_TIMEOUT_S)
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()

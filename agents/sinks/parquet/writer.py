@@ -40,6 +40,7 @@ import msgspec
 from auditship.agents.durable import fsync_directory
 from auditship.agents.sinks.base import Entry, Refused
 from auditship.agents.sinks.parquet.schema import event_struct, out_of_range, quote, select_list
+from auditship.ondisk.hashing import sha256_file
 from auditship.ondisk.lake_layout import STAGING_PREFIX, UNKNOWN_SERVICE, part_name, partition_dir, parts
 from shipper.event import AuditEvent
 
@@ -63,14 +64,29 @@ class _Partition:
         self.unfit = unfit  # why no part can be written here, or None
         self.first = -1
         self.last = -1
+        self.rows = 0
+
+
+class PublishedPart(NamedTuple):
+    """A part a write put in place, as its digest names it."""
+
+    path: Path
+    first: int
+    last: int
+    rows: int
+    size: int
+    sha256: str
 
 
 class Written(NamedTuple):
     """What a write settled: its first `taken` entries, of which `refused` were refused (the rest is in
-    the lake); the entries after them were left for the next batch (the partition cap)."""
+    the lake: `parts`, holding the rows of `seqs`, ascending); the entries after them were left for the
+    next batch (the partition cap)."""
 
     taken: int
     refused: Refused
+    parts: list[PublishedPart] = []
+    seqs: list[int] = []
 
 
 class PartWriter:
@@ -111,7 +127,7 @@ class PartWriter:
                 raise
             skip = {entry.lsn for entry in misfits.entries}
             fit = [entry for entry in batch if entry.lsn not in skip]
-            taken_fit, refused = self._write(fit)
+            taken_fit, refused, published, seqs = self._write(fit)
             taken = len(batch)
             if taken_fit < len(fit):  # misfits after the cut are the next batch's, found again there
                 cut = fit[taken_fit].lsn
@@ -119,7 +135,7 @@ class PartWriter:
                 before = [i for i, entry in enumerate(misfits.entries) if entry.lsn < cut]
                 misfits = Refused([misfits.entries[i] for i in before], [misfits.reasons[i] for i in before])
             both = Refused(misfits.entries + refused.entries, misfits.reasons + refused.reasons)
-            return Written(taken, both)
+            return Written(taken, both, published, seqs)
 
     def _write(self, batch: list[Entry]) -> Written:
         refused = Refused([], [])
@@ -152,13 +168,15 @@ class PartWriter:
                 opened += 1
                 partition.first = entry.lsn
             partition.last = entry.lsn
+            partition.rows += 1
             rows.append(_Row(partition.k, entry.lsn, entry.event))
         if repeats:
             clashing = self._clashing(repeats)
             refused = Refused(refused.entries + clashing.entries, refused.reasons + clashing.reasons)
-        if rows:
-            self._copy_and_publish(rows, [p for p in partitions.values() if p.first >= 0])
-        return Written(taken, refused)
+        if not rows:
+            return Written(taken, refused)
+        published = self._copy_and_publish(rows, [p for p in partitions.values() if p.first >= 0])
+        return Written(taken, refused, published, [row.wal_seq for row in rows])
 
     def _clashing(self, repeats: dict[Path, list[Entry]]) -> Refused:
         """Of the entries skipped as in the lake, those whose seq the parts of their partition hold for
@@ -220,9 +238,10 @@ class PartWriter:
             self._highest[directory] = max((part.last for part in found), default=-1)
         return _Partition(directory, k, self._highest[directory], None)
 
-    def _copy_and_publish(self, rows: list[_Row], written: list[_Partition]) -> None:
+    def _copy_and_publish(self, rows: list[_Row], written: list[_Partition]) -> list[PublishedPart]:
         name = f"{STAGING_PREFIX}batch-{rows[0].wal_seq}-{rows[-1].wal_seq}"
         ndjson, staging = self._lake / f"{name}.ndjson", self._lake / name
+        published = []
         try:
             _write_private(ndjson, self._encoder.encode_lines(rows))
             self._db.execute(self._copy, [str(ndjson), self._columns, str(staging)])
@@ -234,13 +253,20 @@ class PartWriter:
                     # need another naming scheme, not a silent pick.
                     raise OSError(f"DuckDB wrote {len(files)} files for {partition.directory}, expected one")
                 changed.update(_make_dirs(partition.directory))
-                publish(files[0], partition.directory / part_name(partition.first, partition.last))
+                target = partition.directory / part_name(partition.first, partition.last)
+                # Hashed as it is published, for its digest: the file is in the page cache now.
+                size, sha256 = sha256_file(files[0])
+                publish(files[0], target)
+                published.append(
+                    PublishedPart(target, partition.first, partition.last, partition.rows, size, sha256)
+                )
                 self._highest[partition.directory] = partition.last
             for directory in sorted(changed, key=lambda path: len(path.parts), reverse=True):
                 fsync_directory(directory)
         finally:
             ndjson.unlink(missing_ok=True)
             shutil.rmtree(staging, ignore_errors=True)
+        return published
 
 
 def publish(staging: Path, target: Path) -> None:

@@ -1,6 +1,6 @@
-"""What `AuditLogger.search_events`, `get_audit_statistics` and `cleanup_old_events` do, with the seed's
-keyword names. DuckDB and the file system block, so each step runs in a worker thread (asyncio.to_thread)
-and the service's event loop never waits on the lake.
+"""What `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events` and `verify` do, with
+the seed's keyword names. DuckDB and the file system block, so each step runs in a worker thread
+(asyncio.to_thread) and the service's event loop never waits on the lake.
 
 The lake is the one under the data directory (`AuditConfig.data_dir`, else $AUDITSHIP_DATA_DIR, else
 ./auditship-data) in the agent's default layout. Times may be aware, or naive in local time. Bad
@@ -14,8 +14,11 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Unpack
+from typing import Any, Unpack
 
+import msgspec
+
+from auditship.agents.config import default_keys_dir
 from auditship.agents.retention import Location, Removal, apply_retention
 from auditship.ondisk import data_layout
 from auditship.query.errors import QueryError
@@ -24,6 +27,7 @@ from auditship.query.lake import LakeReader
 from auditship.query.rows import fetch_events
 from auditship.query.search import search_sql
 from auditship.query.stats import Statistics, statistics
+from auditship.query.verify import run
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from shipper.search_filters import SearchFilters
 
@@ -86,3 +90,29 @@ async def cleanup_old_events(data_dir: Path | None, older_than_days: int) -> lis
     if older_than_days <= 0:
         raise QueryError(f"older_than_days: must be positive, got {older_than_days}")
     return await asyncio.to_thread(apply_retention, location(data_dir), timedelta(days=older_than_days))
+
+
+async def verify(
+    data_dir: Path | None,
+    *,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    sink: str = "all",
+    public_key: Path | None = None,
+    keys_dir: Path | None = None,
+) -> dict[str, Any]:
+    """`audit-query verify` for this data directory: `{"ok": bool, "summary": {...}, "findings": [{"sink",
+    "kind", "path", "verdict", "detail"}, ...]}`. The keys (public keys, run records) are in `keys_dir`,
+    default `<data_dir>-keys`; `public_key`, a PEM file, is then the one key trusted."""
+    data = data_dir or data_layout.data_dir()
+    report = await asyncio.to_thread(
+        run.verify,
+        data,
+        keys_dir or default_keys_dir(data),
+        sink=sink,
+        public_keys=[public_key] if public_key is not None else [],
+        since=_utc(start_time),
+        until=_utc(end_time),
+    )
+    built: dict[str, Any] = msgspec.to_builtins(report)
+    return built

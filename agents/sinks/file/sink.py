@@ -49,7 +49,7 @@ from auditship.agents.sinks.file.config import FileSinkConfig
 from auditship.agents.sinks.file.digests import FileDigests
 from auditship.ondisk import file_sink
 from auditship.ondisk.data_layout import DataLayout
-from auditship.ondisk.errors import DecryptionError
+from auditship.ondisk.errors import AuditshipError, DecryptionError
 from auditship.ondisk.files import make_private_dirs, write_all
 from auditship.ondisk.lines import line_encoder, seq_of_line
 from shipper.event import AuditEvent
@@ -88,7 +88,10 @@ class FileSink(Sink):
         except OSError as exc:
             raise SinkError(f"file sink: cannot open {exc.filename or self._path}: {exc.strerror}") from exc
         if self._digests is not None:
-            self._digests.start()
+            try:
+                self._digests.start()
+            except (OSError, AuditshipError) as exc:  # the worker is restarted, and tries again
+                raise SinkError(f"file sink: cannot go on with its digests: {exc}") from exc
         if self._size >= self._config.max_file_size:
             self._rotate()  # the crash came between a write and its rotation
         else:

@@ -38,6 +38,7 @@ from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.digests import LakeDigests
 from auditship.agents.sinks.parquet.writer import PartWriter, remove_staging
 from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.errors import AuditshipError
 
 logger = logging.getLogger("auditship.sinks.parquet")
 
@@ -96,7 +97,10 @@ class ParquetSink(Sink):
         self._db.execute("SET TimeZone = 'UTC'")
         self._writer = PartWriter(self._lake, self._db, self._max_partitions)
         if self._digests is not None:
-            self._digests.start(self._db)
+            try:
+                self._digests.start(self._db)
+            except (OSError, duckdb.Error, AuditshipError) as exc:  # the worker is restarted, and tries again
+                raise SinkError(f"parquet sink: cannot go on with its digests: {exc}") from exc
         if self._compaction:
             self._compactor = Compactor(self._lake, self._db, self._policy, self._digests)
 

@@ -159,16 +159,16 @@ class ObjectChecker:
                 while read < entry.size and (chunk := file.read(min(CHUNK, entry.size - read))):
                     digest.update(chunk)
                     read += len(chunk)
-                if read < entry.size:
+                if read < entry.size or digest.hexdigest() != entry.sha256:
                     self.bytes_hashed += read
+                    # Read back against the longest claim, which covers every line this one does: a line
+                    # moved across this claim's end must not pass for a missing one.
+                    longest = claims[-1]
+                    verdict, detail, _ = diagnose_file(path, longest.entry, self.state.gaps)
                     return (
-                        Verdict.MODIFIED,
-                        f"{read} bytes, and digest {claim.number} claims its first {entry.size}",
+                        verdict,
+                        f"its first {entry.size} bytes, digested in digest {claim.number}: {detail}",
                     )
-                if digest.hexdigest() != entry.sha256:
-                    self.bytes_hashed += read
-                    verdict, detail, _ = diagnose_file(path, entry, self.state.gaps)
-                    return verdict, f"in its first {entry.size} bytes (digest {claim.number}): {detail}"
         self.bytes_hashed += read
         anomaly = next((c.entry.anomaly for c in claims if c.entry.anomaly is not None), None)
         if anomaly is not None:

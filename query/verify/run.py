@@ -80,7 +80,7 @@ def verify(
                         "(or a data directory rolled back whole) cannot be seen; verify where keys_dir is"
                     )
                 chain = check_chain(data_dir, name, keys, record)
-                state = replay(chain.trusted)
+                state = replay(chain.trusted, record)
                 checker = ObjectChecker(data_dir, name, state, window)
                 checker.listed(pool, connection)
                 if name == "file":

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import msgspec
 
-from auditship.ondisk.digests import DigestedObject, RemovedObject, StoredDigest
+from auditship.ondisk.digests import DigestedObject, RemovedObject, RunRecord, StoredDigest
 
 
 class Listed(msgspec.Struct, frozen=True):
@@ -41,7 +41,9 @@ class SinkState(msgspec.Struct):
     """The newest trusted digest is the sink's last before it stopped: nothing may follow it."""
 
 
-def replay(trusted: list[StoredDigest]) -> SinkState:
+def replay(trusted: list[StoredDigest], record: RunRecord | None = None) -> SinkState:
+    """The state the trusted digests describe, held to the run record where it reaches further: a sink
+    the run record says stopped cleanly left nothing pending, whatever happened to its last digests."""
     state = SinkState()
     if trusted and trusted[0].digest.number != 1:
         # The chain's start is gone (reported): continuity is checked from the first digest still trusted.
@@ -60,4 +62,7 @@ def replay(trusted: list[StoredDigest]) -> SinkState:
         state.gaps.extend(digest.gaps)
         state.seq_through = digest.seq_through
         state.final = digest.final
+    if record is not None and (not trusted or record.number >= trusted[-1].digest.number):
+        state.final = record.final
+        state.seq_through = max(state.seq_through, record.seq_through)
     return state

@@ -43,7 +43,7 @@ def test_digests_are_numbered_linked_signed_and_carry_what_the_sink_needs(
 
 
 def test_after_the_newest_digest_is_deleted_the_chain_goes_on_from_the_run_record(
-    writer: ChainWriter,
+    writer: ChainWriter, tmp_path: Path
 ) -> None:
     """The next digest takes the next number after the deleted one and links to what the agent wrote,
     so the hole and the deletion stay visible."""

@@ -9,6 +9,7 @@ python -m bench middleware  requests/s of Starlette and gRPC servers with and wi
 python -m bench query    audit-query's search, stats and SQL over a lake vs scanning zstd JSON Lines
 python -m bench sinks    events/s into each sink's destination; the drain of a SIEM outage's backlog
 python -m bench idle     CPU an agent with nothing to do takes, per process
+python -m bench verify   MB/s of files and lake that audit-query verify checks (digests, hashes, continuity)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import ack, agent, apps, emit, idle, instructions, middleware, query, sinks
+from bench import ack, agent, apps, emit, idle, instructions, middleware, query, sinks, verify
 
 
 def main() -> int:
@@ -60,6 +61,12 @@ def main() -> int:
     sinks.add_arguments(commands.add_parser("sinks", help="events/s into each sink's destination"))
     idle_parser = commands.add_parser("idle", help="CPU of an agent with nothing to do")
     idle_parser.add_argument("--seconds", type=float, default=30.0)
+    verify_parser = commands.add_parser("verify", help="MB/s that audit-query verify checks")
+    verify_parser.add_argument("--events", type=int, default=2_000_000)
+    verify_parser.add_argument("--rounds", type=int, default=3, help="of each, warm and cold")
+    verify_parser.add_argument(
+        "--dir", type=Path, help="write here and keep (default: a temporary directory)"
+    )
     args = parser.parse_args()
     if args.command == "emit" and args.ack:
         ack.run(args.seconds, args.fsync_ms)
@@ -75,6 +82,8 @@ def main() -> int:
         sinks.run(args)
     elif args.command == "idle":
         idle.run(args.seconds)
+    elif args.command == "verify":
+        verify.run(args.events, args.rounds, args.dir)
     else:
         agent.run(args.producers, args.events, with_lake=args.with_lake)
     return 0

@@ -1,11 +1,14 @@
 """Continuity: the WAL seqs a sink wrote, from where its chain began to the newest digest's
-`seq_through` (and on, through what is pending), are each in one of its objects, or declared: a hole the
-sink had no event for, or an object removed on purpose. Any other hole is a sequence gap, even when
-every object left hashes as digested.
+`seq_through`, are each in one of its objects, or declared: a hole the sink had no event for, or an
+object removed on purpose. Any other hole is a sequence gap.
 
-The file sink's objects are runs of seqs (closed files, then the current file), so their digested
-ranges are swept. A lake's parts interleave (one per service and day), so the lake's own rows are read:
-DuckDB reads the `wal_seq` column of every part and finds the holes between consecutive seqs.
+The agent writes every object's claims (first and last seq, events) from the `wal_seq` of each event in
+it, and an object that hashes as digested holds exactly those events; one that does not is read back
+(diagnose.py), which names the missing seqs. So continuity is checked on the claims: the file sink's
+objects are runs of seqs (closed files, then the current file), whose ranges are swept; a lake's parts
+interleave (one per service and day), so their events are counted against the seqs they must account
+for. What is pending (written after the newest digest, with no claims yet) is read: its lines' or its
+rows' `wal_seq`s (DuckDB) must go on from `seq_through` without a hole.
 """
 
 from __future__ import annotations
@@ -17,20 +20,19 @@ from pathlib import Path
 import duckdb
 
 from auditship.ondisk.digests import DigestedObject
-from auditship.ondisk.lake_layout import PART
 from auditship.query.verify.report import Finding, Verdict
 from auditship.query.verify.state import SinkState
 
 Range = tuple[int, int]
 SHOWN = 20
 _CLOSED_NAME = re.compile(r"-(\d+)-(\d+)\.(?:jsonl|log)(?:\.zst|\.gz)?$")
-_HOLES = """
-    SELECT prev + 1, wal_seq - 1 FROM (
+# The first row (prev NULL) and each row after a hole.
+_EDGES = """
+    SELECT prev, wal_seq FROM (
         SELECT wal_seq, lag(wal_seq) OVER (ORDER BY wal_seq) AS prev
         FROM read_parquet(?, union_by_name = true)
-    ) WHERE wal_seq > prev + 1
+    ) WHERE prev IS NULL OR wal_seq > prev + 1
 """
-_BOUNDS = "SELECT min(wal_seq), max(wal_seq) FROM read_parquet(?, union_by_name = true)"
 
 
 def file_holes(state: SinkState) -> list[Range]:
@@ -43,23 +45,50 @@ def file_holes(state: SinkState) -> list[Range]:
     return _uncovered(state.start_through + 1, state.seq_through, covered)
 
 
-def lake_holes(
-    db: duckdb.DuckDBPyConnection, parts: list[Path], state: SinkState, bad: list[Range]
-) -> list[Range]:
-    """Seqs from the chain's start to the last row (or `seq_through`, if further) held by no part read
-    and not declared; holes inside objects already reported bad are theirs, not reported again."""
+def lake_unaccounted(state: SinkState) -> Finding | None:
+    """The events the digests say the lake's parts held (those there, and those removed on purpose but not
+    merged into another), with the declared holes, must number the seqs from the chain's start to
+    `seq_through`; None when they do, or when a part holds seqs from both sides of the start (then they
+    cannot be counted apart)."""
+    start, through = state.start_through, state.seq_through
+    held = [item.entry for item in state.objects.values() if item.entry.kind == "part"]
+    held += [
+        removed.listed.entry
+        for removed in state.removed.values()
+        if removed.listed is not None and removed.removal.reason not in ("compaction", "compaction_undone")
+    ]
+    events = 0
+    for entry in held:
+        if entry.last_seq is None or entry.last_seq <= start:
+            continue
+        if entry.events is None or entry.first_seq is None or entry.first_seq <= start:
+            return None
+        events += entry.events
+    declared = sum(
+        min(last, through) - max(first, start + 1) + 1 for first, last in state.gaps if last > start
+    )
+    if events + declared == through - start:
+        return None
+    return Finding(
+        "parquet",
+        "sequence",
+        f"{start + 1}-{through}",
+        Verdict.SEQUENCE_GAP,
+        f"of these {through - start} WAL seqs the digests account for {events} in parts and {declared} in "
+        "declared holes: events the lake should hold are in none of its parts",
+    )
+
+
+def pending_holes(db: duckdb.DuckDBPyConnection, parts: list[Path], after: int) -> list[Range]:
+    """The holes in the `wal_seq`s of parts no digest lists yet, which must go on from `after`."""
     if not parts:
-        holes = (
-            [(state.start_through + 1, state.seq_through)] if state.seq_through > state.start_through else []
-        )
-    else:
-        files = [str(path) for path in parts]
-        low, high = db.execute(_BOUNDS, [files]).fetchone() or (None, None)
-        holes = [(int(a), int(b)) for a, b in db.execute(_HOLES, [files]).fetchall()]
-        holes.append((state.start_through + 1, (low or 1) - 1))
-        holes.append(((high or 0) + 1, state.seq_through))
-    explained = list(_declared(state)) + bad
-    return [hole for first, last in holes if first <= last for hole in _uncovered(first, last, explained)]
+        return []
+    rows = db.execute(_EDGES, [[str(path) for path in parts]]).fetchall()
+    holes = [(int(prev) + 1, int(seq) - 1) for prev, seq in rows if prev is not None and seq > prev + 1]
+    lowest = min((int(seq) for prev, seq in rows if prev is None), default=after + 1)
+    if lowest > after + 1:
+        holes.insert(0, (after + 1, lowest - 1))
+    return holes
 
 
 def findings(sink: str, holes: list[Range]) -> list[Finding]:
@@ -85,7 +114,7 @@ def _what(first: int, last: int) -> str:
 
 
 def _declared(state: SinkState) -> Iterable[Range]:
-    """The declared holes, and the ranges of what was removed on purpose."""
+    """The declared holes, and the ranges of the files removed on purpose."""
     yield from state.gaps
     for path, removed in state.removed.items():
         held = _range(removed.listed.entry) if removed.listed is not None else None
@@ -94,9 +123,8 @@ def _declared(state: SinkState) -> Iterable[Range]:
 
 
 def _range_of_name(path: str) -> Range | None:
-    """The WAL range a closed file's or a part's name carries."""
-    name = path.rsplit("/", 1)[-1]
-    match = PART.match(name) or _CLOSED_NAME.search(name)
+    """The WAL range a closed file's name carries."""
+    match = _CLOSED_NAME.search(path)
     return (int(match[1]), int(match[2])) if match else None
 
 

@@ -25,9 +25,6 @@ SHOWN = 5
 class Diagnosis(NamedTuple):
     verdict: Verdict
     detail: str
-    readable: bool = True
-    """Whether its events could be read at all (a part DuckDB cannot open is left out of the lake's
-    continuity check)."""
 
 
 _PART_SEQS = "SELECT wal_seq FROM read_parquet(?, file_row_number = true) ORDER BY file_row_number"
@@ -43,9 +40,7 @@ def diagnose_file(path: Path, entry: DigestedObject, gaps: Sequence[tuple[int, i
         else:
             seqs = line_seqs(path)
     except (OSError, CorruptFileError) as exc:
-        return Diagnosis(
-            Verdict.MODIFIED, f"its bytes changed, and it no longer reads: {exc}", readable=False
-        )
+        return Diagnosis(Verdict.MODIFIED, f"its bytes changed, and it no longer reads: {exc}")
     expected = None
     if entry.first_seq is not None and entry.last_seq is not None:
         held = set(range(entry.first_seq, entry.last_seq + 1))
@@ -62,9 +57,7 @@ def diagnose_part(db: duckdb.DuckDBPyConnection, path: Path, entry: DigestedObje
         seqs: list[int | None] = [seq for (seq,) in db.execute(_PART_SEQS, [str(path)]).fetchall()]
     except duckdb.Error as exc:
         why = str(exc).splitlines()[0]
-        return Diagnosis(
-            Verdict.MODIFIED, f"its bytes changed, and DuckDB cannot read it: {why}", readable=False
-        )
+        return Diagnosis(Verdict.MODIFIED, f"its bytes changed, and DuckDB cannot read it: {why}")
     return _judge(seqs, entry, None, "row")
 
 

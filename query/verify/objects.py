@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
@@ -27,7 +28,6 @@ from auditship.query.verify.report import Finding, Verdict
 from auditship.query.verify.state import Listed, SinkState
 
 Window = tuple[datetime | None, datetime | None]
-Range = tuple[int, int]
 
 
 class ObjectChecker:
@@ -42,10 +42,8 @@ class ObjectChecker:
         self.findings: list[Finding] = []
         self.objects = 0
         self.bytes_hashed = 0
-        self.bad: list[Range] = []
-        """WAL ranges of objects found missing or changed: their holes are reported already."""
-        self.readable_parts: list[Path] = []
-        """Parts whose rows the lake's continuity check reads: those there and readable."""
+        self.pending_parts: list[Path] = []
+        """Parts no digest lists yet, whose rows the continuity check reads."""
 
     def listed(self, pool: ThreadPoolExecutor, db: Callable[[], duckdb.DuckDBPyConnection]) -> None:
         """Every closed file or part the digests list (in the window): there, and hashing as listed."""
@@ -58,9 +56,7 @@ class ObjectChecker:
             self.objects += 1
             found = Diagnosis(Verdict.VALID, "")
             if isinstance(hashed, str):
-                found = Diagnosis(
-                    Verdict.MISSING, f"listed by digest {item.number}; {hashed}", readable=False
-                )
+                found = Diagnosis(Verdict.MISSING, f"listed by digest {item.number}; {hashed}")
             else:
                 self.bytes_hashed += hashed[0]
                 if hashed != (entry.size, entry.sha256):
@@ -73,34 +69,37 @@ class ObjectChecker:
                     found = Diagnosis(
                         Verdict.MODIFIED, f"the agent found, as it digested it: {entry.anomaly}"
                     )
-            if entry.kind == "part" and found.readable:
-                self.readable_parts.append(path)
-            self._found(entry, entry.path, found.verdict, found.detail)
+            self.findings.append(Finding(self.sink, entry.kind, entry.path, found.verdict, found.detail))
 
-    def current(self) -> None:
+    def current(self) -> CurrentChecked | None:
         """The current file: every claim of its generation (the claims since it was last rotated) is a
         prefix of it, hashed in one pass; what follows the longest is pending, or unexpected after a final
-        digest."""
+        digest. Touches nothing of the checker's, so that it runs in a thread beside `listed`; `add` it."""
         claims = self.state.claims
         if not claims or not self._in(claims[-1]):
-            return
+            return None
         latest = claims[-1].entry
         generation = [
             c for c in claims if c.entry.first_seq == latest.first_seq and c.entry.path == latest.path
         ]
         path = self.data_dir / latest.path
-        self.objects += 1
         if not path.exists():
-            if latest.size:
-                detail = f"digest {claims[-1].number} claims {latest.size} bytes of it"
-                self._found(latest, latest.path, Verdict.MISSING, detail)
-            return
-        self._found(latest, latest.path, *self._prefixes(path, generation))
-        tail = self._tail(path, latest)
+            if not latest.size:
+                return CurrentChecked([], 0)
+            detail = f"digest {claims[-1].number} claims {latest.size} bytes of it"
+            return CurrentChecked([Finding(self.sink, "current", latest.path, Verdict.MISSING, detail)], 0)
+        verdict, detail, hashed = _prefixes(path, generation, self.state.gaps)
+        found = [Finding(self.sink, "current", latest.path, verdict, detail)]
+        tail = _tail(path, latest, self.state)
         if tail is not None:
-            self.findings.append(
-                Finding(self.sink, "current", f"{latest.path} after byte {latest.size}", *tail)
-            )
+            found.append(Finding(self.sink, "current", f"{latest.path} after byte {latest.size}", *tail))
+        return CurrentChecked(found, hashed)
+
+    def add(self, checked: CurrentChecked | None) -> None:
+        if checked is not None:
+            self.objects += 1
+            self.findings += checked.findings
+            self.bytes_hashed += checked.bytes_hashed
 
     def undigested_files(self, current: Path) -> None:
         """Closed files no digest names: pending when they follow every digested one and the sink did not
@@ -124,7 +123,7 @@ class ObjectChecker:
             if self._unnamed(
                 part.path, "part", part.first > self.state.seq_through, "written after the newest digest"
             ):
-                self.readable_parts.append(part.path)
+                self.pending_parts.append(part.path)
 
     def _unnamed(self, path: Path, kind: str, new: bool, why_pending: str) -> bool:
         """Report `path` if no digest names it; True when it is pending."""
@@ -140,54 +139,55 @@ class ObjectChecker:
         self.findings.append(Finding(self.sink, kind, where, Verdict.UNEXPECTED, detail))
         return False
 
-    def _found(self, entry: DigestedObject, where: str, verdict: Verdict, detail: str) -> None:
-        if verdict is not Verdict.VALID and entry.first_seq is not None and entry.last_seq is not None:
-            self.bad.append((entry.first_seq, entry.last_seq))
-        self.findings.append(Finding(self.sink, entry.kind, where, verdict, detail))
-
     def _in(self, listed: Listed) -> bool:
         since, until = self.window
         return (since is None or listed.written >= since) and (until is None or listed.written < until)
 
-    def _prefixes(self, path: Path, generation: list[Listed]) -> tuple[Verdict, str]:
-        claims = sorted(generation, key=lambda listed: listed.entry.size)
-        digest = hashlib.sha256()
-        read = 0
-        with path.open("rb", buffering=0) as file:
-            for claim in claims:
-                entry = claim.entry
-                while read < entry.size and (chunk := file.read(min(CHUNK, entry.size - read))):
-                    digest.update(chunk)
-                    read += len(chunk)
-                if read < entry.size or digest.hexdigest() != entry.sha256:
-                    self.bytes_hashed += read
-                    # Read back against the longest claim, which covers every line this one does: a line
-                    # moved across this claim's end must not pass for a missing one.
-                    longest = claims[-1]
-                    verdict, detail, _ = diagnose_file(path, longest.entry, self.state.gaps)
-                    return (
-                        verdict,
-                        f"its first {entry.size} bytes, digested in digest {claim.number}: {detail}",
-                    )
-        self.bytes_hashed += read
-        anomaly = next((c.entry.anomaly for c in claims if c.entry.anomaly is not None), None)
-        if anomaly is not None:
-            return Verdict.MODIFIED, f"the agent found, as it digested it: {anomaly}"
-        return Verdict.VALID, ""
 
-    def _tail(self, path: Path, latest: DigestedObject) -> tuple[Verdict, str] | None:
-        """What follows the longest claim: nothing after a final digest; else its lines in order, from the
-        seq after the claim's last, with no hole."""
-        size = path.stat().st_size
-        if size <= latest.size:
-            return None
-        if self.state.final:
-            return Verdict.UNEXPECTED, f"{size - latest.size} bytes written after the sink's final digest"
-        with path.open("rb") as file:
-            file.seek(latest.size)
-            lines = file.read(size - latest.size).split(b"\n")[:-1]
-        after = latest.last_seq if latest.last_seq is not None else self.state.seq_through
-        return _pending([seq_of_line(line) for line in lines], after, f"{len(lines)} lines")
+class CurrentChecked(NamedTuple):
+    findings: list[Finding]
+    bytes_hashed: int
+
+
+def _prefixes(path: Path, generation: list[Listed], gaps: list[tuple[int, int]]) -> tuple[Verdict, str, int]:
+    """The verdict on the current file's claimed prefixes, and the bytes hashed."""
+    claims = sorted(generation, key=lambda listed: listed.entry.size)
+    digest = hashlib.sha256()
+    read = 0
+    with path.open("rb", buffering=0) as file:
+        for claim in claims:
+            entry = claim.entry
+            while read < entry.size and (chunk := file.read(min(CHUNK, entry.size - read))):
+                digest.update(chunk)
+                read += len(chunk)
+            if read < entry.size or digest.hexdigest() != entry.sha256:
+                # Read back against the longest claim, which covers every line this one does: a line moved
+                # across this claim's end must not pass for a missing one.
+                verdict, detail = diagnose_file(path, claims[-1].entry, gaps)
+                return (
+                    verdict,
+                    f"its first {entry.size} bytes, digested in digest {claim.number}: {detail}",
+                    read,
+                )
+    anomaly = next((c.entry.anomaly for c in claims if c.entry.anomaly is not None), None)
+    if anomaly is not None:
+        return Verdict.MODIFIED, f"the agent found, as it digested it: {anomaly}", read
+    return Verdict.VALID, "", read
+
+
+def _tail(path: Path, latest: DigestedObject, state: SinkState) -> tuple[Verdict, str] | None:
+    """What follows the longest claim: nothing after a final digest; else its lines in order, from the seq
+    after the claim's last, with no hole."""
+    size = path.stat().st_size
+    if size <= latest.size:
+        return None
+    if state.final:
+        return Verdict.UNEXPECTED, f"{size - latest.size} bytes written after the sink's final digest"
+    with path.open("rb") as file:
+        file.seek(latest.size)
+        lines = file.read(size - latest.size).split(b"\n")[:-1]
+    after = latest.last_seq if latest.last_seq is not None else state.seq_through
+    return _pending([seq_of_line(line) for line in lines], after, f"{len(lines)} lines")
 
 
 def _pending(seqs: list[int | None], after: int, what: str) -> tuple[Verdict, str]:

@@ -82,21 +82,20 @@ def verify(
                 chain = check_chain(data_dir, name, keys, record)
                 state = replay(chain.trusted, record)
                 checker = ObjectChecker(data_dir, name, state, window)
+                # The current file hashes in a thread of the pool while the others hash in the rest.
+                current = pool.submit(checker.current) if name == "file" else None
                 checker.listed(pool, connection)
-                if name == "file":
-                    checker.current()
+                if current is not None:
+                    checker.add(current.result())
                     checker.undigested_files(data_dir / sinks.file.path)
-                    holes = continuity.file_holes(state)
+                    found = continuity.findings(name, continuity.file_holes(state))
                 else:
                     checker.undigested_parts(data_dir / sinks.parquet.path)
-                    # With a window, only some parts were read: every other would look like a hole.
-                    whole = since is None and until is None
-                    holes = (
-                        continuity.lake_holes(connection(), checker.readable_parts, state, checker.bad)
-                        if whole
-                        else []
-                    )
-                findings += chain.findings + checker.findings + continuity.findings(name, holes)
+                    after = state.seq_through
+                    holes = continuity.pending_holes(connection(), checker.pending_parts, after)
+                    unaccounted = continuity.lake_unaccounted(state)
+                    found = continuity.findings(name, holes) + ([unaccounted] if unaccounted else [])
+                findings += chain.findings + checker.findings + found
                 summary.digests += chain.read
                 summary.objects += checker.objects
                 summary.bytes_hashed += checker.bytes_hashed

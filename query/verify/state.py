@@ -2,8 +2,9 @@
 hash, which were removed on purpose, the claims on the current file, the declared holes in the WAL
 seqs, and how far the sink had written.
 
-A removal takes an object out of what must be there; a later listing of the same path brings it back
-(a merge undone after a crash lists the parts it would have replaced again).
+A removal takes an object out of what must be there. A later listing of the same path brings back a
+part compaction replaced (a merge undone after a crash lists its parts again); any other removed object
+stays removed, the listing only saying what it held (a part retention removed before its digest).
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ def replay(trusted: list[StoredDigest], record: RunRecord | None = None) -> Sink
         for removal in digest.removed:
             state.removed[removal.path] = Removed(removal, state.objects.pop(removal.path, None))
         for entry in digest.objects:
-            state.objects[entry.path] = Listed(entry, digest.number, digest.written)
+            listed = Listed(entry, digest.number, digest.written)
+            removed = state.removed.get(entry.path)
+            if removed is not None and removed.removal.reason != "compaction":
+                state.removed[entry.path] = Removed(removed.removal, listed)
+                continue
+            state.objects[entry.path] = listed
             state.removed.pop(entry.path, None)
         if digest.current is not None and (not state.claims or state.claims[-1].entry != digest.current):
             state.claims.append(Listed(digest.current, digest.number, digest.written))

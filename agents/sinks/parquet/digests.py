@@ -161,8 +161,9 @@ class LakeDigests(SinkDigests):
         return super()._has_pending() or bool(self._pending)
 
     def _change(self, reason: str) -> Change | None:
-        # A part retention removed meanwhile (its record is in the chain already) is not listed.
-        objects = [obj for path, obj in self._pending.items() if path.exists()]
+        # Listed even when retention removed it meanwhile (its record is in the chain already, so it stays
+        # removed): the listing says how many events it held, which continuity counts.
+        objects = list(self._pending.values())
         return Change(reason=reason, objects=objects) if objects else None
 
     def _digested(self, change: Change) -> None:

@@ -45,10 +45,13 @@ class LakeDigests(SinkDigests):
         self._data_dir = data_dir
         self._lake = lake
         self._pending: dict[Path, DigestedObject] = {}
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._unsynced = False  # a write failed: what it published is read back before the next is noted
         self.digested_through = 0
         """The highest seq of the parts in the chain: compaction merges only parts at or below it."""
 
     def start(self, db: duckdb.DuckDBPyConnection) -> None:
+        self._db = db
         tip = self.writer.tip()
         if tip is None:
             self._adopt()
@@ -60,7 +63,19 @@ class LakeDigests(SinkDigests):
         self.resync(db)
         self.digest("start", always=True)
 
+    def failed(self) -> None:
+        """A write failed: it may have published parts before it did, which the next `wrote` reads back."""
+        self._unsynced = True
+
     def wrote(self, published: list[PublishedPart], seqs: list[int]) -> None:
+        if self._unsynced and self._db is not None:
+            try:
+                self.resync(self._db)  # before the seqs of this write, which come after those parts'
+                self._unsynced = False
+            except (OSError, duckdb.Error) as exc:  # tried again after the next write
+                logger.error(
+                    "parquet sink: cannot read back the parts of a failed write for its digest: %s", exc
+                )
         for done in published:
             part = Part(done.path, done.first, done.last)
             self._pending[done.path] = self._listed(part, done.rows, done.size, done.sha256)
@@ -174,4 +189,6 @@ class LakeDigests(SinkDigests):
 
 
 def _all_parts(lake: Path) -> list[Part]:
-    return [part for directory in partitions(lake) for part in parts(directory)] if lake.is_dir() else []
+    if not lake.is_dir():
+        return []
+    return [part for directory in partitions(lake) if directory.is_dir() for part in parts(directory)]

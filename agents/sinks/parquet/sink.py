@@ -122,7 +122,7 @@ class ParquetSink(Sink):
             taken, refused, published, seqs = self._writer.write([self._sealed(entry) for entry in batch])
         except (OSError, duckdb.Error) as exc:
             if self._digests is not None:
-                self._resync(self._digests, self._db)
+                self._digests.failed()
             logger.error(
                 "parquet sink: writing batch %d-%d to %s failed: %s; it stays in the WAL and is retried "
                 "(parts already in place are not written twice)",
@@ -138,13 +138,6 @@ class ParquetSink(Sink):
         if taken < len(batch):
             return Partial(taken, refused)
         return refused if refused.entries else Delivery.DELIVERED
-
-    def _resync(self, digests: LakeDigests, db: duckdb.DuckDBPyConnection) -> None:
-        """After a failed write: the parts it published before failing go into the next digest."""
-        try:
-            digests.resync(db)
-        except (OSError, duckdb.Error) as exc:  # tried again after the next failure, or at the next start
-            logger.error("parquet sink: cannot read back the parts of a failed write for its digest: %s", exc)
 
     def _sealed(self, entry: Entry) -> Entry:
         event = encrypt_sensitive(entry.event, self._keyring)

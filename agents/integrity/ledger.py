@@ -10,6 +10,32 @@ so that verify can tell a declared hole from a deleted line or row.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, overload
+
+
+class HasLsn(Protocol):
+    @property
+    def lsn(self) -> int: ...
+
+
+class Lsns(Sequence[int]):
+    """The WAL seqs of a batch's entries, read where needed: the ledger's usual check reads two of them,
+    so building a list of every seq would be the only per-event work of a digest."""
+
+    def __init__(self, entries: Sequence[HasLsn]) -> None:
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> int: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[int]: ...
+    def __getitem__(self, index: int | slice) -> int | Sequence[int]:
+        if isinstance(index, slice):
+            return [entry.lsn for entry in self._entries[index]]
+        return self._entries[index].lsn
 
 
 class SeqLedger:

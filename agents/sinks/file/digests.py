@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from auditship.agents.config import IntegrityConfig
@@ -76,7 +77,7 @@ class FileDigests(SinkDigests):
         self._written.first_seq = first_seq
         self._written.last_seq = last_seq if first_seq is not None else None
 
-    def wrote(self, data: bytes, seqs: list[int]) -> None:
+    def wrote(self, data: bytes, seqs: Sequence[int]) -> None:
         """A batch of lines for `seqs` is in the current file (after a successful write)."""
         written = self._written
         written.sha256.update(data)

@@ -42,6 +42,7 @@ from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitiv
 from auditship.agents.durable import fsync_directory
 from auditship.agents.errors import SinkError
 from auditship.agents.integrity.chain import ChainWriter
+from auditship.agents.integrity.ledger import Lsns
 from auditship.agents.integrity.signing import Signer
 from auditship.agents.sinks import filestore
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
@@ -147,7 +148,7 @@ class FileSink(Sink):
         if self._first_seq is None:
             self._first_seq = first
         if self._digests is not None:
-            self._digests.wrote(data, [entry.lsn for entry in fresh])
+            self._digests.wrote(data, Lsns(fresh))
         if self._size >= self._config.max_file_size:
             self._rotate()
         return clashes or Delivery.DELIVERED

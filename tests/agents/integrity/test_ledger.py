@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from auditship.agents.integrity.ledger import SeqLedger
+from auditship.agents.integrity.ledger import Lsns, SeqLedger
+from auditship.agents.sinks.base import Entry
+from tests.agents.sinks.entries import event
 
 
 def test_a_run_without_holes_moves_the_ledger_on_and_declares_nothing() -> None:
@@ -22,3 +24,12 @@ def test_holes_inside_and_between_batches_are_declared_and_repeats_ignored() -> 
     assert ledger.pending_gaps() == [(17, 19)]
     ledger.digested(1, 20)
     assert not ledger.changed
+
+
+def test_seqs_read_from_entries_where_needed_behave_as_a_list() -> None:
+    """The file sink hands the ledger its batch's entries, not a list of their seqs."""
+    batch = [Entry(seq, event(seq)) for seq in (3, 4, 7)]
+    ledger = SeqLedger(2)
+    assert ledger.wrote(Lsns(batch)) is True
+    assert ledger.pending_gaps() == [(5, 6)] and ledger.seq_through == 7
+    assert list(Lsns(batch)[1:]) == [4, 7]

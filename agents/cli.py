@@ -1,5 +1,5 @@
 """audit-agent: run the agent, check a config file, ask a running agent for its status, manage the keys of
-a TCP intake, or run a demo."""
+a TCP intake, export the public key that verifies the digests, or run a demo."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:
 
             return run_redeliver(config, args.sink, args.attempts)
         case "keys":
-            return _keys(CurveKeys(config.curve_path), args)
+            return _keys(config, args)
         case _:
             from auditship.agents.demo import run_demo
 
@@ -91,9 +91,13 @@ def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:
 
 
 def _keys_parser(commands: Any) -> None:
-    keys = commands.add_parser("keys", help="the CURVE keys of a TCP intake: the agent's, and the clients'")
+    keys = commands.add_parser(
+        "keys", help="the CURVE keys of a TCP intake (the agent's, the clients'); the digests' public key"
+    )
     config = argparse.ArgumentParser(add_help=False)
-    config.add_argument("--config", type=Path, help="the agent's config (where intake.curve_dir is)")
+    config.add_argument(
+        "--config", type=Path, help="the agent's config (where intake.curve_dir, keys_dir are)"
+    )
     actions = keys.add_subparsers(dest="action", required=True)
     init = actions.add_parser("init", parents=[config], help="make the agent's key pair")
     init.add_argument("--force", action="store_true", help="replace an existing one (cuts off every client)")
@@ -105,9 +109,37 @@ def _keys_parser(commands: Any) -> None:
     actions.add_parser("list", parents=[config], help="the agent's public key and the allowed clients")
     revoke = actions.add_parser("revoke", parents=[config], help="remove a client from the allow-list")
     revoke.add_argument("name")
+    export = actions.add_parser(
+        "export-public",
+        parents=[config],
+        help="print the public key that verifies the digests (PEM) and its key id, for an auditor",
+    )
+    export.add_argument("--output", type=Path, metavar="FILE", help="write the PEM here instead of stdout")
 
 
-def _keys(keys: CurveKeys, args: argparse.Namespace) -> int:
+def _export_public(keys_dir: Path, output: Path | None) -> int:
+    """The signing key's public half: all an auditor needs for `audit-query verify --public-key`."""
+    from auditship.agents.integrity.signing import Signer
+
+    signer = Signer.load(keys_dir)
+    if output is None:
+        # The PEM alone on stdout, so that `> FILE` is the key file; the id beside it on stderr.
+        sys.stdout.write(signer.public_pem().decode())
+        print(f"key id: {signer.key_id}", file=sys.stderr)
+        return 0
+    try:
+        output.write_bytes(signer.public_pem())
+    except OSError as exc:
+        print(f"audit-agent: {output}: cannot write: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {output}; key id: {signer.key_id}")
+    return 0
+
+
+def _keys(config: AgentConfig, args: argparse.Namespace) -> int:
+    if args.action == "export-public":
+        return _export_public(config.keys_path, args.output)
+    keys = CurveKeys(config.curve_path)
     match args.action:
         case "init":
             print(f"agent public certificate: {keys.init(force=args.force)} (give it to every client)")

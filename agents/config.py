@@ -43,6 +43,13 @@ class IntakeConfig(Section):
     """How often watermarks are published to emitters."""
     spool_scan_interval_s: float = 2.0
     """How often the spool directories are looked at for emitters' spill files."""
+    max_spool_file_bytes: Positive = 8 * 1024**3
+    """A spool entry larger than this is moved to quarantine unread (logged, counted in
+    `spool_quarantined`): what one entry may cost the intake in time, since files are read a record at
+    a time and their size costs no memory. An emitter's overflow file is at most 16 MiB; its file in
+    the spool grows only while the agent does not take it (stopped, or paused on a full WAL), about
+    1.4 GB an hour at 1,000 events of 400 bytes a second. A file quarantined for its size is ingested
+    once this is raised and the file is moved back into the spool under a name ending in `.spool`."""
     dedupe_horizon_s: float = 7 * 24 * 3600.0
     """How long the intake remembers an emitter it has not heard from, to drop its repeats. A resend
     from an emitter silent for longer (an event it still holds after that) is appended again."""
@@ -146,16 +153,56 @@ class RetentionConfig(Section):
     """The agent applies `days` at start and then daily; off, only `audit-query retention` removes."""
 
 
+class IntegrityConfig(Section):
+    enabled: bool = True
+    """Signed, chained digests of the file sink's files and the lake's parts, in data_dir/digests/,
+    which `audit-query verify` checks (agents/integrity/)."""
+    digest_interval_s: float = 300.0
+    """What a sink wrote waits at most this long for a digest (the current file's growth, parts)."""
+    digest_min_interval_s: float = 30.0
+    """A part written or a file rotated asks for a digest at once, but a sink writes one at most this
+    often for them: under steady load one digest covers the parts of many batches. Removals (retention,
+    compaction, max_files), a gap in the sequence and a shutdown are recorded at once."""
+
+    def check(self, key: str) -> None:
+        if self.digest_interval_s <= 0:
+            raise ValueError(f"{key}.digest_interval_s: must be positive, got {self.digest_interval_s}")
+        if not 0 <= self.digest_min_interval_s <= self.digest_interval_s:
+            raise ValueError(
+                f"{key}.digest_min_interval_s: must be between 0 and {key}.digest_interval_s "
+                f"({self.digest_interval_s}), got {self.digest_min_interval_s}"
+            )
+
+
+KEYS_DIR_NAME = "keys"
+"""The keys directory beside the config file, when `keys_dir` is not given."""
+
+
+def default_keys_dir(data_path: Path, config_file: Path | None = None) -> Path:
+    """Where the keys are when `keys_dir` is not given: `keys/` beside the config file, else (no config
+    file, or one inside the data directory: an embedded agent's) `<data_dir>-keys`, beside the data
+    directory. Never inside it: a backup or a reader of the data must not get the keys with it."""
+    if config_file is not None:
+        beside = config_file.absolute().parent
+        if not beside.is_relative_to(data_path):
+            return beside / KEYS_DIR_NAME
+    return data_path.with_name(f"{data_path.name}-{KEYS_DIR_NAME}")
+
+
 class AgentConfig(Section):
     data_dir: str = DEFAULT_DATA_DIR
-    """WAL, files, rejects and keys live here. `AUDITSHIP_DATA_DIR` overrides."""
+    """WAL, files, lake, digests and rejects live here. `AUDITSHIP_DATA_DIR` overrides."""
+    keys_dir: str = ""
+    """The field keys, the spool key pair, the signing key of digests and the digests' run record: a
+    directory apart from data_dir (0700), so that a backup or a reader of the data can neither decrypt
+    it nor forge its digests. Empty means `keys/` beside the config file, else `<data_dir>-keys`."""
     runtime_dir: str = ""
     """Sockets live here; empty means the default (shipper.endpoint). `AUDITSHIP_RUNTIME_DIR` overrides."""
     spool_dir: str = ""
     """Where emitters spill and find the key to seal to; outside data_dir, so that services in the
     agent's group can write it and it does not fill up with the WAL. Empty means /var/spool/auditship
-    for the installed agent (runtime_dir /run/auditship), else `spool` under data_dir.
-    `AUDITSHIP_SPOOL_DIR` overrides."""
+    for the installed agent (runtime_dir /run/auditship), else `spool` under data_dir, which only the
+    agent's own user reaches (`spool_warning` says so at start). `AUDITSHIP_SPOOL_DIR` overrides."""
     endpoint: str = ""
     """The intake endpoint; empty means ipc in runtime_dir. `AUDITSHIP_ENDPOINT` overrides."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -165,10 +212,15 @@ class AgentConfig(Section):
     sinks: SinksConfig = msgspec.field(default_factory=SinksConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     detect: DetectConfig = msgspec.field(default_factory=DetectConfig)
+    integrity: IntegrityConfig = msgspec.field(default_factory=IntegrityConfig)
 
     @property
     def data_path(self) -> Path:
         return data_dir(self.data_dir)
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.keys_dir).absolute() if self.keys_dir else default_keys_dir(self.data_path)
 
     @property
     def runtime_path(self) -> Path:
@@ -176,12 +228,34 @@ class AgentConfig(Section):
 
     @property
     def spool_path(self) -> Path:
-        explicit = os.environ.get("AUDITSHIP_SPOOL_DIR") or self.spool_dir
-        if explicit:
-            return Path(explicit).absolute()
+        named = self._named_spool()
+        if named is not None:
+            return named
         if self.runtime_path == endpoint.SYSTEM_RUNTIME_DIR:
             return endpoint.SYSTEM_SPOOL_DIR
         return self.data_path / "spool"
+
+    def _named_spool(self) -> Path | None:
+        explicit = os.environ.get("AUDITSHIP_SPOOL_DIR") or self.spool_dir
+        return Path(explicit).absolute() if explicit else None
+
+    def spool_warning(self) -> str | None:
+        """What to tell at start when the spool is the fallback under data_dir (no spool_dir, and a
+        runtime_dir other than /run/auditship): the data directory is the agent's alone (0700), so a
+        service of another user, which reaches the socket through the agent's group, could not spill
+        there while the agent is down. An agent that serves only its own user names its spool
+        (shipper.embedded's agents do), and is not told."""
+        if self._named_spool() is not None or self.runtime_path == endpoint.SYSTEM_RUNTIME_DIR:
+            return None
+        return (
+            f"spool_dir is not set and runtime_dir is {self.runtime_path}, not "
+            f"{endpoint.SYSTEM_RUNTIME_DIR}, so the spool is {self.spool_path}, inside the data directory, "
+            "which only the agent's user may enter: services running as other users (in the agent's "
+            "group) cannot spill there while the agent is down, and hold their events in memory "
+            "instead, up to a bound. Set spool_dir to a directory outside data_dir that they reach "
+            f'(spool_dir = "{endpoint.SYSTEM_SPOOL_DIR}", which deploy/systemd/auditship.tmpfiles makes '
+            "3730 for the group), or to this one to say that every service runs as the agent's user"
+        )
 
     @property
     def intake_endpoint(self) -> str:
@@ -216,14 +290,18 @@ class AgentConfig(Section):
 
 
 def load_config(path: Path | None) -> AgentConfig:
-    """Read and validate a TOML config file; no path means every default."""
+    """Read and validate a TOML config file; no path means every default. Without `keys_dir`, the
+    config's keys directory is the one beside the file (`default_keys_dir`), made explicit here."""
     if path is None:
         return AgentConfig()
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse_config(raw, source=str(path))
+    config = parse_config(raw, source=str(path))
+    if not config.keys_dir:
+        config.keys_dir = str(default_keys_dir(config.data_path, path))
+    return config
 
 
 def parse_config(raw: bytes | str, source: str = "<config>") -> AgentConfig:

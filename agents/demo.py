@@ -98,7 +98,8 @@ def run_demo(config: AgentConfig, count: int) -> int:
     print(
         f"files:   {config.data_path / 'files'}  (read them: audit-query cat --data-dir {config.data_path})"
     )
-    print(f"decrypt: audit-query cat --data-dir {config.data_path} --decrypt")
+    print(f"decrypt: audit-query cat --data-dir {config.data_path} --keys-dir {config.keys_path} --decrypt")
+    print(f"verify:  audit-query verify --data-dir {config.data_path} --keys-dir {config.keys_path}")
     return 0 if confirmed and code == 0 else 1
 
 

@@ -16,6 +16,7 @@ import msgspec
 from auditship.agents.config import AgentConfig, RetentionConfig, parse_config
 from auditship.agents.errors import ConfigError
 from auditship.agents.sinks.registry import SinksConfig
+from auditship.ondisk.data_layout import data_dir
 from shipper.config import AuditConfig
 from shipper.embedded import AgentPlaces, EmbeddedAgent
 from shipper.seed import SeedSettings, seed_settings
@@ -23,10 +24,12 @@ from shipper.seed import SeedSettings, seed_settings
 
 def from_seed(seed: SeedSettings) -> AgentConfig:
     """The agent configuration equivalent to the seed's settings: the sinks its enable_* flags turn on,
-    with its destinations' settings winning for their sinks; its retention; its places."""
+    with its destinations' settings winning for their sinks; its retention; its places, the spool named
+    (`spool` in its data directory): it serves its own user's services only."""
     return AgentConfig(
         data_dir=seed.data_dir,
         runtime_dir=seed.runtime_dir,
+        spool_dir=str(data_dir(seed.data_dir) / "spool"),
         endpoint=seed.endpoint,
         sinks=SinksConfig.from_seed(seed),
         retention=RetentionConfig(days=seed.retention_days, auto_cleanup=seed.auto_cleanup),
@@ -51,6 +54,9 @@ def load_seed(path: Path) -> AgentConfig:
 
 
 def embedded_agent(config: AgentConfig) -> EmbeddedAgent:
-    """An agent started from `config` (written as its agent.toml), as a service starts its own."""
+    """An agent started from `config` (written as its agent.toml), as a service starts its own: for this
+    user's services, so its spool is named (where `config` puts it) and not warned about."""
     places = AgentPlaces.named(config.data_dir, config.runtime_dir, config.endpoint)
-    return EmbeddedAgent(places, "--config", config)
+    return EmbeddedAgent(
+        places, "--config", msgspec.structs.replace(config, spool_dir=str(config.spool_path))
+    )

@@ -7,8 +7,11 @@ file last written before it. With only the lake known, only partitions go.
 
 A partition is first renamed out of the lake's view (`.retention-date=...`, which no reader lists) and
 then deleted, so a query never sees half of one; a deletion that a crash cut short is finished by the
-next run. `run_daily` is the agent's job when retention.auto_cleanup is on: now, then every day,
-logging each removal. `audit-query retention` (query/retention.py) runs `apply_retention` once.
+next run. Lake parts and closed files are recorded in their sink's digests
+(agents/integrity/removals.py) before they go, signed, with the horizon that decided it: verify then
+reports them as removed on purpose, not missing. With only the lake known, nothing is recorded.
+`run_daily` is the agent's job when retention.auto_cleanup is on: now, then every day, logging each
+removal. `audit-query retention` (query/retention.py) runs `apply_retention` once.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from typing import Literal
 
 import msgspec
 
-from auditship.agents.config import AgentConfig
+from auditship.agents.config import AgentConfig, default_keys_dir
+from auditship.agents.integrity.removals import record_removals
 from auditship.ondisk import file_sink
 from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.lake_layout import parts
 
 log = logging.getLogger("auditship.retention")
 Kind = Literal["lake", "files", "rejects", "deadletters"]
@@ -41,12 +46,15 @@ class Location(msgspec.Struct, frozen=True):
     """None when nothing but the lake is known (audit-query --lake)."""
     file_sink: Path | None = None
     """The file sink's current file; its closed files sit beside it."""
+    keys: Path | None = None
+    """The keys directory: the signing key that records removals in the digests, and the run records."""
 
     @classmethod
     def of_data_dir(cls, root: Path, config: AgentConfig | None = None) -> Location:
         """`root` laid out as `config` (default: the defaults) says; relative sink paths are under it."""
         sinks = (config or AgentConfig()).sinks
-        return cls(root / sinks.parquet.path, DataLayout(root), root / sinks.file.path)
+        keys = config.keys_path if config is not None else default_keys_dir(root)
+        return cls(root / sinks.parquet.path, DataLayout(root), root / sinks.file.path, keys)
 
 
 class Removal(msgspec.Struct, frozen=True):
@@ -66,7 +74,13 @@ def apply_retention(
     if dry_run:
         return planned
     _finish_interrupted(where.lake)
-    return [_remove(removal, where.lake) for removal in planned]
+    refused = _record(where, planned, f"retention: everything before {horizon.isoformat(timespec='seconds')}")
+    return [
+        msgspec.structs.replace(removal, error=refused[removal.kind])
+        if removal.kind in refused
+        else _remove(removal, where.lake)
+        for removal in planned
+    ]
 
 
 def run_daily(config: AgentConfig, stop: threading.Event) -> None:
@@ -115,6 +129,28 @@ def _plan(where: Location, horizon: datetime) -> Iterator[Removal]:
         for path in sorted(deadletters.glob("*.jsonl")):
             if datetime.fromtimestamp(path.stat().st_mtime, UTC) < horizon:
                 yield Removal("deadletters", path, _size(path))
+
+
+def _record(where: Location, planned: list[Removal], policy: str) -> dict[Kind, str]:
+    """Record the planned removals of lake parts and closed files in their sinks' digests; the kinds
+    whose record could not be written, with why (they are then not removed)."""
+    if where.data is None or where.keys is None:
+        return {}
+    refused: dict[Kind, str] = {}
+    sinks: tuple[tuple[Kind, str], ...] = (("lake", "parquet"), ("files", "file"))
+    for kind, sink in sinks:
+        paths = [path for removal in planned if removal.kind == kind for path in _objects(removal)]
+        problem = record_removals(where.data.root, where.keys, sink, paths, reason="retention", policy=policy)
+        if problem is not None:
+            refused[kind] = problem
+    return refused
+
+
+def _objects(removal: Removal) -> list[Path]:
+    """The digested objects a removal takes: a partition's parts, or the closed file itself."""
+    if removal.kind != "lake":
+        return [removal.path]
+    return [part.path for directory in sorted(removal.path.glob("service=*")) for part in parts(directory)]
 
 
 def _day(text: str, pattern: str) -> date | None:

@@ -11,6 +11,7 @@ python -m bench sinks    events/s into each sink's destination; the drain of a S
 python -m bench detect   precision and recall of the detection rules on a labelled month, streaming and
                          over the lake; alert latency; the detector's events/s; its memory with 1M keys
 python -m bench idle     CPU an agent with nothing to do takes, per process
+python -m bench verify   MB/s of files and lake that audit-query verify checks (digests, hashes, continuity)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import ack, agent, apps, detect, emit, idle, instructions, middleware, query, sinks
+from bench import ack, agent, apps, detect, emit, idle, instructions, middleware, query, sinks, verify
 
 
 def main() -> int:
@@ -29,6 +30,12 @@ def main() -> int:
     emit_parser.add_argument("--calls", type=int, default=200_000)
     emit_parser.add_argument("--ack", action="store_true", help="acknowledged emits with concurrent callers")
     emit_parser.add_argument("--seconds", type=float, default=3.0, help="per row of --ack")
+    emit_parser.add_argument(
+        "--fsync-ms",
+        type=float,
+        default=2.0,
+        help="--ack: what an fsync of the WAL takes (0: the plain disk)",
+    )
     agent_parser = commands.add_parser("agent", help="events/s through the agent")
     agent_parser.add_argument("--producers", type=int, default=4)
     agent_parser.add_argument("--events", type=int, default=250_000, help="per producer")
@@ -61,9 +68,15 @@ def main() -> int:
     detect_parser.add_argument("--memory-keys", type=int, default=1_000_000)
     idle_parser = commands.add_parser("idle", help="CPU of an agent with nothing to do")
     idle_parser.add_argument("--seconds", type=float, default=30.0)
+    verify_parser = commands.add_parser("verify", help="MB/s that audit-query verify checks")
+    verify_parser.add_argument("--events", type=int, default=2_000_000)
+    verify_parser.add_argument("--rounds", type=int, default=3, help="of each, warm and cold")
+    verify_parser.add_argument(
+        "--dir", type=Path, help="write here and keep (default: a temporary directory)"
+    )
     args = parser.parse_args()
     if args.command == "emit" and args.ack:
-        ack.run(args.seconds)
+        ack.run(args.seconds, args.fsync_ms)
     elif args.command == "emit":
         emit.run(args.calls)
     elif args.command == "middleware" and args.instructions:
@@ -78,6 +91,8 @@ def main() -> int:
         detect.run(args.users, args.incidents, args.latency_alerts, args.memory_keys)
     elif args.command == "idle":
         idle.run(args.seconds)
+    elif args.command == "verify":
+        verify.run(args.events, args.rounds, args.dir)
     else:
         agent.run(args.producers, args.events, with_lake=args.with_lake)
     return 0

@@ -6,29 +6,37 @@ import os
 import shutil
 import statistics
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 
 from auditship.agents.config import AgentConfig, parse_config
 from auditship.agents.embedded import embedded_agent
+from auditship.ondisk.data_layout import DataLayout
 from shipper.embedded import EmbeddedAgent
 
 
 @contextmanager
-def running_agent(config_toml: str = "") -> Iterator[tuple[AgentConfig, EmbeddedAgent]]:
-    """An agent with its own runtime and data directories under /tmp (short ipc paths)."""
+def running_agent(
+    config_toml: str = "", wal_mount: Callable[[Path], AbstractContextManager[object]] | None = None
+) -> Iterator[tuple[AgentConfig, EmbeddedAgent]]:
+    """An agent with its own runtime and data directories under /tmp (short ipc paths); `wal_mount`,
+    if given, mounts a file system on its WAL directory for the agent's life (bench/slow_disk.py)."""
     root = Path(tempfile.mkdtemp(prefix="as-bench-", dir="/tmp"))
     saved = {key: os.environ.get(key) for key in ("AUDITSHIP_RUNTIME_DIR", "AUDITSHIP_DATA_DIR")}
     os.environ["AUDITSHIP_RUNTIME_DIR"] = str(root / "run")
     os.environ["AUDITSHIP_DATA_DIR"] = str(root / "data")
     config = parse_config(config_toml)
     agent = embedded_agent(config)
-    agent.start()
+    mounted = ExitStack()
     try:
+        if wal_mount is not None:
+            mounted.enter_context(wal_mount(DataLayout(config.data_path).wal))
+        agent.start()
         yield config, agent
     finally:
         agent.stop()
+        mounted.close()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

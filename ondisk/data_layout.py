@@ -36,7 +36,14 @@ class DataLayout(msgspec.Struct, frozen=True):
 
     @property
     def keys(self) -> Path:
+        """Where the field keys were before `keys_dir` (the agent moves them out at start), and where the
+        CURVE keys are by default (`keys/curve`)."""
         return self.root / "keys"
+
+    @property
+    def digests(self) -> Path:
+        """The signed, chained digests of the sinks' files and parts, one directory per sink."""
+        return self.root / "digests"
 
     @property
     def workers(self) -> Path:
@@ -54,6 +61,6 @@ class DataLayout(msgspec.Struct, frozen=True):
 
     def prepare(self) -> None:
         """Create the directories, owner-only whatever the umask."""
-        for directory in (self.root, self.wal, self.files, self.rejects, self.keys):
+        for directory in (self.root, self.wal, self.files, self.rejects):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o700)

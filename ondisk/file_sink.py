@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Literal, NamedTuple
 
-from auditship.ondisk.lines import LineFormat
+from auditship.ondisk.lines import LineFormat, seq_of_line
 
 Compression = Literal["zstd", "gzip", "none"]
 SUFFIXES: dict[str, str] = {"zstd": ".zst", "gzip": ".gz", "none": ""}
@@ -62,13 +62,15 @@ def closed_files(directory: Path, stem: str) -> list[ClosedFile]:
     return list(by_range.values())
 
 
-def read_lines(path: Path) -> Iterator[bytes]:
+def read_lines(path: Path, start: int = 0) -> Iterator[bytes]:
     """The lines of a sink file, each with its newline, decompressing by suffix; a last line without a
-    newline (being written, or torn by a crash) is not yielded.
+    newline (being written, or torn by a crash) is not yielded. `start`: from that byte of a file that is
+    not compressed (the start of a line).
 
     Raises OSError when the file cannot be read and CorruptFileError when it does not decompress.
     """
     with path.open("rb") as file:
+        file.seek(start)
         if path.suffix == ".zst":
             chunks = _zstd_chunks(file, path)
         elif path.suffix == ".gz":
@@ -81,6 +83,12 @@ def read_lines(path: Path) -> Iterator[bytes]:
             pending = lines.pop()
             for line in lines:
                 yield line + b"\n"
+
+
+def line_seqs(path: Path, start: int = 0) -> list[int | None]:
+    """The WAL seq of each complete line of a sink file from byte `start` (None for a line without one).
+    Raises as `read_lines`."""
+    return [seq_of_line(line[:-1]) for line in read_lines(path, start)]
 
 
 def _zstd_chunks(file: BinaryIO, path: Path) -> Iterator[bytes]:

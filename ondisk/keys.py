@@ -1,6 +1,7 @@
-"""The keyring's files, keys/ in the data directory, and the field keys as every reader opens them.
+"""The keyring's files, in the agent's keys_dir (apart from the data directory; an older agent kept them
+in its data directory's keys/), and the field keys as every reader opens them.
 
-    keys/                 0700
+    <keys_dir>/           0700
       f-1a2b3c4d.key      0600, 32 random bytes: one AES-256 field key, named by its id
       active              the id of the field key new envelopes use
       spool-x25519.key    0600, 32 bytes: the X25519 private key emitters seal spool records to

@@ -1,6 +1,6 @@
-"""What `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events` and `detect_anomalies`
-do, with the seed's keyword names. DuckDB and the file system block, so each step runs in a worker thread
-(asyncio.to_thread) and the service's event loop never waits on the lake.
+"""What `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events`, `detect_anomalies` and
+`verify` do, with the seed's keyword names. DuckDB and the file system block, so each step runs in a
+worker thread (asyncio.to_thread) and the service's event loop never waits on the lake.
 
 The lake is the one under the data directory (`AuditConfig.data_dir`, else $AUDITSHIP_DATA_DIR, else
 ./auditship-data) in the agent's default layout. Times may be aware, or naive in local time. Bad
@@ -14,9 +14,11 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Unpack
+from typing import Any, Unpack
 
-from auditship.agents.config import load_config
+import msgspec
+
+from auditship.agents.config import default_keys_dir, load_config
 from auditship.agents.errors import ConfigError
 from auditship.agents.retention import Location, Removal, apply_retention
 from auditship.ondisk import data_layout
@@ -27,6 +29,7 @@ from auditship.query.lake import LakeReader
 from auditship.query.rows import fetch_events
 from auditship.query.search import search_sql
 from auditship.query.stats import Statistics, statistics
+from auditship.query.verify import run
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from shipper.search_filters import SearchFilters
 
@@ -106,3 +109,29 @@ async def detect_anomalies(
         raise QueryError(str(exc)) from exc
     lake = location(data_dir).lake
     return await asyncio.to_thread(anomalies, lake, config, _utc(start_time), _utc(end_time), rules)
+
+
+async def verify(
+    data_dir: Path | None,
+    *,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    sink: str = "all",
+    public_key: Path | None = None,
+    keys_dir: Path | None = None,
+) -> dict[str, Any]:
+    """`audit-query verify` for this data directory: `{"ok": bool, "summary": {...}, "findings": [{"sink",
+    "kind", "path", "verdict", "detail"}, ...]}`. The keys (public keys, run records) are in `keys_dir`,
+    default `<data_dir>-keys`; `public_key`, a PEM file, is then the one key trusted."""
+    data = data_dir or data_layout.data_dir()
+    report = await asyncio.to_thread(
+        run.verify,
+        data,
+        keys_dir or default_keys_dir(data),
+        sink=sink,
+        public_keys=[public_key] if public_key is not None else [],
+        since=_utc(start_time),
+        until=_utc(end_time),
+    )
+    built: dict[str, Any] = msgspec.to_builtins(report)
+    return built

@@ -6,7 +6,9 @@ torn tail it will cut) and is not printed. While the sink runs, this is a best-e
 rotated during the read may be missed.
 
 JSON Lines records can be printed as they are, as text, and with `--decrypt` with their `sensitive`
-values decrypted by DIR/keys. Lines the sink wrote in its text format can only be printed as they are.
+values decrypted with the field keys in --keys-dir (default: DIR-keys beside the data directory, or the
+data directory's keys/ where an older agent left them). Lines the sink wrote in its text format can only
+be printed as they are.
 
 A damaged file does not stop the others: a compressed file that stops decompressing is printed up to the
 damage, a line that is no event record is left out (zstd without a checksum can decompress damage into
@@ -25,9 +27,9 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from auditship.agents.config import AgentConfig
+from auditship.agents.config import AgentConfig, default_keys_dir
+from auditship.agents.crypto.keys_dir import field_keys_dir
 from auditship.ondisk import file_sink
-from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.envelope import open_sensitive
 from auditship.ondisk.errors import DecryptionError, KeyringError
 from auditship.ondisk.keys import FieldKeys
@@ -46,7 +48,10 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--decrypt", action="store_true", help="decrypt sensitive values with DIR/keys")
+    parser.add_argument("--decrypt", action="store_true", help="decrypt sensitive values with the field keys")
+    parser.add_argument(
+        "--keys-dir", type=Path, metavar="KEYS", help="the agent's keys_dir (default: DIR-keys beside DIR)"
+    )
     parser.add_argument(
         "--format",
         dest="line_format",
@@ -60,7 +65,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     paths: list[Path] = args.files or sink_files(args.data_dir)
-    keyring = _keyring(args.data_dir) if args.decrypt else None
+    keyring = (
+        _keyring(args.keys_dir or default_keys_dir(args.data_dir), args.data_dir) if args.decrypt else None
+    )
     out = sys.stdout.buffer
     for path in paths:
         _print_file(path, args.line_format, keyring, out)
@@ -80,9 +87,9 @@ def sink_files(data_dir: Path) -> list[Path]:
     return [c.path for c in closed] + ([current] if current.exists() else [])
 
 
-def _keyring(data_dir: Path) -> FieldKeys:
+def _keyring(keys_dir: Path, data_dir: Path) -> FieldKeys:
     try:
-        return FieldKeys.load(DataLayout(data_dir).keys)
+        return FieldKeys.load(field_keys_dir(keys_dir, data_dir))
     except KeyringError as exc:
         raise QueryError(f"cannot decrypt: {exc}") from exc
 

@@ -3,7 +3,8 @@
 Each command is a module of this package with `register(commands, common)`, which adds its parser
 (inheriting the common options from `common`) and sets `run(args) -> int` as its default; `main`
 parses, dispatches, and turns a QueryError into one line on stderr and exit status 2. `cat` reads the
-file sink's files (--data-dir); the others read the lake (--lake, --data-dir or --config, and --format).
+file sink's files (--data-dir); `verify` the digests, files and lake of a data directory (verify/); the
+others read the lake (--lake, --data-dir or --config, and --format).
 Usage errors are one line too, with the same status.
 
 What a command leaves out because it cannot read it (a damaged part of the lake, a damaged file of the
@@ -23,6 +24,7 @@ from typing import NoReturn
 from auditship.ondisk.data_layout import data_dir
 from auditship.query import anomalies, cat, location, output, retention, search, sql, stats, tail
 from auditship.query.errors import QueryError
+from auditship.query.verify import command as verify
 
 FILE_COMMANDS = (cat,)
 LAKE_COMMANDS = (search, stats, sql, tail, anomalies, retention)
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.register(commands, files)
     for command in LAKE_COMMANDS:
         command.register(commands, lake)
+    verify.register(commands)
     return parser
 
 

@@ -4,8 +4,10 @@ Two kinds of host:
 - **An installed agent** (the systemd unit, docs/deploy.md): sockets in `/run/auditship`, spool in
   `/var/spool/auditship`. A host has one when any of its marks exists: that runtime directory, that
   spool directory (made at install by tmpfiles.d, so it is there after a reboot before the agent is),
-  the unit file, or `/etc/auditship/agent.toml`. Every service on it, whatever its user, aims there,
-  and spills there while the agent is down: the spool survives a reboot and holds the key to seal to.
+  the unit file, or `/etc/auditship/agent.toml` (`AUDITSHIP_INSTALL_MARKS` replaces this list: paths
+  separated by `:`, empty for none, as the test suite sets it). Every service on it, whatever its
+  user, aims there, and spills there while the agent is down: the spool survives a reboot and holds
+  the key to seal to.
 - **No installed agent** (a laptop, a test): sockets in `$XDG_RUNTIME_DIR/auditship`, else
   `/tmp/auditship-<uid>` when it is this user's own, else `~/.cache/auditship`; the spool is the
   `spool` link the agent makes beside its sockets.
@@ -54,7 +56,17 @@ def agent_intake_endpoint(configured: str, runtime: Path) -> str:
 
 def agent_installed() -> bool:
     """Whether this host has an installed agent (see the module's docstring), running or not."""
-    return any(mark.exists() for mark in _INSTALL_MARKS)
+    return any(mark.exists() for mark in install_marks())
+
+
+def install_marks() -> tuple[Path, ...]:
+    """The paths whose existence says an agent is installed: `AUDITSHIP_INSTALL_MARKS` (separated by
+    `:`; set but empty, none) when set, else the installed agent's runtime and spool directories, unit
+    and config file."""
+    given = os.environ.get("AUDITSHIP_INSTALL_MARKS")
+    if given is None:
+        return _INSTALL_MARKS
+    return tuple(Path(mark) for mark in given.split(os.pathsep) if mark)
 
 
 def runtime_dir() -> Path:

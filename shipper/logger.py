@@ -12,9 +12,9 @@ A logger built without `emit` uses `shipper.dispatch.default_emit`, which sends 
 The logging methods are `async def` because the seed awaits them; none of them waits for anything,
 since `emit` hands the event over without blocking, unless delivery is acknowledged (`fail_closed`,
 `async_logging=False`, or `log_event(..., durable=True)`): then each waits, without blocking the event
-loop, until the agent has the event in its WAL, synced. `search_events`, `get_audit_statistics` and
-`cleanup_old_events` read the agent's lake through the reader that shipper.readers finds at first call
-(audit-query's, which needs DuckDB, the agent extra), in a worker thread.
+loop, until the agent has the event in its WAL, synced. `search_events`, `get_audit_statistics`,
+`cleanup_old_events` and `verify` read the agent's lake through the reader that shipper.readers finds at
+first call (audit-query's, which needs DuckDB, the agent extra), in a worker thread.
 """
 
 from __future__ import annotations
@@ -363,3 +363,25 @@ class AuditLogger:
         names = [rules] if isinstance(rules, str) else list(rules or ())
         config = Path(config_file) if config_file is not None else None
         return await lake_reader().detect_anomalies(self.config.data_dir, start_time, end_time, names, config)
+
+    async def verify(
+        self,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        sink: str = "all",
+        public_key: Path | None = None,
+        keys_dir: Path | None = None,
+    ) -> Mapping[str, Any]:
+        """Check the agent's signed digests against its files and lake, as `audit-query verify` does:
+        `result["ok"]` is True only when every digest and object is valid (or pending), and
+        `result["findings"]` has a verdict per object. `keys_dir` (default: beside the data directory,
+        `<data_dir>-keys`) holds the public keys and run records; `public_key` (a PEM file from
+        `audit-agent keys export-public`) is the one key trusted instead."""
+        return await lake_reader().verify(
+            self.config.data_dir,
+            start_time=start_time,
+            end_time=end_time,
+            sink=sink,
+            public_key=public_key,
+            keys_dir=keys_dir,
+        )

@@ -1,6 +1,6 @@
-"""The read-back seam: how `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events` and
-`detect_anomalies` reach the agent's lake although shipper, below the agent and audit-query, never
-imports them.
+"""The read-back seam: how `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events`,
+`detect_anomalies` and `verify` reach the agent's lake although shipper, below the agent and
+audit-query, never imports them.
 
 shipper names only the `LakeReader` protocol. The implementation is found at first use through the entry
 point `lake` of the group `auditship.readers`, which this distribution declares as `auditship.query.api`
@@ -45,11 +45,22 @@ class LakeReader(Protocol):
         config_file: Path | None,
     ) -> list[Mapping[str, Any]]: ...
 
+    async def verify(
+        self,
+        data_dir: Path | None,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        sink: str = "all",
+        public_key: Path | None = None,
+        keys_dir: Path | None = None,
+    ) -> Mapping[str, Any]: ...
+
 
 def _missing(reason: object) -> RuntimeError:
     return RuntimeError(
-        "search_events, get_audit_statistics, cleanup_old_events and detect_anomalies read the agent's "
-        "lake with DuckDB, "
+        "search_events, get_audit_statistics, cleanup_old_events, detect_anomalies and verify read the "
+        "agent's lake with DuckDB, "
         f"which comes with the agent extra: pip install 'auditship[agent]' ({reason})"
     )
 

@@ -8,6 +8,11 @@ which must never reach disk in plaintext.
 The agent claims a file by renaming it while holding its flock; an emitter takes the same lock for
 each write and, when it finds its path renamed away, starts a new file. So a record is either in the
 file the agent claimed or in the next one, never torn between the two and never lost.
+
+The agent writes `seal.pub` afresh at every start. A writer looks at it again (a stat, at most once a
+second) and seals to the new key when the file changed, so a long-running service follows the agent's
+key rather than the first one it read (which a group member could have planted before the agent
+first started).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from auditship.ondisk.files import make_private_dirs, write_all
@@ -26,6 +33,8 @@ PLAIN = b"\x00"
 SEALED = b"\x01"
 SUFFIX = ".spool"
 PUBLIC_KEY_NAME = "seal.pub"
+KEY_CHECK_INTERVAL_S = 1.0
+"""How often a writer that seals looks whether `seal.pub` changed."""
 
 
 class SpoolWriter:
@@ -34,7 +43,8 @@ class SpoolWriter:
     create: make the directory when it is missing (a user's own spool); the installed agent's is made at
     install, with its mode, never by a service. max_bytes and keep_free: bounds for a spool on a small
     filesystem (the overflow spool on the runtime directory's tmpfs): this file grows to at most
-    max_bytes, and no write leaves less than keep_free (a fraction) of the filesystem free.
+    max_bytes, and no write leaves less than keep_free (a fraction) of the filesystem free. clock: a
+    monotonic clock in seconds, for when to look at `seal.pub` again.
     """
 
     def __init__(
@@ -45,6 +55,7 @@ class SpoolWriter:
         create: bool = True,
         max_bytes: int | None = None,
         keep_free: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self._create = create
@@ -55,6 +66,10 @@ class SpoolWriter:
         self.path = directory / f"{emitter_id}.{os.urandom(16).hex()}{SUFFIX}"
         self._fd: int | None = None
         self._sealer: Sealer | None = None
+        self._clock = clock
+        self._key_checked = 0.0
+        # seal.pub's device, inode, mtime and size when the sealer's key was read from it.
+        self._key_file: tuple[int, int, int, int] | None = None
 
     def write(self, frames: list[tuple[bytes, bool]]) -> None:
         """Append frames (`(frame bytes, has sensitive values)`) durably enough to survive this process.
@@ -98,13 +113,25 @@ class SpoolWriter:
         return SEALED + self._agent_sealer().seal(frame)
 
     def _agent_sealer(self) -> Sealer:
-        if self._sealer is None:
-            path = self.directory / PUBLIC_KEY_NAME
-            try:
-                self._sealer = Sealer(path.read_bytes())
-            except OSError as exc:
+        """The sealer of the agent's current key: read again when `seal.pub` has changed (looked at
+        once a second at most). Until a first key is read, SealUnavailableError; after, a key file
+        that is gone or unreadable for a moment leaves the last key in use."""
+        now = self._clock()
+        if self._sealer is not None and now < self._key_checked + KEY_CHECK_INTERVAL_S:
+            return self._sealer
+        self._key_checked = now
+        path = self.directory / PUBLIC_KEY_NAME
+        try:
+            with path.open("rb") as file:
+                status = os.fstat(file.fileno())
+                key_file = (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
+                if self._sealer is None or key_file != self._key_file:
+                    self._sealer, self._key_file = Sealer(file.read()), key_file
+        except OSError as exc:
+            if self._sealer is None:
                 raise SealUnavailableError(f"no agent key at {path}") from exc
-            except ValueError as exc:
+        except ValueError as exc:
+            if self._sealer is None:
                 raise SealUnavailableError(f"{path}: {exc}") from exc
         return self._sealer
 

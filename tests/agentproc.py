@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from auditship.agents.config import AgentConfig, parse_config
+from auditship.agents.config import AgentConfig, load_config, parse_config
 from shipper.control import Status, request_status
 from tests.waiting import wait_for
 
@@ -38,6 +38,8 @@ class AgentDirs:
         self.runtime = self.root / "run"
         self.data = self.root / "data"
         self.config_file = self.root / "agent.toml"
+        self.keys = self.root / "keys"
+        """The agent's keys_dir: beside its config file, as an agent.toml without `keys_dir` puts it."""
 
     def env(self) -> dict[str, str]:
         return {"AUDITSHIP_RUNTIME_DIR": str(self.runtime), "AUDITSHIP_DATA_DIR": str(self.data)}
@@ -52,7 +54,7 @@ class RunningAgent:
         self.dirs = dirs
         self.command_prefix = list(command_prefix)
         dirs.config_file.write_text(config_toml)
-        self.config: AgentConfig = parse_config(config_toml)
+        self.config: AgentConfig = load_config(dirs.config_file)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = dirs.root / "agent.log"
 

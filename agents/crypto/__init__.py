@@ -1,6 +1,7 @@
 """Field encryption and the spool seal, on the agent's side.
 
-keyring.py creates and holds the keys (keys/ in the data directory); fields.py turns `sensitive` values
+keyring.py creates and holds the keys (in keys_dir; keys_dir.py prepares it and moves older agents' keys
+there); fields.py turns `sensitive` values
 into envelopes and back; spool_unseal.py opens spool records that emitters sealed with
 shipper/spool_seal.py. The envelope's format, the key files and the errors are ondisk's (envelope.py,
 keys.py, errors.py), which readers such as `audit-query cat --decrypt` use without the agent.

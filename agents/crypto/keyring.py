@@ -1,4 +1,4 @@
-"""The agent's keyring: the field-encryption keys and the spool seal's key pair, in `keys/` (its files
+"""The agent's keyring: the field-encryption keys and the spool seal's key pair, in `keys_dir` (its files
 are described in ondisk/keys.py, which also opens the field keys for readers). `rotate()` only moves
 `active`.
 
@@ -39,7 +39,7 @@ class Keyring(FieldKeys):
         active = read_active(keys_dir) or _create_active(keys_dir)
         spool_key = keys_dir / SPOOL_KEY
         if not spool_key.exists():
-            _publish(spool_key, X25519PrivateKey.generate().private_bytes_raw())
+            publish(spool_key, X25519PrivateKey.generate().private_bytes_raw())
         keyring = cls(keys_dir, active)
         # Fail at start-up, naming the file, rather than at the first sensitive event.
         keyring.cipher(active)
@@ -67,7 +67,7 @@ class Keyring(FieldKeys):
 
 def _create_active(keys_dir: Path) -> str:
     key_id = _create_field_key(keys_dir)
-    if _publish(keys_dir / ACTIVE, key_id.encode() + b"\n"):
+    if publish(keys_dir / ACTIVE, key_id.encode() + b"\n"):
         logger.info("created keyring in %s with field key %s", keys_dir, key_id)
         return key_id
     # Another process initialised the keyring at the same moment: its key is the one, ours never served.
@@ -81,7 +81,7 @@ def _create_active(keys_dir: Path) -> str:
 def _create_field_key(keys_dir: Path) -> str:
     while True:
         key_id = f"f-{secrets.token_hex(4)}"
-        if _publish(keys_dir / f"{key_id}.key", os.urandom(KEY_BYTES)):
+        if publish(keys_dir / f"{key_id}.key", os.urandom(KEY_BYTES)):
             return key_id
 
 
@@ -105,8 +105,8 @@ def _write_temp(directory: Path, name: str, data: bytes) -> Path:
     return temp
 
 
-def _publish(path: Path, data: bytes) -> bool:
-    """Create `path` holding `data` unless it exists; True if this call created it."""
+def publish(path: Path, data: bytes) -> bool:
+    """Create `path` (0600) holding `data`, durably, unless it exists; True if this call created it."""
     try:
         temp = _write_temp(path.parent, path.name, data)
         try:

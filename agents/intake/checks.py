@@ -10,13 +10,25 @@
 - Those maps nest at most MAX_NESTING maps or lists deep. Decoders and encoders recurse once per level
   and stop at the interpreter's recursion limit, which counts the frames already on the stack: without
   a fixed bound an event the intake just managed to decode could fail in a sink whose stack is deeper.
+- Integers fit their columns in the lake and in SQL (both INTEGER for `status_code` and
+  `schema_version`, BIGINT for the sizes: agents/sinks/parquet/schema.py), where msgpack carries up to
+  64 bits unsigned and Python any size.
+- `service_name` names a directory of the lake (`service=<name %-quoted>`, ondisk/lake_layout.py) no
+  longer than NAME_MAX. The quoting makes any other name one safe path segment that DuckDB's hive
+  partitioning reads back as it was (`/`, `..`, NUL, `*`, `%`, a newline...), so length is the only limit.
+Such events were refused by the sink that could not hold them, and written by the others: refused here,
+an event is in every sink or in none.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from auditship.agents.sinks.parquet.schema import out_of_range
+from auditship.ondisk.lake_layout import partition_dir
 from shipper.event import AuditEvent
 
 MAX_NESTING = 64
@@ -25,6 +37,8 @@ _SCALARS = frozenset((str, int, float, bool, type(None), bytes, datetime))
 # What msgspec's JSON encoder takes as a map key (bool is not one: exact types are compared).
 _KEYS = frozenset((str, int, float, bytes))
 _ALL_SCALARS = _SCALARS.issuperset
+NAME_MAX = 255
+"""Bytes of a directory name on Linux filesystems (the lake's own is checked again by its sink)."""
 
 
 def refusal(event: AuditEvent) -> str | None:
@@ -39,7 +53,22 @@ def refusal(event: AuditEvent) -> str | None:
         # Nearly every map is flat, of plain values: this test is then all the cost.
         if values and not _ALL_SCALARS(map(type, values.values())):
             return _maps_refusal(event)
+    if (unfit := out_of_range(event)) is not None:
+        return f"event {event.event_id}: {unfit}"
+    if event.service_name and (size := _service_dir_bytes(event.service_name)) > NAME_MAX:
+        shown = f"{event.service_name[:40]!r}{'...' if len(event.service_name) > 40 else ''}"
+        return (
+            f"event {event.event_id}: service_name {shown} makes a lake directory name of {size} bytes "
+            f"(%-quoted), over the {NAME_MAX} a directory name holds"
+        )
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _service_dir_bytes(service: str) -> int:
+    """The length of the lake's directory name for `service` (ASCII: %-quoted). Services are few, and
+    quoting costs a microsecond or two: remembered."""
+    return len(partition_dir(Path(), "", service).name)
 
 
 def _maps_refusal(event: AuditEvent) -> str | None:

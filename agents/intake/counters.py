@@ -18,7 +18,15 @@ class IntakeCounters(msgspec.Struct):
     spool_files: int = 0
     """Spool files ingested and deleted."""
     spool_quarantined: int = 0
+    """Spool entries moved to quarantine/: not a regular file, unreadable, over
+    `intake.max_spool_file_bytes`, holding a corrupt record, or met by any other failure."""
     spool_quarantine_failed: int = 0
+    """Attempts to move a spool entry to quarantine/ that failed (the entry stays, tried at each scan)."""
+    spool_claim_failed: int = 0
+    """Attempts to claim a spool entry (or list a spool directory) that failed (it stays, tried at each
+    scan)."""
+    wal_undecodable: int = 0
+    """WAL records the dedupe index's replay at start could not decode: skipped (sinks skip them too)."""
     write_errors: int = 0
     """WAL appends that failed (and were retried)."""
     rate_limited: int = 0
@@ -29,5 +37,9 @@ class IntakeCounters(msgspec.Struct):
     and flagged (`sender.mismatch`) under `identity_mismatch = "flag"`."""
     curve_revoked: int = 0
     """Frames dropped unread from a CURVE client key revoked while its connection was open."""
+    ack_syncs: int = 0
+    """WAL syncs made for acknowledged emits (frames marked `sync`) before confirming them: one for all
+    such frames read off the socket in one pass (group commit), so it grows far slower than the frames
+    under concurrent callers."""
     paused: int = 0
     """1 while the WAL is over `wal.max_bytes` and the socket is not read, else 0."""

@@ -96,6 +96,24 @@ class SeqSet:
                 del starts[0], ends[0]
         return True
 
+    def discard(self, seq: int) -> None:
+        """Remove `seq` if it is there (splitting its interval)."""
+        starts, ends = self.starts, self.ends
+        index = bisect.bisect_right(starts, seq) - 1
+        if index < 0 or seq > ends[index]:
+            return
+        start, end = starts[index], ends[index]
+        if start == end:
+            del starts[index], ends[index]
+        elif seq == start:
+            starts[index] = seq + 1
+        elif seq == end:
+            ends[index] = seq - 1
+        else:
+            ends[index] = seq - 1
+            starts.insert(index + 1, seq + 1)
+            ends.insert(index + 1, end)
+
     def intervals(self) -> list[tuple[int, int]]:
         return list(zip(self.starts, self.ends, strict=True))
 
@@ -144,6 +162,14 @@ class DedupeIndex:
         self._last_heard[key] = now
         self._changed.add(key)
         return seqs.add(seq)
+
+    def withdraw(self, key: Key, seq: int) -> None:
+        """Forget (key, seq) again: it was accepted, and then not appended (the WAL write failed). An
+        index saved meanwhile must not hold it, or its resend would be dropped as a repeat of nothing."""
+        seqs = self._seen.get(key)
+        if seqs is not None:
+            seqs.discard(seq)
+            self._changed.add(key)
 
     def _adopt(self, key: Key) -> SeqSet:
         """A new key's set: the older format's set for its emitter id when there is one (taken over once,

@@ -7,12 +7,14 @@ before the WAL sees them. Each accepted event is stamped with its sender as the 
 (senders.py; over TCP, the CURVE client key it connected with: curve_auth.py), which also keys the
 dedupe index and the per-sender rate limit (limits.py), and is checked against `[intake.identities]`.
 A frame marked `sync` (an acknowledged emit) has the WAL fsynced before its confirmation goes out,
-which is then at once. A failed WAL write is retried, holding the batch, until it succeeds; the socket
-is not read meanwhile, so emitters spill instead of losing anything.
+which is then at once. A failed WAL write is retried, holding the batch, until it succeeds or a Stop
+comes; the socket is not read meanwhile, and nothing of the batch is confirmed or counted as seen, so
+emitters keep it, and spill it, instead of losing anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -31,7 +33,7 @@ from auditship.agents.intake import spool_pickup
 from auditship.agents.intake.checks import refusal
 from auditship.agents.intake.counters import IntakeCounters
 from auditship.agents.intake.curve_auth import CurveGate
-from auditship.agents.intake.dedupe import LEGACY, DedupeIndex
+from auditship.agents.intake.dedupe import LEGACY, DedupeIndex, Key
 from auditship.agents.intake.failure import WriteFailure
 from auditship.agents.intake.limits import RateLimits
 from auditship.agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit
@@ -92,6 +94,20 @@ class _StoredFrame(msgspec.Struct, array_like=True):
 _stored_decoder = msgspec.msgpack.Decoder(_StoredFrame)
 
 
+def _dedupe_key(payload: bytes, anonymous: Principal) -> tuple[Key, int]:
+    """The dedupe index's key and the emitter's seq of a WAL record, as `Intake._accept` keyed it;
+    `anonymous` stands for a record without a sender. Raises what decoding raises."""
+    try:
+        stored = _stored_decoder.decode(payload)
+    except msgspec.ValidationError:
+        # A record no sink can take either (no event, or an older agent's with a `sender` its
+        # emitter made up): its header still says what it repeats.
+        header = header_decoder.decode(payload)
+        return (anonymous, header.emitter), header.seq
+    sender = stored.event.sender
+    return (anonymous if sender is None else principal(sender), stored.emitter), stored.seq
+
+
 class Run(msgspec.Struct):
     """An emitter's stretch of transmissions received without a gap, which the intake confirms."""
 
@@ -115,8 +131,9 @@ class Intake:
         self.settings = config.intake
         self.mailbox = mailbox
         self.layout = DataLayout(config.data_path)
-        self.keyring = Keyring.load_or_create(self.layout.keys)
+        self.keyring = Keyring.load_or_create(config.keys_path)
         self.wal = WriteAheadLog(self.layout.wal, config.wal, config.wal_readers())
+        self.counters = IntakeCounters()
         self.index = self._load_index()
         self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())
         self.runs: dict[str, Run] = {}
@@ -137,8 +154,9 @@ class Intake:
         self._next_forget = 0.0
         self._write_failure = WriteFailure("WAL append", log)
         self._index_failure = WriteFailure("saving the dedupe index", log)
-        self.counters = IntakeCounters()
         self._quarantine_warnings = WarningLimit(QUARANTINE_WARN_INTERVAL_S)
+        self._stopping = False
+        """A Stop came (or the supervisor is gone): the loop ends after the step it is in."""
         self._spool_dirs = self._spool_directories(config.spool_path, config.runtime_path)
 
         endpoint = config.intake_endpoint
@@ -188,18 +206,23 @@ class Intake:
         # Records without a sender after an index of the older format are that agent's: its emitters'
         # sets are kept under LEGACY until their owner takes them over (see dedupe.py).
         anonymous = LEGACY if index.legacy_loaded else None
+        first_failure = ""
         for record in self.wal.records_after(covered):
             try:
-                stored = _stored_decoder.decode(record.payload)
-            except msgspec.ValidationError:
-                # A record no sink can take either (no event, or an older agent's with a `sender` its
-                # emitter made up): its header still says what it repeats.
-                header = header_decoder.decode(record.payload)
-                index.accept((anonymous, header.emitter), header.seq, now)
+                key, seq = _dedupe_key(record.payload, anonymous)
+            except Exception as exc:  # noqa: BLE001 - no record may keep the intake from starting
+                # Damage on disk, or a record of an agent with other rules: sinks skip it too.
+                self.counters.wal_undecodable += 1
+                first_failure = first_failure or f"WAL seq {record.lsn}: {exc!r}"
                 continue
-            sender = stored.event.sender
-            who = anonymous if sender is None else principal(sender)
-            index.accept((who, stored.emitter), stored.seq, now)
+            index.accept(key, seq, now)
+        if first_failure:
+            log.error(
+                "replaying the WAL into the dedupe index: %d records undecodable, skipped (the first, %s); "
+                "a resend of one of them is appended again",
+                self.counters.wal_undecodable,
+                first_failure,
+            )
         return index
 
     def _spool_directories(self, spool: Path, runtime: Path) -> list[Path]:
@@ -219,30 +242,19 @@ class Intake:
         poller.register(self.confirmations, zmq.POLLIN)
         confirm_every = self.settings.confirm_interval_ms / 1000
         next_confirm = next_maintenance = next_spool = 0.0
-        while not self.mailbox.orphaned():
-            paused = self.wal.over_limit()
-            if paused != bool(self.counters.paused):
-                self.counters.paused = int(paused)
-                log.warning(
-                    "WAL at %d bytes, wal.max_bytes is %d: %s",
-                    self.wal.size_bytes(),
-                    self.config.wal.max_bytes,
-                    "intake paused, emitters spill until sinks catch up" if paused else "intake resumed",
-                )
+        while not self._stopping and not self.mailbox.orphaned():
+            paused = self._paused()
             poller.modify(self.pull, 0 if paused else zmq.POLLIN)
             appended = self.counters.appended
-            # Ticks of confirm_interval_ms only while something waits to be confirmed or synced;
-            # otherwise asleep until a socket has work or maintenance is due: an idle agent costs nothing.
-            if self.pending or self._held or self.wal.unsynced:
-                timeout_s = confirm_every
-            else:  # while paused the spool is not read: its scan is no deadline then
-                wake_at = next_maintenance if paused else min(next_maintenance, next_spool)
-                timeout_s = wake_at - time.monotonic()
-            ready = dict(poller.poll(max(1, int(timeout_s * 1000))))
+            # While paused the spool is not read: its scan is no deadline then.
+            wake_at = next_maintenance if paused else min(next_maintenance, next_spool)
+            ready = dict(poller.poll(max(1, int(self._idle_s(confirm_every, wake_at) * 1000))))
             if self.mailbox.socket in ready and self._stop_requested():
                 break
             if self.pull in ready or (self._held and not paused):
                 self._receive()
+                if self._stopping:
+                    break  # a Stop came while a WAL write was failing
             if self.confirmations in ready:
                 self._hellos()
             now = time.monotonic()
@@ -253,6 +265,8 @@ class Intake:
             if now >= next_spool and not paused:
                 next_spool = now + self.settings.spool_scan_interval_s
                 self._ingest_spool()
+                if self._stopping:
+                    break
             if now >= next_maintenance:
                 next_maintenance = now + MAINTENANCE_INTERVAL_S
                 self._maintain()
@@ -265,11 +279,32 @@ class Intake:
             )
         self._shutdown()
 
+    def _paused(self) -> bool:
+        """Whether the WAL is over wal.max_bytes (the socket is then not read); each change is logged."""
+        paused = self.wal.over_limit()
+        if paused != bool(self.counters.paused):
+            self.counters.paused = int(paused)
+            log.warning(
+                "WAL at %d bytes, wal.max_bytes is %d: %s",
+                self.wal.size_bytes(),
+                self.config.wal.max_bytes,
+                "intake paused, emitters spill until sinks catch up" if paused else "intake resumed",
+            )
+        return paused
+
+    def _idle_s(self, confirm_every: float, wake_at: float) -> float:
+        """How long the loop may wait for its sockets: ticks of confirm_interval_ms while something waits
+        to be confirmed or synced, else until `wake_at` (maintenance or the spool's scan), so that an
+        idle agent costs nothing."""
+        if self.pending or self._held or self.wal.unsynced:
+            return confirm_every
+        return wake_at - time.monotonic()
+
     def _stop_requested(self) -> bool:
         while (message := self.mailbox.receive()) is not None:
             if isinstance(message, Stop):
-                return True
-        return False
+                self._stopping = True
+        return self._stopping
 
     def _receive(self) -> None:
         frames, self._held = self._held, []
@@ -281,12 +316,14 @@ class Intake:
                 break
             frames.extend(self._limited(message))
         accepted, self._held = self._admit(frames, "socket")
-        self._append(accepted)
+        if not self._append(accepted):
+            return
         if self._sync_wanted:
             # Acknowledged emits wait for this: one fsync for every one of them received together
             # (group commit), then their confirmations at once instead of at the next interval.
             self._sync_wanted = False
             self.wal.sync()
+            self.counters.ack_syncs += 1
             self._confirm()
 
     def _limited(self, message: zmq.Frame) -> list[Incoming]:
@@ -490,31 +527,70 @@ class Intake:
         self.pending.add(emitter)
         return True
 
-    def _append(self, payloads: list[bytes]) -> None:
+    def _append(self, payloads: list[bytes]) -> bool:
+        """Append `payloads` to the WAL. A failed write (a full disk) is retried, holding the batch,
+        without reading more, until it succeeds, or until a Stop comes: then False, with nothing of the
+        batch in the WAL, confirmed or in the dedupe index (its emitters keep it, then spill it, to the
+        overflow spool if this disk is full, and send it again)."""
         if not payloads:
-            return
+            return True
+        withdrawn: list[tuple[Key, int]] | None = None
         while True:
             try:
                 self.wal.append(payloads)
             except OSError as exc:
-                # Nothing of the batch is confirmed yet; hold it and try again, without reading more:
-                # emitters keep what they sent, then spill it (to the overflow spool if this disk is full).
                 self.counters.write_errors += 1
                 self._write_failure.failed(exc, f"{len(payloads)} events held, emitters spill")
+                if withdrawn is None:
+                    withdrawn = self._withdraw(payloads)
                 # Sinks may have passed segments meanwhile: deleting them may be what frees the disk.
-                self._maintain()
+                # No confirmation meanwhile: runs already count the batch's transmissions.
+                self._maintain(confirm=False)
                 self.mailbox.report(
                     self._counters(),
                     self.config.supervisor.stats_interval_s,
                     problem=self._write_failure.problem or self._index_failure.problem,
                 )
-                time.sleep(RETRY_PAUSE_S)
-                if self.mailbox.orphaned():
-                    raise
+                if self._stop_during(RETRY_PAUSE_S):
+                    log.warning(
+                        "stopping with %d events not written to the WAL (%s): nothing of them was "
+                        "confirmed; their emitters keep them, and spill them",
+                        len(payloads),
+                        exc,
+                    )
+                    return False
                 continue
             self._write_failure.succeeded()
+            now = time.time()
+            for key, seq in withdrawn or ():
+                self.index.accept(key, seq, now)
             self.counters.appended += len(payloads)
-            return
+            return True
+
+    def _withdraw(self, payloads: list[bytes]) -> list[tuple[Key, int]]:
+        """Take the seqs of `payloads` out of the dedupe index, which accepted them before their append
+        failed: saved meanwhile, the index must not say the WAL holds them. Returns what was taken out."""
+        withdrawn = []
+        for payload in payloads:
+            try:
+                key, seq = _dedupe_key(payload, None)
+            except Exception as exc:  # noqa: BLE001 - the intake encoded it; not a reason to stop
+                log.error("a held frame does not decode (%r); its seq stays in the dedupe index", exc)
+                continue
+            self.index.withdraw(key, seq)
+            withdrawn.append((key, seq))
+        return withdrawn
+
+    def _stop_during(self, seconds: float) -> bool:
+        """Wait `seconds` for a Stop on the mailbox; whether the intake is to stop (a Stop came, now or
+        before, or the supervisor is gone)."""
+        if self._stopping:
+            return True
+        if self.mailbox.socket.poll(int(seconds * 1000)):
+            self._stop_requested()
+        if self.mailbox.orphaned():
+            self._stopping = True
+        return self._stopping
 
     def _confirm(self, emitters: Iterable[str] | None = None) -> None:
         """Confirm the run of each emitter heard from since the last call (or of `emitters`) to its
@@ -543,47 +619,84 @@ class Intake:
             run.refused = []
 
     def _ingest_spool(self) -> None:
-        for path in spool_pickup.claim(self._spool_dirs):
-            source = f"spool:{path.name}"
-            frames: list[Incoming] = []
-            count = 0
-            complete = True
-            unreadable: UnreadableSpoolEntry | None = None
+        claims = spool_pickup.claim(self._spool_dirs)
+        if claims.failures:
+            self._claim_failed(claims.failures)
+        for path in claims.files:
+            if not self._ingest_spool_file(path):
+                return
+
+    def _ingest_spool_file(self, path: Path) -> bool:
+        """Append a claimed file's records and delete it, or move it to quarantine (with what its damage
+        left, and on any failure met with it: no entry stops the intake). False when the WAL took only
+        part of it (it stays claimed and is read again once the WAL has room; what of it is in the WAL by
+        then is dropped as a repeat), or a Stop came."""
+        progress = _SpoolProgress()
+        try:
+            unreadable = self._take_spooled(path, progress)
+            if not progress.complete:
+                if not self._stopping:
+                    log.info(
+                        "spool file %s: %d new events taken, the rest waits for room in the WAL",
+                        path.name,
+                        progress.count,
+                    )
+                return False
+            # The file goes only once what it held is durable in the WAL.
+            self.wal.sync()
+            if unreadable is None:
+                path.unlink()
+                self.counters.spool_files += 1
+                log.info("ingested spool file %s: %d new events", path.name, progress.count)
+                return True
+            reason = str(unreadable)
+        except FileNotFoundError:
+            log.warning("spool file %s is gone (removed by its owner?) while it was being taken", path)
+            return True
+        except Exception as exc:  # one entry's failure quarantines that entry only
+            reason = f"{path.name}: cannot be ingested: {exc!r}"
+            # With its traceback (a bug, or a fault to see), once a minute: an entry that cannot be moved
+            # to quarantine either meets it again at every scan.
+            kind = f"unexpected {type(exc).__name__}"
+            if self._quarantine_warnings.admit(kind, time.monotonic()) is not None:
+                log.error("spool file %s: unexpected failure; it goes to quarantine", path.name, exc_info=exc)
+        self._quarantine(path, reason, progress.count)
+        return True
+
+    def _take_spooled(self, path: Path, progress: _SpoolProgress) -> UnreadableSpoolEntry | None:
+        """Append `path`'s records to the WAL a batch at a time, up to the damage if there is one, which
+        is returned; `progress` says what was taken."""
+        source = f"spool:{spool_pickup.printable(path.name)}"
+        frames: list[Incoming] = []
+        unreadable = None
+        records = spool_pickup.read(path, self.keyring, self.settings.max_spool_file_bytes)
+        with contextlib.closing(records):
             try:
-                for record in spool_pickup.read(path, self.keyring):
+                for record in records:
                     if record.reason is not None:
                         self.rejects.write(record.frame, source, record.reason)
                         continue
                     frames.append((record.frame, self.senders.of_owner(*record.owner)))
                     if len(frames) >= self.settings.batch_max:
-                        added, complete = self._append_spooled(frames, source)
-                        count += added
+                        if not self._append_spooled(frames, source, progress):
+                            return None
                         frames = []
-                        if not complete:
-                            break
             except UnreadableSpoolEntry as exc:
                 unreadable = exc
-            except FileNotFoundError:
-                log.warning("spool file %s was removed (by its owner) before it was read", path)
-                continue
-            if complete:
-                added, complete = self._append_spooled(frames, source)
-                count += added
-            if not complete:
-                # Backpressure: the file stays claimed and is read again once the WAL has room; what
-                # of it is in the WAL by then is dropped as a repeat.
-                log.info(
-                    "spool file %s: %d new events taken, the rest waits for room in the WAL", path.name, count
-                )
-                return
-            # The file goes only once what it held is durable in the WAL.
-            self.wal.sync()
-            if unreadable is not None:
-                self._quarantine(path, str(unreadable), count)
-                continue
-            path.unlink()
-            self.counters.spool_files += 1
-            log.info("ingested spool file %s: %d new events", path.name, count)
+        self._append_spooled(frames, source, progress)
+        return unreadable
+
+    def _claim_failed(self, failures: list[str]) -> None:
+        """Entries that could not be claimed stay and are tried at each scan: one line a minute."""
+        self.counters.spool_claim_failed += len(failures)
+        left_out = self._quarantine_warnings.admit("claim", time.monotonic())
+        if left_out is not None:
+            log.error(
+                "spool: %s; it stays where it is%s%s",
+                failures[0],
+                f" ({len(failures) - 1} more entries alike now)" if len(failures) > 1 else "",
+                f"; {left_out} more such failures since the last such line" if left_out else "",
+            )
 
     def _quarantine(self, path: Path, reason: str, count: int) -> None:
         """Out of the scans' way, kept whole for a person to look at (see spool_pickup.quarantine)."""
@@ -607,17 +720,22 @@ class Intake:
         self.counters.spool_quarantined += 1
         log.error("spool entry %s; %d events taken before it; the entry is kept in %s", reason, count, target)
 
-    def _append_spooled(self, frames: list[Incoming], source: str) -> tuple[int, bool]:
-        """Append what the WAL has room for; returns how many were new, and whether it took them all
-        (what it did not take stays in the file)."""
+    def _append_spooled(self, frames: list[Incoming], source: str, progress: _SpoolProgress) -> bool:
+        """Append what the WAL has room for; whether it took them all (what it did not take stays in the
+        file), as `progress` says too."""
         accepted, left = self._admit(frames, source)
-        self._append(accepted)
+        if not self._append(accepted):
+            progress.complete = False
+            return False
         self.counters.spooled_in += len(accepted)
-        return len(accepted), not left
+        progress.count += len(accepted)
+        progress.complete = not left
+        return progress.complete
 
-    def _maintain(self) -> None:
+    def _maintain(self, *, confirm: bool = True) -> None:
         """Save the dedupe index, then let the WAL delete what every sink has passed (in this order:
-        the index must cover every record before the record can go)."""
+        the index must cover every record before the record can go); and say every run's confirmation
+        again, unless `confirm` is False (a batch the runs count is not in the WAL yet)."""
         now = time.time()
         if now >= self._next_forget:
             self._next_forget = now + FORGET_INTERVAL_S
@@ -631,7 +749,8 @@ class Intake:
             del self.runs[emitter]
         # A confirmation dropped (a full queue, or no hello yet from a reconnecting emitter) is
         # made good by the next: say it all again.
-        self._confirm(list(self.runs))
+        if confirm:
+            self._confirm(list(self.runs))
         try:
             self.index.save(self.layout.dedupe_index, self.wal.next_lsn - 1)
         except OSError as exc:
@@ -654,13 +773,17 @@ class Intake:
         }
 
     def _shutdown(self) -> None:
-        """Take what is already queued (briefly), confirm it, and close the WAL cleanly."""
+        """Take what is already queued (briefly), confirm it, and close the WAL cleanly. When the WAL
+        cannot be written, nothing is taken or confirmed: the runs count the batch that was held."""
+        writable = self._write_failure.problem is None
         deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and self.pull.poll(0) and not self.wal.over_limit():
+        while writable and time.monotonic() < deadline and self.pull.poll(0) and not self.wal.over_limit():
             self._receive()
+            writable = self._write_failure.problem is None
         self.wal.sync()
-        self._confirm()
-        self._maintain()
+        if writable:
+            self._confirm()
+        self._maintain(confirm=writable)
         self.wal.close()
         self.mailbox.report(self._counters(), 0, force=True)
         self.pull.close(linger=0)
@@ -669,6 +792,18 @@ class Intake:
         if self.curve is not None:
             self.curve.close()
         log.info("intake stopped at WAL seq %d", self.wal.next_lsn - 1)
+
+
+class _SpoolProgress:
+    """What of a spool file is in the WAL so far."""
+
+    __slots__ = ("complete", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        """Its new events appended (repeats not counted)."""
+        self.complete = True
+        """False once the WAL did not take all that was offered (no room, or a Stop)."""
 
 
 def _peer_address(message: zmq.Frame) -> str | None:

@@ -81,6 +81,11 @@ class Sink(Protocol):
 
     def write_batch(self, batch: list[Entry]) -> Delivery | Refused | Partial: ...
 
+    def tick(self) -> None:
+        """Called while the runner waits for events, at least once a second: for work due by time rather
+        than by batch (the file and parquet sinks' digests). Must return quickly."""
+        return
+
     def close(self) -> None: ...
 
 

@@ -6,12 +6,13 @@ The names and the readers the sink shares with `audit-query` are in ondisk/file_
 from __future__ import annotations
 
 import gzip
+import hashlib
 import itertools
 import logging
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO, NamedTuple
 
 import zstandard
 
@@ -30,23 +31,33 @@ log = logging.getLogger("auditship.sinks.file")
 _TAIL_BLOCK = 64 * 1024
 
 
-def compress(path: Path, compression: Compression, *, durable: bool) -> Path:
-    """Compress `path` to `path` + suffix via a temporary name, then remove `path`; returns the new path.
+class Compressed(NamedTuple):
+    path: Path
+    content_sha256: str
+    """Of what was compressed: the digests compare it with what the sink wrote (file/digests.py)."""
+
+
+def compress(path: Path, compression: Compression, *, durable: bool) -> Compressed:
+    """Compress `path` to `path` + suffix via a temporary name, then remove `path`; returns the new path
+    and the SHA-256 of what it held (hashed as it is read, at no second read).
 
     With `durable`, the compressed data and its name are fsynced before the original goes, so a power
     cut leaves one complete copy or the other, never neither.
     """
     target = path.with_name(path.name + SUFFIXES[compression])
     temp = target.with_name(target.name + ".tmp")
+    content = hashlib.sha256()
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb", closefd=False) as sink, path.open("rb") as source:
-            if compression == "zstd":
-                zstandard.ZstdCompressor(level=3).copy_stream(source, sink)
-            else:
-                with gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0) as packed:
-                    shutil.copyfileobj(source, packed, CHUNK)
+        with (
+            os.fdopen(fd, "wb", closefd=False) as sink,
+            path.open("rb") as file,
+            _packer(compression, sink) as packed,
+        ):
+            for chunk in iter(lambda: file.read(CHUNK), b""):
+                content.update(chunk)
+                packed.write(chunk)
         if durable:
             os.fsync(fd)
     except BaseException:
@@ -58,7 +69,14 @@ def compress(path: Path, compression: Compression, *, durable: bool) -> Path:
     if durable:
         fsync_directory(target.parent)
     path.unlink()
-    return target
+    return Compressed(target, content.hexdigest())
+
+
+def _packer(compression: Compression, sink: BinaryIO) -> zstandard.ZstdCompressionWriter | gzip.GzipFile:
+    """A writer that compresses into `sink`, ending its stream (not `sink`) when closed."""
+    if compression == "zstd":
+        return zstandard.ZstdCompressor(level=3).stream_writer(sink, closefd=False)
+    return gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0)
 
 
 class WrittenIds:

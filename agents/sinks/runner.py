@@ -99,7 +99,8 @@ class RunnerCounters(msgspec.Struct):
     """Events a sink left for the next batch (Partial: the parquet sink's `max_partitions`), each then
     offered again; an event deferred twice counts twice."""
     lag_s: float = 0.0
-    """The age of the oldest event read and not delivered, as of the report."""
+    """The age of the oldest event read and not delivered, as of the report: the earliest timestamp
+    among them, which need not be the first one's (emitters' clocks differ, spools arrive late)."""
     committed: int = 0
     """The sink's WAL cursor."""
 
@@ -150,11 +151,14 @@ class SinkRunner:
         self._draining = False
         self._stopping = False
         self._pending: list[WalRecord] = []
+        self._decoded: list[Entry] = []
+        """The events of `_pending`, decoded as they are read (those that decode)."""
         self._flush_at = 0.0
         self._resume = False
         """The last batch was Partial: the next one goes out as soon as it is read."""
         self._oldest: datetime | None = None
-        """The time of the oldest event read and not yet delivered (kept while its batch is retried)."""
+        """The earliest timestamp of the events read and not yet delivered, in UTC (kept while their
+        batch is retried)."""
         self._problem: str | None = None
 
     def run(self) -> None:
@@ -197,29 +201,35 @@ class SinkRunner:
             if not self._pending:
                 self._flush_at = now if self._resume else now + self.flush_interval_s
                 self._resume = False
-            if self._oldest is None:
-                self._oldest = self._event_time(more[0])
+            decoded = self._decode(more)
+            self._note_oldest(decoded)
             self._pending.extend(more)
+            self._decoded.extend(decoded)
         full = len(self._pending) >= self.batch_size
         if self._pending and (full or now >= self._flush_at or self._draining):
             batch, self._pending = self._pending, []
-            self._deliver(batch)
+            entries, self._decoded = self._decoded, []
+            self._deliver(batch, entries)
         elif not more:
             if self._draining:
                 self._stopping = True
                 return
+            self.sink.tick()
             wait = min(IDLE_LOOK_S, self._flush_at - now) if self._pending else IDLE_LOOK_S
             self._wait(wait, until_growth=True)
 
-    def _event_time(self, record: WalRecord) -> datetime:
-        """The event's timestamp; for a record that does not decode (counted when its batch is), now."""
-        try:
-            return frame_decoder.decode(record.payload).event.timestamp
-        except Exception:  # noqa: BLE001 - whatever one record holds, it must not stop the sink
-            return datetime.now(UTC)
+    def _note_oldest(self, entries: list[Entry]) -> None:
+        """Lower `_oldest` to the earliest timestamp among `entries`. Naive ones are taken as UTC, as the
+        intake takes them; aware ones compare without overflow whatever their year and offset."""
+        for entry in entries:
+            moment = entry.event.timestamp
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            if self._oldest is None or moment < self._oldest:
+                self._oldest = moment
 
-    def _deliver(self, records: list[WalRecord]) -> None:
-        entries = self._decode(records)
+    def _deliver(self, records: list[WalRecord], entries: list[Entry]) -> None:
+        """Offer the events of `records` (`entries`: those that decoded) to the sink and settle them."""
         first, last = records[0].lsn, records[-1].lsn
         outcome = self._write(entries) if entries else Delivery.DELIVERED
         if outcome is Delivery.ERRORED:

@@ -9,8 +9,10 @@ import stat
 from pathlib import Path
 
 from auditship.agents.crypto.keyring import Keyring
+from auditship.agents.crypto.keys_dir import migrate_legacy_keys, prepare_keys_dir
 from auditship.agents.durable import write_atomically
 from auditship.agents.errors import ConfigError
+from auditship.agents.integrity.signing import Signer
 from auditship.agents.wal import growth
 from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.files import lock_with_pid
@@ -41,16 +43,23 @@ def lock(path: Path) -> int:
     return fd
 
 
-def prepare(layout: DataLayout, runtime: Path, spool: Path) -> list[int]:
-    """Create and lock the data and runtime directories, make the spool and the runtime dir's overflow
-    spool reachable for the agent's group, publish the key emitters seal to in both, and link the
-    runtime dir's `spool` to the spool. Returns the lock fds, to keep open."""
+def prepare(layout: DataLayout, runtime: Path, spool: Path, keys: Path) -> list[int]:
+    """Create and lock the data and runtime directories, prepare the keys directory (moving field keys an
+    older agent left in the data directory into it, making the keyring and the signing key), make the
+    spool and the runtime dir's overflow spool reachable for the agent's group, publish the key emitters
+    seal to in both, and link the runtime dir's `spool` to the spool. Returns the lock fds, to keep
+    open."""
     for directory in (layout.root, runtime):
         directory.mkdir(parents=True, exist_ok=True)
         _check_owned(directory)
     layout.prepare()
     runtime.chmod(0o750)
     fds = [lock(layout.root / LOCK_NAME), lock(runtime / LOCK_NAME)]
+    # Before any worker opens the keyring: each would otherwise make a new one in keys_dir.
+    prepare_keys_dir(keys)
+    migrate_legacy_keys(layout.keys, keys)
+    keyring = Keyring.load_or_create(keys)
+    Signer.load_or_create(keys)
     _prepare_spool(spool)
     overflow = runtime / OVERFLOW_NAME
     overflow.mkdir(exist_ok=True)
@@ -62,7 +71,7 @@ def prepare(layout: DataLayout, runtime: Path, spool: Path) -> list[int]:
         link.symlink_to(spool)
     else:
         targets.append(link)  # emitters made a real directory before us; the intake reads it too
-    public = Keyring.load_or_create(layout.keys).spool_public_key()
+    public = keyring.spool_public_key()
     for directory in targets:
         # Atomic: an emitter reading it as we write must never seal to half a key.
         write_atomically(directory / PUBLIC_KEY_NAME, public, mode=0o644)

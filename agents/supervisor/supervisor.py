@@ -44,7 +44,9 @@ class Supervisor:
         self.exit_code = 0
 
     def run(self) -> int:
-        self._locks = runtime.prepare(self.layout, self.config.runtime_path, self.config.spool_path)
+        self._locks = runtime.prepare(
+            self.layout, self.config.runtime_path, self.config.spool_path, self.config.keys_path
+        )
         # Holding the agent's lock: no other supervisor starts workers here meanwhile.
         orphans.reap(self.layout.workers, REAP_TIMEOUT_S)
         self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -64,6 +66,9 @@ class Supervisor:
             ", ".join(self.config.enabled_sinks()) or "none",
             "on" if self.config.detect.enabled else "off",
         )
+        spool_warning = self.config.spool_warning()
+        if spool_warning is not None:
+            log.warning("%s", spool_warning)
         for worker in self.workers.values():
             worker.start(self.config)
         stop_retention = threading.Event()

@@ -302,6 +302,4 @@ def test_a_sensitive_value_never_reaches_disk_in_plaintext_and_decrypts_with_the
             assert secret.encode() not in path.read_bytes(), f"plaintext in {path}"
     written = msgspec.convert(file_events(dirs.data)[0], AuditEvent)
     assert written.sensitive["card_number"] != secret
-    assert decrypt_sensitive(written, Keyring.load_or_create(dirs.data / "keys")).sensitive == {
-        "card_number": secret
-    }
+    assert decrypt_sensitive(written, Keyring.load_or_create(dirs.keys)).sensitive == {"card_number": secret}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from auditship.agents.cli import main
-from auditship.agents.config import load_config, parse_config
+from auditship.agents.config import AgentConfig, load_config, parse_config
 from auditship.agents.errors import ConfigError
 
 
@@ -114,3 +114,34 @@ def test_tcp_is_curve_by_default_and_plain_only_on_loopback() -> None:
     plain = parse_config('endpoint = "tcp://127.0.0.1:5555"\n[intake]\ncurve = false\n')
     assert not plain.uses_curve
     assert not parse_config("").uses_curve, "ipc: the kernel names the sender"
+
+
+def test_the_installed_agents_spool_is_the_system_spool_and_any_others_is_under_its_data_dir_and_told() -> (
+    None
+):
+    """runtime_dir /run/auditship: /var/spool/auditship, which the group reaches. Any other runtime_dir
+    and no spool_dir: `spool` in the 0700 data directory, and a warning naming both keys and what to set.
+    A spool_dir named, even that one, is not warned about."""
+    installed = AgentConfig(runtime_dir="/run/auditship", data_dir="/var/lib/auditship")
+    assert installed.spool_path == Path("/var/spool/auditship")
+    assert installed.spool_warning() is None
+    elsewhere = AgentConfig(runtime_dir="/run/audit-other", data_dir="/var/lib/audit-other")
+    assert elsewhere.spool_path == Path("/var/lib/audit-other/spool")
+    warning = elsewhere.spool_warning()
+    assert warning is not None
+    assert "spool_dir is not set and runtime_dir is /run/audit-other" in warning
+    assert "the spool is /var/lib/audit-other/spool, inside the data directory" in warning
+    assert 'spool_dir = "/var/spool/auditship"' in warning
+    named = AgentConfig(runtime_dir="/run/audit-other", spool_dir="/var/lib/audit-other/spool")
+    assert named.spool_warning() is None
+
+
+def test_by_default_on_a_host_without_an_installed_agent_the_spool_is_under_the_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every key at its default, no agent installed (the suite's AUDITSHIP_INSTALL_MARKS): the user's own
+    runtime directory and `spool` in the data directory."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "xdg"))
+    config = AgentConfig()
+    assert config.runtime_path == tmp_path / "xdg" / "auditship"
+    assert config.spool_path == Path("auditship-data/spool").absolute()

@@ -118,3 +118,39 @@ def test_a_full_data_disk_loses_nothing_and_says_so_until_space_returns(
     failing_lines = [line for line in agent.log().splitlines() if "WAL append failing" in line]
     assert 1 <= len(failing_lines) <= 3, failing_lines
     assert "WAL append works again" in agent.log()
+
+
+def test_a_stop_while_the_wal_cannot_be_written_ends_the_agent_cleanly_and_nothing_is_lost(
+    full_disk_agent: tuple[RunningAgent, Path],
+) -> None:
+    """SIGTERM while the intake retries a WAL append on a full disk: the intake gives the batch up
+    unconfirmed (and out of the dedupe index) and stops, so the agent exits 0 without waiting out its
+    drain (the intake used to ignore the Stop until it was killed: exit 1). Once space returns and the
+    agent starts again, every event arrives, once: the emitter kept or spilled the batch."""
+    agent, disk = full_disk_agent
+    filler = _fill(disk)
+    emitter = Emitter()
+    try:
+        for number in range(EVENTS):
+            emitter.emit(numbered_event("stopped", number))
+        wait_for(lambda: agent.counters("intake").get("write_errors", 0) > 0, 30, "a failed WAL append")
+        assert agent.terminate(60) == 0
+        log = agent.log()
+        assert "stopping with" in log and "events not written to the WAL" in log
+        assert "did not" not in log
+        filler.unlink()
+        agent.start()
+
+        def delivered() -> list[int]:
+            return sorted(
+                int(e["details"]["n"])  # type: ignore[index, call-overload]
+                for e in file_events(agent.dirs.data)
+                if e.get("user_id") == "stopped"
+            )
+
+        # Not flush(): the new agent never heard of the window, and the sending thread spills it.
+        wait_for(lambda: len(delivered()) >= EVENTS, 60, f"{EVENTS} events in the file sink")
+        assert delivered() == list(range(EVENTS))
+        assert emitter.stats.dropped == 0
+    finally:
+        emitter.close(0)

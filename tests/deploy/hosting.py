@@ -97,7 +97,13 @@ class Host:
         self.agent: subprocess.Popen[bytes] | None = None
         root.chmod(0o755)
         agent, group = pwd.getpwnam(AGENT_USER).pw_uid, grp.getgrnam(GROUP).gr_gid
-        for path, mode in ((self.runtime, 0o750), (self.data, 0o700), (self.spool, 0o3730)):
+        self.keys = root / "keys"  # keys_dir, beside agent.toml, made at install as docs/deploy.md says
+        for path, mode in (
+            (self.runtime, 0o750),
+            (self.data, 0o700),
+            (self.spool, 0o3730),
+            (self.keys, 0o700),
+        ):
             path.mkdir()
             os.chown(path, agent, group)
             path.chmod(mode)

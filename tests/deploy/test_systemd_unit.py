@@ -90,8 +90,9 @@ def test_the_emitting_services_drop_in_parses(tmp_path: Path) -> None:
     assert complaints(result, "auditship.conf", "audit-agent.service") == []
 
 
-def test_the_tmpfiles_line_makes_the_spool_a_3730_directory_of_auditship(tmp_path: Path) -> None:
-    """Setgid and sticky, group may create but not list, owned by auditship:auditship."""
+def test_the_tmpfiles_lines_make_the_spool_and_the_keys_dir_of_auditship(tmp_path: Path) -> None:
+    """The spool: setgid and sticky, group may create but not list; keys_dir: 0700; both owned by
+    auditship:auditship."""
     tmpfiles = systemd_tool("systemd-tmpfiles")
     root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
@@ -106,3 +107,7 @@ def test_the_tmpfiles_line_makes_the_spool_a_3730_directory_of_auditship(tmp_pat
     assert stat.S_ISDIR(spool.st_mode)
     assert oct(stat.S_IMODE(spool.st_mode)) == oct(0o3730)
     assert (spool.st_uid, spool.st_gid) == (uid, gid)
+    keys = (root / "etc" / "auditship" / "keys").lstat()
+    assert stat.S_ISDIR(keys.st_mode)
+    assert oct(stat.S_IMODE(keys.st_mode)) == oct(0o700)
+    assert (keys.st_uid, keys.st_gid) == (uid, gid)

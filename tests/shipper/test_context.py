@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import zmq
 
 from auditship.agents.config import RetentionConfig
 from auditship.agents.embedded import agent_config
@@ -22,6 +23,7 @@ from shipper.context import audit_context
 from shipper.event import AuditEventType
 from shipper.records import scan_records
 from tests.agentproc import AgentDirs, file_events
+from tests.waiting import wait_for
 
 SERVICE = AuditContext(service_name="checkout")
 
@@ -58,7 +60,7 @@ def test_on_a_host_with_an_agent_installed_sink_settings_are_said_to_be_unused_o
     """The host's agent decides the sinks: a config asking for its own is told so, once, by name."""
     mark = dirs.root / "agent.toml"
     mark.write_text("")
-    monkeypatch.setattr(endpoint, "_INSTALL_MARKS", (mark,))
+    monkeypatch.setenv("AUDITSHIP_INSTALL_MARKS", str(mark))
     config = AuditConfig(endpoint=f"ipc://{dirs.runtime / 'intake.sock'}", enable_database_logging=True)
     with caplog.at_level(logging.WARNING, logger="auditship"):
         asyncio.run(_login(config))
@@ -66,6 +68,37 @@ def test_on_a_host_with_an_agent_installed_sink_settings_are_said_to_be_unused_o
     told = [r.getMessage() for r in caplog.records if "enable_database_logging" in r.getMessage()]
     assert len(told) == 1
     assert "host's audit-agent decides them" in told[0]
+    assert not dirs.data.exists(), "no embedded agent was started"
+
+
+def test_on_a_host_with_only_an_install_mark_events_wait_in_the_spool_and_sinks_are_said_unused_once(
+    dirs: AgentDirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No endpoint named, the host's agent installed but not running: no embedded agent starts, both
+    blocks' events are spooled for it, and the config's own sinks are said to be unused once, not once a
+    block (checked in a process of its own, whose process-wide emitter aims at the host's agent)."""
+    mark = dirs.root / "agent.toml"
+    mark.parent.mkdir(parents=True, exist_ok=True)
+    mark.write_text("")
+    monkeypatch.setenv("AUDITSHIP_INSTALL_MARKS", str(mark))
+    script = (
+        "import asyncio\n"
+        "from shipper import AuditConfig, AuditContext, AuditEventType, audit_context, get_emitter\n"
+        "async def main():\n"
+        "    config = AuditConfig(enable_database_logging=True)\n"
+        "    async with audit_context(config, AuditContext('svc')) as audit:\n"
+        "        await audit.log_auth_event(AuditEventType.USER_LOGIN, 'bob')\n"
+        "asyncio.run(main())\n"
+        "asyncio.run(main())\n"
+        "print(get_emitter().stats.spilled)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "2"), result.stderr
+    assert result.stderr.count("enable_database_logging") == 1, result.stderr
+    assert "the host's audit-agent decides them" in result.stderr
+    assert _spooled(dirs.runtime / "spool") == 2
     assert not dirs.data.exists(), "no embedded agent was started"
 
 
@@ -148,3 +181,34 @@ def test_two_blocks_in_one_process_each_with_an_embedded_agent_lose_nothing_and_
     assert (dirs.data / "embedded-agent.toml").stat().st_mode & 0o777 == 0o600, "it may hold secrets"
     users = sorted(str(e["user_id"]) for e in file_events(dirs.data) if e.get("service_name") == "twice")
     assert users == sorted(f"user{n}" for n in range(100))
+
+
+@pytest.mark.slow
+def test_the_embedded_agents_warnings_reach_the_auditship_embedded_logger_and_its_info_stays_in_its_log(
+    dirs: AgentDirs, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A frame of random bytes sent to the embedded agent is rejected with a WARNING: it reaches this
+    process's `auditship.embedded` logger; the agent's INFO lines go to agent.log only, never to stderr."""
+
+    async def block() -> None:
+        async with audit_context(AuditConfig(embedded="on"), SERVICE):
+            with zmq.Context() as context, context.socket(zmq.PUSH) as push:
+                push.connect(endpoint.intake_endpoint())
+                push.send(b"\x00not a frame")
+                wait_for(lambda: _relayed_warnings(caplog), 30, "the reject's warning, relayed")
+
+    with caplog.at_level(logging.DEBUG, logger="auditship.embedded"):
+        asyncio.run(block())
+    relayed = [r for r in caplog.records if r.name == "auditship.embedded"]
+    assert any("rejected a 12-byte frame" in r.getMessage() for r in relayed), relayed
+    assert all(r.levelno >= logging.WARNING for r in relayed if "embedded audit-agent:" in r.getMessage())
+    assert " INFO " in (dirs.data / "agent.log").read_text()
+    assert " INFO " not in capfd.readouterr().err
+
+
+def _relayed_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "auditship.embedded" and r.levelno == logging.WARNING and "rejected" in r.getMessage()
+    ]

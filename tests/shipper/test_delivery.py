@@ -35,10 +35,12 @@ def _event(service: AuditContext, number: int) -> AuditEvent:
 def test_an_acknowledged_emit_returns_with_the_event_in_the_wal(
     audit_agent: RunningAgent, agent_emitter: Emitter, service_context: AuditContext, delivered_events
 ) -> None:
-    """wait= returns only after the intake confirmed the event, which it does after syncing the WAL."""
+    """wait= returns only after the intake confirmed the event, which it does after syncing the WAL:
+    `audit-agent status` counts that sync (`ack_syncs`)."""
     before = agent_emitter.stats.confirmed
     agent_emitter.emit(_event(service_context, 0), wait=10)
     assert agent_emitter.stats.confirmed == before + 1
+    wait_for(lambda: audit_agent.counters("intake").get("ack_syncs", 0) >= 1, 10, "ack_syncs in the status")
     assert [e.details["n"] for e in delivered_events(1)] == [0]
 
 

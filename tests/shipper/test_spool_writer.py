@@ -9,9 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from auditship.agents.crypto.spool_unseal import Unsealer
+from auditship.ondisk.errors import DecryptionError
 from shipper.records import Tail, classify_tail, scan_records
-from shipper.spool_writer import SpoolWriter
+from shipper.spool_seal import SealUnavailableError
+from shipper.spool_writer import PLAIN, SEALED, SpoolWriter
 from tests.services import require
 
 
@@ -81,3 +85,54 @@ def test_a_spool_file_gets_the_group_of_its_directory(tmp_path: Path) -> None:
     writer.close()
     status = writer.path.stat()
     assert (status.st_gid, status.st_mode & 0o777) == (group, 0o640)
+
+
+def _publish(directory: Path, key: X25519PrivateKey) -> None:
+    """As the agent does at start: seal.pub replaced in one rename."""
+    staged = directory / "seal.pub.new"
+    staged.write_bytes(key.public_key().public_bytes_raw())
+    staged.replace(directory / "seal.pub")
+
+
+def test_a_writer_seals_to_the_key_the_agent_published_last_looking_again_once_a_second(
+    tmp_path: Path,
+) -> None:
+    """A key in place when the writer first sealed (say one a group member planted), then the agent's
+    own, published as at its start: within the second the writer keeps the first; after it, every
+    sensitive record is sealed to the new key, which opens it, and the first key opens none of them."""
+    first, second = X25519PrivateKey.generate(), X25519PrivateKey.generate()
+    now = [100.0]
+    _publish(tmp_path, first)
+    writer = SpoolWriter(tmp_path, "e4", clock=lambda: now[0])
+    writer.write([(b"before", True)])
+    _publish(tmp_path, second)
+    now[0] += 0.5
+    writer.write([(b"within the second", True)])
+    now[0] += 1.0
+    writer.write([(b"after", True), (b"after, plain", False)])
+    writer.close()
+    records = _records(writer.path)
+    assert [record[:1] for record in records] == [SEALED, SEALED, SEALED, PLAIN]
+    assert [Unsealer(first).unseal(r[1:]) for r in records[:2]] == [b"before", b"within the second"]
+    assert Unsealer(second).unseal(records[2][1:]) == b"after"
+    with pytest.raises(DecryptionError):
+        Unsealer(first).unseal(records[2][1:])
+
+
+def test_a_key_file_gone_for_a_moment_leaves_the_last_key_in_use_and_none_ever_read_is_an_error(
+    tmp_path: Path,
+) -> None:
+    """No seal.pub yet: a sensitive record cannot be written (the emitter holds it). Once one was read,
+    its removal does not stop sealing."""
+    now = [0.0]
+    writer = SpoolWriter(tmp_path, "e5", clock=lambda: now[0])
+    with pytest.raises(SealUnavailableError, match="no agent key"):
+        writer.write([(b"secret", True)])
+    key = X25519PrivateKey.generate()
+    _publish(tmp_path, key)
+    writer.write([(b"secret", True)])
+    (tmp_path / "seal.pub").unlink()
+    now[0] += 5
+    writer.write([(b"still sealed", True)])
+    writer.close()
+    assert [Unsealer(key).unseal(r[1:]) for r in _records(writer.path)] == [b"secret", b"still sealed"]

@@ -24,6 +24,10 @@ step is finished on the next open. At most `max_files` closed files are kept.
 
 Sensitive values arrive encrypted by the intake and stay so, unless `encrypt_sensitive = false`: that
 is the user's deliberate opt-out, and the sink then decrypts them with the keyring before writing.
+
+With `[integrity]` on, the sink digests what it writes (digests.py): it hashes each batch as it writes
+it, digests at every rotation, at least every `digest_interval_s`, and when it stops, and records the
+closed files it deletes past `max_files` before it deletes them.
 """
 
 from __future__ import annotations
@@ -37,12 +41,16 @@ from auditship.agents.config import AgentConfig
 from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
 from auditship.agents.durable import fsync_directory
 from auditship.agents.errors import SinkError
+from auditship.agents.integrity.chain import ChainWriter
+from auditship.agents.integrity.ledger import Lsns
+from auditship.agents.integrity.signing import Signer
 from auditship.agents.sinks import filestore
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Refused, Sink
 from auditship.agents.sinks.file.config import FileSinkConfig
+from auditship.agents.sinks.file.digests import FileDigests
 from auditship.ondisk import file_sink
 from auditship.ondisk.data_layout import DataLayout
-from auditship.ondisk.errors import DecryptionError
+from auditship.ondisk.errors import AuditshipError, DecryptionError
 from auditship.ondisk.files import make_private_dirs, write_all
 from auditship.ondisk.lines import line_encoder, seq_of_line
 from shipper.event import AuditEvent
@@ -55,8 +63,11 @@ _OPEN_FLAGS = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXE
 class FileSink(Sink):
     name = "file"
 
-    def __init__(self, config: FileSinkConfig, data_dir: Path, keyring: Keyring) -> None:
+    def __init__(
+        self, config: FileSinkConfig, data_dir: Path, keyring: Keyring, digests: FileDigests | None = None
+    ) -> None:
         self._config = config
+        self._digests = digests
         self._path = data_dir / config.path  # an absolute config.path stays as it is
         self._stem = self._path.stem
         self._keyring = keyring
@@ -77,12 +88,26 @@ class FileSink(Sink):
             self._open_current()
         except OSError as exc:
             raise SinkError(f"file sink: cannot open {exc.filename or self._path}: {exc.strerror}") from exc
+        if self._digests is not None:
+            try:
+                self._digests.start()
+            except (OSError, AuditshipError) as exc:  # the worker is restarted, and tries again
+                raise SinkError(f"file sink: cannot go on with its digests: {exc}") from exc
         if self._size >= self._config.max_file_size:
             self._rotate()  # the crash came between a write and its rotation
         else:
             self._housekeep()
 
     def close(self) -> None:
+        if self._digests is not None:
+            self._digests.close()
+        self._close_current()
+
+    def tick(self) -> None:
+        if self._digests is not None:
+            self._digests.tick()
+
+    def _close_current(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -122,6 +147,8 @@ class FileSink(Sink):
         self._last_seq = last
         if self._first_seq is None:
             self._first_seq = first
+        if self._digests is not None:
+            self._digests.wrote(data, Lsns(fresh))
         if self._size >= self._config.max_file_size:
             self._rotate()
         return clashes or Delivery.DELIVERED
@@ -165,6 +192,8 @@ class FileSink(Sink):
         try:
             os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask; an old file may be wider
             self._recover(fd)
+            if self._digests is not None:
+                self._digests.recovered(fd, self._size, self._first_seq, self._last_seq)
         except BaseException:
             os.close(fd)
             raise
@@ -211,19 +240,21 @@ class FileSink(Sink):
             os.ftruncate(self._fd, self._size)
         except OSError as exc:
             logger.error("file sink: cannot cut %s back after a failed write: %s", self._path, exc)
-            self.close()
+            self._close_current()
 
     def _rotate(self) -> None:
         if self._first_seq is None:
             return
         name = file_sink.closed_name(self._stem, self._first_seq, self._last_seq, self._config.line_format)
         closed = self._path.with_name(name)
+        if self._digests is not None:
+            self._digests.closing()
         try:
             self._path.rename(closed)
         except OSError as exc:
             logger.warning("file sink: cannot rotate %s: %s; it grows until the next try", self._path, exc)
             return
-        self.close()
+        self._close_current()
         self._written.reset()
         try:
             fsync_directory(self._path.parent)
@@ -231,6 +262,8 @@ class FileSink(Sink):
         except OSError as exc:  # what was written is safe in `closed`; the next batch opens the file again
             logger.error("file sink: after rotating %s to %s: %s", self._path, closed.name, exc)
         self._housekeep()
+        if self._digests is not None:
+            self._digests.rotated()
 
     def _housekeep(self) -> None:
         """Finish compressions that a crash or an error left undone; delete closed files past max_files."""
@@ -258,8 +291,10 @@ class FileSink(Sink):
             try:
                 if any(copy.exists() for copy in copies):  # the crash came before the original was removed
                     closed.path.unlink()
-                else:
-                    filestore.compress(closed.path, self._config.compression, durable=self._config.fsync)
+                    continue
+                done = filestore.compress(closed.path, self._config.compression, durable=self._config.fsync)
+                if self._digests is not None:
+                    self._digests.compressed(closed.first_seq, done.content_sha256)
             except OSError as exc:
                 logger.warning(
                     "file sink: cannot compress %s: %s; it is retried at the next rotation", closed.path, exc
@@ -267,7 +302,15 @@ class FileSink(Sink):
 
     def _prune(self) -> None:
         closed = file_sink.closed_files(self._path.parent, self._stem)
-        for old in closed[: max(0, len(closed) - self._config.max_files)]:
+        olds = closed[: max(0, len(closed) - self._config.max_files)]
+        policy = f"sinks.file.max_files = {self._config.max_files}"
+        if (
+            olds
+            and self._digests is not None
+            and not self._digests.removing([old.path for old in olds], policy)
+        ):
+            return  # not recorded, so not removed: tried again at the next rotation
+        for old in olds:
             try:
                 old.path.unlink()
             except OSError as exc:
@@ -280,5 +323,11 @@ class FileSink(Sink):
 
 def build(config: AgentConfig) -> BuiltSink:
     layout = DataLayout(config.data_path)
-    sink = FileSink(config.sinks.file, layout.root, Keyring.load_or_create(layout.keys))
-    return BuiltSink(sink, config.sinks.file.batch_size, config.sinks.file.flush_interval_s)
+    settings = config.sinks.file
+    digests = None
+    if config.integrity.enabled:
+        writer = ChainWriter(layout.root, "file", Signer.load(config.keys_path), config.keys_path)
+        current = layout.root / settings.path
+        digests = FileDigests(writer, config.integrity, layout.root, current, settings.compression != "none")
+    sink = FileSink(settings, layout.root, Keyring.load_or_create(config.keys_path), digests)
+    return BuiltSink(sink, settings.batch_size, settings.flush_interval_s)

@@ -26,6 +26,9 @@ which) would fail every merge of its partition. It is moved to the quarantine,
 (`data_dir/quarantine/lake/date=.../service=.../part-...`), kept as evidence and out of every reader's
 way: outside the lake, so no glob over the lake (`lake/**/*.parquet`) meets it.
 The rest of the run is merged without it. A part its range covered, if still there, is live again.
+
+With digests (digests.py), a merge and a quarantine are recorded in the sink's chain before they happen,
+and only parts already digested are merged; a record that cannot be written stops the run.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import duckdb
 import msgspec
 
 from auditship.agents.durable import fsync_directory
+from auditship.agents.sinks.parquet.digests import LakeDigests
 from auditship.agents.sinks.parquet.writer import publish
 from auditship.ondisk.lake_layout import STAGING_PREFIX, Part, live, part_name, partitions, parts
 from auditship.ondisk.unreadable import unreadable
@@ -82,10 +86,17 @@ class _Stat(NamedTuple):
 
 
 class Compactor:
-    def __init__(self, lake: Path, db: duckdb.DuckDBPyConnection, policy: CompactionPolicy) -> None:
+    def __init__(
+        self,
+        lake: Path,
+        db: duckdb.DuckDBPyConnection,
+        policy: CompactionPolicy,
+        digests: LakeDigests | None = None,
+    ) -> None:
         self._lake = lake
         self._db = db
         self._policy = policy
+        self._digests = digests
         self._quarantine = lake.parent / "quarantine" / lake.name
         self.quarantined = 0
         """Parts moved to the quarantine since this compactor was made."""
@@ -124,9 +135,12 @@ class Compactor:
         """Runs of neighbouring parts worth merging: each small and old enough, at most target_bytes."""
         run: list[Part] = []
         size = 0
+        digested = self._digests.digested_through if self._digests is not None else None
         for stat in kept:
             small_and_old = (
-                stat.size < self._policy.target_bytes and stat.mtime <= now - self._policy.min_age_s
+                stat.size < self._policy.target_bytes
+                and stat.mtime <= now - self._policy.min_age_s
+                and (digested is None or stat.part.last <= digested)
             )
             if small_and_old and size + stat.size <= self._policy.target_bytes:
                 run.append(stat.part)
@@ -155,6 +169,8 @@ class Compactor:
         return 0
 
     def _move_to_quarantine(self, path: Path, reason: str) -> None:
+        if self._digests is not None:
+            self._digests.quarantining(path, reason)
         target = self._quarantine / path.relative_to(self._lake)
         if target.exists():  # the same range damaged twice: keep both as evidence
             target = target.with_name(f"{target.name}.{time.time_ns()}")
@@ -176,6 +192,11 @@ class Compactor:
         staging = directory / f"{STAGING_PREFIX}{target.name}"
         try:
             self._db.execute(_MERGE, [[str(part.path) for part in run], str(staging)])
+            if self._digests is not None:
+                (rows,) = self._db.execute(
+                    "SELECT count(*) FROM read_parquet(?)", [str(staging)]
+                ).fetchone() or (0,)
+                self._digests.compacting(staging, target, run, rows)
             publish(staging, target)
         except BaseException:
             staging.unlink(missing_ok=True)

@@ -108,7 +108,7 @@ def out_of_range(event: AuditEvent) -> str | None:
     for name, low, high in _BOUNDED:
         value = getattr(event, name)
         if value is not None and not low <= value <= high:
-            return f"{name} = {value} does not fit the lake's {COLUMNS[name]} column"
+            return f"{name} = {value} does not fit the lake's {COLUMNS[name]} column ({low} to {high})"
     return None
 
 

@@ -14,6 +14,9 @@ An event the lake cannot take (an integer wider than its column, a service name 
 directory) is refused, and the runner dead-letters it with the reason; the rest of its batch is written.
 A part that compaction finds DuckDB cannot read is moved to the quarantine (compaction.py), logged, and
 counted (`quarantined_parts` in `audit-agent status`).
+
+With `[integrity]` on, every part written or merged, and every part quarantined, goes into the sink's
+signed digests (digests.py), and the sink writes a final digest when it stops.
 """
 
 from __future__ import annotations
@@ -27,11 +30,15 @@ import duckdb
 from auditship.agents.config import AgentConfig
 from auditship.agents.crypto import Keyring, encrypt_sensitive
 from auditship.agents.errors import SinkError
+from auditship.agents.integrity.chain import ChainWriter
+from auditship.agents.integrity.signing import Signer
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Partial, Refused, Sink
 from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
 from auditship.agents.sinks.parquet.config import ParquetSinkConfig
+from auditship.agents.sinks.parquet.digests import LakeDigests
 from auditship.agents.sinks.parquet.writer import PartWriter, remove_staging
 from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.errors import AuditshipError
 
 logger = logging.getLogger("auditship.sinks.parquet")
 
@@ -45,9 +52,11 @@ class ParquetSink(Sink):
         data_dir: Path,
         keyring: Keyring,
         policy: CompactionPolicy | None = None,
+        digests: LakeDigests | None = None,
     ) -> None:
         self._lake = data_dir / config.path  # an absolute config.path stays as it is
         self._keyring = keyring
+        self._digests = digests
         self._compaction = config.compaction
         self._max_partitions = config.max_partitions
         self._policy = policy or CompactionPolicy()
@@ -87,20 +96,33 @@ class ParquetSink(Sink):
         self._db = duckdb.connect(config={"threads": 1})
         self._db.execute("SET TimeZone = 'UTC'")
         self._writer = PartWriter(self._lake, self._db, self._max_partitions)
+        if self._digests is not None:
+            try:
+                self._digests.start(self._db)
+            except (OSError, duckdb.Error, AuditshipError) as exc:  # the worker is restarted, and tries again
+                raise SinkError(f"parquet sink: cannot go on with its digests: {exc}") from exc
         if self._compaction:
-            self._compactor = Compactor(self._lake, self._db, self._policy)
+            self._compactor = Compactor(self._lake, self._db, self._policy, self._digests)
+
+    def tick(self) -> None:
+        if self._digests is not None:
+            self._digests.tick()
 
     def close(self) -> None:
+        if self._digests is not None:
+            self._digests.close()
         if self._db is not None:
             self._db.close()
             self._db = self._writer = self._compactor = None
 
     def write_batch(self, batch: list[Entry]) -> Delivery | Refused | Partial:
-        if self._writer is None:
+        if self._writer is None or self._db is None:
             raise RuntimeError("parquet sink: write_batch before open")
         try:
-            taken, refused = self._writer.write([self._sealed(entry) for entry in batch])
+            taken, refused, published, seqs = self._writer.write([self._sealed(entry) for entry in batch])
         except (OSError, duckdb.Error) as exc:
+            if self._digests is not None:
+                self._digests.failed()
             logger.error(
                 "parquet sink: writing batch %d-%d to %s failed: %s; it stays in the WAL and is retried "
                 "(parts already in place are not written twice)",
@@ -110,6 +132,8 @@ class ParquetSink(Sink):
                 exc,
             )
             return Delivery.ERRORED
+        if self._digests is not None:
+            self._digests.wrote(published, seqs)
         self._compact_if_due()
         if taken < len(batch):
             return Partial(taken, refused)
@@ -145,5 +169,9 @@ class ParquetSink(Sink):
 def build(config: AgentConfig) -> BuiltSink:
     layout = DataLayout(config.data_path)
     settings = config.sinks.parquet
-    sink = ParquetSink(settings, layout.root, Keyring.load_or_create(layout.keys))
+    digests = None
+    if config.integrity.enabled:
+        writer = ChainWriter(layout.root, "parquet", Signer.load(config.keys_path), config.keys_path)
+        digests = LakeDigests(writer, config.integrity, layout.root, layout.root / settings.path)
+    sink = ParquetSink(settings, layout.root, Keyring.load_or_create(config.keys_path), digests=digests)
     return BuiltSink(sink, settings.max_rows, settings.flush_interval_s)

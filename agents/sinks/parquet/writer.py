@@ -11,6 +11,11 @@ batch is a contiguous run of the WAL and batches are delivered in order (compact
 merges neighbouring parts). So an entry whose seq is at or below the highest seq already in its
 partition is in the lake, and is skipped: a batch offered again after a crash, or after an ERRORED
 attempt that published some of its parts, writes only what is missing, whatever its boundaries now.
+An entry skipped so must be the event the lake holds under its seq: the parts of its partition whose
+range covers it are read (only then: nearly every batch has no such entry), and one whose seq they hold
+for another event, or for none (the seq's event went to another partition), is refused to dead letters
+with the reason and logged, as the file sink does: the WAL issued that seq twice. A part that cannot be
+read leaves its entries unchecked, with a warning, rather than stopping the sink.
 
 A cap. A batch writes parts into at most `max_partitions` partitions: each costs a file DuckDB keeps
 open through the COPY, an fsync and a rename, so a batch of events from 5,000 services took 19 s where
@@ -22,6 +27,7 @@ change order.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from datetime import UTC, date, datetime
@@ -34,10 +40,12 @@ import msgspec
 from auditship.agents.durable import fsync_directory
 from auditship.agents.sinks.base import Entry, Refused
 from auditship.agents.sinks.parquet.schema import event_struct, out_of_range, quote, select_list
+from auditship.ondisk.hashing import sha256_file
 from auditship.ondisk.lake_layout import STAGING_PREFIX, UNKNOWN_SERVICE, part_name, partition_dir, parts
 from shipper.event import AuditEvent
 
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+logger = logging.getLogger("auditship.sinks.parquet")
 
 
 class _Row(msgspec.Struct):
@@ -56,14 +64,29 @@ class _Partition:
         self.unfit = unfit  # why no part can be written here, or None
         self.first = -1
         self.last = -1
+        self.rows = 0
+
+
+class PublishedPart(NamedTuple):
+    """A part a write put in place, as its digest names it."""
+
+    path: Path
+    first: int
+    last: int
+    rows: int
+    size: int
+    sha256: str
 
 
 class Written(NamedTuple):
     """What a write settled: its first `taken` entries, of which `refused` were refused (the rest is in
-    the lake); the entries after them were left for the next batch (the partition cap)."""
+    the lake: `parts`, holding the rows of `seqs`, ascending); the entries after them were left for the
+    next batch (the partition cap)."""
 
     taken: int
     refused: Refused
+    parts: list[PublishedPart] = []
+    seqs: list[int] = []
 
 
 class PartWriter:
@@ -104,7 +127,7 @@ class PartWriter:
                 raise
             skip = {entry.lsn for entry in misfits.entries}
             fit = [entry for entry in batch if entry.lsn not in skip]
-            taken_fit, refused = self._write(fit)
+            taken_fit, refused, published, seqs = self._write(fit)
             taken = len(batch)
             if taken_fit < len(fit):  # misfits after the cut are the next batch's, found again there
                 cut = fit[taken_fit].lsn
@@ -112,12 +135,13 @@ class PartWriter:
                 before = [i for i, entry in enumerate(misfits.entries) if entry.lsn < cut]
                 misfits = Refused([misfits.entries[i] for i in before], [misfits.reasons[i] for i in before])
             both = Refused(misfits.entries + refused.entries, misfits.reasons + refused.reasons)
-            return Written(taken, both)
+            return Written(taken, both, published, seqs)
 
     def _write(self, batch: list[Entry]) -> Written:
         refused = Refused([], [])
         partitions: dict[tuple[date, str], _Partition] = {}
         rows = []
+        repeats: dict[Path, list[Entry]] = {}  # entries skipped as in the lake, by partition directory
         opened = 0  # partitions this batch writes a part into
         taken = len(batch)
         for index, entry in enumerate(batch):
@@ -131,6 +155,7 @@ class PartWriter:
             if partition is None:
                 partition = partitions[key] = self._partition(key, len(partitions))
             if entry.lsn <= partition.floor:
+                repeats.setdefault(partition.directory, []).append(entry)
                 continue
             if partition.unfit is not None:
                 refused.entries.append(entry)
@@ -143,10 +168,65 @@ class PartWriter:
                 opened += 1
                 partition.first = entry.lsn
             partition.last = entry.lsn
+            partition.rows += 1
             rows.append(_Row(partition.k, entry.lsn, entry.event))
-        if rows:
-            self._copy_and_publish(rows, [p for p in partitions.values() if p.first >= 0])
-        return Written(taken, refused)
+        if repeats:
+            clashing = self._clashing(repeats)
+            refused = Refused(refused.entries + clashing.entries, refused.reasons + clashing.reasons)
+        if not rows:
+            return Written(taken, refused)
+        published = self._copy_and_publish(rows, [p for p in partitions.values() if p.first >= 0])
+        return Written(taken, refused, published, [row.wal_seq for row in rows])
+
+    def _clashing(self, repeats: dict[Path, list[Entry]]) -> Refused:
+        """Of the entries skipped as in the lake, those whose seq the parts of their partition hold for
+        another event or none: refused, since the WAL issued their seq twice."""
+        clashing = Refused([], [])
+        for directory, entries in repeats.items():
+            stored = self._stored_ids(directory, entries[0].lsn, entries[-1].lsn)
+            if stored is None:
+                continue
+            for entry in entries:
+                held = stored.get(entry.lsn)
+                if held == entry.event.event_id:
+                    continue
+                where = f"for event {held}" if held else "for no event of its partition (another's)"
+                clashing.entries.append(entry)
+                clashing.reasons.append(
+                    f"parquet sink: WAL seq {entry.lsn} is in the lake {where}, this is event "
+                    f"{entry.event.event_id}"
+                )
+        if clashing.entries:
+            logger.error(
+                "parquet sink: %d entries carry seqs already written for other events (first: %s); the WAL "
+                "issued seqs twice (its seq reservation was lost with its tail?). They go to dead letters",
+                len(clashing.entries),
+                clashing.reasons[0],
+            )
+        return clashing
+
+    def _stored_ids(self, directory: Path, low: int, high: int) -> dict[int, str] | None:
+        """Event id by WAL seq of the rows in `directory`'s parts between `low` and `high`; None when a
+        part cannot be read."""
+        files = [str(part.path) for part in parts(directory) if part.first <= high and part.last >= low]
+        if not files:
+            return {}
+        try:
+            rows = self._db.execute(
+                "SELECT wal_seq, event_id FROM read_parquet(?) WHERE wal_seq BETWEEN ? AND ?",
+                [files, low, high],
+            ).fetchall()
+        except duckdb.Error as exc:
+            logger.warning(
+                "parquet sink: %s: cannot read its parts to check the event ids of seqs %d-%d, skipped as "
+                "already written (%s)",
+                directory,
+                low,
+                high,
+                exc,
+            )
+            return None
+        return {seq: event_id for seq, event_id in rows}
 
     def _partition(self, key: tuple[date, str], k: int) -> _Partition:
         directory = partition_dir(self._lake, key[0].isoformat(), key[1])
@@ -158,9 +238,10 @@ class PartWriter:
             self._highest[directory] = max((part.last for part in found), default=-1)
         return _Partition(directory, k, self._highest[directory], None)
 
-    def _copy_and_publish(self, rows: list[_Row], written: list[_Partition]) -> None:
+    def _copy_and_publish(self, rows: list[_Row], written: list[_Partition]) -> list[PublishedPart]:
         name = f"{STAGING_PREFIX}batch-{rows[0].wal_seq}-{rows[-1].wal_seq}"
         ndjson, staging = self._lake / f"{name}.ndjson", self._lake / name
+        published = []
         try:
             _write_private(ndjson, self._encoder.encode_lines(rows))
             self._db.execute(self._copy, [str(ndjson), self._columns, str(staging)])
@@ -172,13 +253,20 @@ class PartWriter:
                     # need another naming scheme, not a silent pick.
                     raise OSError(f"DuckDB wrote {len(files)} files for {partition.directory}, expected one")
                 changed.update(_make_dirs(partition.directory))
-                publish(files[0], partition.directory / part_name(partition.first, partition.last))
+                target = partition.directory / part_name(partition.first, partition.last)
+                # Hashed as it is published, for its digest: the file is in the page cache now.
+                size, sha256 = sha256_file(files[0])
+                publish(files[0], target)
+                published.append(
+                    PublishedPart(target, partition.first, partition.last, partition.rows, size, sha256)
+                )
                 self._highest[partition.directory] = partition.last
             for directory in sorted(changed, key=lambda path: len(path.parts), reverse=True):
                 fsync_directory(directory)
         finally:
             ndjson.unlink(missing_ok=True)
             shutil.rmtree(staging, ignore_errors=True)
+        return published
 
 
 def publish(staging: Path, target: Path) -> None:

@@ -17,6 +17,12 @@ REJECTED means some event cannot be stored, so the batch is written again one ev
 and the events that still fail go back as Refused, with the database's reason, to the dead letters
 (all of them when the failure is not an event's: no privilege to create the table, say).
 Either way nothing is written twice: every insert skips WAL records the table already holds (writers.py).
+
+A skipped record must be the event the table holds under it. When a batch reaches at or below the highest
+WAL seq of this WAL the table holds (read once, then kept: a batch offered again, or a seq the WAL issued
+twice), the rows of those seqs are read back in the same transaction; an entry whose seq holds another
+event id is refused to dead letters with both ids in the reason and logged, as the file sink does, rather
+than skipped. Batches past that seq, nearly all of them, cost no read.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, create_engine, func, inspect, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -59,10 +65,15 @@ class SqlSink(Sink):
         self._failures: tuple[type[Exception], ...] = (SQLAlchemyError, *BAD_VALUES)
         self._table_ready = False
         self._where = self._table.name  # and the database, password hidden, once open: for log lines
+        self._wal_id = ""
+        self._stored_to: int | None = None
+        """The highest seq of this WAL that the table holds, as far as this sink knows (None: to be read
+        from the table, as after any failure: the table may have been dropped or restored)."""
 
     def open(self) -> None:
         engine = _engine(self._url)
-        writer = writer_for(engine, self._table, wal_identity(self._wal))
+        self._wal_id = wal_identity(self._wal)
+        writer = writer_for(engine, self._table, self._wal_id)
         if self._default_database is not None:
             # The default database is created owner-only, as every file in the data directory; SQLite
             # gives its -wal and -shm files the same mode.
@@ -84,6 +95,7 @@ class SqlSink(Sink):
             return self._write(batch)
         except self._failures as exc:
             self._table_ready = False
+            self._stored_to = None
             if classify(exc) is Delivery.REJECTED:
                 # Not one event's failure but the connection's: no privilege to create the table, say.
                 reason = f"sql sink: {self._table.name}: {describe(exc)}"
@@ -106,7 +118,9 @@ class SqlSink(Sink):
             self._prepare_table(engine)
         try:
             with engine.begin() as connection:
+                stored_to = self._stored_before(connection)
                 writer.write(connection, batch)
+                clashing = self._clashing(connection, batch, stored_to)
         except self._failures as exc:
             if classify(exc) is Delivery.ERRORED:
                 raise
@@ -119,7 +133,45 @@ class SqlSink(Sink):
                 describe(exc),
             )
             return self._write_one_by_one(engine, writer, batch)
-        return Delivery.DELIVERED
+        self._stored_to = max(stored_to, batch[-1].lsn)
+        return clashing or Delivery.DELIVERED
+
+    def _stored_before(self, connection: Connection) -> int:
+        if self._stored_to is None:
+            table = self._table
+            highest = select(func.max(table.c.wal_seq)).where(table.c.wal_id == self._wal_id)
+            self._stored_to = connection.execute(highest).scalar() or 0
+        return self._stored_to
+
+    def _clashing(self, connection: Connection, written: list[Entry], stored_to: int) -> Refused | None:
+        """Of `written`, just inserted (or skipped), the entries whose seq the table held before, read back:
+        those whose row is another event's are refused, since the seq was issued twice."""
+        repeats = [entry for entry in written if entry.lsn <= stored_to]
+        if not repeats:
+            return None
+        table = self._table
+        rows = connection.execute(
+            select(table.c.wal_seq, table.c.event_id).where(
+                table.c.wal_id == self._wal_id,
+                table.c.wal_seq.between(repeats[0].lsn, repeats[-1].lsn),
+            )
+        )
+        stored = {seq: event_id for seq, event_id in rows}
+        clashing = [e for e in repeats if stored.get(e.lsn, e.event.event_id) != e.event.event_id]
+        if not clashing:
+            return None
+        reasons = [
+            f"sql sink: WAL seq {entry.lsn} is stored in {table.name} for event {stored[entry.lsn]}, "
+            f"this is event {entry.event.event_id}"
+            for entry in clashing
+        ]
+        logger.error(
+            "sql sink: %d entries carry seqs already stored for other events (first: %s); the WAL issued "
+            "seqs twice (its seq reservation was lost with its tail?). They go to dead letters",
+            len(clashing),
+            reasons[0],
+        )
+        return Refused(clashing, reasons)
 
     def _opened(self) -> tuple[Engine, RowWriter]:
         if self._engine is None or self._writer is None:
@@ -149,9 +201,9 @@ class SqlSink(Sink):
         self._table_ready = True
 
     def _write_one_by_one(self, engine: Engine, writer: RowWriter, batch: list[Entry]) -> Delivery | Refused:
-        refused: list[Entry] = []
-        reasons: list[str] = []
+        problems: dict[int, str] = {}  # by WAL seq
         with engine.connect() as connection:
+            stored_to = self._stored_before(connection)
             for entry in batch:
                 try:
                     with connection.begin():
@@ -159,9 +211,15 @@ class SqlSink(Sink):
                 except self._failures as exc:
                     if classify(exc) is Delivery.ERRORED:
                         raise
-                    refused.append(entry)
-                    reasons.append(f"sql sink: {self._table.name}: {describe(exc)}")
-        return Refused(refused, reasons) if refused else Delivery.DELIVERED
+                    problems[entry.lsn] = f"sql sink: {self._table.name}: {describe(exc)}"
+            with connection.begin():
+                written = [entry for entry in batch if entry.lsn not in problems]
+                clashing = self._clashing(connection, written, stored_to)
+        if clashing is not None:
+            problems.update(zip([entry.lsn for entry in clashing.entries], clashing.reasons, strict=True))
+        self._stored_to = max(stored_to, batch[-1].lsn)
+        refused = [entry for entry in batch if entry.lsn in problems]
+        return Refused(refused, [problems[entry.lsn] for entry in refused]) if refused else Delivery.DELIVERED
 
 
 def _engine(url: str | URL) -> Engine:

@@ -1,5 +1,6 @@
-"""The intake's checks of a decoded event: its timestamp is one the lake holds, and its maps hold only
-what JSON can, nested no deeper than MAX_NESTING."""
+"""The intake's checks of a decoded event: its timestamp is one the lake holds, its maps hold only what
+JSON can, nested no deeper than MAX_NESTING, its integers fit their columns and its service name makes
+a directory name."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import pytest
+from sqlalchemy import BigInteger, Integer
 
 from auditship.agents.intake.checks import MAX_NESTING, refusal
+from auditship.agents.sinks.sql.schema import events_table
 from shipper.event import AuditEvent, AuditEventType
 from shipper.wire import Frame, frame_decoder, frame_encoder
 
@@ -97,3 +101,53 @@ def test_an_aware_timestamp_is_held_in_utc() -> None:
     assert event.timestamp == datetime(2026, 3, 1, 10, tzinfo=UTC)
     assert event.timestamp.tzinfo is UTC
     assert refusal(event) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "low", "high", "kind"),
+    [
+        ("status_code", -(2**31), 2**31 - 1, "INTEGER"),
+        ("schema_version", -(2**31), 2**31 - 1, "INTEGER"),
+        ("request_size", -(2**63), 2**63 - 1, "BIGINT"),
+        ("response_size", -(2**63), 2**63 - 1, "BIGINT"),
+    ],
+)
+def test_an_integer_wider_than_its_column_is_refused_naming_the_field_and_its_bounds(
+    field: str, low: int, high: int, kind: str
+) -> None:
+    """msgpack carries up to 64 bits unsigned: the bounds themselves pass, one past either is refused,
+    and the reason names the field, the value and the column's range."""
+    for fits in (low, high):
+        assert refusal(raw_event({"event_type": "data_read", field: fits})) is None
+    for value in (low - 1, high + 1):
+        if not -(2**63) <= value < 2**64:
+            continue  # past what msgpack can carry at all
+        event = raw_event({"event_type": "data_read", field: value})
+        expected = f"{field} = {value} does not fit the lake's {kind} column ({low} to {high})"
+        assert refusal(event) == f"event {event.event_id}: {expected}"
+
+
+def test_the_sql_sink_columns_have_the_widths_the_intake_checks() -> None:
+    """The intake's bounds are the lake's types; the SQL table's integer columns are the same widths."""
+    table = events_table("audit_events")
+    assert isinstance(table.c.status_code.type, Integer) and not isinstance(
+        table.c.status_code.type, BigInteger
+    )
+    assert isinstance(table.c.schema_version.type, Integer)
+    assert not isinstance(table.c.schema_version.type, BigInteger)
+    assert isinstance(table.c.request_size.type, BigInteger)
+    assert isinstance(table.c.response_size.type, BigInteger)
+
+
+def test_a_service_name_whose_lake_directory_name_passes_name_max_is_refused() -> None:
+    """`service=` and the %-quoted name make at most 255 bytes: 247 letters, or 41 `é` (6 bytes each
+    quoted), pass; one more is refused, with the size and the bound. Names with `/`, `..`, NUL or `%`
+    are quoted into one safe segment, and pass."""
+    for name in ("s" * 247, "é" * 41, "a/b", "..", "\x00", "100%", "*"):
+        assert refusal(decoded(service_name=name)) is None, name
+    for name, size in (("s" * 248, 256), ("é" * 42, 260)):
+        event = decoded(service_name=name)
+        assert refusal(event) == (
+            f"event {event.event_id}: service_name {name[:40]!r}... makes a lake directory name of {size} "
+            "bytes (%-quoted), over the 255 a directory name holds"
+        )

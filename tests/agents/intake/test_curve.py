@@ -150,7 +150,7 @@ def test_sensitive_values_leave_the_emitter_sealed_and_the_agent_stores_them_enc
     )
     written = msgspec.convert(stored[0], AuditEvent)
     assert written.sensitive["card_number"] != secret
-    keyring = Keyring.load_or_create(agent.dirs.data / "keys")
+    keyring = Keyring.load_or_create(agent.dirs.keys)
     assert decrypt_sensitive(written, keyring).sensitive == {"card_number": secret}
 
 

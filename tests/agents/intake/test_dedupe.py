@@ -129,3 +129,28 @@ def test_an_emitter_silent_past_the_horizon_is_forgotten() -> None:
     index.accept((1001, "new"), 1, now=100)
     assert index.forget_idle(now=100) == 1
     assert len(index) == 1
+
+
+def test_a_withdrawn_seq_is_new_again_and_the_saved_index_does_not_hold_it(tmp_path: Path) -> None:
+    """Seqs accepted and then not appended (the WAL write failed) are withdrawn, from the middle or the
+    end of an interval: each is accepted again, the others stay repeats, and a save made meanwhile does
+    not hold them, so their resend after a restart is not dropped."""
+    index = DedupeIndex(horizon_s=3600)
+    for seq in range(1, 11):
+        index.accept((1001, "emitter-a"), seq, now=1e12)
+    index.save(tmp_path / "index", wal_seq=10)
+    for seq in (5, 9, 10):
+        index.withdraw((1001, "emitter-a"), seq)
+    index.withdraw((1001, "never-seen"), 1)
+    index.save(tmp_path / "index", wal_seq=10)
+    loaded, _ = DedupeIndex.load(tmp_path / "index", horizon_s=1e15)
+    for restored in (index, loaded):
+        new = [seq for seq in range(1, 12) if restored.accept((1001, "emitter-a"), seq, now=1e12)]
+        assert new == [5, 9, 10, 11]
+
+
+def test_discarding_from_a_seq_set_splits_or_shrinks_its_interval() -> None:
+    seen = SeqSet([(1, 10), (20, 20)])
+    for seq in (1, 5, 10, 20, 15):
+        seen.discard(seq)
+    assert seen.intervals() == [(2, 4), (6, 9)]

@@ -4,6 +4,7 @@ delivered."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,14 +14,16 @@ import pytest
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from auditship.agents.config import WalConfig
 from auditship.agents.intake.checks import MAX_NESTING
+from auditship.agents.wal import WriteAheadLog
 from auditship.query.errors import QueryError
 from auditship.query.filters import EventFilter
 from auditship.query.search import search
 from shipper.emitter import Emitter
-from shipper.event import AuditEvent, AuditEventType
+from shipper.event import AuditEvent, AuditEventType, Sender
 from shipper.wire import Frame, frame_encoder
-from tests.agentproc import QUICK_CONFIG, RunningAgent, agent_running, file_events
+from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent, agent_running, file_events
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -189,3 +192,31 @@ def test_naive_and_unholdable_timestamps_stop_no_sink_and_later_events_reach_the
         assert "timestamp 0001-01-01T00:00:00+14:00 is outside years 1-9999 in UTC" in reasons[0]
         assert "timestamp 9999-12-31T23:59:59-14:00 is outside years 1-9999 in UTC" in reasons[1]
         assert {name: agent.worker_pid(name) for name in sink_pids} == sink_pids
+
+
+def test_a_wal_record_that_is_not_msgpack_is_skipped_by_the_dedupe_replay_and_the_records_after_it_count(
+    dirs: AgentDirs,
+) -> None:
+    """A WAL record of garbage (`\\xc1...`) between two frames, met at start by the replay that rebuilds
+    the dedupe index: counted (`wal_undecodable`) and logged, the intake starts (it used to exit at
+    every start), and the frame after the garbage is still known: its resend is dropped as a repeat."""
+    # As the intake stores a frame from this process: stamped with its uid, which keys the index.
+    events = [
+        AuditEvent(event_type=AuditEventType.DATA_READ, sender=Sender(uid=os.geteuid())) for _ in range(2)
+    ]
+    stored = [frame_encoder.encode(Frame("good-sender", n, 0, event)) for n, event in enumerate(events, 1)]
+    wal = WriteAheadLog(dirs.data / "wal", WalConfig(fsync="never"), ["file"])
+    wal.append([stored[0], b"\xc1not msgpack", stored[1]])
+    wal.close()
+    agent = RunningAgent(dirs, NO_LAKE).start()
+    try:
+        wait_for(lambda: agent.counters("intake").get("wal_undecodable") == 1, 30, "the record counted")
+        assert "replaying the WAL into the dedupe index: 1 records undecodable, skipped" in agent.log()
+        with zmq.Context() as context, context.socket(zmq.PUSH) as push:
+            push.connect(agent.config.intake_endpoint)
+            push.send(stored[1])
+            wait_for(lambda: agent.counters("intake").get("repeats") == 1, 30, "the resend dropped")
+        wait_for(lambda: len(file_events(dirs.data)) >= 2, 30, "the two frames in the file")
+        assert [e["event_id"] for e in file_events(dirs.data)] == [event.event_id for event in events]
+    finally:
+        agent.stop()

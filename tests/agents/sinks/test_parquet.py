@@ -217,7 +217,8 @@ def test_a_batch_offered_again_adds_only_what_the_lake_lacks(
     batch = entries(range(1, 101), keyring, service_name="api")
     assert sink.write_batch(batch) is Delivery.DELIVERED
     assert sink.write_batch(batch) is Delivery.DELIVERED
-    assert sink.write_batch(entries(range(51, 151), keyring, service_name="api")) is Delivery.DELIVERED
+    overlapping = [*batch[50:], *entries(range(101, 151), keyring, service_name="api")]
+    assert sink.write_batch(overlapping) is Delivery.DELIVERED
 
     assert [path.name for path in live_parts(sink.lake)] == [part_name(1, 100), part_name(101, 150)]
     assert seqs(sink) == list(range(1, 151))
@@ -251,7 +252,8 @@ def test_staging_files_a_crash_left_are_invisible_to_readers_and_removed_on_open
     """Half-written files under staging names (a batch's NDJSON and directory, a compaction's part) are
     not parts; the next open deletes them, and the batch is then written whole."""
     sink = open_parquet()
-    sink.write_batch(entries(range(1, 4), keyring, service_name="a"))
+    batch = entries(range(1, 7), keyring, service_name="a")
+    sink.write_batch(batch[:3])
     (directory,) = sink.lake.glob("date=*/service=a")
     leftovers = [
         sink.lake / f"{STAGING_PREFIX}batch-4-6.ndjson",
@@ -266,7 +268,7 @@ def test_staging_files_a_crash_left_are_invisible_to_readers_and_removed_on_open
 
     reopened = open_parquet()
     assert not [path for path in reopened.lake.rglob("*") if path.name.startswith(STAGING_PREFIX)]
-    assert reopened.write_batch(entries(range(1, 7), keyring, service_name="a")) is Delivery.DELIVERED
+    assert reopened.write_batch(batch) is Delivery.DELIVERED
     assert seqs(reopened) == list(range(1, 7))
 
 
@@ -286,9 +288,9 @@ def test_an_event_that_does_not_fit_the_schema_is_refused_with_the_reason(
     assert outcome.entries == [batch[1], batch[3]]
     assert outcome.reasons == [
         f"parquet sink: event {batch[1].event.event_id}: "
-        f"request_size = {2**63} does not fit the lake's BIGINT column",
+        f"request_size = {2**63} does not fit the lake's BIGINT column ({-(2**63)} to {2**63 - 1})",
         f"parquet sink: event {batch[3].event.event_id}: "
-        f"status_code = {2**40} does not fit the lake's INTEGER column",
+        f"status_code = {2**40} does not fit the lake's INTEGER column ({-(2**31)} to {2**31 - 1})",
     ]
     assert seqs(sink) == [1, 3, 5]
 
@@ -395,3 +397,37 @@ def test_refusals_after_the_cut_are_left_to_the_batch_that_reaches_them(
     assert isinstance(outcome, Refused)
     assert outcome.entries == [later]
     assert seqs(sink) == [1, 3]
+
+
+def test_an_entry_under_a_seq_the_lake_holds_for_another_event_is_refused_with_the_reason(
+    open_parquet: OpenParquet, keyring: Keyring, data_dir: Path
+) -> None:
+    """The WAL issued seqs 3-8 again (its reservation lost with its tail), to events of service `a`.
+    Those whose seq the partition holds for another event, or for none (seqs 5-6 went to service `b`),
+    are refused to dead letters with the reason, not skipped as written; the first events stay, the new
+    seqs after them land, and the first batch offered again is still skipped silently, also by a sink
+    that starts knowing only the files."""
+    first = [
+        *entries(range(1, 5), keyring, service_name="a"),
+        *entries(range(5, 7), keyring, service_name="b"),
+        *entries(range(7, 9), keyring, service_name="a"),
+    ]
+    assert open_parquet().write_batch(first) is Delivery.DELIVERED
+    sink = open_parquet()
+    assert sink.write_batch(first) is Delivery.DELIVERED
+    again = entries(range(3, 11), keyring, service_name="a")
+
+    outcome = sink.write_batch(again)
+
+    assert isinstance(outcome, Refused)
+    assert outcome.entries == again[:6]
+    assert outcome.reasons[0] == (
+        f"parquet sink: WAL seq 3 is in the lake for event {first[2].event.event_id}, "
+        f"this is event {again[0].event.event_id}"
+    )
+    assert outcome.reasons[2] == (
+        "parquet sink: WAL seq 5 is in the lake for no event of its partition (another's), "
+        f"this is event {again[2].event.event_id}"
+    )
+    kept = [event_id for (event_id,) in lake_rows(sink, "event_id")]
+    assert kept == [entry.event.event_id for entry in [*first, *again[6:]]]

@@ -113,7 +113,7 @@ def test_emitted_events_land_in_their_service_partition_with_sensitive_values_en
     assert is_envelope(sealed["card"])
     opened = decrypt_sensitive(
         AuditEvent(event_type=AuditEventType.DATA_READ, event_id=events[7].event_id, sensitive=sealed),
-        Keyring.load_or_create(dirs.data / "keys"),
+        Keyring.load_or_create(dirs.keys),
     )
     assert opened.sensitive == {"card": secret}
 

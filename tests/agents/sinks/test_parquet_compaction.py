@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from auditship.agents.crypto import Keyring
-from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.base import Delivery, Entry
 from auditship.agents.sinks.parquet.compaction import CompactionPolicy, Compactor
 from auditship.agents.sinks.parquet.config import ParquetSinkConfig
 from auditship.agents.sinks.parquet.sink import ParquetSink
@@ -40,14 +40,19 @@ def sink(data_dir: Path, keyring: Keyring) -> Iterator[ParquetSink]:
     opened.close()
 
 
-def fill(sink: ParquetSink, keyring: Keyring, sizes: Sequence[int], services: str = "ab") -> None:
+def fill(
+    sink: ParquetSink, keyring: Keyring, sizes: Sequence[int], services: str = "ab"
+) -> list[list[Entry]]:
     """Write one batch per size, the seqs following on, the batches' services taken in turn from
-    `services`; each batch becomes one part."""
+    `services`; each batch becomes one part. Returns the batches."""
     start = 1 + max(lake_seqs(sink.lake), default=0)
+    batches = []
     for number, size in enumerate(sizes):
         batch = entries(range(start, start + size), keyring, service_name=services[number % len(services)])
         assert sink.write_batch(batch) is Delivery.DELIVERED
+        batches.append(batch)
         start += size
+    return batches
 
 
 def lake_seqs(lake: Path) -> list[int]:
@@ -153,7 +158,7 @@ def test_a_compaction_cut_short_leaves_a_lake_read_once_and_finished_later(
     """A kill after the merged part was renamed into place, before anything was deleted, with a staging
     file left too: readers see each row once; the next open removes the staging file; a batch offered
     again is skipped, the next ones are written after the merged range."""
-    fill(sink, keyring, [5] * 6)
+    batches = fill(sink, keyring, [5] * 6)
     Compactor(sink.lake, db, CompactionPolicy(min_age_s=0.0, grace_s=3600.0)).run()
     (directory,) = sink.lake.glob("date=*/service=a")
     torn = directory / f"{STAGING_PREFIX}{part_name(1, 99)}"
@@ -164,7 +169,7 @@ def test_a_compaction_cut_short_leaves_a_lake_read_once_and_finished_later(
     restarted = ParquetSink(ParquetSinkConfig(compaction=False), sink.lake.parent, keyring)
     restarted.open()
     assert not torn.exists()
-    assert restarted.write_batch(entries(range(21, 26), keyring, service_name="a")) is Delivery.DELIVERED
+    assert restarted.write_batch(batches[4]) is Delivery.DELIVERED  # seqs 21-25
     fill(restarted, keyring, [10], services="a")
     restarted.close()
     assert lake_seqs(sink.lake) == list(range(1, 41))

@@ -237,6 +237,26 @@ def test_lag_is_the_age_of_the_oldest_undelivered_event_at_every_report_during_a
     assert len(siem.siem.requests) == 1
 
 
+def test_lag_is_the_age_of_the_oldest_event_of_the_batch_not_of_its_first(
+    root: Path, siem: ServedSiem, supervise: Supervise
+) -> None:
+    """A batch whose first events are a minute old and whose third is an hour old (spooled late, or from
+    an emitter whose clock is behind): while its delivery waits out a backoff, the lag is the hour-old
+    event's, not the first one's."""
+    now = datetime.now(UTC)
+    ages = [timedelta(minutes=1), timedelta(minutes=1), timedelta(hours=1), timedelta(minutes=1)]
+    siem.siem.answer_next(1, 503, retry_after="60", body={"text": "Server is busy", "code": 9})
+    write_wal(root, "siem", [frame(n, timestamp=now - age) for n, age in enumerate(ages, 1)])
+    supervised = supervise(siem_sink(siem, "splunk_hec"), batch_size=1000)
+
+    def lag_in_backoff() -> float | None:
+        reports = [s for s in supervised.received() if s.counters["retries"] == 1]
+        return float(reports[-1].counters["lag_s"]) if reports else None
+
+    lag = wait_for(lag_in_backoff, 10, "a report during the backoff")
+    assert lag >= 3600, lag
+
+
 def test_an_idle_wait_ends_when_the_intake_says_the_wal_grew_and_a_backoff_does_not(root: Path) -> None:
     """A sink with nothing to read sleeps until the intake's news on wal.sock (wal/growth.py) instead of
     polling; the same news during a backoff leaves the backoff whole."""

@@ -355,3 +355,27 @@ def test_a_sql_setting_the_sink_cannot_use_stops_the_agent_with_the_key_named(
     assert str(raised.value).startswith(f"agent.toml: {message}")
     assert "secret" not in str(raised.value)
     assert "tiger" not in str(raised.value)
+
+
+def test_an_entry_under_a_seq_the_table_holds_for_another_event_is_refused_with_both_ids(
+    db: Database, open_sink: OpenSink
+) -> None:
+    """The WAL issued seqs 4-6 again (its reservation lost with its tail): the second events under them
+    are refused to dead letters naming both event ids, not skipped as stored, by a sink that starts
+    knowing only the table; the stored rows stay and the new seqs land. A batch offered again with its
+    own events is still skipped silently."""
+    first = entries(range(1, 7))
+    assert open_sink(db.url, db.table).write_batch(first) is Delivery.DELIVERED
+    sink = open_sink(db.url, db.table)
+    assert sink.write_batch(first[2:]) is Delivery.DELIVERED
+    again = [Entry(n, event(100 + n)) for n in range(4, 10)]
+
+    outcome = sink.write_batch(again)
+
+    assert isinstance(outcome, Refused), outcome
+    assert outcome.entries == again[:3]
+    assert outcome.reasons[0] == (
+        f"sql sink: WAL seq 4 is stored in {db.table} for event {first[3].event.event_id}, "
+        f"this is event {again[0].event.event_id}"
+    )
+    assert db.count() == 9

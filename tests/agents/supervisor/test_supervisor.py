@@ -121,3 +121,20 @@ def test_a_starting_agent_kills_a_worker_an_earlier_agent_left_running(dirs: Age
         finally:
             agent.stop()
             left.kill()
+
+
+def test_an_agent_whose_spool_falls_in_its_data_directory_warns_at_start_and_a_named_one_does_not(
+    dirs: AgentDirs,
+) -> None:
+    """Its runtime directory is not /run/auditship and no spool_dir is set: one WARNING at start names
+    both keys and what to set. The same agent with spool_dir set starts without it."""
+    agent = RunningAgent(dirs, QUICK_CONFIG).start()
+    agent.stop()
+    warnings = [line for line in agent.log().splitlines() if " WARNING " in line and "spool_dir" in line]
+    assert len(warnings) == 1, agent.log()
+    assert f"so the spool is {dirs.data / 'spool'}, inside the data directory" in warnings[0]
+    named = f'spool_dir = "{dirs.root / "spool"}"\n' + QUICK_CONFIG
+    agent.log_path.unlink()
+    agent = RunningAgent(dirs, named).start()
+    agent.stop()
+    assert "spool_dir is not set" not in agent.log()

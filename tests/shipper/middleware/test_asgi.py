@@ -213,7 +213,7 @@ def test_headers_are_logged_with_credentials_redacted_and_bodies_truncated_and_e
     written = (audit_agent.dirs.data / "files" / "audit.jsonl").read_bytes()
     for secret in (b"t0k3n", b"k3y", b"s3ss10n-s3cr3t", b"alice"):
         assert secret not in written
-    opened = decrypt_sensitive(event, Keyring.load_or_create(audit_agent.dirs.data / "keys"))
+    opened = decrypt_sensitive(event, Keyring.load_or_create(audit_agent.dirs.keys))
     excerpt = {"text": body[:16].decode(), "size": len(body), "truncated": True}
     assert opened.sensitive == {"request_body": excerpt, "response_body": excerpt}
 

@@ -1,0 +1,56 @@
+"""The digests' signing key: made once in keys_dir, private, and its public half exported alone for an
+auditor (`audit-agent keys export-public`)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from auditship.agents.cli import main
+from auditship.agents.integrity.signing import Signer
+from auditship.ondisk.digests import SIGNING_KEY, load_public_key, public_key_path
+
+
+def config_beside(tmp_path: Path) -> Path:
+    config = tmp_path / "agent.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    return config
+
+
+def test_the_signing_key_is_made_once_private_with_its_public_key_beside_it(tmp_path: Path) -> None:
+    first = Signer.load_or_create(tmp_path)
+    again = Signer.load_or_create(tmp_path)
+    assert again.key_id == first.key_id
+    assert stat.S_IMODE((tmp_path / SIGNING_KEY).stat().st_mode) == 0o600
+    key_id, public = load_public_key(public_key_path(tmp_path, first.key_id))
+    assert key_id == first.key_id
+    public.verify(first.sign(b"digest"), b"digest")
+
+
+def test_export_public_prints_the_pem_an_auditor_verifies_with_and_its_key_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The PEM alone on stdout (so `> FILE` is the key file), the key id on stderr; with --output, the
+    PEM in the file. Either loads as the signing key's public key."""
+    config = config_beside(tmp_path)
+    signer = Signer.load_or_create(tmp_path / "keys")
+
+    assert main(["keys", "export-public", "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("-----BEGIN PUBLIC KEY-----") and "PRIVATE" not in out
+    assert f"key id: {signer.key_id}" in err
+    (tmp_path / "stdout.pem").write_text(out)
+    assert load_public_key(tmp_path / "stdout.pem")[0] == signer.key_id
+
+    assert main(["keys", "export-public", "--config", str(config), "--output", str(tmp_path / "a.pem")]) == 0
+    assert signer.key_id in capsys.readouterr().out
+    assert load_public_key(tmp_path / "a.pem")[0] == signer.key_id
+
+
+def test_export_public_without_a_signing_key_says_where_it_looked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "export-public", "--config", str(config_beside(tmp_path))]) == 2
+    assert f"{tmp_path / 'keys' / SIGNING_KEY}: no signing key here" in capsys.readouterr().err

@@ -21,7 +21,6 @@ import os
 import time
 
 import msgspec
-import zmq
 
 from auditship.agents.backoff import Backoff
 from auditship.agents.config import AgentConfig
@@ -32,13 +31,12 @@ from auditship.agents.detect.outbox import Outbox
 from auditship.agents.durable import write_atomically
 from auditship.agents.intake.senders import Identities
 from auditship.agents.mailbox import Mailbox
-from auditship.agents.messages import Stop
-from auditship.agents.sinks.runner import BACKOFF_BASE_S, BACKOFF_CAP_S, ORPHAN_CHECK_S
+from auditship.agents.sinks.runner import BACKOFF_BASE_S, BACKOFF_CAP_S
 from auditship.agents.wal import WalReader
 from auditship.agents.wal.growth import IDLE_LOOK_S, GrowthListener
+from auditship.agents.wal_worker import WalWorker
 from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.files import make_private_dirs
-from shipper.control import Message
 from shipper.event import Sender
 
 log = logging.getLogger("auditship.detect")
@@ -66,7 +64,7 @@ class DetectCounters(msgspec.Struct):
     """The last WAL seq examined (the cursor file follows at each snapshot)."""
 
 
-class DetectWorker:
+class DetectWorker(WalWorker):
     def __init__(self, config: AgentConfig, mailbox: Mailbox) -> None:
         self.config = config
         self.settings = config.detect
@@ -206,26 +204,3 @@ class DetectWorker:
         counters.keys, counters.evicted = self.detector.keys, self.detector.evicted
         interval = self.config.supervisor.stats_interval_s
         self.mailbox.report(msgspec.structs.asdict(counters), interval, force=force, problem=self._problem)
-
-    def _wait(self, seconds: float, *, until_growth: bool = False) -> None:
-        """Sleep on the mailbox, reporting; back early to stop now (a plain Stop, the supervisor gone),
-        and with `until_growth` when the intake says the WAL grew (wal/growth.py): an idle detector
-        wakes once per IDLE_LOOK_S. A drain is noted: the loop reads on to the end of the WAL."""
-        deadline = time.monotonic() + seconds
-        poller = zmq.Poller()
-        poller.register(self.mailbox.socket, zmq.POLLIN)
-        poller.register(self.growth.socket, zmq.POLLIN)
-        while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
-            if self.mailbox.orphaned():
-                return
-            ready = dict(poller.poll(max(1, int(min(remaining, ORPHAN_CHECK_S) * 1000))))
-            if self.mailbox.socket in ready:
-                self._obey(self.mailbox.receive())
-            self._report()
-            if self.growth.socket in ready and self.growth.drain() and until_growth:
-                return
-
-    def _obey(self, message: Message | None) -> None:
-        if isinstance(message, Stop):
-            self._draining = self._draining or message.drain
-            self._stopping = self._stopping or not message.drain

@@ -27,27 +27,23 @@ import time
 from datetime import UTC, datetime
 
 import msgspec
-import zmq
 
 from auditship.agents.backoff import Backoff
 from auditship.agents.config import AgentConfig
 from auditship.agents.errors import SinkError
 from auditship.agents.mailbox import Mailbox
-from auditship.agents.messages import Stop
 from auditship.agents.sinks.base import BuiltSink, Delivery, Entry, Partial, Refused, Sink
 from auditship.agents.sinks.registry import SINKS
 from auditship.agents.wal import WalReader, WalRecord
 from auditship.agents.wal.growth import IDLE_LOOK_S, GrowthListener
+from auditship.agents.wal_worker import WalWorker
 from auditship.ondisk.data_layout import DataLayout
-from shipper.control import Message
 from shipper.wire import frame_decoder
 
 log = logging.getLogger("auditship.sinks")
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 BACKOFF_BASE_S = 0.2
 BACKOFF_CAP_S = 30.0
-ORPHAN_CHECK_S = 0.5
-"""How often a wait looks whether the supervisor is still there (where no parent-death signal tells)."""
 REFUSED_WHOLE = "the destination refused the batch"
 
 
@@ -129,7 +125,7 @@ def build_runner(name: str, config: AgentConfig, mailbox: Mailbox) -> SinkRunner
     return SinkRunner(sink, config, mailbox, batch_size, flush_interval_s)
 
 
-class SinkRunner:
+class SinkRunner(WalWorker):
     def __init__(
         self,
         sink: Sink,
@@ -349,32 +345,6 @@ class SinkRunner:
             path,
             refused.reasons[0] if refused.reasons else "?",
         )
-
-    def _wait(self, seconds: float, *, until_growth: bool = False) -> None:
-        """Sleep on the mailbox for `seconds`, reporting counters meanwhile. Back early when the worker
-        must stop now (a Stop without drain, or the supervisor gone), and with `until_growth` when the
-        intake says the WAL grew (wal/growth.py). A drain is noted and the wait goes on: the supervisor
-        sends its Stop again every tick, and a backoff cut short by each would hammer a destination that
-        asked for a pause."""
-        deadline = time.monotonic() + seconds
-        poller = zmq.Poller()
-        poller.register(self.mailbox.socket, zmq.POLLIN)
-        poller.register(self.growth.socket, zmq.POLLIN)
-        while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
-            if self.mailbox.orphaned():
-                return
-            ready = dict(poller.poll(max(1, int(min(remaining, ORPHAN_CHECK_S) * 1000))))
-            if self.mailbox.socket in ready:
-                self._obey(self.mailbox.receive())
-            self._report()
-            # Drained whether or not it ends this wait: news heard during a backoff is old by its end.
-            if self.growth.socket in ready and self.growth.drain() and until_growth:
-                return
-
-    def _obey(self, message: Message | None) -> None:
-        if isinstance(message, Stop):
-            self._draining = self._draining or message.drain
-            self._stopping = self._stopping or not message.drain
 
 
 def _refusals(entries: list[Entry], outcome: Delivery | Refused | Partial) -> Refused:

@@ -14,6 +14,7 @@ It needs root (to mount the tmpfs), PostgreSQL on 127.0.0.1:5432 and a while: it
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import multiprocessing
 import os
@@ -185,15 +186,14 @@ def _away(proxy: TcpProxy) -> None:
 def _disk_full(rig: Rig) -> None:
     filler = rig.disk / "filler"
     chunk = b"\0" * 65536
-    with filler.open("wb") as out:
-        for _ in range(10_000):  # 640 MB, far more than the tmpfs: ends at ENOSPC
-            try:
-                out.write(chunk)
-                out.flush()
-            except OSError:
-                break
+    # 640 MB at most, far more than the tmpfs: ends at ENOSPC, at once if the agent's data (a WAL kept
+    # for a sink that is away) filled it already.
+    with contextlib.suppress(OSError), filler.open("wb") as out:
+        for _ in range(10_000):
+            out.write(chunk)
+            out.flush()
     time.sleep(OUTAGE_S)
-    filler.unlink()
+    filler.unlink(missing_ok=True)
 
 
 def _bad_input(rig: Rig) -> None:

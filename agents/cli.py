@@ -1,5 +1,6 @@
-"""audit-agent: run the agent, check a config file, ask a running agent for its status, manage the keys of
-a TCP intake, export the public key that verifies the digests, or run a demo."""
+"""audit-agent: run the agent, check a config file, ask a running agent for its status, rotate and list the
+field keys, manage the keys of a TCP intake, export the public key that verifies the digests, or run a
+demo."""
 
 from __future__ import annotations
 

@@ -111,7 +111,11 @@ class Keyring(FieldKeys):
         key_id = _create_field_key(self.keys_dir)
         # Its age is counted on this keyring's clock (a test's pinned one too), not the file system's.
         created = self._clock()
-        os.utime(self.keys_dir / f"{key_id}.key", (created, created))
+        path = self.keys_dir / f"{key_id}.key"
+        try:
+            os.utime(path, (created, created))
+        except OSError as exc:
+            raise KeyringError(f"{path}: cannot set its creation time: {exc.strerror}") from exc
         replace_file(self.keys_dir / ACTIVE, key_id.encode() + b"\n")
         self._stamp = _stamp(self.keys_dir / ACTIVE)
         self._switch(key_id)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from auditship.agents.detect.config import DetectConfig
 from auditship.agents.errors import ConfigError
 from auditship.agents.section import Positive, Section
 from auditship.agents.sinks.registry import SINKS, SinksConfig
@@ -232,6 +233,7 @@ class AgentConfig(Section):
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     sinks: SinksConfig = msgspec.field(default_factory=SinksConfig)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    detect: DetectConfig = msgspec.field(default_factory=DetectConfig)
     integrity: IntegrityConfig = msgspec.field(default_factory=IntegrityConfig)
     keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
 
@@ -304,6 +306,10 @@ class AgentConfig(Section):
 
     def enabled_sinks(self) -> list[str]:
         return [name for name in SINKS if getattr(self.sinks, name).enabled]
+
+    def wal_readers(self) -> list[str]:
+        """Whose cursors hold the WAL's segments: the enabled sinks', and the detector's when it runs."""
+        return [*self.enabled_sinks(), *(["detect"] if self.detect.enabled else [])]
 
 
 def load_config(path: Path | None) -> AgentConfig:

@@ -42,6 +42,10 @@ def worker_main(spec: WorkerSpec, config: AgentConfig, supervisor: int) -> None:
             from auditship.agents.intake.intake import Intake
 
             Intake(config, context, mailbox).run()
+        elif spec.role == "detect":
+            from auditship.agents.detect.worker import DetectWorker
+
+            DetectWorker(config, mailbox).run()
         else:
             from auditship.agents.sinks.runner import build_runner
 

@@ -8,6 +8,8 @@ python -m bench middleware  requests/s of Starlette and gRPC servers with and wi
                             beside the peers: asgi-correlation-id, structlog, Prometheus, OpenTelemetry...)
 python -m bench query    audit-query's search, stats and SQL over a lake vs scanning zstd JSON Lines
 python -m bench sinks    events/s into each sink's destination; the drain of a SIEM outage's backlog
+python -m bench detect   precision and recall of the detection rules on a labelled month, streaming and
+                         over the lake; alert latency; the detector's events/s; its memory with 1M keys
 python -m bench idle     CPU an agent with nothing to do takes, per process
 python -m bench verify   MB/s of files and lake that audit-query verify checks (digests, hashes, continuity)
 """
@@ -18,7 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import ack, agent, apps, emit, idle, instructions, middleware, query, sinks, verify
+from bench import ack, agent, apps, detect, emit, idle, instructions, middleware, query, sinks, verify
 
 
 def main() -> int:
@@ -59,6 +61,11 @@ def main() -> int:
     query_parser.add_argument("--events", type=int, default=10_000_000)
     query_parser.add_argument("--dir", type=Path, help="build here and keep (default: a temporary directory)")
     sinks.add_arguments(commands.add_parser("sinks", help="events/s into each sink's destination"))
+    detect_parser = commands.add_parser("detect", help="the detection rules on a labelled synthetic month")
+    detect_parser.add_argument("--users", type=int, default=5_000)
+    detect_parser.add_argument("--incidents", type=int, default=5, help="of each kind")
+    detect_parser.add_argument("--latency-alerts", type=int, default=10)
+    detect_parser.add_argument("--memory-keys", type=int, default=1_000_000)
     idle_parser = commands.add_parser("idle", help="CPU of an agent with nothing to do")
     idle_parser.add_argument("--seconds", type=float, default=30.0)
     verify_parser = commands.add_parser("verify", help="MB/s that audit-query verify checks")
@@ -80,6 +87,8 @@ def main() -> int:
         query.run(args.events, args.dir)
     elif args.command == "sinks":
         sinks.run(args)
+    elif args.command == "detect":
+        detect.run(args.users, args.incidents, args.latency_alerts, args.memory_keys)
     elif args.command == "idle":
         idle.run(args.seconds)
     elif args.command == "verify":

@@ -51,6 +51,11 @@ class DataLayout(msgspec.Struct, frozen=True):
         return self.root / "workers"
 
     @property
+    def detect(self) -> Path:
+        """The detector's saved state."""
+        return self.root / "detect"
+
+    @property
     def dedupe_index(self) -> Path:
         return self.wal / "emitters.index"
 

@@ -1,6 +1,6 @@
-"""What `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events` and `verify` do, with
-the seed's keyword names. DuckDB and the file system block, so each step runs in a worker thread
-(asyncio.to_thread) and the service's event loop never waits on the lake.
+"""What `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events`, `detect_anomalies` and
+`verify` do, with the seed's keyword names. DuckDB and the file system block, so each step runs in a
+worker thread (asyncio.to_thread) and the service's event loop never waits on the lake.
 
 The lake is the one under the data directory (`AuditConfig.data_dir`, else $AUDITSHIP_DATA_DIR, else
 ./auditship-data) in the agent's default layout. Times may be aware, or naive in local time. Bad
@@ -18,9 +18,11 @@ from typing import Any, Unpack
 
 import msgspec
 
-from auditship.agents.config import default_keys_dir
+from auditship.agents.config import default_keys_dir, load_config
+from auditship.agents.errors import ConfigError
 from auditship.agents.retention import Location, Removal, apply_retention
 from auditship.ondisk import data_layout
+from auditship.query.anomalies import Anomaly, anomalies
 from auditship.query.errors import QueryError
 from auditship.query.filters import EventFilter, enum_values
 from auditship.query.lake import LakeReader
@@ -90,6 +92,23 @@ async def cleanup_old_events(data_dir: Path | None, older_than_days: int) -> lis
     if older_than_days <= 0:
         raise QueryError(f"older_than_days: must be positive, got {older_than_days}")
     return await asyncio.to_thread(apply_retention, location(data_dir), timedelta(days=older_than_days))
+
+
+async def detect_anomalies(
+    data_dir: Path | None,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    rules: list[str],
+    config_file: Path | None,
+) -> list[Anomaly]:
+    """`audit-query anomalies` (query/anomalies.py) over this data directory's lake, with the `[detect]`
+    thresholds of `config_file` (None: the defaults)."""
+    try:
+        config = load_config(config_file).detect
+    except ConfigError as exc:
+        raise QueryError(str(exc)) from exc
+    lake = location(data_dir).lake
+    return await asyncio.to_thread(anomalies, lake, config, _utc(start_time), _utc(end_time), rules)
 
 
 async def verify(

@@ -20,7 +20,7 @@ first call (audit-query's, which needs DuckDB, the agent extra), in a worker thr
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Unpack
@@ -347,6 +347,22 @@ class AuditLogger:
         data directory, as `audit-query retention` does; returns what was removed (or failed to be)."""
         days = self.config.retention_days if older_than_days is None else older_than_days
         return await lake_reader().cleanup_old_events(self.config.data_dir, days)
+
+    async def detect_anomalies(
+        self,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        rules: str | Sequence[str] | None = None,
+        config_file: str | Path | None = None,
+    ) -> list[Mapping[str, Any]]:
+        """What the agent's detection rules find among the events in [start_time, end_time) of the lake,
+        oldest first, as `audit-query anomalies --format json` prints them: `rule`, `severity`,
+        `event_type`, `key`, `window_s`, `window_start`, `window_end`, `count`, `threshold`, `baseline`,
+        `event_ids`. `rules`: one or several names (default: those the config enables); `config_file`:
+        the agent.toml whose `[detect]` thresholds to use (default: the built-in ones)."""
+        names = [rules] if isinstance(rules, str) else list(rules or ())
+        config = Path(config_file) if config_file is not None else None
+        return await lake_reader().detect_anomalies(self.config.data_dir, start_time, end_time, names, config)
 
     async def verify(
         self,

@@ -1,5 +1,6 @@
-"""The read-back seam: how `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events` and
-`verify` reach the agent's lake although shipper, below the agent and audit-query, never imports them.
+"""The read-back seam: how `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events`,
+`detect_anomalies` and `verify` reach the agent's lake although shipper, below the agent and
+audit-query, never imports them.
 
 shipper names only the `LakeReader` protocol. The implementation is found at first use through the entry
 point `lake` of the group `auditship.readers`, which this distribution declares as `auditship.query.api`
@@ -35,6 +36,15 @@ class LakeReader(Protocol):
 
     async def cleanup_old_events(self, data_dir: Path | None, older_than_days: int) -> list[Any]: ...
 
+    async def detect_anomalies(
+        self,
+        data_dir: Path | None,
+        start_time: datetime | None,
+        end_time: datetime | None,
+        rules: list[str],
+        config_file: Path | None,
+    ) -> list[Mapping[str, Any]]: ...
+
     async def verify(
         self,
         data_dir: Path | None,
@@ -49,8 +59,9 @@ class LakeReader(Protocol):
 
 def _missing(reason: object) -> RuntimeError:
     return RuntimeError(
-        "search_events, get_audit_statistics, cleanup_old_events and verify read the agent's lake with "
-        f"DuckDB, which comes with the agent extra: pip install 'auditship[agent]' ({reason})"
+        "search_events, get_audit_statistics, cleanup_old_events, detect_anomalies and verify read the "
+        "agent's lake with DuckDB, "
+        f"which comes with the agent extra: pip install 'auditship[agent]' ({reason})"
     )
 
 

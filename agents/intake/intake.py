@@ -135,7 +135,7 @@ class Intake:
         self.keyring = Keyring.load_or_create(
             config.keys_path, Rotation(config.keys.rotate_after_encryptions, config.keys.rotate_after_days)
         )
-        self.wal = WriteAheadLog(self.layout.wal, config.wal, config.enabled_sinks())
+        self.wal = WriteAheadLog(self.layout.wal, config.wal, config.wal_readers())
         self.counters = IntakeCounters()
         self.index = self._load_index()
         self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())

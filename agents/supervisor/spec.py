@@ -9,5 +9,5 @@ import msgspec
 
 class WorkerSpec(msgspec.Struct, frozen=True):
     name: str
-    role: Literal["intake", "sink"]
+    role: Literal["intake", "sink", "detect"]
     sink: str = ""

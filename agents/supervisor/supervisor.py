@@ -37,6 +37,8 @@ class Supervisor:
         specs = [WorkerSpec("intake", "intake")] + [
             WorkerSpec(f"sink:{name}", "sink", name) for name in config.enabled_sinks()
         ]
+        if config.detect.enabled:
+            specs.append(WorkerSpec("detect", "detect"))
         self.workers = {spec.name: WorkerProcess(spec, config.supervisor.restart) for spec in specs}
         self._stop_signal: int | None = None
         self.exit_code = 0
@@ -57,11 +59,12 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         log.info(
-            "audit-agent %d: data in %s, intake on %s, sinks: %s",
+            "audit-agent %d: data in %s, intake on %s, sinks: %s, detection %s",
             os.getpid(),
             self.layout.root,
             self.config.intake_endpoint,
             ", ".join(self.config.enabled_sinks()) or "none",
+            "on" if self.config.detect.enabled else "off",
         )
         spool_warning = self.config.spool_warning()
         if spool_warning is not None:
@@ -152,13 +155,13 @@ class Supervisor:
         )
 
     def _drain(self) -> None:
-        """Intake first (nothing new comes in), then the sinks catch up with the WAL, then exit. A sink that
-        cannot catch up in time (its destination down) is told to stop at the deadline: what it has not
-        delivered stays in the WAL for the next start, and the exit code is still 0."""
+        """Intake first (nothing new comes in), then the sinks (and the detector) catch up with the WAL, then
+        exit. A sink that cannot catch up in time (its destination down) is told to stop at the deadline:
+        what it has not delivered stays in the WAL for the next start, and the exit code is still 0."""
         systemd.notify("STOPPING=1")
         deadline = time.monotonic() + self.config.supervisor.drain_timeout_s
         intake = [w for w in self.workers.values() if w.spec.role == "intake"]
-        sinks = [w for w in self.workers.values() if w.spec.role == "sink"]
+        sinks = [w for w in self.workers.values() if w.spec.role != "intake"]
         self._stop(intake, Stop(drain=False), deadline)
         self._kill(intake)
         self._stop(sinks, Stop(drain=True), deadline)

@@ -38,7 +38,8 @@ def audit_agent(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_status_json_is_an_object_with_every_figure_of_the_table(agent: RunningAgent) -> None:
     """--json prints one object: the agent's pid and, per worker, its name, state, pid, restarts and
-    counters, and for a sink how far it lags behind the WAL, the figure the table shows as lag_events."""
+    counters, and for a sink (and the detector) how far it lags behind the WAL, the figure the table
+    shows as lag_events."""
     emitter = Emitter(agent.config.intake_endpoint)
     try:
         for number in range(10):
@@ -53,7 +54,7 @@ def test_status_json_is_an_object_with_every_figure_of_the_table(agent: RunningA
     report = json.loads(result.stdout)
     assert report["pid"] == agent.process.pid  # type: ignore[union-attr]
     workers = {worker["name"]: worker for worker in report["workers"]}
-    assert list(workers) == ["intake", "sink:file", "sink:parquet"]
+    assert list(workers) == ["intake", "sink:file", "sink:parquet", "detect"]
     for worker in workers.values():
         assert worker["state"] == "running" and worker["restarts"] == 0
         assert worker["pid"] == agent.worker_pid(worker["name"])
@@ -62,6 +63,7 @@ def test_status_json_is_an_object_with_every_figure_of_the_table(agent: RunningA
     assert workers["sink:file"]["lag_events"] == 0
     parquet = workers["sink:parquet"]
     assert parquet["lag_events"] == 10 - parquet["counters"]["committed"]
+    assert workers["detect"]["lag_events"] == 10 - workers["detect"]["counters"]["committed"]
 
     table = audit_agent("status").stdout.splitlines()
     assert table[0] == f"audit-agent pid {report['pid']}"
@@ -108,6 +110,7 @@ def test_ps_shows_each_agent_process_by_its_role(agent: RunningAgent) -> None:
         "intake": "audit-agent: intake",
         "sink:file": "audit-agent: sink file",
         "sink:parquet": "audit-agent: sink parquet",
+        "detect": "audit-agent: detect",
     }
 
 

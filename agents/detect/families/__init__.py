@@ -1,0 +1,1 @@
+"""The families rules are built from (see agents/detect/family.py), one file each."""

@@ -1,11 +1,13 @@
-"""audit-agent: run the agent, check a config file, ask a running agent for its status, manage the keys of
-a TCP intake, export the public key that verifies the digests, or run a demo."""
+"""audit-agent: run the agent, check a config file, ask a running agent for its status, rotate and list the
+field keys, manage the keys of a TCP intake, export the public key that verifies the digests, or run a
+demo."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from auditship.agents.embedded import load_seed
 from auditship.agents.logs import configure_logging
 from auditship.agents.masking import MASK, SECRET_KEY, url_without_secrets
 from auditship.ondisk.errors import AuditshipError
+from auditship.ondisk.keys import ACTIVE
 from shipper import endpoint as endpoints
 from shipper.control import Status, request_status
 
@@ -92,7 +95,9 @@ def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:
 
 def _keys_parser(commands: Any) -> None:
     keys = commands.add_parser(
-        "keys", help="the CURVE keys of a TCP intake (the agent's, the clients'); the digests' public key"
+        "keys",
+        help="the field keys (rotate, list); the CURVE keys of a TCP intake (the agent's, the clients'); "
+        "the digests' public key",
     )
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument(
@@ -106,7 +111,14 @@ def _keys_parser(commands: Any) -> None:
     allow = actions.add_parser("allow", parents=[config], help="allow a client key made elsewhere")
     allow.add_argument("name")
     allow.add_argument("public_key_file", type=Path, help="the client's public certificate")
-    actions.add_parser("list", parents=[config], help="the agent's public key and the allowed clients")
+    actions.add_parser(
+        "list", parents=[config], help="the field keys, the agent's public key and the allowed clients"
+    )
+    actions.add_parser(
+        "rotate",
+        parents=[config],
+        help="make a new active field key (a running agent takes it up within a second; old keys stay)",
+    )
     revoke = actions.add_parser("revoke", parents=[config], help="remove a client from the allow-list")
     revoke.add_argument("name")
     export = actions.add_parser(
@@ -136,9 +148,35 @@ def _export_public(keys_dir: Path, output: Path | None) -> int:
     return 0
 
 
+def _rotate(keys_dir: Path) -> int:
+    from auditship.agents.crypto.keyring import Keyring
+
+    keyring = Keyring.load(keys_dir)
+    old = keyring.active_key_id
+    new = keyring.rotate("audit-agent keys rotate")
+    print(f"field key {new} is now active, replacing {old} (kept for decryption); a running agent uses it")
+    print("within a second")
+    return 0
+
+
+def _list_field_keys(keys_dir: Path) -> None:
+    from auditship.agents.crypto.key_list import field_keys
+
+    if not (keys_dir / ACTIVE).exists():
+        print(f"field keys: none in {keys_dir} yet (the agent makes the first at its first start)")
+        return
+    for key in field_keys(keys_dir):
+        created = datetime.fromtimestamp(key.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        uses = "unreadable" if key.uses is None else str(key.uses)
+        state = "active" if key.active else "retired"
+        print(f"field {key.key_id}  created {created}  uses {uses}  {state}")
+
+
 def _keys(config: AgentConfig, args: argparse.Namespace) -> int:
     if args.action == "export-public":
         return _export_public(config.keys_path, args.output)
+    if args.action == "rotate":
+        return _rotate(config.keys_path)
     keys = CurveKeys(config.curve_path)
     match args.action:
         case "init":
@@ -151,6 +189,7 @@ def _keys(config: AgentConfig, args: argparse.Namespace) -> int:
             keys.allow(args.name, args.public_key_file)
             print(f"client {args.name!r} allowed")
         case "list":
+            _list_field_keys(config.keys_path)
             server = keys.server_keys()[0].decode() if keys.server_secret.exists() else "none (keys init)"
             print(f"agent {server}  {keys.server_public}")
             for name, public in keys.allowed().items():

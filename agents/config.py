@@ -174,6 +174,28 @@ class IntegrityConfig(Section):
             )
 
 
+MAX_ENCRYPTIONS_PER_KEY = 1 << 32
+"""AES-GCM with random 96-bit nonces: past this many values under one key, a repeated nonce becomes
+too likely (NIST SP 800-38D). `keys.rotate_after_encryptions` stays below it."""
+
+
+class KeysConfig(Section):
+    """When the intake rotates the field key by itself (`audit-agent keys rotate` does it by hand)."""
+
+    rotate_after_encryptions: Positive = 1 << 30
+    """A new field key before the active one has sealed more values than this (counted in keys_dir,
+    so a restart does not reset it); at most 2^32."""
+    rotate_after_days: Positive = 90
+    """A new field key once the active one is this many days old (counted at the next value sealed)."""
+
+    def check(self, key: str) -> None:
+        if self.rotate_after_encryptions > MAX_ENCRYPTIONS_PER_KEY:
+            raise ValueError(
+                f"{key}.rotate_after_encryptions: must be at most 2^32 ({MAX_ENCRYPTIONS_PER_KEY}), the "
+                f"bound of AES-GCM with random nonces, got {self.rotate_after_encryptions}"
+            )
+
+
 KEYS_DIR_NAME = "keys"
 """The keys directory beside the config file, when `keys_dir` is not given."""
 
@@ -213,6 +235,7 @@ class AgentConfig(Section):
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     detect: DetectConfig = msgspec.field(default_factory=DetectConfig)
     integrity: IntegrityConfig = msgspec.field(default_factory=IntegrityConfig)
+    keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
 
     @property
     def data_path(self) -> Path:

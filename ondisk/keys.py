@@ -3,6 +3,7 @@ in its data directory's keys/), and the field keys as every reader opens them.
 
     <keys_dir>/           0700
       f-1a2b3c4d.key      0600, 32 random bytes: one AES-256 field key, named by its id
+      f-1a2b3c4d.uses     how many values that key sealed (agents/crypto/key_uses.py)
       active              the id of the field key new envelopes use
       spool-x25519.key    0600, 32 bytes: the X25519 private key emitters seal spool records to
 

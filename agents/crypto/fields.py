@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from auditship.agents.crypto.keyring import Keyring
 from auditship.ondisk.envelope import NONCE_BYTES, PREFIX, associated_data, is_envelope, open_sensitive
 from auditship.ondisk.keys import FieldKeys
 from shipper.event import AuditEvent
@@ -19,26 +20,25 @@ from shipper.event import AuditEvent
 _encoder = msgspec.msgpack.Encoder()
 
 
-def encrypt_sensitive(event: AuditEvent, keyring: FieldKeys) -> AuditEvent:
-    """`event` with each plaintext `sensitive` value replaced by an envelope under the active key.
+def encrypt_sensitive(event: AuditEvent, keyring: Keyring) -> AuditEvent:
+    """`event` with each plaintext `sensitive` value replaced by an envelope under the active key
+    (counted against it, and rotated first when due, by the intake's keyring).
 
     Returns the same object when there is nothing to encrypt (no sensitive values, or all envelopes).
     """
     if not event.sensitive:
         return event
-    key_id = keyring.active_key_id
-    sealed: dict[str, Any] = {}
-    changed = False
-    for name, value in event.sensitive.items():
-        if is_envelope(value):
-            sealed[name] = value
-            continue
+    plain = [name for name, value in event.sensitive.items() if not is_envelope(value)]
+    if not plain:
+        return event
+    key_id, cipher = keyring.encryption_key(len(plain))
+    sealed: dict[str, Any] = dict(event.sensitive)
+    for name in plain:
         nonce = os.urandom(NONCE_BYTES)
         aad = associated_data(event.event_id, name)
-        ciphertext = keyring.cipher(key_id).encrypt(nonce, _encoder.encode(value), aad)
+        ciphertext = cipher.encrypt(nonce, _encoder.encode(sealed[name]), aad)
         sealed[name] = f"{PREFIX}{key_id}:{_b64encode(nonce + ciphertext)}"
-        changed = True
-    return msgspec.structs.replace(event, sensitive=sealed) if changed else event
+    return msgspec.structs.replace(event, sensitive=sealed)
 
 
 def decrypt_sensitive(event: AuditEvent, keyring: FieldKeys) -> AuditEvent:

@@ -22,7 +22,7 @@ import os
 import stat
 from pathlib import Path
 
-from auditship.agents.crypto.keyring import publish
+from auditship.agents.crypto.key_files import publish
 from auditship.agents.durable import fsync_directory
 from auditship.agents.errors import ConfigError
 from auditship.ondisk.data_layout import DataLayout
@@ -90,10 +90,14 @@ def field_keys_dir(keys_dir: Path, data_dir: Path) -> Path:
 
 
 def _move(source: Path, target: Path) -> bool:
-    """Copy `source` to `target` durably and remove `source`; True if it moved."""
+    """Copy `source` to `target` durably and remove `source`; True if it moved. The copy keeps the
+    source's mtime: a field key's is its creation time, which rotation by age counts from."""
     try:
         data = source.read_bytes()
-        if publish(target, data) or target.read_bytes() == data:
+        if publish(target, data):
+            status = source.stat()
+            os.utime(target, ns=(status.st_atime_ns, status.st_mtime_ns))
+        if target.read_bytes() == data:
             source.unlink()
             return True
     except OSError as exc:

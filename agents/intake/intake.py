@@ -27,6 +27,7 @@ import zmq
 from auditship.agents.config import AgentConfig
 from auditship.agents.crypto.fields import encrypt_sensitive
 from auditship.agents.crypto.keyring import Keyring
+from auditship.agents.crypto.rotation import Rotation
 from auditship.agents.curve_keys import CurveKeys
 from auditship.agents.errors import ConfigError, FrameRejected, UnreadableSpoolEntry
 from auditship.agents.intake import spool_pickup
@@ -131,7 +132,9 @@ class Intake:
         self.settings = config.intake
         self.mailbox = mailbox
         self.layout = DataLayout(config.data_path)
-        self.keyring = Keyring.load_or_create(config.keys_path)
+        self.keyring = Keyring.load_or_create(
+            config.keys_path, Rotation(config.keys.rotate_after_encryptions, config.keys.rotate_after_days)
+        )
         self.wal = WriteAheadLog(self.layout.wal, config.wal, config.wal_readers())
         self.counters = IntakeCounters()
         self.index = self._load_index()
@@ -785,6 +788,7 @@ class Intake:
             self._confirm()
         self._maintain(confirm=writable)
         self.wal.close()
+        self.keyring.close()
         self.mailbox.report(self._counters(), 0, force=True)
         self.pull.close(linger=0)
         self.confirmations.close(linger=500)

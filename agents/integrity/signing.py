@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from auditship.agents.crypto.keyring import publish
+from auditship.agents.crypto.key_files import publish
 from auditship.ondisk.digests import SIGNING_KEY, key_id_of, public_key_path
 from auditship.ondisk.errors import KeyringError
 from auditship.ondisk.files import make_private_dirs

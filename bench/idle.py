@@ -2,7 +2,7 @@
 
     python -m bench idle [--seconds 30]
 
-The agent runs with the defaults (file sink and Parquet lake); after a warm-up the CPU time of the
+The agent runs with the defaults (file sink, Parquet lake, detector); after a warm-up the CPU time of the
 supervisor and each worker is read from /proc at the start and the end. Target (issue 16): at most 0.5% of
 a core for the whole agent; rsyslog, the baseline, wakes only on input (about 0).
 """
@@ -33,7 +33,7 @@ def run(seconds: float) -> None:
         time.sleep(seconds)
         elapsed = time.monotonic() - started
         used = {pid: cpu_seconds([pid]) - before[pid] for pid in roles}
-    print(f"agent idle for {elapsed:.0f} s (defaults: file sink and lake), % of one core:")
+    print(f"agent idle for {elapsed:.0f} s (defaults: file sink, lake and detector), % of one core:")
     for pid, role in roles.items():
         print(f"  {role:<14}{used[pid] / elapsed * 100:7.3f}%  (pid {pid})")
     total = sum(used.values()) / elapsed * 100

@@ -196,6 +196,20 @@ class KeysConfig(Section):
             )
 
 
+class EncryptionConfig(Section):
+    """What the intake adds to the envelopes of `sensitive` values (ondisk/envelope.py)."""
+
+    blind_index: list[str] = []
+    """The sensitive fields whose envelope carries a blind index (ondisk/blind.py), a keyed hash of the
+    normalised value, so that `audit-query search --sensitive NAME=VALUE` finds their events without
+    decrypting anything. Its key is made in keys_dir at the first start with a field named here."""
+
+    def check(self, key: str) -> None:
+        for name in self.blind_index:
+            if not name or not name.isprintable():
+                raise ValueError(f"{key}.blind_index: {name!r} is not a field name")
+
+
 KEYS_DIR_NAME = "keys"
 """The keys directory beside the config file, when `keys_dir` is not given."""
 
@@ -236,6 +250,7 @@ class AgentConfig(Section):
     detect: DetectConfig = msgspec.field(default_factory=DetectConfig)
     integrity: IntegrityConfig = msgspec.field(default_factory=IntegrityConfig)
     keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
+    encryption: EncryptionConfig = msgspec.field(default_factory=EncryptionConfig)
 
     @property
     def data_path(self) -> Path:

@@ -7,7 +7,9 @@ rotated during the read may be missed.
 
 JSON Lines records can be printed as they are, as text, and with `--decrypt` with their `sensitive`
 values decrypted with the field keys in --keys-dir (default: DIR-keys beside the data directory, or the
-data directory's keys/ where an older agent left them). Lines the sink wrote in its text format can only
+data directory's keys/ where an older agent left them); an envelope that does not open (the event was
+edited, the envelope moved) is an error naming the event, a value that is no envelope a warning (and
+status 1). Lines the sink wrote in its text format can only
 be printed as they are.
 
 A damaged file does not stop the others: a compressed file that stops decompressing is printed up to the
@@ -30,7 +32,7 @@ import msgspec
 from auditship.agents.config import AgentConfig, default_keys_dir
 from auditship.agents.crypto.keys_dir import field_keys_dir
 from auditship.ondisk import file_sink
-from auditship.ondisk.envelope import open_sensitive
+from auditship.ondisk.envelope import not_envelopes, open_sensitive
 from auditship.ondisk.errors import DecryptionError, KeyringError
 from auditship.ondisk.keys import FieldKeys
 from auditship.ondisk.lines import LineFormat, decode_json_line, line_encoder
@@ -147,8 +149,16 @@ def _render(
         )
     seq, event = decode_json_line(line, AuditEvent)  # a DecodeError is the caller's to report
     if keyring is not None:
+        if clear := not_envelopes(event.sensitive):
+            logger.warning(
+                "%s: event %s: sensitive %s not an envelope but a value in clear (a file sink with "
+                "encrypt_sensitive = false writes them so; else it was put there after the agent)",
+                where,
+                event.event_id,
+                ", ".join(map(repr, clear)),
+            )
         try:
-            opened = open_sensitive(event.event_id, event.sensitive, keyring)
+            opened = open_sensitive(event, keyring)
         except DecryptionError as exc:
             raise QueryError(f"{where}: {exc}") from exc
         if opened is not None:

@@ -25,6 +25,7 @@ import msgspec
 import zmq
 
 from auditship.agents.config import AgentConfig
+from auditship.agents.crypto.blinding import load_blinding
 from auditship.agents.crypto.fields import encrypt_sensitive
 from auditship.agents.crypto.keyring import Keyring
 from auditship.agents.crypto.rotation import Rotation
@@ -135,6 +136,7 @@ class Intake:
         self.keyring = Keyring.load_or_create(
             config.keys_path, Rotation(config.keys.rotate_after_encryptions, config.keys.rotate_after_days)
         )
+        self.blinding = load_blinding(config.keys_path, config.encryption.blind_index)
         self.wal = WriteAheadLog(self.layout.wal, config.wal, config.wal_readers())
         self.counters = IntakeCounters()
         self.index = self._load_index()
@@ -498,7 +500,7 @@ class Intake:
         # Whatever the emitter put in `sender` is replaced: only the kernel's word counts.
         event.sender = sender
         if event.sensitive:
-            event = encrypt_sensitive(event, self.keyring)
+            event = encrypt_sensitive(event, self.keyring, self.blinding)
         return frame, frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, event))
 
     def _reject(self, raw: bytes, source: str, reason: str, now: float, who: Principal) -> None:

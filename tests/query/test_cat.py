@@ -68,7 +68,7 @@ def test_cat_prints_text(data_dir, capsysbinary):
     lines = out.splitlines()
     assert len(lines) == 40
     assert lines[0].startswith(b"20") and lines[0].endswith(b" seq=1")
-    assert b" sensitive.ssn=aesgcm1:" in lines[0]
+    assert b" sensitive.ssn=aesgcm2:" in lines[0]
 
 
 def test_cat_reads_the_files_it_is_given(data_dir, capsysbinary):
@@ -240,6 +240,39 @@ def test_a_tampered_envelope_is_named_with_file_line_and_event(data_dir, capsysb
     assert status == 2
     assert f"{current}:3: event {record['event_id']}: sensitive field 'ssn'" in err
     assert "authentication failed" in err
+
+
+def _edit_line(data_dir, index, edit):
+    current = data_dir / "files" / "audit.jsonl"
+    lines = current.read_bytes().splitlines(keepends=True)
+    record = msgspec.json.decode(lines[index])
+    edit(record)
+    lines[index] = msgspec.json.encode(record) + b"\n"
+    current.write_bytes(b"".join(lines))
+    return current, record
+
+
+def test_an_edited_field_beside_an_envelope_is_named_with_file_line_and_event(data_dir, capsysbinary):
+    """--decrypt over a record whose user_id was changed (its envelope untouched) stops at that record:
+    the envelope binds the event's hash."""
+    current, record = _edit_line(data_dir, 4, lambda record: record.update(user_id="mallory"))
+
+    status, out, err = cat(capsysbinary, "--data-dir", data_dir, "--decrypt")
+    assert status == 2
+    assert f"{current}:5: event {record['event_id']}: sensitive field 'ssn'" in err
+    assert "the event around it was altered" in err
+    assert b"mallory" not in out
+
+
+def test_a_value_in_clear_in_sensitive_is_flagged(data_dir, capsysbinary, caplog):
+    """A plaintext value where an envelope should be is printed with a warning that names the event and
+    the field, and the command exits 1."""
+    _, record = _edit_line(data_dir, 1, lambda record: record["sensitive"].update(ssn="123-45-6789"))
+
+    status, out, _ = cat(capsysbinary, "--data-dir", data_dir, "--decrypt")
+    assert status == 1
+    assert len(out.splitlines()) == 40
+    assert f"event {record['event_id']}: sensitive 'ssn' not an envelope but a value in clear" in caplog.text
 
 
 def test_the_installed_command_exits_2_without_a_traceback(tmp_path):

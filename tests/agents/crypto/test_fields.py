@@ -7,7 +7,7 @@ import msgspec
 import pytest
 
 from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
-from auditship.ondisk.envelope import is_envelope
+from auditship.ondisk.envelope import associated_data_v1, is_envelope
 from auditship.ondisk.errors import DecryptionError
 from shipper.event import AuditEvent, AuditEventType
 
@@ -32,13 +32,13 @@ def sensitive_event(**sensitive: object) -> AuditEvent:
 
 
 def test_values_become_envelopes_and_come_back_with_their_types(keyring):
-    """Every value is replaced by aesgcm1:<key id>:<token>; decryption restores value and type."""
+    """Every value is replaced by aesgcm2:<key id>:<token>; decryption restores value and type."""
     event = sensitive_event()
     sealed = encrypt_sensitive(event, keyring)
 
     for name, envelope in sealed.sensitive.items():
         assert is_envelope(envelope), name
-        assert envelope.startswith(f"aesgcm1:{keyring.active_key_id}:")
+        assert envelope.startswith(f"aesgcm2:{keyring.active_key_id}:")
     assert decrypt_sensitive(sealed, keyring).sensitive == VALUES
     assert event.sensitive == VALUES  # the input event is not changed
 
@@ -91,7 +91,8 @@ def test_a_tampered_envelope_fails_naming_event_field_and_key(keyring):
 
 
 def test_an_envelope_moved_to_another_event_or_field_fails(keyring):
-    """The event id and field name are associated data: a copied envelope does not decrypt elsewhere."""
+    """The event's hash and the field name are associated data: a copied envelope does not decrypt
+    elsewhere."""
     sealed = encrypt_sensitive(sensitive_event(ssn="123-45-6789"), keyring)
     envelope = sealed.sensitive["ssn"]
     other_event = AuditEvent(event_type=AuditEventType.DATA_READ, sensitive={"ssn": envelope})
@@ -118,13 +119,61 @@ def test_old_envelopes_decrypt_after_rotation(keyring):
     new_key = keyring.rotate()
     after = encrypt_sensitive(sensitive_event(ssn="new"), keyring)
 
-    assert after.sensitive["ssn"].startswith(f"aesgcm1:{new_key}:")
+    assert after.sensitive["ssn"].startswith(f"aesgcm2:{new_key}:")
     assert decrypt_sensitive(before, keyring).sensitive == {"ssn": "old"}
     assert decrypt_sensitive(after, keyring).sensitive == {"ssn": "new"}
 
 
-def test_plain_values_beside_envelopes_are_left_alone_by_decryption(keyring):
-    """decrypt_sensitive opens envelopes and leaves other values (not encrypted yet) as they are."""
-    sealed = encrypt_sensitive(sensitive_event(ssn="x"), keyring)
-    mixed = msgspec.structs.replace(sealed, sensitive=sealed.sensitive | {"note": "aesgcm1:not-one"})
-    assert decrypt_sensitive(mixed, keyring).sensitive == {"ssn": "x", "note": "aesgcm1:not-one"}
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"user_id": "mallory"},
+        {"timestamp": datetime(2020, 1, 1, tzinfo=UTC)},
+        {"details": {"amount": 1000}},
+        {"message": "nothing to see"},
+        {"compliance": ["SOX"]},
+    ],
+    ids=lambda edit: next(iter(edit)),
+)
+def test_editing_any_other_field_of_the_event_breaks_decryption(keyring, edit):
+    """The envelope binds the event's hash: a changed user, time, detail, message or tag makes every
+    envelope of the event fail, naming the event."""
+    sealed = encrypt_sensitive(
+        AuditEvent(
+            event_type=AuditEventType.DATA_READ,
+            user_id="alice",
+            details={"amount": 10},
+            sensitive={"ssn": "123-45-6789"},
+        ),
+        keyring,
+    )
+    edited = msgspec.structs.replace(sealed, **edit)
+
+    with pytest.raises(DecryptionError, match=f"event {sealed.event_id}: .*'ssn'.*altered"):
+        decrypt_sensitive(edited, keyring)
+
+
+def test_adding_or_dropping_a_sensitive_field_breaks_decryption_of_the_others(keyring):
+    """The sensitive field names are in the hash: a value slipped in beside the envelopes, or one of
+    them deleted, is seen when the others are opened."""
+    sealed = encrypt_sensitive(sensitive_event(ssn="x", pin=1), keyring)
+    added = msgspec.structs.replace(sealed, sensitive=sealed.sensitive | {"note": "planted"})
+    dropped = msgspec.structs.replace(sealed, sensitive={"ssn": sealed.sensitive["ssn"]})
+
+    for tampered in (added, dropped):
+        with pytest.raises(DecryptionError, match="'ssn'"):
+            decrypt_sensitive(tampered, keyring)
+
+
+def test_an_aesgcm1_envelope_of_an_older_agent_still_opens(keyring):
+    """Envelopes written before the event hash was bound (event id and field name only) still decrypt."""
+    event = sensitive_event(ssn="old")
+    nonce = b"\x01" * 12
+    ciphertext = keyring.cipher(keyring.active_key_id).encrypt(
+        nonce, msgspec.msgpack.encode("old"), associated_data_v1(event.event_id, "ssn")
+    )
+    token = base64.urlsafe_b64encode(nonce + ciphertext).rstrip(b"=").decode()
+    old = msgspec.structs.replace(event, sensitive={"ssn": f"aesgcm1:{keyring.active_key_id}:{token}"})
+
+    assert is_envelope(old.sensitive["ssn"])
+    assert decrypt_sensitive(old, keyring).sensitive == {"ssn": "old"}

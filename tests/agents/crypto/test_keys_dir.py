@@ -130,5 +130,5 @@ def test_an_agent_started_on_an_older_data_directory_moves_its_keys_and_decrypts
     assert keyring.active_key_id == old.active_key_id
     assert decrypt_sensitive(sealed_before, keyring).sensitive == {"card": SECRET}
     event = msgspec.convert(written[0], AuditEvent)
-    assert event.sensitive["card"].startswith(f"aesgcm1:{old.active_key_id}:")
+    assert event.sensitive["card"].startswith(f"aesgcm2:{old.active_key_id}:")
     assert decrypt_sensitive(event, keyring).sensitive == {"card": SECRET}

@@ -92,7 +92,7 @@ def test_what_ocsf_has_no_field_for_is_kept_verbatim_in_unmapped(keyring: Keyrin
     record: dict[str, Any] = msgspec.json.decode(encode_ocsf(event))
     unmapped = record["unmapped"]
     assert unmapped["details"] == {"n": 0, "note": None}
-    assert unmapped["sensitive"]["ssn"].startswith("aesgcm1:")
+    assert unmapped["sensitive"]["ssn"].startswith("aesgcm2:")
     assert SECRET.encode() not in encode_ocsf(event)
     assert record["metadata"]["uid"] == event.event_id
 

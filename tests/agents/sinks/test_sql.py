@@ -90,7 +90,7 @@ def test_a_batch_lands_once_with_every_field_and_sensitive_values_only_as_cipher
     assert _json(first["compliance"]) == ["SOX"]
     envelope = _json(first["sensitive"])["ssn"]
     assert envelope == batch[0].event.sensitive["ssn"]
-    assert envelope.startswith("aesgcm1:")
+    assert envelope.startswith("aesgcm2:")
     assert SECRET not in str(first)
 
     row = db.row(stamped.event_id)

@@ -151,9 +151,11 @@ class Intake:
         self.identities = Identities(
             self.settings.allowed_services(), flag=self.settings.identity_mismatch == "flag"
         )
-        settings = self.settings
         self.limits = RateLimits(
-            settings.sender_rate, settings.sender_burst, settings.sender_byte_rate, settings.sender_byte_burst
+            self.settings.sender_rate,
+            self.settings.sender_burst,
+            self.settings.sender_byte_rate,
+            self.settings.sender_byte_burst,
         )
         self._rate_warnings = WarningLimit(WARN_INTERVAL_S)
         self._next_forget = 0.0

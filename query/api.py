@@ -24,7 +24,7 @@ from auditship.agents.retention import Location, Removal, apply_retention
 from auditship.ondisk import data_layout
 from auditship.query.anomalies import Anomaly, anomalies
 from auditship.query.errors import QueryError
-from auditship.query.filters import EventFilter, enum_values
+from auditship.query.filters import EventFilter, blind_indexes, enum_values
 from auditship.query.lake import LakeReader
 from auditship.query.rows import fetch_events
 from auditship.query.search import search_sql
@@ -70,6 +70,9 @@ async def search_events(data_dir: Path | None, **filters: Unpack[SearchFilters])
         start=_utc(filters.get("start_time")),
         end=_utc(filters.get("end_time")),
         text=filters.get("text"),
+        blind=blind_indexes(
+            filters.get("keys_dir") or location(data_dir).keys, filters.get("sensitive") or {}
+        ),
     )
     reader = await asyncio.to_thread(LakeReader, location(data_dir).lake, wanted.prune().keeps)
     try:

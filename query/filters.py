@@ -3,18 +3,22 @@ SQL condition with parameters (never values pasted into SQL) and into the partit
 
 Every filter given must hold. Times: `start` inclusive, `end` exclusive. `min_severity` keeps that
 severity and those above it (info < low < medium < high < critical). `text` is a case-insensitive
-substring of the message or the action.
+substring of the message or the action. `blind` holds (field, blind index) pairs: the events whose envelope
+of that sensitive field carries the index (ondisk/blind.py), found without decrypting anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
+from auditship.ondisk.blind import BlindIndex
+from auditship.ondisk.errors import KeyringError
 from auditship.query.errors import QueryError
 from auditship.query.lake import Prune
 from shipper.event import AuditEventType, AuditOutcome, AuditSeverity
@@ -34,6 +38,7 @@ class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
     start: datetime | None = None
     end: datetime | None = None
     text: str | None = None
+    blind: tuple[tuple[str, str], ...] = ()
 
     def where(self) -> tuple[str, list[Any]]:
         """A condition over `events` and its parameters ("true" when nothing is filtered)."""
@@ -70,10 +75,28 @@ class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
         if self.text:
             needle = self.text.lower()
             add("(contains(lower(message), ?) OR contains(lower(action), ?))", needle, needle)
+        for name, token in self.blind:
+            # A JSON pointer names any key (a plain key starting with $ or / would be read as a path).
+            pointer = "/" + name.replace("~", "~0").replace("/", "~1")
+            add("ends_with(json_extract_string(sensitive, ?), ?)", pointer, f":{token}")
         return " AND ".join(clauses) or "true", params
 
     def prune(self) -> Prune:
         return Prune(start=self.start, end=self.end, service=self.service)
+
+
+def blind_indexes(keys_dir: Path | None, values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """The (field, blind index) pairs of `values` (sensitive field -> value), with the key in `keys_dir`;
+    QueryError when there is none there."""
+    if not values:
+        return ()
+    if keys_dir is None:
+        raise QueryError("a search by sensitive value needs the agent's keys_dir (--keys-dir, --config)")
+    try:
+        index = BlindIndex.load(keys_dir)
+    except KeyringError as exc:
+        raise QueryError(f"cannot search by sensitive value: {exc}") from exc
+    return tuple((name, index.token(name, value)) for name, value in values.items())
 
 
 def enum_values(enum: type[E], values: Iterable[str | E], name: str) -> tuple[E, ...]:

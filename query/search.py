@@ -4,6 +4,10 @@ Times are ISO 8601 (UTC unless they carry an offset) or ages counted back from n
 --since is inclusive, --until exclusive; both, and --service, also choose which partitions are read.
 --type and --outcome may repeat (any of them matches); --severity is a minimum
 (info < low < medium < high < critical); --text is a case-insensitive substring of the message or action.
+--sensitive NAME=VALUE (may repeat) finds the events whose sensitive field NAME holds VALUE, by the blind
+index the agent stores for the fields `[encryption] blind_index` names (its key in --keys-dir, default
+the config's keys_dir, else DIR-keys): nothing is decrypted. VALUE is compared normalised (Unicode
+NFKC, surrounding spaces removed, case folded).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from auditship.query import location, output
 from auditship.query.errors import QueryError
-from auditship.query.filters import EventFilter, enum_values, resource
+from auditship.query.filters import EventFilter, blind_indexes, enum_values, resource
 from auditship.query.lake import LakeReader
 from auditship.query.rows import EventPrinter, Found, iter_events
 from auditship.query.timespec import time_range
@@ -51,6 +55,19 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", metavar="TIME", help="before this time: ISO 8601 or an age")
     parser.add_argument("--text", metavar="TEXT", help="a substring of the message or the action")
     parser.add_argument(
+        "--sensitive",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a sensitive field's value, by its blind index (fields in [encryption] blind_index)",
+    )
+    parser.add_argument(
+        "--keys-dir",
+        type=Path,
+        metavar="KEYS",
+        help="the agent's keys_dir: the blind index key (--sensitive)",
+    )
+    parser.add_argument(
         "--limit",
         type=int,
         default=DEFAULT_LIMIT,
@@ -77,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
 def filter_of(args: argparse.Namespace) -> EventFilter:
     """The command line's filters; a bad value is a QueryError that names its option."""
     start, end = time_range(args.since, args.until)
+    sensitive = dict(_name_value(given) for given in args.sensitive)
+    blind = blind_indexes(args.keys_dir or location.resolve(args).keys, sensitive) if sensitive else ()
     resource_type, resource_id = resource(args.resource) if args.resource is not None else (None, None)
     severity = enum_values(AuditSeverity, [args.severity], "--severity") if args.severity else ()
     return EventFilter(
@@ -91,7 +110,15 @@ def filter_of(args: argparse.Namespace) -> EventFilter:
         start=start,
         end=end,
         text=args.text,
+        blind=blind,
     )
+
+
+def _name_value(given: str) -> tuple[str, str]:
+    name, equals, value = given.partition("=")
+    if not name or not equals:
+        raise QueryError(f"--sensitive: {given!r} is not NAME=VALUE (such as ssn=123-45-6789)")
+    return name, value
 
 
 def search_sql(wanted: EventFilter, limit: int | None) -> tuple[str, list[Any]]:

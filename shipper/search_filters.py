@@ -3,8 +3,9 @@ takes as they are."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TypedDict
 
 from shipper.event import AuditEventType, AuditOutcome, AuditSeverity
@@ -31,3 +32,8 @@ class SearchFilters(TypedDict, total=False):
     """A minimum: HIGH finds HIGH and CRITICAL events."""
     text: str | None
     """A case-insensitive substring of the message or the action."""
+    sensitive: Mapping[str, object] | None
+    """Sensitive field -> value: the events whose field holds it, found by the blind index the agent
+    stores for the fields `[encryption] blind_index` names, without decrypting anything."""
+    keys_dir: Path | None
+    """Where the blind index key is (for `sensitive`); default `<data_dir>-keys`."""

@@ -17,12 +17,12 @@ logger = logging.getLogger("auditship.crypto")
 
 
 class Blinding(NamedTuple):
-    index: BlindIndex
+    key: BlindIndex
     fields: frozenset[str]
 
     def token(self, name: str, value: object) -> str | None:
         """The blind index of `value` when field `name` is one to index, else None."""
-        return self.index.token(name, value) if name in self.fields else None
+        return self.key.token(name, value) if name in self.fields else None
 
 
 def load_blinding(keys_dir: Path, fields: Iterable[str]) -> Blinding | None:

@@ -43,7 +43,7 @@ EVENTS: dict[str, dict[str, Any]] = {
     "a1": {"ssn": SSN},
     "a2": {"ssn": SSN, "note": "x"},
     "a3": {"ssn": f"  {SSN} "},
-    "a4": {"ssn": "１２３-45-6789"},
+    "a4": {"ssn": "\uff11\uff12\uff13-45-6789"},  # fullwidth 123
     "b": {"ssn": "987-65-4321"},
     "p": {"patient_id": SSN},
     "n": {"note": SSN},

@@ -7,7 +7,8 @@ import msgspec
 import pytest
 
 from auditship.agents.crypto import Keyring, decrypt_sensitive, encrypt_sensitive
-from auditship.ondisk.envelope import associated_data_v1, is_envelope
+from auditship.agents.crypto.blinding import load_blinding
+from auditship.ondisk.envelope import associated_data_v1, blind_of, is_envelope
 from auditship.ondisk.errors import DecryptionError
 from shipper.event import AuditEvent, AuditEventType
 
@@ -177,3 +178,29 @@ def test_an_aesgcm1_envelope_of_an_older_agent_still_opens(keyring):
 
     assert is_envelope(old.sensitive["ssn"])
     assert decrypt_sensitive(old, keyring).sensitive == {"ssn": "old"}
+
+
+def test_the_blind_index_is_in_the_envelope_and_bound_by_it(keyring):
+    """A field the blinding names carries its blind index after the envelope; others carry none. The
+    index is in the associated data: one swapped for another value's fails decryption."""
+    blinding = load_blinding(keyring.keys_dir, ["ssn"])
+    one = encrypt_sensitive(sensitive_event(ssn="123-45-6789", pin=1), keyring, blinding)
+    other = encrypt_sensitive(sensitive_event(ssn="987-65-4321", pin=1), keyring, blinding)
+
+    token = blind_of(one.sensitive["ssn"])
+    assert token == blinding.key.token("ssn", " 123-45-6789") != blind_of(other.sensitive["ssn"])
+    assert blind_of(one.sensitive["pin"]) is None
+    assert decrypt_sensitive(one, keyring).sensitive == {"ssn": "123-45-6789", "pin": 1}
+    swapped = one.sensitive["ssn"].replace(token, blind_of(other.sensitive["ssn"]))
+    with pytest.raises(DecryptionError, match="'ssn'"):
+        decrypt_sensitive(msgspec.structs.replace(one, sensitive=one.sensitive | {"ssn": swapped}), keyring)
+
+
+def test_blind_indexes_differ_by_field_and_key(keyring, tmp_path):
+    """The field name is in the HMAC, and another keys_dir's key gives other indexes."""
+    blinding = load_blinding(keyring.keys_dir, ["ssn", "patient_id"])
+    (tmp_path / "elsewhere").mkdir()
+    elsewhere = load_blinding(tmp_path / "elsewhere", ["ssn"])
+    assert blinding.key.token("ssn", "42") == blinding.key.token("ssn", 42)
+    assert blinding.key.token("ssn", "42") != blinding.key.token("patient_id", "42")
+    assert blinding.key.token("ssn", "42") != elsewhere.key.token("ssn", "42")

@@ -40,13 +40,17 @@ def event_hash(event: object) -> bytes:
 
 
 def _numbers(value: Any) -> Any:
-    """`value` with each float as JSON stores keep it: an integral one as an int, a non-finite one None."""
-    if isinstance(value, float):
+    """`value` with each float as JSON stores keep it: an integral one as an int, a non-finite one None.
+    Only floats and containers are visited (to_builtins makes exact builtin types): strings, the bulk of
+    an event, cost no call."""
+    kind = type(value)
+    if kind is float:
         if not math.isfinite(value):
             return None
         return int(value) if value.is_integer() else value
-    if isinstance(value, dict):
-        return {key: _numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_numbers(item) for item in value]
-    return value
+    if kind is dict:
+        return {key: _numbers(item) if type(item) in _VISITED else item for key, item in value.items()}
+    return [_numbers(item) if type(item) in _VISITED else item for item in value]
+
+
+_VISITED = frozenset({float, dict, list})

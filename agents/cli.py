@@ -1,6 +1,6 @@
 """audit-agent: run the agent, check a config file, ask a running agent for its status, rotate and list the
-field keys, manage the keys of a TCP intake, export the public key that verifies the digests, or run a
-demo."""
+field keys and the signing keys, manage the keys of a TCP intake, export the public keys that verify the
+digests, or run a demo."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from auditship.agents.curve_keys import CurveKeys
 from auditship.agents.embedded import load_seed
 from auditship.agents.logs import configure_logging
 from auditship.agents.masking import MASK, SECRET_KEY, url_without_secrets
+from auditship.ondisk.digests import public_key_path
 from auditship.ondisk.errors import AuditshipError
 from auditship.ondisk.keys import ACTIVE
 from shipper import endpoint as endpoints
@@ -112,43 +113,63 @@ def _keys_parser(commands: Any) -> None:
     allow.add_argument("name")
     allow.add_argument("public_key_file", type=Path, help="the client's public certificate")
     actions.add_parser(
-        "list", parents=[config], help="the field keys, the agent's public key and the allowed clients"
+        "list",
+        parents=[config],
+        help="the field keys, the signing keys, the agent's public key and the allowed clients",
     )
-    actions.add_parser(
+    rotate = actions.add_parser(
         "rotate",
         parents=[config],
         help="make a new active field key (a running agent takes it up within a second; old keys stay)",
+    )
+    rotate.add_argument(
+        "--signing",
+        action="store_true",
+        help="make a new signing key of digests instead (the old private key is destroyed, its public "
+        "key kept for verifying)",
     )
     revoke = actions.add_parser("revoke", parents=[config], help="remove a client from the allow-list")
     revoke.add_argument("name")
     export = actions.add_parser(
         "export-public",
         parents=[config],
-        help="print the public key that verifies the digests (PEM) and its key id, for an auditor",
+        help="print the public keys that verify the digests (PEM, every signing key's, one bundle) and "
+        "their key ids, for an auditor",
     )
     export.add_argument("--output", type=Path, metavar="FILE", help="write the PEM here instead of stdout")
 
 
 def _export_public(keys_dir: Path, output: Path | None) -> int:
-    """The signing key's public half: all an auditor needs for `audit-query verify --public-key`."""
-    from auditship.agents.integrity.signing import Signer
+    """Every signing key's public half, one PEM bundle: all an auditor needs for `audit-query verify
+    --public-key`, across rotations."""
+    from auditship.agents.integrity.signing import Signer, signing_keys
 
-    signer = Signer.load(keys_dir)
+    Signer.load(keys_dir)  # no signing key: say so, naming the file
+    keys = signing_keys(keys_dir)
+    bundle = b"".join(public_key_path(keys_dir, key.key_id).read_bytes() for key in keys)
+    ids = ", ".join(f"{key.key_id}{' (active)' if key.active else ''}" for key in keys)
     if output is None:
-        # The PEM alone on stdout, so that `> FILE` is the key file; the id beside it on stderr.
-        sys.stdout.write(signer.public_pem().decode())
-        print(f"key id: {signer.key_id}", file=sys.stderr)
+        # The PEM alone on stdout, so that `> FILE` is the key file; the ids beside it on stderr.
+        sys.stdout.write(bundle.decode())
+        print(f"key id: {ids}", file=sys.stderr)
         return 0
     try:
-        output.write_bytes(signer.public_pem())
+        output.write_bytes(bundle)
     except OSError as exc:
         print(f"audit-agent: {output}: cannot write: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"wrote {output}; key id: {signer.key_id}")
+    print(f"wrote {output}; key id: {ids}")
     return 0
 
 
-def _rotate(keys_dir: Path) -> int:
+def _rotate(keys_dir: Path, *, signing: bool) -> int:
+    if signing:
+        from auditship.agents.integrity.signing import rotate_signing_key
+
+        old_id, new_id = rotate_signing_key(keys_dir)
+        print(f"signing key {new_id} replaces {old_id} (its public key stays for verifying); a running agent")
+        print("signs its next digests with it; give the auditor the new bundle (keys export-public)")
+        return 0
     from auditship.agents.crypto.keyring import Keyring
 
     keyring = Keyring.load(keys_dir)
@@ -172,11 +193,19 @@ def _list_field_keys(keys_dir: Path) -> None:
         print(f"field {key.key_id}  created {created}  uses {uses}  {state}")
 
 
+def _list_signing_keys(keys_dir: Path) -> None:
+    from auditship.agents.integrity.signing import signing_keys
+
+    for key in signing_keys(keys_dir):
+        created = datetime.fromtimestamp(key.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"signing {key.key_id}  created {created}  {'active' if key.active else 'retired'}")
+
+
 def _keys(config: AgentConfig, args: argparse.Namespace) -> int:
     if args.action == "export-public":
         return _export_public(config.keys_path, args.output)
     if args.action == "rotate":
-        return _rotate(config.keys_path)
+        return _rotate(config.keys_path, signing=args.signing)
     keys = CurveKeys(config.curve_path)
     match args.action:
         case "init":
@@ -190,6 +219,7 @@ def _keys(config: AgentConfig, args: argparse.Namespace) -> int:
             print(f"client {args.name!r} allowed")
         case "list":
             _list_field_keys(config.keys_path)
+            _list_signing_keys(config.keys_path)
             server = keys.server_keys()[0].decode() if keys.server_secret.exists() else "none (keys init)"
             print(f"agent {server}  {keys.server_public}")
             for name, public in keys.allowed().items():

@@ -43,6 +43,7 @@ SIGNING_KEY = "signing-ed25519.key"
 KEY_ID = re.compile(r"s-[0-9a-f]{16}")
 _DIGEST_NAME = re.compile(r"(\d{12})\.digest")
 _PUBLIC_NAME = re.compile(r"signing-(s-[0-9a-f]{16})\.pub")
+_PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----\r?\n.*?-----END PUBLIC KEY-----", re.DOTALL)
 
 ObjectKind = Literal["current", "closed", "part"]
 RemovalReason = Literal["retention", "compaction", "max_files", "quarantine", "compaction_undone"]
@@ -220,20 +221,36 @@ def key_id_of(public_raw: bytes) -> str:
 
 
 def load_public_key(path: Path) -> tuple[str, Ed25519PublicKey]:
-    """A PEM public key file (what `audit-agent keys export-public` writes): its key id and the key;
-    DigestError naming the file when it is not an Ed25519 public key."""
+    """A PEM public key file: its key id and the key; DigestError naming the file when it is not one
+    Ed25519 public key."""
+    keys = load_public_keys(path)
+    if len(keys) != 1:
+        raise DigestError(f"{path}: holds {len(keys)} public keys, not one")
+    return next(iter(keys.items()))
+
+
+def load_public_keys(path: Path) -> dict[str, Ed25519PublicKey]:
+    """The Ed25519 public keys of a PEM file by key id: one key, or the bundle of every signing key that
+    `audit-agent keys export-public` writes; DigestError naming the file when one is not such a key."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
     try:
-        key = load_pem_public_key(path.read_bytes())
+        blocks = _PEM_BLOCK.findall(path.read_bytes())
     except OSError as exc:
         raise DigestError(f"{path}: cannot read the public key: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise DigestError(f"{path}: not a PEM public key: {exc}") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise DigestError(f"{path}: not an Ed25519 public key ({type(key).__name__})")
-    return key_id_of(key.public_bytes(Encoding.Raw, PublicFormat.Raw)), key
+    if not blocks:
+        raise DigestError(f"{path}: not a PEM public key: no BEGIN PUBLIC KEY block")
+    keys = {}
+    for block in blocks:
+        try:
+            key = load_pem_public_key(block)
+        except ValueError as exc:
+            raise DigestError(f"{path}: not a PEM public key: {exc}") from exc
+        if not isinstance(key, Ed25519PublicKey):
+            raise DigestError(f"{path}: not an Ed25519 public key ({type(key).__name__})")
+        keys[key_id_of(key.public_bytes(Encoding.Raw, PublicFormat.Raw))] = key
+    return keys
 
 
 def public_keys_in(keys_dir: Path) -> Iterator[Path]:

@@ -47,3 +47,15 @@ def replace_file(path: Path, data: bytes) -> None:
         fsync_directory(path.parent)
     except OSError as exc:
         raise KeyringError(f"{path}: cannot write: {exc.strerror}") from exc
+
+
+Stamp = tuple[int, int] | None
+
+
+def file_stamp(path: Path) -> Stamp:
+    """What changes when a key file is replaced (a new inode) or written over; None when it is absent."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_ino, status.st_mtime_ns

@@ -25,7 +25,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from auditship.agents.crypto.key_files import publish, replace_file
+from auditship.agents.crypto.key_files import file_stamp, publish, replace_file
 from auditship.agents.crypto.key_uses import KeyUses
 from auditship.agents.crypto.rotation import Rotation
 from auditship.ondisk.errors import KeyringError
@@ -36,8 +36,6 @@ logger = logging.getLogger("auditship.crypto")
 
 ACTIVE_CHECK_INTERVAL_S = 1.0
 """How often a Keyring looks whether another process moved `active` (keys rotate)."""
-
-Stamp = tuple[int, int] | None
 
 
 class Keyring(FieldKeys):
@@ -55,7 +53,7 @@ class Keyring(FieldKeys):
         self._spool_private: X25519PrivateKey | None = None
         self._rotation = rotation
         self._clock = clock
-        self._stamp = _stamp(keys_dir / ACTIVE)
+        self._stamp = file_stamp(keys_dir / ACTIVE)
         self._next_check = time.monotonic() + ACTIVE_CHECK_INTERVAL_S
         self._uses: KeyUses | None = None
         self._created = 0.0
@@ -117,7 +115,7 @@ class Keyring(FieldKeys):
         except OSError as exc:
             raise KeyringError(f"{path}: cannot set its creation time: {exc.strerror}") from exc
         replace_file(self.keys_dir / ACTIVE, key_id.encode() + b"\n")
-        self._stamp = _stamp(self.keys_dir / ACTIVE)
+        self._stamp = file_stamp(self.keys_dir / ACTIVE)
         self._switch(key_id)
         logger.info(
             "field key %s is now active, replacing %s (%s); older keys stay for decryption",
@@ -145,7 +143,7 @@ class Keyring(FieldKeys):
     def _follow_active(self) -> None:
         """Take up the key `active` names when another process changed it (keys rotate)."""
         path = self.keys_dir / ACTIVE
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         if stamp == self._stamp:
             return
         self._stamp = stamp
@@ -181,15 +179,6 @@ def created_at(keys_dir: Path, key_id: str) -> float:
         return (keys_dir / f"{key_id}.key").stat().st_mtime
     except OSError as exc:
         raise KeyringError(f"{keys_dir / f'{key_id}.key'}: cannot stat key file: {exc.strerror}") from exc
-
-
-def _stamp(path: Path) -> Stamp:
-    """What changes when `active` is replaced (a new inode) or written over."""
-    try:
-        status = path.stat()
-    except OSError:
-        return None
-    return status.st_ino, status.st_mtime_ns
 
 
 def _create_active(keys_dir: Path) -> str:

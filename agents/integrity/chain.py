@@ -101,6 +101,7 @@ class ChainWriter:
         """Sign and publish the next digest. Raises OSError (the chain is as it was, or the digest is in
         place and only the run record is one behind)."""
         with self._locked():
+            self._signer.follow()
             tip = self._tip()
             number = max(self._newest_file, tip.number if tip else 0) + 1
             digest = Digest(
@@ -142,9 +143,9 @@ class ChainWriter:
         except DigestError as exc:
             logger.error("%s; the chain of %s goes on from its run record", exc, self.sink)
             return record
-        digest = stored.digest
-        ours = digest.key_id == self._signer.key_id and self._signer.signed(stored.body, stored.signature)
-        if not ours or (record is not None and newest == record.number and stored.sha256 != record.sha256):
+        if not self._signer.vouches(stored) or (
+            record is not None and newest == record.number and stored.sha256 != record.sha256
+        ):
             logger.error(
                 "%s: not the digest this agent wrote (changed, or signed by another key); the chain of %s "
                 "goes on from %s, and verify reports it",

@@ -70,7 +70,8 @@ def register(commands: Any) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="a trusted signing key (PEM, from `audit-agent keys export-public`); repeat for several",
+        help="trusted signing keys (PEM: the bundle `audit-agent keys export-public` writes, or one key); "
+        "repeat for several",
     )
     parser.add_argument("--format", dest="report_format", choices=("text", "json"), default="text")
     parser.add_argument("--verbose", action="store_true", help="text: list the valid objects too")

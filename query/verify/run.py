@@ -23,7 +23,7 @@ from auditship.ondisk.digests import (
     DigestError,
     RunRecord,
     chain_dir,
-    load_public_key,
+    load_public_keys,
     numbers,
     public_keys_in,
     read_run_record,
@@ -115,7 +115,7 @@ def _trusted_keys(keys_dir: Path, given: Sequence[Path]) -> dict[str, Ed25519Pub
             f"export-public` writes) and none in {keys_dir} (see --keys-dir, --config)"
         )
     try:
-        return dict(load_public_key(path) for path in paths)
+        return {key_id: key for path in paths for key_id, key in load_public_keys(path).items()}
     except DigestError as exc:
         raise QueryError(str(exc)) from exc
 

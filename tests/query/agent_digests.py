@@ -2,7 +2,8 @@
 rotated and deleted past max_files, parts merged by compaction, old ones removed by retention; and a
 copy of it as it was half way, to roll back to.
 
-Run 1 writes events of 2020 (a day retention removes) and then of today, in batches small enough to
+Run 1 writes events of 2020 (a day retention removes), rotates the signing key, and then writes events of
+today, in batches small enough to
 rotate the file every few dozen events and to write several parts per partition. Between the runs the
 parts' mtimes are set two hours back, so that compaction (parts older than an hour) merges them as soon
 as run 2 writes its first batch; run 2's retention (at start, 365 days) removes 2020's partitions and the
@@ -23,6 +24,7 @@ from typing import NamedTuple
 import msgspec
 import pytest
 
+from auditship.agents.cli import main as agent_main
 from auditship.ondisk.lake_layout import partitions, parts
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
@@ -59,12 +61,19 @@ class Written(NamedTuple):
     keys: Path
     earlier: Path
     """The data directory as it was after run 1."""
+    first_key: Path
+    """The public key of the signing key before `keys rotate --signing` in run 1."""
 
 
 def write(dirs: AgentDirs) -> Written:
     sent = 0
+    first_key = dirs.root / "first-key.pem"
     with running(dirs) as agent:
         sent = emit(agent, sent, 300, OLD)
+        # The signing key rotated under the running agent: its next digests name and use the new key.
+        config = ["--config", str(dirs.config_file)]
+        assert agent_main(["keys", "export-public", *config, "--output", str(first_key)]) == 0
+        assert agent_main(["keys", "rotate", "--signing", *config]) == 0
         for _ in range(3):  # three flushes apart: several parts in each of today's partitions
             sent = emit(agent, sent, 50, None)
     earlier = dirs.root / "earlier"
@@ -75,7 +84,7 @@ def write(dirs: AgentDirs) -> Written:
             os.utime(part.path, (two_hours_ago, two_hours_ago))
     with running(dirs) as agent:
         emit(agent, sent, 60, None)
-    return Written(dirs.root, dirs.data, dirs.keys, earlier)
+    return Written(dirs.root, dirs.data, dirs.keys, earlier, first_key)
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from auditship.ondisk.digests import (
     encode_body,
     encode_file,
     key_id_of,
+    load_public_keys,
     numbers,
     read_digest,
 )
@@ -310,6 +311,46 @@ def test_an_auditor_elsewhere_verifies_with_the_exported_public_key_alone(
     status, report = verify(copy, capsys, "--public-key", str(exported))
     assert status == 0 and report["ok"]
     assert any("no run record" in note for note in report["summary"]["notes"])
+
+
+def signers(copy: Copy, sink: str) -> list[str]:
+    """The key id of each digest of `sink`'s chain, in order."""
+    directory = chain_dir(copy.data, sink)
+    return [read_digest(directory / digest_name(number)).digest.key_id for number in numbers(directory)]
+
+
+def test_the_chain_crosses_the_signing_key_rotation(
+    written: Written, copy: Copy, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Digests before the rotation name the first key, those after it the new one; the exported bundle
+    holds both, and `keys list` shows both, the new one active."""
+    (first_id,) = load_public_keys(written.first_key)
+    for sink in ("file", "parquet"):
+        ids = signers(copy, sink)
+        assert ids[0] == first_id and ids[-1] != first_id
+        assert ids == sorted(ids, key=lambda key_id: key_id != first_id), "one switch, never back"
+    config = tmp_path / "agent.toml"
+    config.write_text(f'data_dir = "{copy.data}"\nkeys_dir = "{copy.keys}"\n')
+    bundle = tmp_path / "bundle.pem"
+    assert agent_main(["keys", "export-public", "--config", str(config), "--output", str(bundle)]) == 0
+    assert set(load_public_keys(bundle)) == {first_id, signers(copy, "file")[-1]}
+    assert agent_main(["keys", "list", "--config", str(config)]) == 0
+    listed = capsys.readouterr().out
+    assert f"signing {first_id}" in listed and "retired" in listed
+    assert f"signing {signers(copy, 'file')[-1]}" in listed
+
+
+def test_an_auditor_with_only_the_key_before_the_rotation_trusts_no_later_digest(
+    written: Written, copy: Copy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A digest signed by a key the auditor was not given is `signature invalid`, naming that key."""
+    (first_id,) = load_public_keys(written.first_key)
+    shutil.rmtree(copy.keys)
+    status, report = verify(copy, capsys, "--public-key", str(written.first_key))
+    assert status == 1
+    invalid = [f for f in report["findings"] if f["verdict"] == "signature invalid"]
+    assert invalid and all("not a trusted signing key" in f["detail"] for f in invalid)
+    assert all(first_id not in f["detail"] for f in invalid)
 
 
 def test_bad_arguments_and_a_directory_without_digests_are_usage_errors(

@@ -8,7 +8,7 @@ import pytest
 
 from auditship.agents.integrity.chain import ChainWriter, Change
 from auditship.agents.integrity.removals import record_removals
-from auditship.agents.integrity.signing import Signer
+from auditship.agents.integrity.signing import Signer, rotate_signing_key
 from auditship.ondisk.digests import (
     DigestedObject,
     chain_dir,
@@ -75,3 +75,20 @@ def test_removals_need_no_record_without_a_chain_and_are_refused_without_a_key(t
     (chain_dir(data, "file") / digest_name(1)).write_text("{}\n{}\n")
     problem = record_removals(data, keys, "file", gone, reason="retention", policy="p")
     assert problem is not None and "no signing key" in problem
+
+
+def test_a_writer_follows_a_signing_key_rotation_and_vouches_for_the_old_keys_digests(
+    writer: ChainWriter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After `keys rotate --signing` the running writer signs its next digest with the new key, and links
+    it to the newest digest (the old key's, still its own: not taken for a forgery)."""
+    first = writer.append(Change(reason="start"))
+    old_id, new_id = rotate_signing_key(tmp_path / "keys")
+    second = writer.append(Change(reason="interval"))
+
+    assert (first.digest.key_id, second.digest.key_id) == (old_id, new_id)
+    assert second.digest.previous_sha256 == first.sha256
+    assert "not the digest this agent wrote" not in caplog.text
+    keys = {old_id: load_public_key(public_key_path(tmp_path / "keys", old_id))[1]}
+    assert verify_signature(first, keys) is None
+    assert "not a trusted signing key" in (verify_signature(second, keys) or "")

@@ -10,7 +10,13 @@ import pytest
 
 from auditship.agents.cli import main
 from auditship.agents.integrity.signing import Signer
-from auditship.ondisk.digests import SIGNING_KEY, load_public_key, public_key_path
+from auditship.ondisk.digests import (
+    SIGNING_KEY,
+    DigestError,
+    load_public_key,
+    load_public_keys,
+    public_key_path,
+)
 
 
 def config_beside(tmp_path: Path) -> Path:
@@ -54,3 +60,34 @@ def test_export_public_without_a_signing_key_says_where_it_looked(
 ) -> None:
     assert main(["keys", "export-public", "--config", str(config_beside(tmp_path))]) == 2
     assert f"{tmp_path / 'keys' / SIGNING_KEY}: no signing key here" in capsys.readouterr().err
+
+
+def test_rotating_replaces_the_private_key_and_keeps_every_public_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`keys rotate --signing`: a new key signs, the old private key is gone, both public keys stay,
+    `keys list` shows both and export-public bundles both."""
+    config = config_beside(tmp_path)
+    old = Signer.load_or_create(tmp_path / "keys")
+    old_private = (tmp_path / "keys" / SIGNING_KEY).read_bytes()
+
+    assert main(["keys", "rotate", "--signing", "--config", str(config)]) == 0
+    new = Signer.load(tmp_path / "keys")
+    assert new.key_id != old.key_id
+    assert "signing key" in capsys.readouterr().out
+    assert (tmp_path / "keys" / SIGNING_KEY).read_bytes() != old_private
+    assert stat.S_IMODE((tmp_path / "keys" / SIGNING_KEY).stat().st_mode) == 0o600
+
+    assert main(["keys", "list", "--config", str(config)]) == 0
+    listed = capsys.readouterr().out
+    assert f"signing {old.key_id}" in listed and f"signing {new.key_id}" in listed
+    assert [line.split()[-1] for line in listed.splitlines() if line.startswith("signing")] == [
+        "retired",
+        "active",
+    ]
+    assert (
+        main(["keys", "export-public", "--config", str(config), "--output", str(tmp_path / "all.pem")]) == 0
+    )
+    assert set(load_public_keys(tmp_path / "all.pem")) == {old.key_id, new.key_id}
+    with pytest.raises(DigestError, match="holds 2 public keys, not one"):
+        load_public_key(tmp_path / "all.pem")

@@ -38,10 +38,12 @@ from auditship.ondisk.keys import FieldKeys
 PREFIX = "aesgcm2:"
 NONCE_BYTES = 12
 # A nonce, a tag and at least one byte of msgpack: 29 bytes, 39 base64 characters.
-_ENVELOPE = re.compile(
+ENVELOPE_PATTERN = (
     r"aesgcm1:(?P<key1>f-[0-9a-f]{8}):(?P<token1>[A-Za-z0-9_-]{39,})"
     r"|aesgcm2:(?P<key>f-[0-9a-f]{8}):(?P<token>[A-Za-z0-9_-]{39,})(?::(?P<blind>[0-9a-f]{32}))?"
 )
+"""What a whole envelope matches (Python's re and DuckDB's RE2 alike)."""
+_ENVELOPE = re.compile(ENVELOPE_PATTERN)
 
 _decoder = msgspec.msgpack.Decoder()
 

@@ -31,6 +31,7 @@ from auditship.ondisk.digests import (
 from auditship.query.errors import QueryError
 from auditship.query.verify import continuity
 from auditship.query.verify.chain import check_chain
+from auditship.query.verify.envelopes import lake_values_in_clear
 from auditship.query.verify.objects import ObjectChecker, Window
 from auditship.query.verify.report import Finding, Report, Summary, summarize
 from auditship.query.verify.state import replay
@@ -95,6 +96,9 @@ def verify(
                     holes = continuity.pending_holes(connection(), checker.pending_parts, after)
                     unaccounted = continuity.lake_unaccounted(state)
                     found = continuity.findings(name, holes) + ([unaccounted] if unaccounted else [])
+                    found += lake_values_in_clear(
+                        connection(), data_dir, checker.pending_parts, checker.findings
+                    )
                 findings += chain.findings + checker.findings + found
                 summary.digests += chain.read
                 summary.objects += checker.objects

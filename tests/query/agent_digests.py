@@ -114,6 +114,8 @@ def emit(agent: RunningAgent, sent: int, count: int, moment: datetime | None) ->
             resource_type="document",
             resource_id=str(number),
             message=f"read document {number}",
+            # Some with an envelope, which verify checks is one.
+            sensitive={"ssn": f"000-00-{number:04d}"} if number % 7 == 0 else {},
         )
         if moment is not None:
             event = msgspec.structs.replace(event, timestamp=moment + timedelta(seconds=number))

@@ -231,6 +231,29 @@ def test_a_part_replaced_by_one_missing_a_row_is_a_sequence_gap(
     assert "1 rows gone" in next(f["detail"] for f in report["findings"] if f["verdict"] != "valid")
 
 
+def test_an_envelope_swapped_for_a_value_in_clear_in_a_part_is_named(
+    copy: Copy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A part rewritten with one event's envelope replaced by its value in clear: the part is modified,
+    and the event and field are named."""
+    target = next(part for part in lake_parts(copy) if b"aesgcm2:" in part.read_bytes())
+    db = duckdb.connect()
+    seq, event_id = db.execute(
+        "SELECT wal_seq, event_id FROM read_parquet(?) WHERE sensitive <> '{}' LIMIT 1", [str(target)]
+    ).fetchone() or (0, "")
+    staged = target.with_name("staged.parquet")
+    db.execute(
+        f"""COPY (SELECT * REPLACE (CASE WHEN wal_seq = {seq} THEN '{{"ssn": "123-45-6789"}}'::JSON
+            ELSE sensitive END AS sensitive) FROM read_parquet('{target}')) TO '{staged}' (FORMAT parquet)"""
+    )
+    db.close()
+    staged.replace(target)
+    status, report = verify(copy, capsys)
+    assert status == 1
+    details = [f["detail"] for f in report["findings"] if f["path"] == relative(copy, target)]
+    assert f"event {event_id} (wal_seq {seq}): sensitive ssn not an envelope but a value in clear" in details
+
+
 def test_the_newest_digest_deleted_is_missing(copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:
     """Nothing after it links to it: the run record in keys_dir says how far the chain reaches. What it
     listed is no longer named by any digest."""

@@ -3,7 +3,7 @@ readable line of text.
 
     json  {"event_type":"data_read",...,"wal_seq":17}
     text  2024-05-01T12:00:00.123Z HIGH data_read success user=alice resource=document/42 "Read it"
-          ip=10.0.0.1 changes.title=Draft sensitive.ssn=aesgcm1:... id=0190... seq=17
+          ip=10.0.0.1 changes.title=Draft sensitive.ssn=aesgcm2:... id=0190... seq=17
 
 Both end with the event's WAL sequence number: that is how the file sink, after a crash, finds the last
 event it wrote, and how `audit-query` names a record. In text, every value that is not a plain word is

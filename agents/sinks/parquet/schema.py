@@ -15,7 +15,7 @@ One row per event: every AuditEvent field (shipper/event.py), in its order, then
                                                                          parts written before it have
                                                                          no such column: read as NULL)
 
-`sensitive` holds only the intake's envelopes (`aesgcm1:<key id>:...`), never a plaintext value. The
+`sensitive` holds only the intake's envelopes (`aesgcm2:<key id>:...`), never a plaintext value. The
 partition columns `date` (the UTC date of `timestamp`, YYYY-MM-DD) and `service` (`service_name`,
 %-quoted, `_unknown` when unset) come from the directory names (ondisk/lake_layout.py), not from the
 files.

@@ -36,7 +36,9 @@ def event_hash(event: object) -> bytes:
     sensitive = fields.pop("sensitive", None)
     if sensitive:
         fields["sensitive"] = sorted(sensitive)
-    return hashlib.sha256(_canonical.encode(_numbers(fields))).digest()
+    # A field that became None (a NaN duration_ms) is one at its default: absent, as a store gives it back.
+    canonical = {name: value for name, value in _numbers(fields).items() if value is not None}
+    return hashlib.sha256(_canonical.encode(canonical)).digest()
 
 
 def _numbers(value: Any) -> Any:

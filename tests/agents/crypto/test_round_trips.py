@@ -80,6 +80,11 @@ def test_the_hash_ignores_what_json_does_to_values_and_nothing_else() -> None:
     through_json = msgspec.json.decode(msgspec.json.encode(event), type=AuditEvent)
     reordered = msgspec.structs.replace(event, details=dict(reversed(list(AWKWARD.items()))))
     changed = msgspec.structs.replace(event, details=AWKWARD | {"tenth": 0.2})
+    no_duration = msgspec.json.decode(
+        msgspec.json.encode(msgspec.structs.replace(event, duration_ms=float("nan"))), type=AuditEvent
+    )
+    assert no_duration.duration_ms is None
+    assert event_hash(no_duration) == event_hash(msgspec.structs.replace(event, duration_ms=float("nan")))
 
     assert event_hash(through_json) == event_hash(event) == event_hash(reordered)
     assert event_hash(changed) != event_hash(event)

@@ -17,6 +17,8 @@ import pytest
 from auditship.agents.crypto import Keyring, decrypt_sensitive
 from auditship.ondisk.envelope import is_envelope
 from auditship.ondisk.lake_layout import live_parts
+from auditship.query.filters import EventFilter
+from auditship.query.search import search
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent, file_events
@@ -111,11 +113,11 @@ def test_emitted_events_land_in_their_service_partition_with_sensitive_values_en
     assert Counter(service for _, service, _, _ in mine) == {"svc-0": 100, "svc-1": 100, "svc-2": 100}
     (sealed,) = [msgspec.json.decode(sensitive) for _, _, _, sensitive in mine if sensitive != "{}"]
     assert is_envelope(sealed["card"])
-    opened = decrypt_sensitive(
-        AuditEvent(event_type=AuditEventType.DATA_READ, event_id=events[7].event_id, sensitive=sealed),
-        Keyring.load_or_create(dirs.keys),
-    )
-    assert opened.sensitive == {"card": secret}
+    # Read back whole: the envelope binds the event's hash.
+    found = search(dirs.data / "lake", EventFilter(user_id="user-7"), limit=None)
+    (stored,) = [event for _, event in found if event.event_id == events[7].event_id]
+    assert stored.sensitive == sealed
+    assert decrypt_sensitive(stored, Keyring.load_or_create(dirs.keys)).sensitive == {"card": secret}
 
 
 def test_the_parquet_worker_killed_mid_stream_is_restarted_and_the_lake_holds_every_event_once(

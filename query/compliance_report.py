@@ -157,7 +157,7 @@ def compliance_report(
                     "stored and flagged by the intake",
                 )
             )
-        oldest = _oldest(reader, where.lake)
+    oldest = _oldest(where.lake)
     moment = now or datetime.now(UTC)
     sections.append(_retention(where, config, chosen, oldest, moment))
     sections.append(_integrity(where, config, start, end))
@@ -180,14 +180,13 @@ def _tagged(name: str) -> tuple[str, list[Any]]:
     return f"list_contains({tags}, ?)", [name]
 
 
-def _oldest(reader: LakeReader, lake: Path) -> datetime | None:
-    """The oldest event's time: read from the oldest date= partition only."""
-    days = sorted(path.name.removeprefix("date=") for path in lake.glob("date=*"))
+def _oldest(lake: Path) -> datetime | None:
+    """The oldest event's time, whatever the report's range: read from the oldest date= partition only."""
+    days = sorted(path.name for path in lake.glob("date=*"))
     if not days:
         return None
-    row = reader.execute(
-        "SELECT min(timestamp) FROM events WHERE timestamp < CAST(? AS DATE) + INTERVAL 1 DAY", [days[0]]
-    ).fetchone()
+    with LakeReader(lake, lambda part: days[0] in part.parts) as reader:
+        row = reader.execute("SELECT min(timestamp) FROM events").fetchone()
     found = row[0] if row is not None else None
     return found if isinstance(found, datetime) else None
 

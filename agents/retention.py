@@ -164,6 +164,8 @@ def run_daily(config: AgentConfig, stop: threading.Event) -> None:
                         removal.held,
                     )
                 elif removal.kind == "sql" and removal.error is None:
+                    if not removal.rows:
+                        continue  # a day with nothing old: nothing to say
                     log.info(
                         "retention: deleted %d rows older than %d days from %s",
                         removal.rows,

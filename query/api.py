@@ -19,6 +19,7 @@ from typing import Any, Unpack
 import msgspec
 
 from auditship.agents.config import default_keys_dir, load_config
+from auditship.agents.embedded import agent_config
 from auditship.agents.errors import ConfigError
 from auditship.agents.retention import Location, Removal, apply_retention
 from auditship.ondisk import data_layout
@@ -32,6 +33,7 @@ from auditship.query.rows import fetch_events
 from auditship.query.search import search_sql
 from auditship.query.stats import Statistics, statistics
 from auditship.query.verify import run
+from shipper.config import AuditConfig
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from shipper.search_filters import SearchFilters
 
@@ -90,15 +92,24 @@ async def get_audit_statistics(
 
 
 async def cleanup_old_events(
-    data_dir: Path | None, older_than_days: int, compliance: list[str] | None = None
+    data_dir: Path | None,
+    older_than_days: int,
+    compliance: list[str] | None = None,
+    config: AuditConfig | None = None,
 ) -> list[Removal]:
-    """Retention (agents/retention.py) for this data directory, not below the floors of `compliance`;
-    what was removed, kept under a legal hold, or failed to be."""
+    """Retention (agents/retention.py) for this data directory, laid out as `config` lays out an embedded
+    agent's (its SQL sink too; None: the defaults), not below the floors of `compliance`; what was
+    removed, kept under a legal hold, or failed to be."""
     if older_than_days <= 0:
         raise QueryError(f"older_than_days: must be positive, got {older_than_days}")
+    try:
+        agent = agent_config(config) if config is not None else None
+    except ValueError as exc:
+        raise QueryError(str(exc)) from exc
+    where = Location.of_data_dir(data_dir or data_layout.data_dir(), agent)
     return await asyncio.to_thread(
         apply_retention,
-        location(data_dir),
+        where,
         timedelta(days=older_than_days),
         compliance=compliance or (),
         setting="cleanup_old_events(older_than_days)",

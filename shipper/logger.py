@@ -345,15 +345,16 @@ class AuditLogger:
 
     async def cleanup_old_events(self, older_than_days: int | None = None) -> list[Any]:
         """Remove what is wholly older than `older_than_days` (default: `config.retention_days`) from the
-        data directory, as `audit-query retention` does; returns what was removed (or failed to be), and
-        what a legal hold keeps (`held`). Raises shipper.compliance.RetentionFloorError (a ValueError),
-        removing nothing, when the age is below the floor of a framework in the context's
-        `compliance_requirements` (SOX 7 years, HIPAA 6, PCI 1) or the agent's config."""
+        data directory, as `audit-query retention` does, with the sinks this config gives an embedded
+        agent (the SQL sink's old rows too, with `enable_database_logging`); returns what was removed (or
+        failed to be), and what a legal hold keeps (`held`). Raises shipper.compliance.RetentionFloorError
+        (a ValueError), removing nothing, when the age is below the floor of a framework in the
+        context's `compliance_requirements` (SOX 7 years, HIPAA 6, PCI 1)."""
         days = self.config.retention_days if older_than_days is None else older_than_days
         chosen = frameworks(self.context.compliance_requirements, strict=False)
         check_retention(days, chosen, "cleanup_old_events(older_than_days)")
         names = [framework.name for framework in chosen]
-        return await lake_reader().cleanup_old_events(self.config.data_dir, days, names)
+        return await lake_reader().cleanup_old_events(self.config.data_dir, days, names, self.config)
 
     async def compliance_report(
         self,

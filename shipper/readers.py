@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, Unpack, cast
 
+from shipper.config import AuditConfig
 from shipper.event import AuditEvent
 from shipper.search_filters import SearchFilters
 
@@ -35,7 +36,11 @@ class LakeReader(Protocol):
     ) -> Mapping[str, Any]: ...
 
     async def cleanup_old_events(
-        self, data_dir: Path | None, older_than_days: int, compliance: list[str] | None = None
+        self,
+        data_dir: Path | None,
+        older_than_days: int,
+        compliance: list[str] | None = None,
+        config: AuditConfig | None = None,
     ) -> list[Any]: ...
 
     async def compliance_report(

@@ -188,7 +188,10 @@ def _hold(config: AgentConfig, args: argparse.Namespace) -> int:
             hold = holds.remove(path, args.name)
             print(f"hold {hold.name} lifted ({hold.criteria()}); retention applies to those events again")
         case _:
-            for hold in holds.load(path):
+            placed = holds.load(path)
+            if not placed:
+                print(f"no legal holds ({path})")
+            for hold in placed:
                 created = hold.created.isoformat(timespec="seconds")
                 print(f"{hold.name}  {hold.criteria()}  placed {created}  {hold.reason}".rstrip())
     return 0

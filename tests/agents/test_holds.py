@@ -82,6 +82,8 @@ def test_holds_are_added_listed_and_removed_from_the_command_line(
     status, out, _ = audit_agent(capsys, "hold", "remove", "case-42", "--config", config)
     assert status == 0 and "hold case-42 lifted" in out
     assert [hold.name for hold in holds.load(path)] == ["matter-7"]
+    audit_agent(capsys, "hold", "remove", "matter-7", "--config", config)
+    assert audit_agent(capsys, "hold", "list", "--config", config)[1] == f"no legal holds ({path})\n"
 
 
 @pytest.mark.parametrize(

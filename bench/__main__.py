@@ -11,6 +11,7 @@ python -m bench sinks    events/s into each sink's destination; the drain of a S
 python -m bench detect   precision and recall of the detection rules on a labelled month, streaming and
                          over the lake; alert latency; the detector's events/s; its memory with 1M keys
 python -m bench idle     CPU an agent with nothing to do takes, per process
+python -m bench cost     CPU per event of the agent (file sink alone, defaults) beside rsyslog's, paced
 python -m bench verify   MB/s of files and lake that audit-query verify checks (digests, hashes, continuity)
 """
 
@@ -20,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import ack, agent, apps, detect, emit, idle, instructions, middleware, query, sinks, verify
+from bench import ack, agent, apps, cost, detect, emit, idle, instructions, middleware, query, sinks, verify
 
 
 def main() -> int:
@@ -68,6 +69,10 @@ def main() -> int:
     detect_parser.add_argument("--memory-keys", type=int, default=1_000_000)
     idle_parser = commands.add_parser("idle", help="CPU of an agent with nothing to do")
     idle_parser.add_argument("--seconds", type=float, default=30.0)
+    cost_parser = commands.add_parser("cost", help="CPU per event beside rsyslog, at a paced rate")
+    cost_parser.add_argument("--rate", type=int, default=5_000, help="events/s")
+    cost_parser.add_argument("--seconds", type=float, default=10.0, help="of load, for each receiver")
+    cost_parser.add_argument("--idle-seconds", type=float, default=10.0, help="quiet stretch before the load")
     verify_parser = commands.add_parser("verify", help="MB/s that audit-query verify checks")
     verify_parser.add_argument("--events", type=int, default=2_000_000)
     verify_parser.add_argument("--rounds", type=int, default=3, help="of each, warm and cold")
@@ -91,6 +96,8 @@ def main() -> int:
         detect.run(args.users, args.incidents, args.latency_alerts, args.memory_keys)
     elif args.command == "idle":
         idle.run(args.seconds)
+    elif args.command == "cost":
+        cost.run(args.rate, args.seconds, args.idle_seconds)
     elif args.command == "verify":
         verify.run(args.events, args.rounds, args.dir)
     else:

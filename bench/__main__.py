@@ -2,7 +2,8 @@
 
 python -m bench emit     cost of one emit() vs stdlib logging (JSON to a file) vs the floor
                          (--ack: acknowledged emits/s and latency with 1, 8 and 64 concurrent callers)
-python -m bench agent    sustained events/s through intake -> WAL -> file sink, and peak RSS
+python -m bench agent    sustained events/s through intake -> WAL -> file sink (--with-lake: and the lake;
+                         --services N: over N services; --rsyslog: rsyslog beside it), and peak RSS
 python -m bench middleware  requests/s of Starlette and gRPC servers with and without the audit middleware
                             (--instructions: instructions per HTTP request instead, under callgrind,
                             beside the peers: asgi-correlation-id, structlog, Prometheus, OpenTelemetry...)
@@ -41,6 +42,8 @@ def main() -> int:
     agent_parser.add_argument("--producers", type=int, default=4)
     agent_parser.add_argument("--events", type=int, default=250_000, help="per producer")
     agent_parser.add_argument("--with-lake", action="store_true", help="run the Parquet sink too")
+    agent_parser.add_argument("--services", type=int, default=1, help="service names the events spread over")
+    agent_parser.add_argument("--rsyslog", action="store_true", help="rsyslog beside it, same events")
     middleware_parser = commands.add_parser("middleware", help="requests/s with and without the middleware")
     middleware_parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     middleware_parser.add_argument("--rounds", type=int, default=3, help="of each, plain and audited")
@@ -101,7 +104,8 @@ def main() -> int:
     elif args.command == "verify":
         verify.run(args.events, args.rounds, args.dir)
     else:
-        agent.run(args.producers, args.events, with_lake=args.with_lake)
+        lake, services, rsyslog = args.with_lake, args.services, args.rsyslog
+        agent.run(args.producers, args.events, with_lake=lake, services=services, rsyslog=rsyslog)
     return 0
 
 

@@ -69,15 +69,20 @@ def _paced(
             time.sleep(delay)
 
 
+def syslog_line(event: AuditEvent, host: bytes) -> bytes:
+    """The event as rsyslog's input: an RFC 5424 line whose message is the event's JSON (what the
+    agent's file sink writes), newline-framed as imtcp takes it."""
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds").encode()
+    return b"<110>1 %s %s audit - - - %s\n" % (stamp, host, msgspec.json.encode(event))
+
+
 def _produce_syslog(port: int, rate: int, seconds: float) -> None:
-    host = socket.gethostname()
+    host = socket.gethostname().encode()
     with socket.create_connection(("127.0.0.1", port)) as connection:
         buffered = connection.makefile("wb", buffering=1 << 16)
 
         def send(number: int) -> None:
-            stamp = datetime.now(UTC).isoformat(timespec="microseconds")
-            line = msgspec.json.encode(_event(number))
-            buffered.write(b"<110>1 %s %s audit - - - %s\n" % (stamp.encode(), host.encode(), line))
+            buffered.write(syslog_line(_event(number), host))
 
         # Flushed at each burst's end: rsyslog sees the load paced, not in one lump at the close.
         _paced(rate, seconds, send, buffered.flush)

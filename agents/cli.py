@@ -1,6 +1,6 @@
 """audit-agent: run the agent, check a config file, ask a running agent for its status, rotate and list the
-field keys, manage the keys of a TCP intake, export the public key that verifies the digests, or run a
-demo."""
+field keys, manage the keys of a TCP intake, export the public key that verifies the digests, forget a
+data subject, or run a demo."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     redeliver.add_argument("--config", type=Path)
     redeliver.add_argument("--attempts", type=int, default=5, help="tries per batch before giving up")
     _keys_parser(commands)
+    _subject_parser(commands)
     args = parser.parse_args(argv)
     try:
         code = _command(args)
@@ -72,7 +73,7 @@ def _command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:
+def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:  # noqa: PLR0911 - one per command
     match args.command:
         case "run":
             return _run(config)
@@ -87,6 +88,10 @@ def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:
             return run_redeliver(config, args.sink, args.attempts)
         case "keys":
             return _keys(config, args)
+        case "subject":
+            from auditship.agents.subjects.forget import run_forget
+
+            return run_forget(config, args.subject)
         case _:
             from auditship.agents.demo import run_demo
 
@@ -127,6 +132,18 @@ def _keys_parser(commands: Any) -> None:
         help="print the public key that verifies the digests (PEM) and its key id, for an auditor",
     )
     export.add_argument("--output", type=Path, metavar="FILE", help="write the PEM here instead of stdout")
+
+
+def _subject_parser(commands: Any) -> None:
+    subject = commands.add_parser("subject", help="data subjects (GDPR): forget one (crypto-shredding)")
+    actions = subject.add_subparsers(dest="action", required=True)
+    forget = actions.add_parser(
+        "forget",
+        help="destroy a data subject's keys: their sensitive values become unreadable, the events stay; "
+        "recorded as a DATA_RETENTION event",
+    )
+    forget.add_argument("subject", metavar="USER", help="the subject, as [subjects] fields name it")
+    forget.add_argument("--config", type=Path, help="the agent's config (keys_dir, spool_dir, [subjects])")
 
 
 def _export_public(keys_dir: Path, output: Path | None) -> int:

@@ -22,6 +22,7 @@ from auditship.agents.detect.config import DetectConfig
 from auditship.agents.errors import ConfigError
 from auditship.agents.section import Positive, Section
 from auditship.agents.sinks.registry import SINKS, SinksConfig
+from auditship.agents.subjects.config import SubjectsConfig
 from auditship.ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
 
@@ -236,6 +237,7 @@ class AgentConfig(Section):
     detect: DetectConfig = msgspec.field(default_factory=DetectConfig)
     integrity: IntegrityConfig = msgspec.field(default_factory=IntegrityConfig)
     keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
+    subjects: SubjectsConfig = msgspec.field(default_factory=SubjectsConfig)
 
     @property
     def data_path(self) -> Path:

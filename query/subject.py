@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
     keys = None
     if args.decrypt:
         keys_dir = args.keys_dir or where.keys
-        if keys_dir is None or where.data is None:
+        if keys_dir is None:
             raise QueryError("--decrypt with --lake: name the agent's keys_dir with --keys-dir")
-        keys = open_field_keys(keys_dir, where.data.root)
+        keys = open_field_keys(keys_dir, where.data.root if where.data is not None else where.lake.parent)
     with LakeReader(where.lake, wanted.prune().keeps) as reader:
         found = iter_events(reader.execute(*export_sql(fields, subject, wanted)))
         if args.output is None:

@@ -18,7 +18,7 @@ from shipper.event import AuditEvent
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_DEPTH = 8
-DEFAULT_FIELDS = ["user_id", "resource:user"]
+DEFAULT_FIELDS = ["resource:user", "user_id"]
 
 
 class SubjectField(NamedTuple):

@@ -30,8 +30,8 @@ from auditship.ondisk.subject_keys import ERASED_VALUE
 PREFIX = "aesgcm1:"
 NONCE_BYTES = 12
 # A nonce, a tag and at least one byte of msgpack: 29 bytes, 39 base64 characters.
-# The key id: a field key's (f-), or a data subject's (s-, ondisk/subject_keys.py).
-_ENVELOPE = re.compile(r"aesgcm1:(f-[0-9a-f]{8}|s-[0-9a-f]{32}):([A-Za-z0-9_-]{39,})")
+# The key id: a field key's (f-), or a data subject's (ds-, ondisk/subject_keys.py).
+_ENVELOPE = re.compile(r"aesgcm1:(f-[0-9a-f]{8}|ds-[0-9a-f]{32}):([A-Za-z0-9_-]{39,})")
 
 _decoder = msgspec.msgpack.Decoder()
 

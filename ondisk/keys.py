@@ -40,7 +40,7 @@ class FieldKeys:
         self._active = active_key_id
         self._ciphers: dict[str, AESGCM] = {}
         self.subjects = SubjectCiphers(keys_dir)
-        """The per-subject keys (`s-` ids) under keys_dir/subjects."""
+        """The per-subject keys (`ds-` ids) under keys_dir/subjects."""
 
     @classmethod
     def load(cls, keys_dir: Path) -> Self:

@@ -1,15 +1,16 @@
 """Per-subject field keys, for erasure by crypto-shredding: the files, the key ids, and opening them as
-every reader does (ondisk/keys.py's FieldKeys hands an `s-` key id here). The agent's intake makes them
+every reader does (ondisk/keys.py's FieldKeys hands a `ds-` key id here). The agent's intake makes them
 (agents/subjects/keyring.py); `audit-agent subject forget` destroys them (agents/subjects/forget.py).
 
     <keys_dir>/subjects/          0700
       master.key                  0600, 32 random bytes: derives the name key and the wrapping key
-      s-<32 hex>.key              0600, 60 bytes: one subject key, wrapped (12-byte nonce + AES-256-GCM
+      ds-<32 hex>.key             0600, 60 bytes: one subject key, wrapped (12-byte nonce + AES-256-GCM
                                   of the key under the wrapping key, its key id as associated data)
-      erased/s-<32 hex>           empty: the tombstone of a destroyed subject key
+      erased/ds-<32 hex>          empty: the tombstone of a destroyed subject key
 
-A subject key's id is `s-` and 128 bits of HMAC-SHA256(name key, generation NUL subject): without the
-master key, neither the file names nor the envelopes that name the key say whose it is. Generation 0 is a
+A subject key's id is `ds-` (data subject) and 128 bits of HMAC-SHA256(name key, generation NUL
+subject): without the master key, neither the file names nor the envelopes that name the key say whose
+it is. Generation 0 is a
 subject's first key; once it is destroyed, the intake seals that subject's new values under generation 1,
 and so on (its tombstone says to go on to the next).
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # cryptography is imported where a cipher is made: ondisk sta
 SUBJECTS = "subjects"
 MASTER = "master.key"
 ERASED = "erased"
-SUBJECT_KEY_ID = re.compile(r"s-[0-9a-f]{32}")
+SUBJECT_KEY_ID = re.compile(r"ds-[0-9a-f]{32}")
 KEY_BYTES = 32
 NONCE_BYTES = 12
 WRAPPED_BYTES = NONCE_BYTES + KEY_BYTES + 16
@@ -90,7 +91,7 @@ class MasterKey:
 
     def key_id(self, subject: str, generation: int) -> str:
         message = f"{generation}\0{subject}".encode()
-        return "s-" + hmac.digest(self._name_key, message, hashlib.sha256)[:16].hex()
+        return "ds-" + hmac.digest(self._name_key, message, hashlib.sha256)[:16].hex()
 
     def wrap(self, key_id: str, key: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)

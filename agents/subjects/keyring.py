@@ -84,7 +84,7 @@ class SubjectKeyring:
         self._erased_stamp = self._stamp()
         self._next_check = clock() + ERASURE_CHECK_INTERVAL_S
         self._next_fallback_log = 0.0
-        self.count = sum(1 for p in self.files.directory.glob("s-*.key") if SUBJECT_KEY_ID.fullmatch(p.stem))
+        self.count = sum(1 for p in self.files.directory.glob("ds-*.key") if SUBJECT_KEY_ID.fullmatch(p.stem))
 
     @classmethod
     def load_or_create(

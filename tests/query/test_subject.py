@@ -93,7 +93,7 @@ def test_export_decrypts_for_the_holder_of_the_keys(cli, data_dir):
         {"note": "about alice"},
     ]
     sealed = exported(cli, "alice", "--data-dir", data_dir)
-    assert sealed[1]["sensitive"]["ssn"].startswith("aesgcm1:s-")
+    assert sealed[1]["sensitive"]["ssn"].startswith("aesgcm1:ds-")
 
 
 def test_after_forget_the_subjects_values_are_erased_and_others_still_decrypt(cli, data_dir):

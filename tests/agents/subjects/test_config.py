@@ -23,7 +23,14 @@ def test_each_kind_of_field_parses():
 
 @pytest.mark.parametrize(
     "fields",
-    ['["details."]', '["details.a-b"]', '["resource:"]', '["email"]', "[]", '["details.' + ".".join(["a"] * 9) + '"]'],
+    [
+        '["details."]',
+        '["details.a-b"]',
+        '["resource:"]',
+        '["email"]',
+        "[]",
+        '["details.' + ".".join(["a"] * 9) + '"]',
+    ],
 )
 def test_a_bad_field_is_a_config_error_naming_the_key(fields):
     with pytest.raises(ConfigError, match=r"subjects\.fields: "):

@@ -85,7 +85,7 @@ def test_forget_erases_the_subjects_values_records_it_and_a_new_event_gets_a_new
 
     result = command("auditship.agents", "subject", "forget", "alice", "--config", agent.dirs.config_file)
     assert result.returncode == 0, result.stderr
-    assert "destroyed subject key s-" in result.stdout
+    assert "destroyed subject key ds-" in result.stdout
     forgotten = time.monotonic()
 
     assert export(agent, "alice") == [ERASED_VALUE]
@@ -104,7 +104,7 @@ def test_forget_erases_the_subjects_values_records_it_and_a_new_event_gets_a_new
         "data_subject",
         "alice",
     )
-    assert event.details["keys_destroyed"] == 1 and event.details["key_ids"][0].startswith("s-")
+    assert event.details["keys_destroyed"] == 1 and event.details["key_ids"][0].startswith("ds-")
 
     # The intake looks for erasures at most every ERASURE_CHECK_INTERVAL_S: past that, a new key.
     wait_for(lambda: time.monotonic() > forgotten + ERASURE_CHECK_INTERVAL_S, 5, "the erasure check interval")

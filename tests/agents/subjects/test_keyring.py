@@ -65,7 +65,7 @@ def test_each_subject_gets_its_own_key_and_no_subject_the_field_key(keys_dir, cl
     nobody = sealed(keys, None, "4")
 
     assert key_id_of(alice) == key_id_of(alice_again) != key_id_of(bob)
-    assert key_id_of(alice).startswith("s-") and key_id_of(nobody).startswith("f-")
+    assert key_id_of(alice).startswith("ds-") and key_id_of(nobody).startswith("f-")
     assert [opened(keys_dir, event) for event in (alice, alice_again, bob, nobody)] == ["1", "2", "3", "4"]
     assert keys.counters.subject_keys == 2
 
@@ -83,7 +83,7 @@ def test_key_file_names_do_not_show_the_subject(keys_dir, clock):
         sealed(keys, subject, "v")
     names = " ".join(path.name for path in keys_dir.rglob("*"))
     assert "alice" not in names and "DROP" not in names and "xxxx" not in names
-    assert len(list((keys_dir / "subjects").glob("s-*.key"))) == 3
+    assert len(list((keys_dir / "subjects").glob("ds-*.key"))) == 3
 
 
 def test_a_subject_too_long_to_be_one_is_sealed_under_the_field_key(keys_dir, clock):
@@ -145,7 +145,7 @@ def test_a_restarted_intake_skips_the_forgotten_generation(keys_dir, clock):
 def test_past_max_keys_new_subjects_fall_back_to_the_field_key_counted(keys_dir, clock):
     keys = subject_keyring(keys_dir, clock, max_keys=2)
     ids = [key_id_of(sealed(keys, user, "v")) for user in ("a", "b", "c", "a")]
-    assert [key_id[:2] for key_id in ids] == ["s-", "s-", "f-", "s-"]
+    assert [key_id.split("-")[0] for key_id in ids] == ["ds", "ds", "f", "ds"]
     assert keys.counters.subject_fallbacks == 1
     # The bound holds across a restart: the files are counted.
     assert key_id_of(sealed(subject_keyring(keys_dir, clock, max_keys=2), "d", "v")).startswith("f-")

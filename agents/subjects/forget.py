@@ -105,7 +105,8 @@ def record(spool: Path, event: AuditEvent) -> Path:
 
 
 def run_forget(config: AgentConfig, subject: str) -> int:
-    """The command: destroy, tell, record; 0 when the subject has no live key left and it is recorded."""
+    """The command: destroy, tell, record. 0 when the subject has no live key left and that is recorded;
+    1 when it could not be recorded, or when per_subject_keys is off and no key was destroyed."""
     try:
         check_subject(subject)
     except ValueError as exc:
@@ -133,4 +134,5 @@ def run_forget(config: AgentConfig, subject: str) -> int:
         )
         return 1
     print(f"recorded as a DATA_RETENTION event ({path.name}); the agent takes it from its spool")
-    return 0
+    # Nothing erasable, and nothing could have been: a script must not take that for an erasure.
+    return 0 if destroyed or config.subjects.per_subject_keys else 1

@@ -164,3 +164,16 @@ def test_forget_refuses_what_cannot_be_a_subject(keys_dir):
     for bad in ("", "x" * (MAX_SUBJECT_CHARS + 1), "bad\udcffbytes"):
         with pytest.raises(ValueError, match="subject"):
             forget(keys_dir, bad)
+
+
+def test_forget_with_per_subject_keys_off_records_the_request_and_says_it_erased_nothing(tmp_path, capsys):
+    from auditship.agents.config import parse_config
+    from auditship.agents.subjects.forget import run_forget
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    config = parse_config(f'keys_dir = "{tmp_path / "keys"}"\nspool_dir = "{spool}"\n')
+    assert run_forget(config, "alice") == 1
+    out, err = capsys.readouterr()
+    assert "no live subject key for 'alice'" in out and "per_subject_keys is off" in err
+    assert len(list(spool.glob("auditship-forget-*.spool"))) == 1

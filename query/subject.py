@@ -4,7 +4,7 @@
 An event is the subject's when its user_id is USER (an event *by* them), or when one of the agent
 config's `[subjects] fields` names USER (an event *about* them): `resource:TYPE` matches resource_type
 TYPE with resource_id USER, `details.NAME` a value USER (or the integer USER) in details; `--field`
-replaces the config's list for one export. The default list is user_id and resource:user.
+replaces the config's list for one export. The default list is resource:user, user_id.
 
 --decrypt opens the sensitive values with the field keys in --keys-dir (default: the config's keys_dir,
 else DIR-keys beside the data directory), as `cat --decrypt` does; a value whose subject key `audit-agent

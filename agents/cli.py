@@ -1,6 +1,6 @@
 """audit-agent: run the agent, check a config file, ask a running agent for its status, rotate and list the
 field keys, manage the keys of a TCP intake, export the public key that verifies the digests, forget a
-data subject, or run a demo."""
+data subject, place and lift legal holds, or run a demo."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     redeliver.add_argument("--attempts", type=int, default=5, help="tries per batch before giving up")
     _keys_parser(commands)
     _subject_parser(commands)
+    _hold_parser(commands)
     args = parser.parse_args(argv)
     try:
         code = _command(args)
@@ -73,7 +74,7 @@ def _command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:  # noqa: PLR0911 - one per command
+def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:  # noqa: PLR0911 - a return per command
     match args.command:
         case "run":
             return _run(config)
@@ -92,6 +93,8 @@ def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:  # noqa: PL
             from auditship.agents.subjects.forget import run_forget
 
             return run_forget(config, args.subject)
+        case "hold":
+            return _hold(config, args)
         case _:
             from auditship.agents.demo import run_demo
 
@@ -144,6 +147,71 @@ def _subject_parser(commands: Any) -> None:
     )
     forget.add_argument("subject", metavar="USER", help="the subject, as [subjects] fields name it")
     forget.add_argument("--config", type=Path, help="the agent's config (keys_dir, spool_dir, [subjects])")
+
+
+def _hold_parser(commands: Any) -> None:
+    hold = commands.add_parser(
+        "hold",
+        help="legal holds: events a hold matches are kept from retention until it is removed",
+        description="A hold matches events by every criterion it gives (user, resource type, resource id, "
+        "period [since, until) in UTC); an event any hold matches is held. Retention keeps the lake "
+        "partition, closed file or SQL rows that hold it, and reports them as kept.",
+    )
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, help="the agent's config (where data_dir is)")
+    actions = hold.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", parents=[config], help="place a hold")
+    add.add_argument("name", help="the hold's name, such as a matter or case number")
+    add.add_argument("--user", dest="user_id", metavar="USER_ID", help="events by this user_id")
+    add.add_argument("--resource-type", metavar="TYPE", help="events on resources of this type")
+    add.add_argument("--resource-id", metavar="ID", help="events on this resource id")
+    add.add_argument("--since", type=_moment, metavar="TIME", help="events from this time on (ISO 8601, UTC)")
+    add.add_argument("--until", type=_moment, metavar="TIME", help="events before this time (ISO 8601, UTC)")
+    add.add_argument("--reason", default="", help="why (a case, a request), kept with the hold")
+    remove = actions.add_parser("remove", parents=[config], help="lift a hold")
+    remove.add_argument("name")
+    actions.add_parser("list", parents=[config], help="the holds in place")
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (2025-01-31, 2025-01-31T12:00Z)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _hold(config: AgentConfig, args: argparse.Namespace) -> int:
+    from auditship.agents import holds
+    from auditship.ondisk.data_layout import DataLayout
+
+    path = DataLayout(config.data_path).holds
+    match args.action:
+        case "add":
+            hold = holds.add(
+                path,
+                args.name,
+                reason=args.reason,
+                user_id=args.user_id,
+                resource_type=args.resource_type,
+                resource_id=args.resource_id,
+                since=args.since,
+                until=args.until,
+            )
+            print(f"hold {hold.name} placed: {hold.criteria()}; retention keeps what holds these events")
+        case "remove":
+            hold = holds.remove(path, args.name)
+            print(f"hold {hold.name} lifted ({hold.criteria()}); retention applies to those events again")
+        case _:
+            placed = holds.load(path)
+            if not placed:
+                print(f"no legal holds ({path})")
+            for hold in placed:
+                created = hold.created.isoformat(timespec="seconds")
+                print(f"{hold.name}  {hold.criteria()}  placed {created}  {hold.reason}".rstrip())
+    return 0
 
 
 def _export_public(keys_dir: Path, output: Path | None) -> int:

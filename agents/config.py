@@ -25,6 +25,7 @@ from auditship.agents.sinks.registry import SINKS, SinksConfig
 from auditship.agents.subjects.config import SubjectsConfig
 from auditship.ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
+from shipper.compliance import Framework, check_retention, frameworks
 
 CURVE_KEY_PREFIX = "key:"
 """How `[intake.identities]` names a CURVE client key rather than a user: its events come over TCP."""
@@ -238,6 +239,14 @@ class AgentConfig(Section):
     integrity: IntegrityConfig = msgspec.field(default_factory=IntegrityConfig)
     keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
     subjects: SubjectsConfig = msgspec.field(default_factory=SubjectsConfig)
+    compliance: list[str] = msgspec.field(default_factory=list)
+    """Compliance presets, some of "sox", "hipaa", "gdpr", "pci" (shipper/compliance.py): retention.days
+    must reach the strictest floor (SOX 7 years, HIPAA 6, PCI 1), and with "pci" the intake flags every
+    event that lacks a field PCI DSS 10.2.2 requires (`details.compliance_missing`)."""
+
+    @property
+    def frameworks(self) -> tuple[Framework, ...]:
+        return frameworks(self.compliance)
 
     @property
     def data_path(self) -> Path:
@@ -406,3 +415,8 @@ def _check_values(config: AgentConfig) -> None:
         except ValueError as exc:
             raise ValueError(f"endpoint: {exc}") from exc
     config.check_transport()
+    try:
+        chosen = frameworks(config.compliance)
+    except ValueError as exc:
+        raise ValueError(f"compliance: {exc}") from exc
+    check_retention(config.retention.days, chosen, "retention.days")

@@ -17,6 +17,7 @@ from auditship.agents.config import AgentConfig, RetentionConfig, parse_config
 from auditship.agents.errors import ConfigError
 from auditship.agents.sinks.registry import SinksConfig
 from auditship.ondisk.data_layout import data_dir
+from shipper.compliance import frameworks, strictest
 from shipper.config import AuditConfig
 from shipper.embedded import AgentPlaces, EmbeddedAgent
 from shipper.seed import SeedSettings, seed_settings
@@ -24,15 +25,19 @@ from shipper.seed import SeedSettings, seed_settings
 
 def from_seed(seed: SeedSettings) -> AgentConfig:
     """The agent configuration equivalent to the seed's settings: the sinks its enable_* flags turn on,
-    with its destinations' settings winning for their sinks; its retention; its places, the spool named
-    (`spool` in its data directory): it serves its own user's services only."""
+    with its destinations' settings winning for their sinks; its retention, at least the floor of its
+    compliance presets (a service's requirements raise it, never fail its start); its places, the spool
+    named (`spool` in its data directory): it serves its own user's services only."""
+    floor = strictest(frameworks(seed.compliance, strict=False))
+    days = max(seed.retention_days, floor.floor_days if floor is not None else 0)
     return AgentConfig(
         data_dir=seed.data_dir,
         runtime_dir=seed.runtime_dir,
         spool_dir=str(data_dir(seed.data_dir) / "spool"),
         endpoint=seed.endpoint,
         sinks=SinksConfig.from_seed(seed),
-        retention=RetentionConfig(days=seed.retention_days, auto_cleanup=seed.auto_cleanup),
+        retention=RetentionConfig(days=days, auto_cleanup=seed.auto_cleanup),
+        compliance=list(seed.compliance),
     )
 
 

@@ -12,6 +12,15 @@ next run. Lake parts and closed files are recorded in their sink's digests
 reports them as removed on purpose, not missing. With only the lake known, nothing is recorded.
 `run_daily` is the agent's job when retention.auto_cleanup is on: now, then every day, logging each
 removal. `audit-query retention` (query/retention.py) runs `apply_retention` once.
+
+The SQL sink's table, when that sink is on, loses its rows older than the horizon too, in batches
+(agents/sinks/sql/retention.py), reported as one removal of kind `sql` with the rows it deleted.
+
+Two things keep what is old (shipper/compliance.py, agents/holds.py):
+- A compliance preset's floor: an age below the strictest floor of the config's `compliance` (and of
+  the presets the caller names) is refused whole, with a RetentionFloorError naming the framework.
+- A legal hold: a partition, closed file or SQL rows holding an event a hold matches is kept, and
+  reported as kept (`held` names the holds). A holds file that cannot be read keeps everything.
 """
 
 from __future__ import annotations
@@ -19,21 +28,25 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
+from auditship.agents import holds as legal_holds
 from auditship.agents.config import AgentConfig, default_keys_dir
+from auditship.agents.holds import Hold, HoldsError
 from auditship.agents.integrity.removals import record_removals
+from auditship.agents.sinks.sql.config import SqlSinkConfig
 from auditship.ondisk import file_sink
 from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.lake_layout import parts
+from shipper.compliance import check_retention, frameworks
 
 log = logging.getLogger("auditship.retention")
-Kind = Literal["lake", "files", "rejects", "deadletters"]
+Kind = Literal["lake", "files", "rejects", "deadletters", "sql"]
 REMOVING_PREFIX = ".retention-"
 DAY_S = 24 * 3600.0
 
@@ -48,39 +61,91 @@ class Location(msgspec.Struct, frozen=True):
     """The file sink's current file; its closed files sit beside it."""
     keys: Path | None = None
     """The keys directory: the signing key that records removals in the digests, and the run records."""
+    sql: SqlSinkConfig | None = None
+    """The SQL sink's settings when it is on: its table loses old rows too."""
+    compliance: tuple[str, ...] = ()
+    """The config's compliance presets, whose floors retention does not go below."""
 
     @classmethod
     def of_data_dir(cls, root: Path, config: AgentConfig | None = None) -> Location:
         """`root` laid out as `config` (default: the defaults) says; relative sink paths are under it."""
-        sinks = (config or AgentConfig()).sinks
+        chosen = config or AgentConfig()
+        sinks = chosen.sinks
         keys = config.keys_path if config is not None else default_keys_dir(root)
-        return cls(root / sinks.parquet.path, DataLayout(root), root / sinks.file.path, keys)
+        sql = sinks.sql if sinks.sql.enabled else None
+        lake = root / sinks.parquet.path
+        return cls(lake, DataLayout(root), root / sinks.file.path, keys, sql, tuple(chosen.compliance))
 
 
 class Removal(msgspec.Struct, frozen=True):
     kind: Kind
-    path: Path
+    path: Path | str
+    """The file or directory; for `sql`, the table and its database (password hidden)."""
     bytes: int
     error: str | None = None
     """Why it could not be removed; None when it was (or, in a dry run, would be)."""
+    rows: int | None = None
+    """For `sql`: the rows deleted (or kept, when `held`)."""
+    held: str | None = None
+    """Why it is kept although old: the legal holds that match events in it. Not removed."""
 
 
 def apply_retention(
-    where: Location, older_than: timedelta, *, dry_run: bool = False, now: datetime | None = None
+    where: Location,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    compliance: Sequence[str] = (),
+    setting: str = "older_than",
 ) -> list[Removal]:
-    """Remove (or with `dry_run` only list) what is wholly older than `now - older_than`."""
+    """Remove (or with `dry_run` only list) what is wholly older than `now - older_than`, and is not
+    held. RetentionFloorError (a ValueError naming `setting`) when `older_than` is below the floor of
+    the location's compliance presets or of `compliance` (names, case-insensitive; unknown ones pass)."""
+    chosen = frameworks([*where.compliance, *compliance], strict=False)
+    check_retention(older_than / timedelta(days=1), chosen, setting)
     horizon = (now or datetime.now(UTC)) - older_than
-    planned = list(_plan(where, horizon))
+    try:
+        holds = legal_holds.load(where.data.holds) if where.data is not None else []
+    except HoldsError as exc:
+        return [Removal("lake", where.lake, 0, f"nothing removed: {exc}")]
+    planned = list(_plan(where, horizon, holds))
     if dry_run:
-        return planned
+        return [*planned, *_sql(where, horizon, holds, dry_run=True)]
     _finish_interrupted(where.lake)
-    refused = _record(where, planned, f"retention: everything before {horizon.isoformat(timespec='seconds')}")
-    return [
-        msgspec.structs.replace(removal, error=refused[removal.kind])
+    going = [removal for removal in planned if removal.held is None and removal.error is None]
+    refused = _record(where, going, f"retention: everything before {horizon.isoformat(timespec='seconds')}")
+    kept = {id(removal) for removal in planned} - {id(removal) for removal in going}
+    done = [
+        removal
+        if id(removal) in kept
+        else msgspec.structs.replace(removal, error=refused[removal.kind])
         if removal.kind in refused
         else _remove(removal, where.lake)
         for removal in planned
     ]
+    return [*done, *_sql(where, horizon, holds, dry_run=False)]
+
+
+def _sql(where: Location, horizon: datetime, holds: list[Hold], *, dry_run: bool) -> list[Removal]:
+    """The SQL sink's removal (and its held rows), when that sink is on."""
+    if where.sql is None or where.data is None:
+        return []
+    # Here, not at the top: SQLAlchemy is loaded only where the SQL sink is on.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from auditship.agents.errors import SinkError
+    from auditship.agents.sinks.sql.retention import remove_old_rows
+
+    try:
+        result = remove_old_rows(where.sql, where.data.root, horizon, holds, dry_run=dry_run)
+    except (SQLAlchemyError, SinkError) as exc:
+        return [Removal("sql", where.sql.table, 0, f"rows not deleted: {exc}".splitlines()[0])]
+    found = [Removal("sql", result.where, 0, rows=result.removed)]
+    if result.held:
+        named = legal_holds.names([hold for hold in holds if hold.name in result.holds])
+        found.append(Removal("sql", result.where, 0, rows=result.held, held=named))
+    return found
 
 
 def run_daily(config: AgentConfig, stop: threading.Event) -> None:
@@ -90,8 +155,24 @@ def run_daily(config: AgentConfig, stop: threading.Event) -> None:
     days = config.retention.days
     while True:  # one run a day; `stop` ends it
         try:
-            for removal in apply_retention(where, timedelta(days=days)):
-                if removal.error is None:
+            for removal in apply_retention(where, timedelta(days=days), setting="retention.days"):
+                if removal.held is not None:
+                    log.info(
+                        "retention: kept %s (%s) under legal hold: %s",
+                        removal.path,
+                        removal.kind,
+                        removal.held,
+                    )
+                elif removal.kind == "sql" and removal.error is None:
+                    if not removal.rows:
+                        continue  # a day with nothing old: nothing to say
+                    log.info(
+                        "retention: deleted %d rows older than %d days from %s",
+                        removal.rows,
+                        days,
+                        removal.path,
+                    )
+                elif removal.error is None:
                     log.info(
                         "retention: removed %s (%s, %d bytes): all of it is older than %d days",
                         removal.path,
@@ -109,15 +190,16 @@ def run_daily(config: AgentConfig, stop: threading.Event) -> None:
             return
 
 
-def _plan(where: Location, horizon: datetime) -> Iterator[Removal]:
+def _plan(where: Location, horizon: datetime, holds: list[Hold]) -> Iterator[Removal]:
     last_day = (horizon.astimezone(UTC) - timedelta(days=1)).date()  # days that ended at the horizon
     for directory in sorted(where.lake.glob("date=*")):
         if (day := _day(directory.name.removeprefix("date="), "%Y-%m-%d")) and day <= last_day:
-            yield Removal("lake", directory, _size(directory))
+            yield _held_partition(Removal("lake", directory, _size(directory)), day, holds)
     if where.file_sink is not None and where.file_sink.parent.is_dir():
         for closed in file_sink.scan_closed(where.file_sink.parent, where.file_sink.stem):
-            if _all_before(closed.path, horizon):
-                yield Removal("files", closed.path, _size(closed.path))
+            if (matched := _all_before(closed.path, horizon, holds)) is not None:
+                removal = Removal("files", closed.path, _size(closed.path))
+                yield msgspec.structs.replace(removal, held=matched) if matched else removal
     if where.data is None:
         return
     if where.data.rejects.is_dir():
@@ -148,9 +230,39 @@ def _record(where: Location, planned: list[Removal], policy: str) -> dict[Kind, 
 
 def _objects(removal: Removal) -> list[Path]:
     """The digested objects a removal takes: a partition's parts, or the closed file itself."""
+    path = Path(removal.path)
     if removal.kind != "lake":
-        return [removal.path]
-    return [part.path for directory in sorted(removal.path.glob("service=*")) for part in parts(directory)]
+        return [path]
+    return _part_paths(path)
+
+
+def _part_paths(partition: Path) -> list[Path]:
+    return [part.path for directory in sorted(partition.glob("service=*")) for part in parts(directory)]
+
+
+def _held_partition(removal: Removal, day: date, holds: list[Hold]) -> Removal:
+    """The partition's removal, marked held when an event of it matches a hold (or with an error when
+    its parts cannot be read to tell: then it is kept too)."""
+    start = datetime.combine(day, time(), UTC)
+    candidates = [hold for hold in holds if hold.overlaps(start, start + timedelta(days=1))]
+    files = [str(path) for path in _part_paths(Path(removal.path))] if candidates else []
+    if not files:
+        return removal
+    import duckdb  # the agent's; loaded only when a hold may reach an old partition
+
+    matched: list[Hold] = []
+    try:
+        with duckdb.connect(config={"threads": 1}) as db:
+            for hold in candidates:
+                condition, params = hold.sql()
+                sql = f"SELECT 1 FROM read_parquet(?) WHERE {condition} LIMIT 1"  # noqa: S608 - placeholders only
+                if db.execute(sql, [files, *params]).fetchone() is not None:
+                    matched.append(hold)
+    except duckdb.Error as exc:
+        return msgspec.structs.replace(
+            removal, error=f"kept: cannot tell whether a legal hold covers it ({exc})"
+        )
+    return msgspec.structs.replace(removal, held=legal_holds.names(matched)) if matched else removal
 
 
 def _day(text: str, pattern: str) -> date | None:
@@ -162,25 +274,44 @@ def _day(text: str, pattern: str) -> date | None:
 
 class _Stamp(msgspec.Struct):
     timestamp: datetime
+    user_id: str | None = None
+    resource_type: str | None = None
+    resource_id: str | None = None
 
 
 _stamp = msgspec.json.Decoder(_Stamp)
+TEXT_HELD = "the text format does not say which events a legal hold matches: kept while any hold exists"
 
 
-def _all_before(path: Path, horizon: datetime) -> bool:
-    """Whether every event in a closed file is older than `horizon`; reading stops at the first that is
-    not. A file that cannot be read or holds a line that is no event is kept (and, being kept, the sink's
-    own max_files limit still applies to it)."""
+def _all_before(path: Path, horizon: datetime, holds: list[Hold]) -> str | None:
+    """None unless every event in a closed file is older than `horizon` (reading stops at the first that
+    is not); then "" when it may go, else why it is held: the holds its events match. A file that cannot
+    be read or holds a line that is no event is kept (and, being kept, the sink's own max_files limit
+    still applies to it)."""
+    matched: dict[str, Hold] = {}
     try:
         for line in file_sink.read_lines(path):
             # JSON Lines records, or the text format's lines, which start with the timestamp.
-            stamp = _stamp.decode(line).timestamp if line.startswith(b"{") else _text_stamp(line)
-            if stamp >= horizon:
-                return False
+            if not line.startswith(b"{"):
+                if _text_stamp(line) >= horizon:
+                    return None
+                if holds:
+                    matched[TEXT_HELD] = holds[0]
+                continue
+            stamp = _stamp.decode(line)
+            if stamp.timestamp >= horizon:
+                return None
+            for hold in holds:
+                if hold.name not in matched and hold.matches(
+                    stamp.user_id, stamp.resource_type, stamp.resource_id, stamp.timestamp
+                ):
+                    matched[hold.name] = hold
     except (OSError, file_sink.CorruptFileError, msgspec.DecodeError, ValueError) as exc:
         log.warning("retention: %s kept: cannot read its events' times (%s)", path, exc)
-        return False
-    return True
+        return None
+    if TEXT_HELD in matched:
+        return TEXT_HELD
+    return legal_holds.names(list(matched.values()))
 
 
 def _text_stamp(line: bytes) -> datetime:
@@ -195,13 +326,14 @@ def _size(path: Path) -> int:
 
 
 def _remove(removal: Removal, lake: Path) -> Removal:
+    path = Path(removal.path)
     try:
         if removal.kind == "lake":
-            hidden = lake / (REMOVING_PREFIX + removal.path.name)
-            removal.path.rename(hidden)
+            hidden = lake / (REMOVING_PREFIX + path.name)
+            path.rename(hidden)
             shutil.rmtree(hidden)
         else:
-            removal.path.unlink()
+            path.unlink()
     except OSError as exc:
         return msgspec.structs.replace(removal, error=exc.strerror or str(exc))
     return removal

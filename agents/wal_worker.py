@@ -30,13 +30,17 @@ class WalWorker:
     def _wait(self, seconds: float, *, until_growth: bool = False) -> None:
         """Sleep on the mailbox for `seconds`, reporting counters meanwhile. Back early when the worker
         must stop now (a Stop without drain, or the supervisor gone), and with `until_growth` when the
-        intake says the WAL grew (wal/growth.py). A drain is noted and the wait goes on: the supervisor
-        sends its Stop again every tick, and a backoff cut short by each would hammer a destination that
-        asked for a pause."""
+        intake says the WAL grew (wal/growth.py). Without it the news is not listened to: a worker that
+        waits out a batch's linger or a backoff would otherwise wake at every append the intake makes,
+        which under a steady trickle costs more than the work itself; news left waiting ends the next
+        `until_growth` wait at once, costing one look at the WAL. A drain is noted and the wait goes on:
+        the supervisor sends its Stop again every tick, and a backoff cut short by each would hammer a
+        destination that asked for a pause."""
         deadline = time.monotonic() + seconds
         poller = zmq.Poller()
         poller.register(self.mailbox.socket, zmq.POLLIN)
-        poller.register(self.growth.socket, zmq.POLLIN)
+        if until_growth:
+            poller.register(self.growth.socket, zmq.POLLIN)
         while not self._stopping and (remaining := deadline - time.monotonic()) > 0:
             if self.mailbox.orphaned():
                 return
@@ -44,8 +48,7 @@ class WalWorker:
             if self.mailbox.socket in ready:
                 self._obey(self.mailbox.receive())
             self._report()
-            # Drained whether or not it ends this wait: news heard during a backoff is old by its end.
-            if self.growth.socket in ready and self.growth.drain() and until_growth:
+            if self.growth.socket in ready and self.growth.drain():
                 return
 
     def _obey(self, message: Message | None) -> None:

@@ -2,7 +2,8 @@
 
 python -m bench emit     cost of one emit() vs stdlib logging (JSON to a file) vs the floor
                          (--ack: acknowledged emits/s and latency with 1, 8 and 64 concurrent callers)
-python -m bench agent    sustained events/s through intake -> WAL -> file sink, and peak RSS
+python -m bench agent    sustained events/s through intake -> WAL -> file sink (--with-lake: and the lake;
+                         --services N: over N services; --rsyslog: rsyslog beside it), and peak RSS
 python -m bench middleware  requests/s of Starlette and gRPC servers with and without the audit middleware
                             (--instructions: instructions per HTTP request instead, under callgrind,
                             beside the peers: asgi-correlation-id, structlog, Prometheus, OpenTelemetry...)
@@ -11,6 +12,7 @@ python -m bench sinks    events/s into each sink's destination; the drain of a S
 python -m bench detect   precision and recall of the detection rules on a labelled month, streaming and
                          over the lake; alert latency; the detector's events/s; its memory with 1M keys
 python -m bench idle     CPU an agent with nothing to do takes, per process
+python -m bench cost     CPU per event of the agent (file sink alone, defaults) beside rsyslog's, paced
 python -m bench verify   MB/s of files and lake that audit-query verify checks (digests, hashes, continuity)
 """
 
@@ -20,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import ack, agent, apps, detect, emit, idle, instructions, middleware, query, sinks, verify
+from bench import ack, agent, apps, cost, detect, emit, idle, instructions, middleware, query, sinks, verify
 
 
 def main() -> int:
@@ -40,6 +42,8 @@ def main() -> int:
     agent_parser.add_argument("--producers", type=int, default=4)
     agent_parser.add_argument("--events", type=int, default=250_000, help="per producer")
     agent_parser.add_argument("--with-lake", action="store_true", help="run the Parquet sink too")
+    agent_parser.add_argument("--services", type=int, default=1, help="service names the events spread over")
+    agent_parser.add_argument("--rsyslog", action="store_true", help="rsyslog beside it, same events")
     middleware_parser = commands.add_parser("middleware", help="requests/s with and without the middleware")
     middleware_parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
     middleware_parser.add_argument("--rounds", type=int, default=3, help="of each, plain and audited")
@@ -68,6 +72,10 @@ def main() -> int:
     detect_parser.add_argument("--memory-keys", type=int, default=1_000_000)
     idle_parser = commands.add_parser("idle", help="CPU of an agent with nothing to do")
     idle_parser.add_argument("--seconds", type=float, default=30.0)
+    cost_parser = commands.add_parser("cost", help="CPU per event beside rsyslog, at a paced rate")
+    cost_parser.add_argument("--rate", type=int, default=5_000, help="events/s")
+    cost_parser.add_argument("--seconds", type=float, default=10.0, help="of load, for each receiver")
+    cost_parser.add_argument("--idle-seconds", type=float, default=10.0, help="quiet stretch before the load")
     verify_parser = commands.add_parser("verify", help="MB/s that audit-query verify checks")
     verify_parser.add_argument("--events", type=int, default=2_000_000)
     verify_parser.add_argument("--rounds", type=int, default=3, help="of each, warm and cold")
@@ -91,10 +99,13 @@ def main() -> int:
         detect.run(args.users, args.incidents, args.latency_alerts, args.memory_keys)
     elif args.command == "idle":
         idle.run(args.seconds)
+    elif args.command == "cost":
+        cost.run(args.rate, args.seconds, args.idle_seconds)
     elif args.command == "verify":
         verify.run(args.events, args.rounds, args.dir)
     else:
-        agent.run(args.producers, args.events, with_lake=args.with_lake)
+        lake, services, rsyslog = args.with_lake, args.services, args.rsyslog
+        agent.run(args.producers, args.events, with_lake=lake, services=services, rsyslog=rsyslog)
     return 0
 
 

@@ -56,6 +56,11 @@ class DataLayout(msgspec.Struct, frozen=True):
         return self.root / "detect"
 
     @property
+    def holds(self) -> Path:
+        """The legal holds (`audit-agent hold`), which retention does not remove events under."""
+        return self.root / "holds.json"
+
+    @property
     def dedupe_index(self) -> Path:
         return self.wal / "emitters.index"
 

@@ -20,19 +20,23 @@ from typing import Any, Unpack
 import msgspec
 
 from auditship.agents.config import default_keys_dir, load_config
+from auditship.agents.embedded import agent_config
 from auditship.agents.errors import ConfigError
 from auditship.agents.retention import Location, Removal, apply_retention
 from auditship.ondisk import data_layout
 from auditship.query.anomalies import Anomaly, anomalies
 from auditship.query.cat import open_field_keys
+from auditship.query.compliance_report import compliance_report as compliance_report_of
 from auditship.query.errors import QueryError
 from auditship.query.filters import EventFilter, enum_values
 from auditship.query.lake import LakeReader
+from auditship.query.report import report_json
 from auditship.query.rows import fetch_events
 from auditship.query.search import search_sql
 from auditship.query.stats import Statistics, statistics
 from auditship.query.subject import checked, export_sql, opened, subject_fields
 from auditship.query.verify import run
+from shipper.config import AuditConfig
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 from shipper.search_filters import SearchFilters
 
@@ -90,11 +94,48 @@ async def get_audit_statistics(
     return await asyncio.to_thread(statistics, location(data_dir).lake, _utc(start_time), _utc(end_time))
 
 
-async def cleanup_old_events(data_dir: Path | None, older_than_days: int) -> list[Removal]:
-    """Retention (agents/retention.py) for this data directory; what was removed, or failed to be."""
+async def cleanup_old_events(
+    data_dir: Path | None,
+    older_than_days: int,
+    compliance: list[str] | None = None,
+    config: AuditConfig | None = None,
+) -> list[Removal]:
+    """Retention (agents/retention.py) for this data directory, laid out as `config` lays out an embedded
+    agent's (its SQL sink too; None: the defaults), not below the floors of `compliance`; what was
+    removed, kept under a legal hold, or failed to be."""
     if older_than_days <= 0:
         raise QueryError(f"older_than_days: must be positive, got {older_than_days}")
-    return await asyncio.to_thread(apply_retention, location(data_dir), timedelta(days=older_than_days))
+    try:
+        agent = agent_config(config) if config is not None else None
+    except ValueError as exc:
+        raise QueryError(str(exc)) from exc
+    where = Location.of_data_dir(data_dir or data_layout.data_dir(), agent)
+    return await asyncio.to_thread(
+        apply_retention,
+        where,
+        timedelta(days=older_than_days),
+        compliance=compliance or (),
+        setting="cleanup_old_events(older_than_days)",
+    )
+
+
+async def compliance_report(
+    data_dir: Path | None,
+    framework: str,
+    start_time: datetime | None,
+    end_time: datetime | None,
+    config_file: Path | None,
+) -> dict[str, Any]:
+    """`audit-query report --format json` (query/report.py) over this data directory."""
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise QueryError(str(exc)) from exc
+    where = location(data_dir)
+    found = await asyncio.to_thread(
+        compliance_report_of, where, config, framework, _utc(start_time), _utc(end_time)
+    )
+    return report_json(found)
 
 
 async def detect_anomalies(

@@ -22,7 +22,19 @@ from pathlib import Path
 from typing import NoReturn
 
 from auditship.ondisk.data_layout import data_dir
-from auditship.query import anomalies, cat, location, output, retention, search, sql, stats, subject, tail
+from auditship.query import (
+    anomalies,
+    cat,
+    location,
+    output,
+    report,
+    retention,
+    search,
+    sql,
+    stats,
+    subject,
+    tail,
+)
 from auditship.query.errors import QueryError
 from auditship.query.verify import command as verify
 
@@ -58,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.register(commands, files)
     for command in LAKE_COMMANDS:
         command.register(commands, lake)
+    # report has formats of its own (markdown), so the lake's options without --format.
+    where = _Parser(add_help=False)
+    location.add_options(where)
+    report.register(commands, where)
     verify.register(commands)
     return parser
 

@@ -105,3 +105,12 @@ def _cell(value: str) -> str:
     if not value.isprintable():
         value = value.encode("unicode_escape").decode()
     return value if len(value) <= TABLE_CELL_MAX else value[: TABLE_CELL_MAX - 1] + "…"
+
+
+def write_markdown(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
+    """A Markdown (GitHub) table: cells as `text` gives them, `|` escaped and each cell on one line."""
+    out.write("| " + " | ".join(columns) + " |\n")
+    out.write("|" + "---|" * len(columns) + "\n")
+    for row in rows:
+        cells = (text(value).replace("|", "\\|").replace("\n", " ") for value in row)
+        out.write("| " + " | ".join(cells) + " |\n")

@@ -62,7 +62,7 @@ async def audit_context(config: AuditConfig, context: AuditContext) -> AsyncIter
         raise ValueError(f"AuditConfig.embedded: expected 'auto', 'on' or 'off', got {config.embedded!r}")
     embedded: EmbeddedAgent | None = None
     if await asyncio.to_thread(_runs_embedded, config):
-        embedded = await asyncio.to_thread(_start_embedded, config)
+        embedded = await asyncio.to_thread(_start_embedded, config, context)
     else:
         _tell_if_sinks_ignored(config)
     target = config.endpoint
@@ -95,8 +95,8 @@ def _runs_embedded(config: AuditConfig) -> bool:
     return not agent_answers()
 
 
-def _start_embedded(config: AuditConfig) -> EmbeddedAgent | None:
-    agent = EmbeddedAgent.for_service(config)
+def _start_embedded(config: AuditConfig, context: AuditContext) -> EmbeddedAgent | None:
+    agent = EmbeddedAgent.for_service(config, context.compliance_requirements)
     try:
         agent.start()
     except (RuntimeError, OSError) as exc:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -78,9 +79,10 @@ class EmbeddedAgent:
         self.log_path = places.data / LOG_NAME
 
     @classmethod
-    def for_service(cls, config: AuditConfig) -> EmbeddedAgent:
-        """The embedded agent of an AuditConfig; ValueError for a setting no agent could run with."""
-        seed = seed_settings(config)
+    def for_service(cls, config: AuditConfig, compliance: Sequence[str] = ()) -> EmbeddedAgent:
+        """The embedded agent of an AuditConfig, under the presets `compliance` names (a context's
+        requirements); ValueError for a setting no agent could run with."""
+        seed = seed_settings(config, compliance)
         places = AgentPlaces.named(seed.data_dir, seed.runtime_dir, seed.endpoint)
         return cls(places, "--seed", seed)
 

@@ -27,6 +27,7 @@ from typing import Any, Unpack
 
 from shipper import correlation
 from shipper.builder import AuditEventBuilder
+from shipper.compliance import check_retention, frameworks
 from shipper.config import AuditConfig, AuditContext
 from shipper.dispatch import Emit, Submit, default_emit, default_submit
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
@@ -344,9 +345,32 @@ class AuditLogger:
 
     async def cleanup_old_events(self, older_than_days: int | None = None) -> list[Any]:
         """Remove what is wholly older than `older_than_days` (default: `config.retention_days`) from the
-        data directory, as `audit-query retention` does; returns what was removed (or failed to be)."""
+        data directory, as `audit-query retention` does, with the sinks this config gives an embedded
+        agent (the SQL sink's old rows too, with `enable_database_logging`); returns what was removed (or
+        failed to be), and what a legal hold keeps (`held`). Raises shipper.compliance.RetentionFloorError
+        (a ValueError), removing nothing, when the age is below the floor of a framework in the
+        context's `compliance_requirements` (SOX 7 years, HIPAA 6, PCI 1)."""
         days = self.config.retention_days if older_than_days is None else older_than_days
-        return await lake_reader().cleanup_old_events(self.config.data_dir, days)
+        chosen = frameworks(self.context.compliance_requirements, strict=False)
+        check_retention(days, chosen, "cleanup_old_events(older_than_days)")
+        names = [framework.name for framework in chosen]
+        return await lake_reader().cleanup_old_events(self.config.data_dir, days, names, self.config)
+
+    async def compliance_report(
+        self,
+        framework: str,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        config_file: str | Path | None = None,
+    ) -> Mapping[str, Any]:
+        """`audit-query report --framework ... --format json` for [start_time, end_time): `framework`,
+        `scope`, and `sections` (access, failed, changes, incomplete for PCI, retention, integrity), each
+        with its `rows` as maps. `config_file`: the agent.toml whose compliance and retention to report
+        against (default: the defaults)."""
+        config = Path(config_file) if config_file is not None else None
+        return await lake_reader().compliance_report(
+            self.config.data_dir, framework, start_time, end_time, config
+        )
 
     async def detect_anomalies(
         self,

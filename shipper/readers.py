@@ -1,6 +1,6 @@
 """The read-back seam: how `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events`,
-`detect_anomalies` and `verify` reach the agent's lake although shipper, below the agent and
-audit-query, never imports them.
+`detect_anomalies`, `compliance_report` and `verify` reach the agent's lake although shipper, below the
+agent and audit-query, never imports them.
 
 shipper names only the `LakeReader` protocol. The implementation is found at first use through the entry
 point `lake` of the group `auditship.readers`, which this distribution declares as `auditship.query.api`
@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, Unpack, cast
 
+from shipper.config import AuditConfig
 from shipper.event import AuditEvent
 from shipper.search_filters import SearchFilters
 
@@ -34,7 +35,22 @@ class LakeReader(Protocol):
         self, data_dir: Path | None, start_time: datetime | None = None, end_time: datetime | None = None
     ) -> Mapping[str, Any]: ...
 
-    async def cleanup_old_events(self, data_dir: Path | None, older_than_days: int) -> list[Any]: ...
+    async def cleanup_old_events(
+        self,
+        data_dir: Path | None,
+        older_than_days: int,
+        compliance: list[str] | None = None,
+        config: AuditConfig | None = None,
+    ) -> list[Any]: ...
+
+    async def compliance_report(
+        self,
+        data_dir: Path | None,
+        framework: str,
+        start_time: datetime | None,
+        end_time: datetime | None,
+        config_file: Path | None,
+    ) -> Mapping[str, Any]: ...
 
     async def detect_anomalies(
         self,
@@ -71,8 +87,8 @@ class LakeReader(Protocol):
 
 def _missing(reason: object) -> RuntimeError:
     return RuntimeError(
-        "search_events, get_audit_statistics, cleanup_old_events, detect_anomalies, verify and "
-        "export_subject read the "
+        "search_events, get_audit_statistics, cleanup_old_events, detect_anomalies, compliance_report, "
+        "verify and export_subject read the "
         "agent's lake with DuckDB, "
         f"which comes with the agent extra: pip install 'auditship[agent]' ({reason})"
     )

@@ -12,12 +12,14 @@ a ValueError here, in the service, where it was written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
 from auditship.ondisk import data_layout
 from shipper import endpoint
+from shipper.compliance import frameworks
 from shipper.config import AuditConfig
 from shipper.destinations import DatabaseSettings, FileSettings, SiemSettings, destination_settings
 
@@ -42,14 +44,18 @@ class SeedSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omi
     batch_size: int
     retention_days: int
     auto_cleanup: bool
+    compliance: list[str] = []
+    """The presets of the service's compliance requirements (shipper.compliance): the agent keeps at
+    least their retention floor, and checks PCI's fields."""
     file_destination: FileSettings | None = None
     database_destination: DatabaseSettings | None = None
     siem_destination: SiemSettings | None = None
 
 
-def seed_settings(config: AuditConfig) -> SeedSettings:
-    """What of `config` configures an embedded agent; ValueError (or TypeError, from a destination) for a
-    value no agent could run with."""
+def seed_settings(config: AuditConfig, compliance: Sequence[str] = ()) -> SeedSettings:
+    """What of `config` configures an embedded agent, with the presets `compliance` (a context's
+    requirements: other labels are passed over) names; ValueError (or TypeError, from a destination) for
+    a value no agent could run with."""
     if config.retention_days <= 0:
         raise ValueError(f"AuditConfig.retention_days: must be positive, got {config.retention_days}")
     destinations = destination_settings(config.destinations)
@@ -76,6 +82,7 @@ def seed_settings(config: AuditConfig) -> SeedSettings:
         batch_size=config.batch_size,
         retention_days=config.retention_days,
         auto_cleanup=config.auto_cleanup,
+        compliance=[framework.name for framework in frameworks(compliance, strict=False)],
         file_destination=destinations.file,
         database_destination=destinations.database,
         siem_destination=destinations.siem,

@@ -30,6 +30,7 @@ template(name="seen" type="list") {
   constant(value="\\",\\"msg\\":\\"") property(name="msg" format="json")
   constant(value="\\"}\\n")
 }
+template(name="raw" type="string" string="%msg%\\n")
 """
 
 
@@ -42,7 +43,10 @@ def available() -> bool:
 
 
 class Rsyslog:
-    def __init__(self) -> None:
+    def __init__(self, raw_lines: bool = False) -> None:
+        """`raw_lines`: write each message's text alone, one per line (what the agent's file sink
+        writes), rather than the JSON line describing it that tests read with `messages()`."""
+        self.raw_lines = raw_lines
         self.root = Path(tempfile.mkdtemp(prefix="as-rsyslog-"))
         self.output = self.root / "messages.jsonl"
         self.port = 0
@@ -57,11 +61,12 @@ class Rsyslog:
         work.mkdir(exist_ok=True)
         port_file.unlink(missing_ok=True)
         config = self.root / "rsyslog.conf"
+        template = "raw" if self.raw_lines else "seen"
         config.write_text(
             f'global(workDirectory="{work}" maxMessageSize="256k")\n'
             'module(load="imtcp")\n'
             f"{_TEMPLATE}"
-            f'ruleset(name="audit") {{ action(type="omfile" file="{self.output}" template="seen") }}\n'
+            f'ruleset(name="audit") {{ action(type="omfile" file="{self.output}" template="{template}") }}\n'
             f'input(type="imtcp" address="127.0.0.1" port="{self.port}" '
             f'listenPortFileName="{port_file}" ruleset="audit")\n'
         )

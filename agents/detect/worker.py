@@ -11,7 +11,9 @@ already holds; an alert found again is the same frame (alert.py), which the inta
 What one record does cannot stop the loop (the detector skips what it cannot decode). A spool that
 cannot be written holds the loop, retried after a backoff, reading nothing more meanwhile: the WAL,
 not memory, holds the backlog. With nothing to read it sleeps until the intake says the WAL grew, or
-IDLE_LOOK_S at most, as the sinks do. A drain reads to the end of the WAL, sends, saves and stops.
+IDLE_LOOK_S at most, as the sinks do; after a read that did not fill a batch it lingers LINGER_S, so
+that a trickle is read in batches, not an append at a time (well inside the 5 s an alert may take).
+A drain reads to the end of the WAL, sends, saves and stops.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ STATE_NAME = "state"
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 REFRESH_S = 5.0
 """How often the deny list's file is looked at for a change."""
+LINGER_S = 0.1
+"""How long the detector lets a trickle gather after a read that did not fill a batch."""
 
 
 class DetectCounters(msgspec.Struct):
@@ -151,6 +155,8 @@ class DetectWorker(WalWorker):
         if records:
             self.counters.committed = self.detector.position
             self._flush()
+            if len(records) < self.settings.batch_size and not self._draining:
+                self._wait(LINGER_S)
         if now >= self._next_snapshot and self._save():
             self._next_snapshot = now + self.settings.snapshot_interval_s
         if not records:

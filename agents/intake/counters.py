@@ -41,6 +41,9 @@ class IntakeCounters(msgspec.Struct):
     """WAL syncs made for acknowledged emits (frames marked `sync`) before confirming them: one for all
     such frames read off the socket in one pass (group commit), so it grows far slower than the frames
     under concurrent callers."""
+    compliance_flagged: int = 0
+    """Events stored with `details.compliance_missing`: they lack a field a compliance preset requires
+    (PCI DSS 10.2.2; agents/intake/required_fields.py)."""
     paused: int = 0
     """1 while the WAL is over `wal.max_bytes` and the socket is not read, else 0."""
     subject_keys: int = 0

@@ -38,6 +38,7 @@ from auditship.agents.intake.dedupe import LEGACY, DedupeIndex, Key
 from auditship.agents.intake.failure import WriteFailure
 from auditship.agents.intake.limits import RateLimits
 from auditship.agents.intake.rejects import WARN_INTERVAL_S, RejectLog, WarningLimit
+from auditship.agents.intake.required_fields import FLAG_KEY, RequiredFields
 from auditship.agents.intake.routes import Routes
 from auditship.agents.intake.senders import Identities, Principal, Senders, describe, principal
 from auditship.agents.mailbox import Mailbox
@@ -151,7 +152,7 @@ class Intake:
         # Frames taken off the socket that the WAL had no room for: not yet validated, tracked or
         # confirmed, as if still queued in the socket. They go first once the WAL has room.
         self._held: list[Incoming] = []
-        self.senders = Senders()
+        self.senders, self.required_fields = Senders(), RequiredFields(config.frameworks)
         self.identities = Identities(
             self.settings.allowed_services(), flag=self.settings.identity_mismatch == "flag"
         )
@@ -499,7 +500,10 @@ class Intake:
             if not self.identities.flag:
                 raise FrameRejected(reason)
             sender = msgspec.structs.replace(sender or Sender(), mismatch=True)
-        if event.sender == sender and not event.sensitive:
+        if (missing := self.required_fields.missing(event)) is not None:
+            self.counters.compliance_flagged += 1
+            event.details = {**event.details, FLAG_KEY: missing}
+        elif event.sender == sender and not event.sensitive:
             return frame, raw  # no sender to stamp (TCP) and none claimed: stored as it came
         # Whatever the emitter put in `sender` is replaced: only the kernel's word counts.
         event.sender = sender

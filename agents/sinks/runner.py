@@ -7,7 +7,8 @@ REJECTED, or for the Refused part of a batch, write dead letters, then commit; o
 capping what one batch may do) commit before the entries it left, which are read again and offered at
 once, without waiting for the next flush. Counters (RunnerCounters,
 and the sink's own), lag included, go to the supervisor, during backoffs too. With nothing to read it
-sleeps until the intake says the WAL grew (wal/growth.py), or IDLE_LOOK_S at most.
+sleeps until the intake says the WAL grew (wal/growth.py), or IDLE_LOOK_S at most; with a batch begun it
+sleeps until the batch's deadline and then reads the rest at once, deaf to the news meanwhile.
 
 Nothing one event does stops the loop: a record that does not decode is counted and skipped, and an
 event the sink raises on (one it cannot format) is found by halving the batch and dead-lettered with the
@@ -211,8 +212,11 @@ class SinkRunner(WalWorker):
                 self._stopping = True
                 return
             self.sink.tick()
-            wait = min(IDLE_LOOK_S, self._flush_at - now) if self._pending else IDLE_LOOK_S
-            self._wait(wait, until_growth=True)
+            if self._pending:
+                # The batch fills at its deadline, in one read, rather than a few events per append.
+                self._wait(self._flush_at - now)
+            else:
+                self._wait(IDLE_LOOK_S, until_growth=True)
 
     def _note_oldest(self, entries: list[Entry]) -> None:
         """Lower `_oldest` to the earliest timestamp among `entries`. Naive ones are taken as UTC, as the

@@ -145,3 +145,17 @@ def test_by_default_on_a_host_without_an_installed_agent_the_spool_is_under_the_
     config = AgentConfig()
     assert config.runtime_path == tmp_path / "xdg" / "auditship"
     assert config.spool_path == Path("auditship-data/spool").absolute()
+
+
+def test_compliance_presets_are_checked_names_and_set_a_retention_floor() -> None:
+    """An unknown framework is an error naming it; retention.days below the strictest floor is an error
+    naming the framework and the floor (SOX 7 years: 2557 days), so that no cleanup ever goes below it."""
+    with pytest.raises(ConfigError, match=r"<config>: compliance: unknown compliance framework 'sax'"):
+        parse_config('compliance = ["sax"]\n')
+    with pytest.raises(
+        ConfigError, match=r"retention.days: 365 days is below the retention floor of SOX, 2557"
+    ):
+        parse_config('compliance = ["gdpr", "sox", "pci"]\n')
+    config = parse_config('compliance = ["GDPR", "sox", "pci"]\n[retention]\ndays = 2557\n')
+    assert [framework.name for framework in config.frameworks] == ["sox", "pci", "gdpr"]
+    assert parse_config('compliance = ["gdpr"]\n').retention.days == 365

@@ -10,8 +10,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from auditship.agents.sinks.sql.config import SqlSinkConfig
+from auditship.agents.sinks.sql.sink import SqlSink
 from auditship.query.errors import QueryError
 from shipper import AuditConfig, AuditContext, AuditEventType, AuditLogger, AuditSeverity
+from tests.agents.sinks.entries import entries
 from tests.query.conftest import ALL, NOW, known_events
 from tests.query.test_stats import expected
 
@@ -112,3 +115,20 @@ except RuntimeError as exc:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'auditship[agent]'" in result.stdout
+
+
+def test_cleanup_old_events_deletes_the_sql_sinks_old_rows_too(tmp_path):
+    """With enable_database_logging, the logger's cleanup reaches the SQLite table its embedded agent
+    writes (audit.db in the data directory), and reports the rows it deleted."""
+    config = AuditConfig(enable_database_logging=True, data_dir=tmp_path)
+    sink = SqlSink(SqlSinkConfig(enabled=True), tmp_path)
+    sink.open()
+    try:
+        sink.write_batch(entries(range(1, 4), timestamp=NOW - timedelta(days=40)))
+        sink.write_batch(entries(range(4, 6), timestamp=NOW - timedelta(days=1)))
+    finally:
+        sink.close()
+    logger = AuditLogger(config, AuditContext(service_name="auditor"), emit=lambda event: None)
+    removed = asyncio.run(logger.cleanup_old_events(older_than_days=30))
+    assert [(removal.kind, removal.rows, removal.error) for removal in removed] == [("sql", 3, None)]
+    assert "audit_events at sqlite:///" in str(removed[0].path)

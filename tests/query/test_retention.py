@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from auditship.agents import holds
 from auditship.agents.config import parse_config
 from auditship.agents.crypto import Keyring
 from auditship.agents.errors import ConfigError
 from auditship.agents.retention import Location, apply_retention
 from auditship.agents.sinks.file.config import FileSinkConfig
 from auditship.agents.sinks.file.sink import FileSink
+from auditship.ondisk.data_layout import DataLayout
+from shipper.compliance import RetentionFloorError
 from shipper.event import AuditEvent, AuditEventType
 from tests.agentproc import AgentDirs, RunningAgent
 from tests.agents.sinks.entries import entries
@@ -179,3 +182,55 @@ def test_the_agent_applies_retention_when_it_starts(monkeypatch, now):
             agent.stop()
     finally:
         dirs.cleanup()
+
+
+def test_a_legal_hold_keeps_the_partition_and_the_closed_file_holding_its_events(data, now, cli):
+    """A hold on a period 40 days ago keeps that day's partition (its heartbeats have no user), a hold on
+    user-3 the closed file holding that user's event (and of that day); both are reported as kept,
+    naming the holds, and the rest of what is past the horizon goes. Lifting the holds lets the next
+    run remove them."""
+    root, past = data
+    path = DataLayout(root).holds
+    day = (now - timedelta(days=40)).replace(hour=0, minute=0, second=0, microsecond=0)
+    holds.add(path, "case-1", since=day, until=day + timedelta(hours=23), reason="litigation")
+    holds.add(path, "case-2", user_id="user-3")
+    holds.add(path, "case-3", user_id="nobody")
+    result = cli("retention", "--data-dir", root, "--older-than", "30d", "--format", "json")
+    rows = {row["path"]: row for row in map(json.loads, result.out.splitlines())}
+    partition, closed = root / "lake" / f"date={day.date()}", root / "files" / "audit-1-5.jsonl.zst"
+    assert result.status == 0
+    assert rows[str(partition)]["action"].startswith("kept: legal hold case-1 (")
+    # The file's events are of that day too: both holds match it; case-3 matches nothing.
+    assert rows[str(closed)]["action"].endswith(", case-2 (user_id=user-3)")
+    assert "case-3" not in result.out
+    assert partition.exists() and closed.exists()
+    assert not any(p.exists() for p in past - {partition, closed})
+    holds.remove(path, "case-1")
+    holds.remove(path, "case-2")
+    removed = apply_retention(Location.of_data_dir(root), HORIZON, now=now)
+    assert {removal.path for removal in removed} == {partition, closed}
+    assert not partition.exists() and not closed.exists()
+
+
+def test_retention_below_a_compliance_floor_is_refused_and_removes_nothing(data, tmp_path, cli):
+    """With compliance = ["pci"] in the config, --older-than 30d is refused naming PCI and its floor
+    (366 days), and nothing is removed; an age at the floor is allowed."""
+    root, past = data
+    config = tmp_path / "agent.toml"
+    config.write_text(f'data_dir = "{root}"\ncompliance = ["pci"]\n[retention]\ndays = 400\n')
+    refused = cli("retention", "--config", config, "--older-than", "30d")
+    assert refused.status == 2 and "below the retention floor of PCI, 366 days" in refused.err
+    assert "--older-than 30d" in refused.err
+    assert all(path.exists() for path in past)
+    allowed = cli("retention", "--config", config, "--format", "json")  # retention.days: 400
+    assert allowed.status == 0 and allowed.out == ""
+
+
+def test_apply_retention_refuses_below_the_floor_of_the_presets_it_is_given(data, now):
+    """The floors of `compliance` (the logger passes its context's) join the config's; the strictest
+    wins: SOX's 2557 days over HIPAA's 2192."""
+    root, past = data
+    where = Location.of_data_dir(root)
+    with pytest.raises(RetentionFloorError, match=r"older_than: 2200 days is below .* SOX, 2557 days"):
+        apply_retention(where, timedelta(days=2200), compliance=["HIPAA", "SOX", "iso27001"], now=now)
+    assert all(path.exists() for path in past)

@@ -11,17 +11,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 import zmq
 
 from auditship.agents.config import RetentionConfig
-from auditship.agents.embedded import agent_config
+from auditship.agents.embedded import agent_config, load_seed
 from shipper import context as context_module
 from shipper import endpoint
 from shipper.config import AuditConfig, AuditContext
 from shipper.context import audit_context
 from shipper.event import AuditEventType
 from shipper.records import scan_records
+from shipper.seed import seed_settings
 from tests.agentproc import AgentDirs, file_events
 from tests.waiting import wait_for
 
@@ -134,6 +136,19 @@ def test_an_embedded_agent_that_cannot_start_is_a_warning_in_auto_and_an_error_w
     assert any("embedded one could not start" in r.getMessage() for r in caplog.records)
     with pytest.raises(OSError):
         asyncio.run(_login(AuditConfig(data_dir=blocked, embedded="on")))
+
+
+def test_the_contexts_compliance_requirements_reach_the_embedded_agent(tmp_path: Path) -> None:
+    """The presets among them (other labels pass) become the agent's `compliance`, and its retention is
+    raised to their strictest floor rather than failing its start; a longer one is kept."""
+    seed = seed_settings(AuditConfig(retention_days=30), ["GDPR", "SOX", "ISO9001"])
+    assert seed.compliance == ["sox", "gdpr"]
+    path = tmp_path / "seed.toml"
+    path.write_bytes(msgspec.toml.encode(seed))
+    config = load_seed(path)
+    assert config.compliance == ["sox", "gdpr"] and config.retention.days == 2557
+    path.write_bytes(msgspec.toml.encode(seed_settings(AuditConfig(retention_days=4000), ["pci"])))
+    assert load_seed(path).retention.days == 4000
 
 
 def test_retention_and_the_flush_interval_reach_the_agent_and_the_emitter(caplog: pytest.LogCaptureFixture):

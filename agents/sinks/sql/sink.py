@@ -56,8 +56,7 @@ class SqlSink(Sink):
 
     def __init__(self, config: SqlSinkConfig, data_dir: Path) -> None:
         self._default_database = None if config.url else data_dir / DEFAULT_DATABASE
-        # URL.create, not a string: a data directory's path may hold characters a URL gives a meaning to.
-        self._url = config.url or URL.create("sqlite", database=str(self._default_database))
+        self._url = database_url(config, data_dir)
         self._table = events_table(config.table)
         self._wal = DataLayout(data_dir).wal
         self._engine: Engine | None = None
@@ -71,7 +70,7 @@ class SqlSink(Sink):
         from the table, as after any failure: the table may have been dropped or restored)."""
 
     def open(self) -> None:
-        engine = _engine(self._url)
+        engine = engine_for(self._url)
         self._wal_id = wal_identity(self._wal)
         writer = writer_for(engine, self._table, self._wal_id)
         if self._default_database is not None:
@@ -222,7 +221,13 @@ class SqlSink(Sink):
         return Refused(refused, [problems[entry.lsn] for entry in refused]) if refused else Delivery.DELIVERED
 
 
-def _engine(url: str | URL) -> Engine:
+def database_url(config: SqlSinkConfig, data_dir: Path) -> str | URL:
+    """`sinks.sql.url`, or the SQLite file in the data directory when it is empty."""
+    # URL.create, not a string: a data directory's path may hold characters a URL gives a meaning to.
+    return config.url or URL.create("sqlite", database=str(data_dir / DEFAULT_DATABASE))
+
+
+def engine_for(url: str | URL) -> Engine:
     """The worker's one engine; SinkError, naming the setting, for a URL it cannot use."""
     try:
         backend = make_url(url).get_backend_name()

@@ -31,16 +31,19 @@ from typing import Any, Protocol
 
 import msgspec
 
-from auditship.ondisk.errors import DecryptionError, KeyringError
+from auditship.ondisk.errors import DecryptionError, KeyringError, SubjectErasedError
 from auditship.ondisk.event_hash import event_hash
 from auditship.ondisk.keys import FieldKeys
+from auditship.ondisk.subject_keys import ERASED_VALUE
 
 PREFIX = "aesgcm2:"
 NONCE_BYTES = 12
 # A nonce, a tag and at least one byte of msgpack: 29 bytes, 39 base64 characters.
+# The key id: a field key's (f-), or a data subject's (ds-, ondisk/subject_keys.py).
 ENVELOPE_PATTERN = (
-    r"aesgcm1:(?P<key1>f-[0-9a-f]{8}):(?P<token1>[A-Za-z0-9_-]{39,})"
-    r"|aesgcm2:(?P<key>f-[0-9a-f]{8}):(?P<token>[A-Za-z0-9_-]{39,})(?::(?P<blind>[0-9a-f]{32}))?"
+    r"aesgcm1:(?P<key1>f-[0-9a-f]{8}|ds-[0-9a-f]{32}):(?P<token1>[A-Za-z0-9_-]{39,})"
+    r"|aesgcm2:(?P<key>f-[0-9a-f]{8}|ds-[0-9a-f]{32}):(?P<token>[A-Za-z0-9_-]{39,})"
+    r"(?::(?P<blind>[0-9a-f]{32}))?"
 )
 """What a whole envelope matches (Python's re and DuckDB's RE2 alike)."""
 _ENVELOPE = re.compile(ENVELOPE_PATTERN)
@@ -87,8 +90,10 @@ def open_sensitive(event: SealedEvent, keys: FieldKeys) -> dict[str, Any] | None
     """The `sensitive` values of `event` with each envelope replaced by its value, other
     values as they are; None when there is no envelope.
 
-    Raises DecryptionError naming the event, the field and the key id when a key is missing or an
-    envelope fails authentication (altered, moved, or the event around it edited).
+    An envelope under a data subject's key that `audit-agent subject forget` destroyed opens to
+    ERASED_VALUE. Raises DecryptionError naming the event, the field and the key id when a key is
+    missing otherwise or an envelope fails authentication (altered, moved, or the event around it
+    edited).
     """
     opened: dict[str, Any] = {}
     changed = False
@@ -116,6 +121,8 @@ def _open(where: str, key_id: str, token: str, aad: bytes, keys: FieldKeys) -> A
 
     try:
         cipher = keys.cipher(key_id)
+    except SubjectErasedError:
+        return ERASED_VALUE  # destroyed on purpose (subject forget): the reader is told, not failed
     except KeyringError as exc:
         raise DecryptionError(f"{where}: no such key: {exc}") from exc
     try:

@@ -9,24 +9,35 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from auditship.agents.crypto.blinding import Blinding
-from auditship.agents.crypto.keyring import Keyring
 from auditship.ondisk.envelope import NONCE_BYTES, PREFIX, associated_data, is_envelope, open_sensitive
 from auditship.ondisk.event_hash import event_hash
 from auditship.ondisk.keys import FieldKeys
 from shipper.event import AuditEvent
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 _encoder = msgspec.msgpack.Encoder()
 
 
-def encrypt_sensitive(event: AuditEvent, keyring: Keyring, blinding: Blinding | None = None) -> AuditEvent:
+class EncryptionKeys(Protocol):
+    """What seals values: a Keyring (the active field key), or a data subject's key
+    (agents/subjects/keyring.py)."""
+
+    def encryption_key(self, values: int) -> tuple[str, AESGCM]: ...
+
+
+def encrypt_sensitive(
+    event: AuditEvent, keyring: EncryptionKeys, blinding: Blinding | None = None
+) -> AuditEvent:
     """`event` with each plaintext `sensitive` value replaced by an envelope under the active key
-    (counted against it, and rotated first when due, by the intake's keyring), carrying its blind index
-    when `blinding` names the field.
+    (counted against it, and rotated first when due, by the intake's keyring), or a subject's key,
+    carrying its blind index when `blinding` names the field.
 
     Returns the same object when there is nothing to encrypt (no sensitive values, or all envelopes).
     """

@@ -6,7 +6,9 @@
              runner drives it; the median and the best of `--sql-rounds`, each into a new table, and
              the CPU time this process spent per row (the sink's own cost, steadier than the wall
              rate on a shared machine). Target: >= 150,000 rows/s into PostgreSQL.
-    hec      events/s into a local HEC receiver, through a real agent     (bench/remote_sinks.py)
+    hec      the SIEM sink alone into a local HEC receiver (CPU per event, events/s), then events/s
+             through a real agent                                          (bench/remote_sinks.py)
+    bulk     the SIEM sink alone into a local Elasticsearch `_bulk`        (bench/remote_sinks.py)
     syslog   events/s into a real rsyslog, through a real agent           (bench/remote_sinks.py)
     outage   the time to drain a SIEM outage's backlog, vs the intake rate (bench/remote_sinks.py)
 
@@ -25,11 +27,12 @@ from pathlib import Path
 
 from auditship.agents.crypto import Keyring, encrypt_sensitive
 from auditship.agents.sinks.base import Delivery, Entry
+from auditship.agents.sinks.siem.config import SiemSinkConfig
 from auditship.agents.sinks.sql.config import SqlSinkConfig
 from shipper.event import AuditEvent, AuditEventType
 from tests.services import tcp_reachable
 
-PARTS = ("sql", "hec", "syslog", "outage")
+PARTS = ("sql", "hec", "bulk", "syslog", "outage")
 TARGET_POSTGRES_RATE = 150_000
 
 
@@ -43,9 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     sql.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     sql.add_argument("--mariadb", default="mysql+pymysql://root@127.0.0.1:3306/test")
-    siem = parser.add_argument_group("hec, syslog, outage")
+    siem = parser.add_argument_group("hec, bulk, syslog, outage")
     siem.add_argument("--hec-events", type=int, default=200_000)
-    siem.add_argument("--hec-batch-sizes", type=int, nargs="+", default=[50, 500])
+    siem.add_argument(
+        "--hec-batch-sizes",
+        type=int,
+        nargs="+",
+        default=sorted({50, SiemSinkConfig().batch_size}),
+        help="sinks.siem.batch_size values to measure (hec and bulk)",
+    )
     siem.add_argument("--syslog-events", type=int, default=100_000)
     siem.add_argument("--outage-s", type=float, default=60.0, help="how long the SIEM is down")
     siem.add_argument("--rate", type=int, default=2_000, help="events/s arriving during the outage")
@@ -56,11 +65,14 @@ def run(args: argparse.Namespace) -> None:
         servers = {"PostgreSQL": args.postgres, "MariaDB": args.mariadb}
         run_sql(args.sql_events, args.sql_batch_size, args.sql_rounds, servers)
     # The network parts need httpx, uvicorn and rsyslog's helpers: imported only when asked for.
-    if {"hec", "syslog", "outage"} & set(args.only):
+    if {"hec", "bulk", "syslog", "outage"} & set(args.only):
         from bench import remote_sinks
 
         if "hec" in args.only:
+            remote_sinks.sink_alone("splunk_hec", args.hec_events, args.hec_batch_sizes)
             remote_sinks.hec(args.hec_events, args.hec_batch_sizes)
+        if "bulk" in args.only:
+            remote_sinks.sink_alone("elasticsearch", args.hec_events, args.hec_batch_sizes)
         if "syslog" in args.only:
             remote_sinks.syslog(args.syslog_events)
         if "outage" in args.only:

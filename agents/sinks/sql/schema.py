@@ -50,6 +50,7 @@ JSON_COLUMNS = ("details", "changes", "sensitive", "compliance", "sender")
 KEY_COLUMNS = ("wal_id", "wal_seq")
 
 _json = msgspec.json.Encoder()
+_encode = _json.encode
 
 
 def json_text(value: Any) -> str:
@@ -147,10 +148,10 @@ def copy_row(entry: Entry, wal_id: str) -> list[Any]:
     moment = event.timestamp
     if moment.tzinfo is not UTC:  # AuditEvent keeps it in UTC, unless something assigned it since
         row[_TIMESTAMP_AT] = _utc(moment, naive=False)
-    for position in _JSON_AT:
+    for position in _JSON_AT:  # json_text, inlined: this loop is a third of the function
         value = row[position]
         if value is not None:
-            row[position] = json_text(value)
+            row[position] = _encode(value).decode()
     row += (wal_id, entry.lsn)
     return row
 

@@ -1,6 +1,6 @@
 """audit-agent: run the agent, check a config file, ask a running agent for its status, rotate and list the
-field keys, manage the keys of a TCP intake, export the public key that verifies the digests, place and
-lift legal holds, or run a demo."""
+field keys, manage the keys of a TCP intake, export the public key that verifies the digests, forget a
+data subject, place and lift legal holds, or run a demo."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     redeliver.add_argument("--config", type=Path)
     redeliver.add_argument("--attempts", type=int, default=5, help="tries per batch before giving up")
     _keys_parser(commands)
+    _subject_parser(commands)
     _hold_parser(commands)
     args = parser.parse_args(argv)
     try:
@@ -88,6 +89,10 @@ def _dispatch(config: AgentConfig, args: argparse.Namespace) -> int:  # noqa: PL
             return run_redeliver(config, args.sink, args.attempts)
         case "keys":
             return _keys(config, args)
+        case "subject":
+            from auditship.agents.subjects.forget import run_forget
+
+            return run_forget(config, args.subject)
         case "hold":
             return _hold(config, args)
         case _:
@@ -130,6 +135,18 @@ def _keys_parser(commands: Any) -> None:
         help="print the public key that verifies the digests (PEM) and its key id, for an auditor",
     )
     export.add_argument("--output", type=Path, metavar="FILE", help="write the PEM here instead of stdout")
+
+
+def _subject_parser(commands: Any) -> None:
+    subject = commands.add_parser("subject", help="data subjects (GDPR): forget one (crypto-shredding)")
+    actions = subject.add_subparsers(dest="action", required=True)
+    forget = actions.add_parser(
+        "forget",
+        help="destroy a data subject's keys: their sensitive values become unreadable, the events stay; "
+        "recorded as a DATA_RETENTION event",
+    )
+    forget.add_argument("subject", metavar="USER", help="the subject, as [subjects] fields name it")
+    forget.add_argument("--config", type=Path, help="the agent's config (keys_dir, spool_dir, [subjects])")
 
 
 def _hold_parser(commands: Any) -> None:

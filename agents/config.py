@@ -22,6 +22,7 @@ from auditship.agents.detect.config import DetectConfig
 from auditship.agents.errors import ConfigError
 from auditship.agents.section import Positive, Section
 from auditship.agents.sinks.registry import SINKS, SinksConfig
+from auditship.agents.subjects.config import SubjectsConfig
 from auditship.ondisk.data_layout import DEFAULT_DATA_DIR, data_dir
 from shipper import endpoint
 from shipper.compliance import Framework, check_retention, frameworks
@@ -237,6 +238,7 @@ class AgentConfig(Section):
     detect: DetectConfig = msgspec.field(default_factory=DetectConfig)
     integrity: IntegrityConfig = msgspec.field(default_factory=IntegrityConfig)
     keys: KeysConfig = msgspec.field(default_factory=KeysConfig)
+    subjects: SubjectsConfig = msgspec.field(default_factory=SubjectsConfig)
     compliance: list[str] = msgspec.field(default_factory=list)
     """Compliance presets, some of "sox", "hipaa", "gdpr", "pci" (shipper/compliance.py): retention.days
     must reach the strictest floor (SOX 7 years, HIPAA 6, PCI 1), and with "pci" the intake flags every

@@ -19,7 +19,6 @@ import os
 import socket
 import time
 from multiprocessing.queues import Queue
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -27,7 +26,7 @@ import msgspec
 from auditship.ondisk.file_sink import read_lines
 from auditship.query.cat import sink_files
 from bench.cost import syslog_line
-from bench.harness import running_agent
+from bench.harness import memory_mib, running_agent
 from shipper.control import request_status
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
@@ -66,15 +65,6 @@ def _producer(
         emitter.emit(event)
     emitter.close(timeout=60)
     results.put(msgspec.structs.asdict(emitter.stats))
-
-
-def _peak_rss_mib(pids: list[int]) -> float:
-    total_kib = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total_kib += int(line.split()[1])
-    return total_kib / 1024
 
 
 def _syslog_producer(port: int, name: str, count: int, services: int, ready: Any, go: Any) -> None:
@@ -160,7 +150,7 @@ def run(
         elapsed = time.monotonic() - started
         assert status is not None and agent.process is not None
         pids = [agent.process.pid] + [w.pid for w in status.workers if w.pid]
-        rss = _peak_rss_mib(pids)
+        rss = memory_mib(pids, "VmHWM")
         ids = [
             id_decoder.decode(line).event_id
             for path in sink_files(config.data_path)

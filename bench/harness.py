@@ -59,3 +59,13 @@ def cpu_seconds(pids: list[int]) -> float:
             fields = stat.read().rpartition(")")[2].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mib(pids: list[int], field: str = "VmRSS") -> float:
+    """The sum over the processes of a /proc/PID/status memory field: VmRSS now, VmHWM its peak."""
+    total_kib = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                total_kib += int(line.split()[1])
+    return total_kib / 1024

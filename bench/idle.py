@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from bench.harness import cpu_seconds, running_agent
+from bench.harness import cpu_seconds, memory_mib, running_agent
 
 WARM_UP_S = 5.0
 TARGET_PERCENT = 0.5
@@ -33,9 +33,11 @@ def run(seconds: float) -> None:
         time.sleep(seconds)
         elapsed = time.monotonic() - started
         used = {pid: cpu_seconds([pid]) - before[pid] for pid in roles}
+        rss = {pid: memory_mib([pid]) for pid in roles}
     print(f"agent idle for {elapsed:.0f} s (defaults: file sink, lake and detector), % of one core:")
     for pid, role in roles.items():
-        print(f"  {role:<14}{used[pid] / elapsed * 100:7.3f}%  (pid {pid})")
+        print(f"  {role:<14}{used[pid] / elapsed * 100:7.3f}%  RSS {rss[pid]:6.1f} MiB  (pid {pid})")
     total = sum(used.values()) / elapsed * 100
     verdict = "within" if total <= TARGET_PERCENT else "above"
-    print(f"  {'total':<14}{total:7.3f}%  ({verdict} the {TARGET_PERCENT}% target)")
+    memory = sum(rss.values())
+    print(f"  {'total':<14}{total:7.3f}%  RSS {memory:6.1f} MiB  ({verdict} the {TARGET_PERCENT}% target)")

@@ -23,13 +23,15 @@ from typing import Any
 
 import msgspec
 
-from auditship.ondisk.errors import DecryptionError, KeyringError
+from auditship.ondisk.errors import DecryptionError, KeyringError, SubjectErasedError
 from auditship.ondisk.keys import FieldKeys
+from auditship.ondisk.subject_keys import ERASED_VALUE
 
 PREFIX = "aesgcm1:"
 NONCE_BYTES = 12
 # A nonce, a tag and at least one byte of msgpack: 29 bytes, 39 base64 characters.
-_ENVELOPE = re.compile(r"aesgcm1:(f-[0-9a-f]{8}):([A-Za-z0-9_-]{39,})")
+# The key id: a field key's (f-), or a data subject's (ds-, ondisk/subject_keys.py).
+_ENVELOPE = re.compile(r"aesgcm1:(f-[0-9a-f]{8}|ds-[0-9a-f]{32}):([A-Za-z0-9_-]{39,})")
 
 _decoder = msgspec.msgpack.Decoder()
 
@@ -46,8 +48,9 @@ def open_sensitive(event_id: str, sensitive: Mapping[str, Any], keys: FieldKeys)
     """The `sensitive` values of event `event_id` with each envelope replaced by its value, other values
     as they are; None when there is no envelope.
 
-    Raises DecryptionError naming the event, the field and the key id when a key is missing or an
-    envelope fails authentication.
+    An envelope under a data subject's key that `audit-agent subject forget` destroyed opens to
+    ERASED_VALUE. Raises DecryptionError naming the event, the field and the key id when a key is
+    missing otherwise or an envelope fails authentication.
     """
     opened: dict[str, Any] = {}
     changed = False
@@ -67,6 +70,8 @@ def _open(event_id: str, name: str, key_id: str, token: str, keys: FieldKeys) ->
     where = f"event {event_id}: sensitive field {name!r} (key {key_id})"
     try:
         cipher = keys.cipher(key_id)
+    except SubjectErasedError:
+        return ERASED_VALUE  # destroyed on purpose (subject forget): the reader is told, not failed
     except KeyringError as exc:
         raise DecryptionError(f"{where}: no such key: {exc}") from exc
     try:

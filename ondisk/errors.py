@@ -3,6 +3,7 @@
 AuditshipError         the root: agents.errors and query.errors derive their errors from it
  └── CryptoError
       ├── KeyringError      a key file that is missing, unreadable or not a key; the message names the file
+      │    └── SubjectErasedError  a per-subject key destroyed on purpose (ondisk/subject_keys.py)
       └── DecryptionError   an envelope or a sealed record that does not open (missing key, failed tag,
                             malformed); the message names the event, field and key id, or the record
 """
@@ -24,3 +25,7 @@ class KeyringError(CryptoError):
 
 class DecryptionError(CryptoError):
     pass
+
+
+class SubjectErasedError(KeyringError):
+    """A subject key that was destroyed on purpose (`audit-agent subject forget`): what it sealed is gone."""

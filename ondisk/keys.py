@@ -6,6 +6,7 @@ in its data directory's keys/), and the field keys as every reader opens them.
       f-1a2b3c4d.uses     how many values that key sealed (agents/crypto/key_uses.py)
       active              the id of the field key new envelopes use
       spool-x25519.key    0600, 32 bytes: the X25519 private key emitters seal spool records to
+      subjects/           per-subject keys, for erasure by crypto-shredding (ondisk/subject_keys.py)
 
 Old field keys are never deleted by the agent: an envelope names its key id, so every key that ever
 was active stays loadable for decryption. The agent creates and rotates the keys
@@ -14,18 +15,16 @@ was active stays loadable for decryption. The agent creates and rotates the keys
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 from auditship.ondisk.errors import KeyringError
+from auditship.ondisk.secret_files import read_secret
+from auditship.ondisk.subject_keys import SUBJECT_KEY_ID, SubjectCiphers
 
 if TYPE_CHECKING:  # cryptography is imported where a cipher is made: ondisk stays light at import
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-logger = logging.getLogger("auditship.crypto")
 
 KEY_BYTES = 32
 KEY_ID = re.compile(r"f-[0-9a-f]{8}")
@@ -40,6 +39,8 @@ class FieldKeys:
         self.keys_dir = keys_dir
         self._active = active_key_id
         self._ciphers: dict[str, AESGCM] = {}
+        self.subjects = SubjectCiphers(keys_dir)
+        """The per-subject keys (`ds-` ids) under keys_dir/subjects."""
 
     @classmethod
     def load(cls, keys_dir: Path) -> Self:
@@ -56,9 +57,12 @@ class FieldKeys:
         return self._active
 
     def cipher(self, key_id: str) -> AESGCM:
-        """The AES-256-GCM cipher of field key `key_id`; KeyringError if there is no such key."""
+        """The AES-256-GCM cipher of field key `key_id`; KeyringError if there is no such key
+        (SubjectErasedError for a subject key destroyed on purpose)."""
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+        if SUBJECT_KEY_ID.fullmatch(key_id):
+            return self.subjects.cipher(key_id)
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             # The id comes from envelopes, i.e. from data: never let it name a path outside keys/.
@@ -89,19 +93,4 @@ def read_active(keys_dir: Path) -> str | None:
 
 def read_key(path: Path) -> bytes:
     """The KEY_BYTES of a key file, opened without following a link."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as file:
-            status = os.fstat(fd)
-            if status.st_size != KEY_BYTES:
-                raise KeyringError(f"{path}: expected a {KEY_BYTES}-byte key, found {status.st_size} bytes")
-            data = file.read()
-    except FileNotFoundError as exc:
-        raise KeyringError(f"{path}: key file is missing") from exc
-    except OSError as exc:
-        raise KeyringError(f"{path}: cannot read key file: {exc.strerror}") from exc
-    if len(data) != KEY_BYTES:  # it changed between fstat and read
-        raise KeyringError(f"{path}: expected a {KEY_BYTES}-byte key, read {len(data)} bytes")
-    if status.st_mode & 0o077:
-        logger.warning("%s: key file is accessible to group or others; it should be 0600", path)
-    return data
+    return read_secret(path, KEY_BYTES)

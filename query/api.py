@@ -1,6 +1,7 @@
-"""What `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events`, `detect_anomalies` and
-`verify` do, with the seed's keyword names. DuckDB and the file system block, so each step runs in a
-worker thread (asyncio.to_thread) and the service's event loop never waits on the lake.
+"""What `AuditLogger.search_events`, `get_audit_statistics`, `cleanup_old_events`, `detect_anomalies`,
+`verify` and `export_subject` do, with the seed's keyword names. DuckDB and the file system block, so
+each step runs in a worker thread (asyncio.to_thread) and the service's event loop never waits on the
+lake.
 
 The lake is the one under the data directory (`AuditConfig.data_dir`, else $AUDITSHIP_DATA_DIR, else
 ./auditship-data) in the agent's default layout. Times may be aware, or naive in local time. Bad
@@ -24,6 +25,7 @@ from auditship.agents.errors import ConfigError
 from auditship.agents.retention import Location, Removal, apply_retention
 from auditship.ondisk import data_layout
 from auditship.query.anomalies import Anomaly, anomalies
+from auditship.query.cat import open_field_keys
 from auditship.query.compliance_report import compliance_report as compliance_report_of
 from auditship.query.errors import QueryError
 from auditship.query.filters import EventFilter, enum_values
@@ -32,6 +34,7 @@ from auditship.query.report import report_json
 from auditship.query.rows import fetch_events
 from auditship.query.search import search_sql
 from auditship.query.stats import Statistics, statistics
+from auditship.query.subject import checked, export_sql, opened, subject_fields
 from auditship.query.verify import run
 from shipper.config import AuditConfig
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
@@ -176,3 +179,36 @@ async def verify(
     )
     built: dict[str, Any] = msgspec.to_builtins(report)
     return built
+
+
+async def export_subject(
+    data_dir: Path | None,
+    subject: str,
+    *,
+    start_time: datetime | None = None,
+    end_time: datetime | None = None,
+    decrypt: bool = False,
+    keys_dir: Path | None = None,
+    config_file: Path | None = None,
+) -> AsyncIterator[AuditEvent]:
+    """`audit-query subject export` (query/subject.py): the subject's events, oldest first, fetched a
+    thousand at a time; with `decrypt`, their sensitive values opened with the keys in `keys_dir`
+    (default `<data_dir>-keys`). `config_file`'s `[subjects] fields` say what names a subject."""
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        raise QueryError(str(exc)) from exc
+    fields = subject_fields(config.subjects.fields)
+    where = location(data_dir)
+    wanted = EventFilter(start=_utc(start_time), end=_utc(end_time))
+    sql = export_sql(fields, checked(subject), wanted)
+    assert where.data is not None and where.keys is not None  # of_data_dir names both
+    keys = open_field_keys(keys_dir or where.keys, where.data.root) if decrypt else None
+    reader = await asyncio.to_thread(LakeReader, where.lake, wanted.prune().keeps)
+    try:
+        cursor = await asyncio.to_thread(reader.execute, *sql)
+        while found := await asyncio.to_thread(lambda: list(opened(fetch_events(cursor), keys))):
+            for _, event in found:
+                yield event
+    finally:
+        reader.close()

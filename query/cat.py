@@ -66,7 +66,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     paths: list[Path] = args.files or sink_files(args.data_dir)
     keyring = (
-        _keyring(args.keys_dir or default_keys_dir(args.data_dir), args.data_dir) if args.decrypt else None
+        open_field_keys(args.keys_dir or default_keys_dir(args.data_dir), args.data_dir)
+        if args.decrypt
+        else None
     )
     out = sys.stdout.buffer
     for path in paths:
@@ -87,7 +89,8 @@ def sink_files(data_dir: Path) -> list[Path]:
     return [c.path for c in closed] + ([current] if current.exists() else [])
 
 
-def _keyring(keys_dir: Path, data_dir: Path) -> FieldKeys:
+def open_field_keys(keys_dir: Path, data_dir: Path) -> FieldKeys:
+    """The field keys that decrypt what the agent of `data_dir` sealed (also `subject export --decrypt`)."""
     try:
         return FieldKeys.load(field_keys_dir(keys_dir, data_dir))
     except KeyringError as exc:

@@ -22,12 +22,24 @@ from pathlib import Path
 from typing import NoReturn
 
 from auditship.ondisk.data_layout import data_dir
-from auditship.query import anomalies, cat, location, output, report, retention, search, sql, stats, tail
+from auditship.query import (
+    anomalies,
+    cat,
+    location,
+    output,
+    report,
+    retention,
+    search,
+    sql,
+    stats,
+    subject,
+    tail,
+)
 from auditship.query.errors import QueryError
 from auditship.query.verify import command as verify
 
 FILE_COMMANDS = (cat,)
-LAKE_COMMANDS = (search, stats, sql, tail, anomalies, retention)
+LAKE_COMMANDS = (search, stats, sql, tail, anomalies, retention, subject)
 EXIT_INCOMPLETE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130

@@ -409,3 +409,28 @@ class AuditLogger:
             public_key=public_key,
             keys_dir=keys_dir,
         )
+
+    def export_subject(
+        self,
+        subject: str,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        *,
+        decrypt: bool = False,
+        keys_dir: str | Path | None = None,
+        config_file: str | Path | None = None,
+    ) -> AsyncIterator[AuditEvent]:
+        """Every event by or about data subject `subject` in [start_time, end_time), oldest first, as
+        `audit-query subject export` finds them (`async for event in ...`): user_id equal to it, or one
+        of `config_file`'s `[subjects] fields` naming it (default: user_id and resource:user). With
+        `decrypt`, sensitive values are opened with the keys in `keys_dir` (default: beside the data
+        directory, `<data_dir>-keys`); one whose subject was forgotten reads "[erased subject]"."""
+        return lake_reader().export_subject(
+            self.config.data_dir,
+            subject,
+            start_time=start_time,
+            end_time=end_time,
+            decrypt=decrypt,
+            keys_dir=Path(keys_dir) if keys_dir is not None else None,
+            config_file=Path(config_file) if config_file is not None else None,
+        )

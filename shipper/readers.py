@@ -72,11 +72,23 @@ class LakeReader(Protocol):
         keys_dir: Path | None = None,
     ) -> Mapping[str, Any]: ...
 
+    def export_subject(
+        self,
+        data_dir: Path | None,
+        subject: str,
+        *,
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        decrypt: bool = False,
+        keys_dir: Path | None = None,
+        config_file: Path | None = None,
+    ) -> AsyncIterator[AuditEvent]: ...
+
 
 def _missing(reason: object) -> RuntimeError:
     return RuntimeError(
-        "search_events, get_audit_statistics, cleanup_old_events, detect_anomalies, compliance_report and "
-        "verify read the "
+        "search_events, get_audit_statistics, cleanup_old_events, detect_anomalies, compliance_report, "
+        "verify and export_subject read the "
         "agent's lake with DuckDB, "
         f"which comes with the agent extra: pip install 'auditship[agent]' ({reason})"
     )

@@ -8,21 +8,30 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
-from auditship.agents.crypto.keyring import Keyring
 from auditship.ondisk.envelope import NONCE_BYTES, PREFIX, associated_data, is_envelope, open_sensitive
 from auditship.ondisk.keys import FieldKeys
 from shipper.event import AuditEvent
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 _encoder = msgspec.msgpack.Encoder()
 
 
-def encrypt_sensitive(event: AuditEvent, keyring: Keyring) -> AuditEvent:
+class EncryptionKeys(Protocol):
+    """What seals values: a Keyring (the active field key), or a data subject's key
+    (agents/subjects/keyring.py)."""
+
+    def encryption_key(self, values: int) -> tuple[str, AESGCM]: ...
+
+
+def encrypt_sensitive(event: AuditEvent, keyring: EncryptionKeys) -> AuditEvent:
     """`event` with each plaintext `sensitive` value replaced by an envelope under the active key
-    (counted against it, and rotated first when due, by the intake's keyring).
+    (counted against it, and rotated first when due, by the intake's keyring), or a subject's key.
 
     Returns the same object when there is nothing to encrypt (no sensitive values, or all envelopes).
     """

@@ -46,3 +46,8 @@ class IntakeCounters(msgspec.Struct):
     (PCI DSS 10.2.2; agents/intake/required_fields.py)."""
     paused: int = 0
     """1 while the WAL is over `wal.max_bytes` and the socket is not read, else 0."""
+    subject_keys: int = 0
+    """Per-subject keys made (`[subjects] per_subject_keys`), one per data subject and generation."""
+    subject_fallbacks: int = 0
+    """Events whose subject had no key and could get none (`subjects.max_keys`, a failing disk): their
+    sensitive values were sealed under the field key, and are not erasable per subject."""

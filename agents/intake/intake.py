@@ -43,6 +43,7 @@ from auditship.agents.intake.routes import Routes
 from auditship.agents.intake.senders import Identities, Principal, Senders, describe, principal
 from auditship.agents.mailbox import Mailbox
 from auditship.agents.messages import Stop
+from auditship.agents.subjects.keyring import SubjectKeyring
 from auditship.agents.wal import WriteAheadLog
 from auditship.agents.wal.growth import GrowthAnnouncer
 from auditship.agents.wal.record import RECORD_OVERHEAD
@@ -126,7 +127,7 @@ class Run(msgspec.Struct):
 
 
 class Intake:
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one statement for each part the intake holds, in the order they start
         self, config: AgentConfig, context: zmq.Context[zmq.Socket[bytes]], mailbox: Mailbox
     ) -> None:
         self.config = config
@@ -140,6 +141,11 @@ class Intake:
         self.counters = IntakeCounters()
         self.index = self._load_index()
         self.rejects = RejectLog(self.layout.rejects, self.keyring.spool_public_key())
+        self.subject_keys = (
+            SubjectKeyring.load_or_create(self.keyring, config.subjects, self.counters)
+            if config.subjects.per_subject_keys
+            else None
+        )
         self.runs: dict[str, Run] = {}
         self.pending: set[str] = set()
         self._sync_wanted = False
@@ -502,7 +508,8 @@ class Intake:
         # Whatever the emitter put in `sender` is replaced: only the kernel's word counts.
         event.sender = sender
         if event.sensitive:
-            event = encrypt_sensitive(event, self.keyring)
+            keys = self.keyring if self.subject_keys is None else self.subject_keys.keys_for(event)
+            event = encrypt_sensitive(event, keys)
         return frame, frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, event))
 
     def _reject(self, raw: bytes, source: str, reason: str, now: float, who: Principal) -> None:

@@ -75,7 +75,8 @@ def compress(path: Path, compression: Compression, *, durable: bool) -> Compress
 def _packer(compression: Compression, sink: BinaryIO) -> zstandard.ZstdCompressionWriter | gzip.GzipFile:
     """A writer that compresses into `sink`, ending its stream (not `sink`) when closed."""
     if compression == "zstd":
-        return zstandard.ZstdCompressor(level=3).stream_writer(sink, closefd=False)
+        # The frame's checksum makes any changed byte an error at decompression, not garbled lines.
+        return zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(sink, closefd=False)
     return gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=0)
 
 

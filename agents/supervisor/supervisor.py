@@ -1,6 +1,10 @@
 """The supervisor: the agent's main process. It starts the workers (spawn), restarts a crashed one with
 backoff, gives up loudly on one that flaps, answers `audit-agent status`, and on SIGTERM drains: the
-intake stops, the sinks deliver what the WAL holds, then everything exits, within a timeout."""
+intake stops, the sinks deliver what the WAL holds, then everything exits, within a timeout.
+
+It sleeps on its control socket and on a signal wake-up pipe: a worker's death (SIGCHLD) or a stop
+signal wakes it at once, so with every worker running it needs no fast tick; it looks every
+SETTLED_TICK_MS anyway, and every TICK_MS while a worker starts or waits out its restart backoff."""
 
 from __future__ import annotations
 
@@ -19,12 +23,15 @@ from auditship.agents.messages import Hello, Stats, Stop
 from auditship.agents.supervisor import orphans, runtime, systemd
 from auditship.agents.supervisor.process import State, WorkerProcess
 from auditship.agents.supervisor.spec import WorkerSpec
+from auditship.agents.supervisor.wake_up import WakeUpPipe
 from auditship.ondisk.data_layout import DataLayout
 from shipper import endpoint as endpoints
 from shipper.control import Message, Status, StatusRequest, WorkerStatus
 
 log = logging.getLogger("auditship.supervisor")
 TICK_MS = 100
+SETTLED_TICK_MS = 1000
+_SETTLED = frozenset((State.RUNNING, State.FATAL, State.EXITED))
 REAP_TIMEOUT_S = 10.0
 STOP_GRACE_S = 5.0
 """After the drain's deadline: how long a worker told to stop at once gets before it is killed."""
@@ -58,6 +65,12 @@ class Supervisor:
         self.control.bind(endpoints.control_endpoint(self.config.runtime_path))
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        self._wake_up = WakeUpPipe()
+        # A handler, even one that does nothing, is what makes a worker's exit write to the pipe.
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+        self._poller = zmq.Poller()
+        self._poller.register(self.control, zmq.POLLIN)
+        self._poller.register(self._wake_up.fd, zmq.POLLIN)
         log.info(
             "audit-agent %d: data in %s, intake on %s, sinks: %s, detection %s",
             os.getpid(),
@@ -82,6 +95,7 @@ class Supervisor:
         self._supervise()
         stop_retention.set()
         self._drain()
+        self._wake_up.close()
         self.control.close()
         self.context.term()
         runtime.clean(self.config.runtime_path)
@@ -94,7 +108,11 @@ class Supervisor:
         watchdog = systemd.watchdog_interval()
         next_watchdog = 0.0
         while self._stop_signal is None:
-            self._handle_messages(TICK_MS)
+            settled = all(worker.state in _SETTLED for worker in self.workers.values())
+            timeout_ms = SETTLED_TICK_MS if settled else TICK_MS
+            if watchdog is not None:
+                timeout_ms = min(timeout_ms, max(0, int((next_watchdog - time.monotonic()) * 1000)))
+            self._handle_messages(timeout_ms)
             now = time.monotonic()
             for worker in self.workers.values():
                 if worker.state in (State.STARTING, State.RUNNING) and not worker.alive:
@@ -110,7 +128,10 @@ class Supervisor:
         log.info("signal %d: draining", self._stop_signal)
 
     def _handle_messages(self, timeout_ms: int) -> None:
-        if not self.control.poll(timeout_ms):
+        ready = dict(self._poller.poll(timeout_ms))
+        if self._wake_up.fd in ready:
+            self._wake_up.drain()
+        if self.control not in ready:
             return
         while True:
             try:

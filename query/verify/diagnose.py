@@ -69,6 +69,9 @@ def _judge(
             Verdict.MODIFIED, f"its bytes changed: {unit} {seqs.index(None) + 1} is no event record"
         )
     found = [seq for seq in seqs if seq is not None]
+    # A changed digit of a seq looks like a lost line plus a repeated or foreign one: a change, not a gap.
+    if (altered := _not_held(found, entry, expected)) is not None:
+        return Diagnosis(Verdict.MODIFIED, f"its bytes changed: {unit} {altered}")
     count = entry.events if entry.events is not None else (len(expected) if expected is not None else None)
     missing = sorted(expected - set(found)) if expected is not None else []
     if missing or (count is not None and len(set(found)) < count):
@@ -87,3 +90,22 @@ def _judge(
             f"{found[out_of_order]} ({unit} {out_of_order})",
         )
     return Diagnosis(Verdict.MODIFIED, f"its bytes changed; its {len(found)} {unit}s keep their WAL seqs")
+
+
+def _not_held(found: Sequence[int], entry: DigestedObject, expected: set[int] | None) -> str | None:
+    """The first seq among `found` that the object cannot have held as digested (outside what it held,
+    or a second time), described; None when every one is its own."""
+    low, high = entry.first_seq, entry.last_seq
+    seen: set[int] = set()
+    for position, seq in enumerate(found, 1):
+        if seq in seen:
+            return f"{position} repeats WAL seq {seq}"
+        seen.add(seq)
+        outside = (
+            seq not in expected
+            if expected is not None
+            else ((low is not None and seq < low) or (high is not None and seq > high))
+        )
+        if outside:
+            return f"{position} holds WAL seq {seq}, which it did not hold"
+    return None

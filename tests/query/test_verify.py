@@ -4,6 +4,7 @@ retention; and each kind of tampering reported with its verdict, on the object i
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -136,6 +137,23 @@ def test_one_byte_changed_in_the_current_file_is_modified(
     status, report = verify(copy, capsys)
     assert status == 1
     assert not_valid(report) == {"files/audit.jsonl": "modified"}
+
+
+def test_a_changed_seq_in_a_line_is_modified_not_a_gap(
+    copy: Copy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second line claims the first line's WAL seq: one seq is then missing, yet nothing was deleted."""
+    current = copy.data / "files" / "audit.jsonl"
+    lines = current.read_bytes().split(b"\n")
+    first, second = (re.search(rb'"wal_seq":(\d+)', line) for line in lines[:2])
+    assert first is not None and second is not None
+    lines[1] = lines[1].replace(second[0], first[0])
+    current.write_bytes(b"\n".join(lines))
+    status, report = verify(copy, capsys)
+    assert status == 1
+    assert not_valid(report) == {"files/audit.jsonl": "modified"}
+    [detail] = [f["detail"] for f in report["findings"] if f["verdict"] != "valid"]
+    assert f"repeats WAL seq {int(first[1])}" in detail
 
 
 def test_one_byte_changed_in_a_part_is_modified(copy: Copy, capsys: pytest.CaptureFixture[str]) -> None:

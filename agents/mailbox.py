@@ -27,6 +27,7 @@ class Mailbox:
         self.socket.connect(endpoint)
         self._parent = supervisor
         self._next_stats = 0.0
+        self._last_sent: tuple[dict[str, int | float], str | None] | None = None
 
     def ready(self) -> None:
         """Tell the supervisor the worker is serving (its sockets bound, its sink open)."""
@@ -50,12 +51,16 @@ class Mailbox:
         force: bool = False,
         problem: str | None = None,
     ) -> None:
-        """Send counters, and what keeps failing if anything, to the supervisor at most every `interval_s`."""
+        """Send counters, and what keeps failing if anything, to the supervisor at most every `interval_s`,
+        and only when they changed since the last that went out: an idle worker then wakes nobody."""
         now = time.monotonic()
         if force or now >= self._next_stats:
             self._next_stats = now + interval_s
+            if not force and (counters, problem) == self._last_sent:
+                return
             with contextlib.suppress(zmq.Again):
                 self.send(Stats(self.worker, counters, problem))
+                self._last_sent = (counters, problem)
 
     def orphaned(self) -> bool:
         """True once the supervisor is gone (SIGKILLed); a worker must not outlive it."""

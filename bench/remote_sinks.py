@@ -1,11 +1,15 @@
-"""The network sinks' part of `python -m bench sinks`, each measured through a real agent:
+"""The network sinks' part of `python -m bench sinks`:
 
-    hec      events/s from the WAL into a local HEC receiver (tests/siem_server.py, its own process)
+    hec      the SIEM sink's own cost into a local HEC receiver (tests/siem_server.py, its own process):
+             its `write_batch` driven in this process in the runner's batches, with the CPU time this
+             process and the receiver spent per event (steadier than the wall rate on a shared machine)
+             and the events/s; then events/s from the WAL through a real agent
+    bulk     the same sink-level measurement into the receiver's Elasticsearch `_bulk`
     syslog   events/s from the WAL into a real rsyslog on a loopback port (tests/rsyslog.py)
     outage   the SIEM down for `outage_s` while events arrive at `rate`: the backlog, and how fast
              it drains once the SIEM is back (target: at least 3x the intake rate)
 
-For `hec` and `syslog` the WAL is filled first while the destination is down, so that the clock
+Through an agent, the WAL is filled first while the destination is down, so that the clock
 measures the sink alone: from the first event the destination received to the last (the receiver's
 and rsyslog's own arrival times), not the intake, nor the runner's backoff while it was down.
 """
@@ -15,25 +19,31 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from multiprocessing.synchronize import Event
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import httpx
 
 from auditship.agents.config import AgentConfig
+from auditship.agents.sinks.base import Delivery
+from auditship.agents.sinks.siem.config import SiemSinkConfig
+from auditship.agents.sinks.siem.sink import REQUESTS_PER_COMMIT, SiemSink, destination
 from bench.harness import running_agent
 from shipper.control import request_status
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
 from tests import rsyslog
 from tests.services import tcp_reachable
-from tests.siem_server import TOKEN, serve
+from tests.siem_server import API_KEY, TOKEN, serve
 
-TARGET_HEC_RATE = 50_000
+TARGET_HEC_RATE = 100_000
+"""events/s, for HEC and `_bulk` alike, with the default batch settings"""
 TARGET_DRAIN_FACTOR = 3.0
 _BASE = """
 [wal]
@@ -102,6 +112,11 @@ class _Receiver:
                 raise RuntimeError("the HEC receiver did not start")
             time.sleep(0.05)
 
+    def cpu_s(self) -> float:
+        """The CPU time the receiver's process has used so far."""
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def stats(self) -> dict[str, float]:
         stats: dict[str, float] = httpx.get(f"http://127.0.0.1:{self.port}/stats", timeout=10).json()
         return stats
@@ -129,6 +144,46 @@ def _hec_config(port: int, batch_size: int, flush_interval_s: float, file_sink: 
         f'endpoint = "http://127.0.0.1:{port}"\napi_key = "{TOKEN}"\n'
         f"batch_size = {batch_size}\nflush_interval_s = {flush_interval_s}\n"
     )
+
+
+def sink_alone(kind: Literal["splunk_hec", "elasticsearch"], events: int, batch_sizes: list[int]) -> None:
+    """The SIEM sink in this process, `kind` (splunk_hec or elasticsearch) into the receiver, in
+    batches as the runner hands them over (REQUESTS_PER_COMMIT requests' worth)."""
+    from bench.sinks import sample_entries
+
+    wal_id = "0" * 32
+    with tempfile.TemporaryDirectory() as keys:
+        entries = sample_entries(events, Path(keys) / "keys")
+    for batch_size in batch_sizes:
+        receiver = _Receiver(_free_port())
+        receiver.start()
+        key = TOKEN if kind == "splunk_hec" else API_KEY
+        url = f"http://127.0.0.1:{receiver.port}"
+        config = SiemSinkConfig(
+            enabled=True, destination_kind=kind, endpoint=url, api_key=key, batch_size=batch_size
+        )
+        sink = SiemSink(config, destination(config, wal_id), wal_id)
+        sink.open()
+        per_batch = batch_size * REQUESTS_PER_COMMIT
+        try:
+            assert sink.write_batch(entries[:per_batch]) is Delivery.DELIVERED  # connects; not timed
+            timed = entries[per_batch:]
+            receiver_cpu, cpu, started = receiver.cpu_s(), time.process_time(), time.perf_counter()
+            for start in range(0, len(timed), per_batch):
+                outcome = sink.write_batch(timed[start : start + per_batch])
+                assert outcome is Delivery.DELIVERED, outcome
+            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+            receiver_cpu = receiver.cpu_s() - receiver_cpu
+            received = receiver.stats()["received"]
+        finally:
+            sink.close()
+            receiver.stop()
+        default = " (the default)" if batch_size == SiemSinkConfig().batch_size else ""
+        print(
+            f"{kind} sink alone, batch_size {batch_size}{default}: {len(timed) / elapsed:,.0f} events/s "
+            f"(target {TARGET_HEC_RATE:,}); sink CPU {cpu * 1e6 / len(timed):.1f} us/event, receiver "
+            f"{receiver_cpu * 1e6 / len(timed):.1f}; received all: {received == len(entries)}"
+        )
 
 
 def hec(events: int, batch_sizes: list[int]) -> None:

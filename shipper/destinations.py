@@ -132,7 +132,7 @@ class SIEMAuditDestination:
 
     siem_endpoint: str
     api_key: str = field(repr=False)
-    batch_size: int = 50
+    batch_size: int = 500  # as sinks.siem.batch_size: SIEM APIs take hundreds to thousands a request
 
     def __post_init__(self) -> None:
         if not isinstance(self.siem_endpoint, str) or not self.siem_endpoint.startswith(

@@ -84,7 +84,7 @@ def test_the_seeds_siem_destination_configures_the_siem_sink_with_the_generic_fo
         "generic",
         "https://siem.company.com/api/events",
     )
-    assert (siem.api_key, siem.batch_size) == ("your-api-key", 50)
+    assert (siem.api_key, siem.batch_size) == ("your-api-key", 500)
 
 
 def test_destinations_add_to_the_sinks_the_flags_turn_on() -> None:

@@ -37,7 +37,12 @@ class SiemSinkConfig(SinkConfig):
     """An http:// endpoint off this host with an api_key is refused (the key would cross the network in
     clear) unless this is true."""
     timeout_s: float = 10.0
-    batch_size: Positive = 50
+    batch_size: Positive = 500
+    """Events per request. Each request costs the sink about 0.4 ms of CPU (httpx) whatever it
+    carries, against 3-4 us per event: at 50 a request the sink tops out near 50,000 events/s on a
+    small machine, at 500 past 100,000 (`python -m bench sinks --only hec bulk`). HEC and `_bulk`
+    are built for batches of hundreds to thousands; 500 typical events are about 350 kB, under
+    `max_batch_bytes`."""
     max_batch_bytes: Positive = 1_000_000
     flush_interval_s: float = 1.0
 

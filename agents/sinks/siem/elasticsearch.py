@@ -41,13 +41,12 @@ class Elasticsearch:
         self._wal_id = wal_id
         self._url = config.endpoint.rstrip("/").removesuffix("/_bulk") + "/_bulk"
         self._shown_url = url_without_secrets(self._url)  # for reasons, which logs and dead letters keep
-        self._index = _json.encode(config.index or DEFAULT_INDEX)
+        self._action = b'{"create":{"_index":%b,"_id":' % _json.encode(config.index or DEFAULT_INDEX)
         self.headers = {"Authorization": f"ApiKey {config.api_key}"} if config.api_key else {}
 
     def item(self, entry: Entry) -> bytes:
         key = _json.encode(record_id(self._wal_id, entry.lsn))
-        action = b'{"create":{"_index":%s,"_id":%s}}\n' % (self._index, key)
-        return action + self._payload(entry.event) + b"\n"
+        return b"%b%b}}\n%b\n" % (self._action, key, self._payload(entry.event))
 
     def send(self, client: httpx.Client, items: list[bytes], batch_id: str) -> Reply:
         response = client.post(

@@ -59,7 +59,9 @@ class SiemSink(Sink):
         self._destination = destination
         self._wal_id = wal_id
         self._client: httpx.Client | None = None
-        self._settled: dict[int, str | None] = {}  # seq -> None (delivered) or why it was refused
+        # What the destination settled of the batch being written, by seq: delivered, or refused and why.
+        self._delivered: set[int] = set()
+        self._refused: dict[int, str] = {}
         self.retry_after_s = 0.0
         """After an ERRORED batch: how long the destination asked us to wait (Retry-After)."""
         self.progressed = False
@@ -86,8 +88,8 @@ class SiemSink(Sink):
         if client is None:
             raise RuntimeError("siem sink: write_batch() before open()")
         self.retry_after_s = 0.0
-        todo = [entry for entry in batch if entry.lsn not in self._settled]
-        settled_before = len(self._settled)
+        settled_before = self._settled_count()
+        todo = [entry for entry in batch if not self._is_settled(entry)] if settled_before else batch
         failure = ""
         limits = (self._config.batch_size, self._config.max_batch_bytes)
         for entries, items in _chunks(todo, self._destination, *limits):
@@ -96,42 +98,61 @@ class SiemSink(Sink):
             except httpx.HTTPError as exc:  # no usable answer: the events wait in the WAL
                 reply = transport_failure(exc)
             self.retry_after_s = max(self.retry_after_s, reply.retry_after_s)
-            for index, entry in enumerate(entries):
-                outcome, reason = reply.of(index)
-                if outcome is Delivery.DELIVERED:
-                    self._settled[entry.lsn] = None
-                elif outcome is Delivery.REJECTED:
-                    self._settled[entry.lsn] = reason
-                else:
-                    failure = failure or reason
+            unsettled = self._settle(entries, reply)
+            failure = failure or unsettled
             if reply.outcome is Delivery.ERRORED:
                 break  # the destination is down or busy: the requests after this one wait too
         if failure:
-            self.progressed = len(self._settled) > settled_before
+            self.progressed = self._settled_count() > settled_before
             logger.warning(
                 "siem sink: %d of %d events of batch %d-%d not delivered (%s); they stay in the WAL",
-                sum(entry.lsn not in self._settled for entry in batch),
+                sum(not self._is_settled(entry) for entry in batch),
                 len(batch),
                 batch[0].lsn,
                 batch[-1].lsn,
                 failure,
             )
             return Delivery.ERRORED
-        refused: list[Entry] = []
-        reasons: list[str] = []
-        for entry in batch:
-            if (why := self._settled.get(entry.lsn)) is not None:
-                refused.append(entry)
-                reasons.append(why)
-        self._settled.clear()
+        refused = [entry for entry in batch if entry.lsn in self._refused] if self._refused else []
+        reasons = [self._refused[entry.lsn] for entry in refused]
+        self._delivered.clear()
+        self._refused.clear()
         return Refused(refused, reasons) if refused else Delivery.DELIVERED
+
+    def _settle(self, entries: list[Entry], reply: Reply) -> str:
+        """Remember which of a request's `entries` its `reply` settled; why the first that it did not
+        was not, or "" when it settled them all."""
+        if not reply.items:  # one outcome for the whole request, the usual answer: no look at each event
+            if reply.outcome is Delivery.ERRORED:
+                return reply.reason
+            seqs = [entry.lsn for entry in entries]
+            if reply.outcome is Delivery.DELIVERED:
+                self._delivered.update(seqs)
+            else:
+                self._refused.update(dict.fromkeys(seqs, reply.reason))
+            return ""
+        failure = ""
+        for index, entry in enumerate(entries):
+            outcome, reason = reply.of(index)
+            if outcome is Delivery.DELIVERED:
+                self._delivered.add(entry.lsn)
+            elif outcome is Delivery.REJECTED:
+                self._refused[entry.lsn] = reason
+            else:
+                failure = failure or reason
+        return failure
+
+    def _is_settled(self, entry: Entry) -> bool:
+        return entry.lsn in self._delivered or entry.lsn in self._refused
+
+    def _settled_count(self) -> int:
+        return len(self._delivered) + len(self._refused)
 
 
 def batch_id(wal_id: str, entries: list[Entry]) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for entry in entries:
-        digest.update(record_id(wal_id, entry.lsn).encode() + b"\n")
-    return digest.hexdigest()
+    # One update of the records' names, a line each: the digest of updates one line at a time.
+    names = "".join([record_id(wal_id, entry.lsn) + "\n" for entry in entries])
+    return hashlib.blake2b(names.encode(), digest_size=16).hexdigest()
 
 
 def _chunks(
@@ -139,19 +160,16 @@ def _chunks(
 ) -> Iterator[tuple[list[Entry], list[bytes]]]:
     """Consecutive runs of at most `max_events` entries whose items add up to at most `max_bytes` (an
     event larger than that goes in a request of its own: the destination decides whether it takes it)."""
-    run: list[Entry] = []
-    items: list[bytes] = []
-    size = 0
-    for entry in entries:
-        item = destination.item(entry)
-        if items and (len(items) == max_events or size + len(item) > max_bytes):
-            yield run, items
-            run, items, size = [], [], 0
-        run.append(entry)
-        items.append(item)
-        size += len(item)
-    if items:
-        yield run, items
+    items = [destination.item(entry) for entry in entries]
+    start = 0
+    while start < len(items):
+        end = min(start + max_events, len(items))
+        size = sum(map(len, items[start:end]))
+        while size > max_bytes and end > start + 1:  # rare: the run ends at the last item that fits
+            end -= 1
+            size -= len(items[end])
+        yield entries[start:end], items[start:end]
+        start = end
 
 
 def destination(config: SiemSinkConfig, wal_id: str) -> Destination:

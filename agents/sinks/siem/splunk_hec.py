@@ -47,15 +47,6 @@ ACK_POLL_MAX_S = 1.0
 CHANNEL_HEADER = "X-Splunk-Request-Channel"
 
 
-class _Envelope(msgspec.Struct, kw_only=True, omit_defaults=True):
-    time: float
-    host: str
-    source: str
-    sourcetype: str
-    index: str = ""
-    event: msgspec.Raw
-
-
 class _Answer(msgspec.Struct):
     text: str = ""
     code: int = 0
@@ -66,7 +57,7 @@ class _Acks(msgspec.Struct):
     acks: dict[str, bool]
 
 
-_envelope_encoder = msgspec.json.Encoder()
+_json = msgspec.json.Encoder()
 _answer_decoder = msgspec.json.Decoder(_Answer)
 _acks_decoder = msgspec.json.Decoder(_Acks)
 
@@ -83,7 +74,16 @@ class SplunkHec:
     def __init__(self, config: SiemSinkConfig, payload: PayloadEncoder) -> None:
         self._config = config
         self._payload = payload
-        self._host = socket.gethostname()
+        self._host = _json.encode(socket.gethostname())
+        # An envelope is {"time":..,"host":..,"source":..,"sourcetype":..[,"index":..],"event":{..}}:
+        # what every envelope repeats is encoded once, and each is built by one bytes format, a third
+        # of the cost of a struct encoded around the event's own encoding.
+        index = b',"index":%b' % _json.encode(config.index) if config.index else b""
+        self._settings = b',"source":%b,"sourcetype":%b%b,"event":' % (
+            _json.encode(config.source),
+            _json.encode(config.sourcetype),
+            index,
+        )
         base = base_url(config.endpoint)
         self._event_url = f"{base}/services/collector/event"
         self._ack_url = f"{base}/services/collector/ack"
@@ -92,15 +92,9 @@ class SplunkHec:
 
     def item(self, entry: Entry) -> bytes:
         event = entry.event
-        envelope = _Envelope(
-            time=round(event.timestamp.timestamp(), 3),
-            host=event.node_id or self._host,
-            source=self._config.source,
-            sourcetype=self._config.sourcetype,
-            index=self._config.index,
-            event=msgspec.Raw(self._payload(event)),
-        )
-        return _envelope_encoder.encode(envelope) + b"\n"
+        host = _json.encode(event.node_id) if event.node_id else self._host
+        seconds = event.timestamp.timestamp()
+        return b'{"time":%.3f,"host":%b%b%b}\n' % (seconds, host, self._settings, self._payload(event))
 
     def send(self, client: httpx.Client, items: list[bytes], batch_id: str) -> Reply:
         response = client.post(

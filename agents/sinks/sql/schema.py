@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql
 
 from auditship.agents.sinks.base import Entry
+from shipper.event import AuditEvent
 
 _JSON = JSON().with_variant(postgresql.JSONB(), "postgresql")
 # SQL NULL, not JSON null, for an event without one (a spooled or TCP frame's sender may be absent).
@@ -46,8 +47,10 @@ _TIMESTAMP = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql"
 _NAME = String(255)
 
 JSON_COLUMNS = ("details", "changes", "sensitive", "compliance", "sender")
+KEY_COLUMNS = ("wal_id", "wal_seq")
 
 _json = msgspec.json.Encoder()
+_encode = _json.encode
 
 
 def json_text(value: Any) -> str:
@@ -103,9 +106,6 @@ def events_table(name: str) -> Table:
     )
 
 
-KEY_COLUMNS = ("wal_id", "wal_seq")
-
-
 def outdated(table: Table, columns: list[str], key: list[str]) -> str | None:
     """What makes a table found with these columns and primary key not `table` (one made before rows
     were keyed by their WAL record had event_id as its key), or None."""
@@ -127,6 +127,32 @@ def entry_row(entry: Entry, wal_id: str, *, naive_utc: bool) -> dict[str, Any]:
     row["severity"] = event.severity.value
     row["outcome"] = event.outcome.value
     row["timestamp"] = _utc(event.timestamp, naive=naive_utc)
+    return row
+
+
+COPY_COLUMNS = (*AuditEvent.__struct_fields__, *KEY_COLUMNS)
+"""The table's columns in the order copy_row gives their values: the event's fields as AuditEvent
+declares them (msgspec.structs.astuple's order), then its WAL record."""
+_ENUMS_AT = tuple(COPY_COLUMNS.index(name) for name in ("event_type", "severity", "outcome"))
+_TIMESTAMP_AT = COPY_COLUMNS.index("timestamp")
+_JSON_AT = tuple(COPY_COLUMNS.index(name) for name in JSON_COLUMNS)
+
+
+def copy_row(entry: Entry, wal_id: str) -> list[Any]:
+    """The entry as entry_row has it (with an aware timestamp), as values in COPY_COLUMNS' order, its
+    JSON columns as JSON text: what COPY takes, built without a dict (a third of the sink's CPU)."""
+    event = entry.event
+    row = list(msgspec.structs.astuple(event))
+    for position in _ENUMS_AT:
+        row[position] = row[position]._value_  # .value is a property, six times slower
+    moment = event.timestamp
+    if moment.tzinfo is not UTC:  # AuditEvent keeps it in UTC, unless something assigned it since
+        row[_TIMESTAMP_AT] = _utc(moment, naive=False)
+    for position in _JSON_AT:  # json_text, inlined: this loop is a third of the function
+        value = row[position]
+        if value is not None:
+            row[position] = _encode(value).decode()
+    row += (wal_id, entry.lsn)
     return row
 
 

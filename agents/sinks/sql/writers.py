@@ -21,8 +21,7 @@ executemany, and a quarter more than always going through the staging table (`py
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, event, select
@@ -30,7 +29,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 
 from auditship.agents.sinks.base import Entry
-from auditship.agents.sinks.sql.schema import JSON_COLUMNS, KEY_COLUMNS, entry_row, json_text
+from auditship.agents.sinks.sql.schema import COPY_COLUMNS, KEY_COLUMNS, copy_row, entry_row
 
 STAGING_TABLE = "auditship_staging"
 UNIQUE_VIOLATION = "23505"
@@ -66,7 +65,7 @@ class PostgresCopyWriter(RowWriter):
             prefixes=["TEMPORARY"],
             postgresql_on_commit="DELETE ROWS",
         )
-        columns = ", ".join(quote(name) for name in names)
+        columns = ", ".join(quote(name) for name in COPY_COLUMNS)
         target = engine.dialect.identifier_preparer.format_table(table)
         self._copy_into_table = f"COPY {target} ({columns}) FROM STDIN"
         self._copy_into_staging = f"COPY {STAGING_TABLE} ({columns}) FROM STDIN"
@@ -75,7 +74,6 @@ class PostgresCopyWriter(RowWriter):
             .from_select(names, select(staging))
             .on_conflict_do_nothing(index_elements=KEY_COLUMNS)
         )
-        self._values = _copy_values(names)
         create_staging = str(CreateTable(staging, if_not_exists=True).compile(dialect=engine.dialect))
 
         # Temporary tables live as long as their connection: each new one (the first, or one made after
@@ -87,7 +85,8 @@ class PostgresCopyWriter(RowWriter):
             dbapi_connection.commit()
 
     def write(self, connection: Connection, entries: Sequence[Entry]) -> None:
-        rows = [self._values(self._row(entry)) for entry in entries]
+        wal_id = self._wal_id
+        rows = [copy_row(entry, wal_id) for entry in entries]
         try:
             with connection.begin_nested():
                 _copy(connection, self._copy_into_table, rows)
@@ -100,7 +99,7 @@ class PostgresCopyWriter(RowWriter):
             connection.execute(self._move)
 
 
-def _copy(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+def _copy(connection: Connection, statement: str, rows: list[list[Any]]) -> None:
     driver_connection: Any = connection.connection.driver_connection
     with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
@@ -126,21 +125,6 @@ def _conflict_ignoring_insert(table: Table, dialect: str) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=KEY_COLUMNS)
     return mysql.insert(table).on_duplicate_key_update(wal_seq=table.c.wal_seq)  # MySQL and MariaDB
-
-
-def _copy_values(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A row dict -> the tuple COPY takes: columns in table order, JSON columns as JSON text."""
-    pick = operator.itemgetter(*names)
-    positions = [names.index(name) for name in JSON_COLUMNS]
-
-    def values(row: dict[str, Any]) -> tuple[Any, ...]:
-        picked = list(pick(row))
-        for position in positions:
-            if picked[position] is not None:
-                picked[position] = json_text(picked[position])
-        return tuple(picked)
-
-    return values
 
 
 def _strict_mysql(dbapi_connection: Any, _record: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -34,6 +35,20 @@ def test_a_batch_is_one_request_of_envelopes_with_time_host_source_sourcetype_an
         "audit",
     )
     assert first["event"]["event_type"] == "data_read"
+
+
+def test_an_envelope_without_index_or_node_id_carries_this_host_and_settings_as_json(
+    siem: ServedSiem, open_siem_sink: OpenSink
+) -> None:
+    """No `index`: none in the envelope (the token's default applies); no node_id: this host's name;
+    a setting with quotes and a backslash arrives as it was written."""
+    sink = open_siem_sink(source='app "billing" \\ v2')
+    assert sink.write_batch(entries(range(1, 3))) is Delivery.DELIVERED
+    first = siem.siem.hec_events[0]
+    assert "index" not in first
+    assert first["host"] == socket.gethostname()
+    assert first["source"] == 'app "billing" \\ v2'
+    assert first["sourcetype"] == "auditship:event"
 
 
 def test_requests_are_cut_at_max_batch_bytes_and_keep_the_order(

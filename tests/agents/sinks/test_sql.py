@@ -18,7 +18,14 @@ from auditship.agents.crypto import Keyring
 from auditship.agents.errors import ConfigError, SinkError
 from auditship.agents.sinks.base import Delivery, Entry, Refused
 from auditship.agents.sinks.sql.config import SqlSinkConfig
-from auditship.agents.sinks.sql.schema import events_table
+from auditship.agents.sinks.sql.schema import (
+    COPY_COLUMNS,
+    JSON_COLUMNS,
+    copy_row,
+    entry_row,
+    events_table,
+    json_text,
+)
 from auditship.agents.sinks.sql.sink import SqlSink
 from auditship.agents.wal.identity import wal_identity
 from shipper.event import AuditEvent, AuditEventType, Sender
@@ -192,6 +199,33 @@ def test_the_table_has_a_column_for_every_event_field_and_the_wal_record() -> No
     """A field added to AuditEvent without a column would fail every insert: this says so first."""
     expected = [*AuditEvent.__struct_fields__, "wal_id", "wal_seq"]
     assert sorted(events_table("t").columns.keys()) == sorted(expected)
+
+
+def test_a_copy_row_holds_what_an_insert_row_holds() -> None:
+    """PostgreSQL's COPY rows are built without entry_row's dict: column for column they are its
+    values, JSON columns as JSON text, a timestamp assigned later in another zone in UTC."""
+    full = event(
+        7,
+        changes={"role": ["user", "admin"]},
+        compliance=["HIPAA", "SOX"],
+        sensitive={"ssn": "aesgcm1:k:ciphertext"},
+        sender=Sender(uid=1000, gid=1000, pid=42, user="app", executable="/usr/bin/app"),
+        status_code=200,
+        duration_ms=1.5,
+    )
+    full.timestamp = datetime(2026, 3, 10, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    entry = Entry(9, full)
+    row = entry_row(entry, "w", naive_utc=False)
+    expected = [
+        json_text(row[name]) if name in JSON_COLUMNS and row[name] is not None else row[name]
+        for name in COPY_COLUMNS
+    ]
+    copied = copy_row(entry, "w")
+    assert copied == expected
+    assert copied[COPY_COLUMNS.index("timestamp")].tzinfo is UTC
+    # Plain strings, not the enums (psycopg would write an enum's name, not its value).
+    assert {type(copied[COPY_COLUMNS.index(name)]) for name in ("event_type", "severity", "outcome")} == {str}
+    assert copy_row(Entry(1, event(1)), "w")[COPY_COLUMNS.index("sender")] is None
 
 
 def test_an_event_the_table_cannot_hold_is_refused_alone_with_the_reason(

@@ -131,21 +131,28 @@ class CurveGate:
         while self._monitor.poll(0):
             event = zmq.Event(recv_monitor_message(self._monitor)["event"])
             self.refused += 1
-            left_out = self._warnings.admit(str(event), now)
-            if left_out is None:
-                continue
-            turned_away = self._authenticator.turned_away
-            keys = (
-                ", ".join(turned_away.popleft().decode() for _ in range(len(turned_away)))
-                if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                else ""
-            )
+            left_out = self._warnings.admit(str(int(event)), now)
+            if left_out is not None:
+                log.warning(
+                    "TCP intake refused a client at the handshake: %s%s",
+                    self._why(event),
+                    f"; {left_out} more such refusals since the last such line" if left_out else "",
+                )
+        for kind, left_out in self._warnings.overdue(now):
             log.warning(
-                "TCP intake refused a client at the handshake: %s%s%s",
-                _REFUSALS.get(event, "the handshake failed"),
-                f" (keys refused: {keys})" if keys else "",
-                f"; {left_out} more such refusals since the last such line" if left_out else "",
+                "TCP intake refused %d more clients at the handshake since the last such line: %s",
+                left_out,
+                self._why(zmq.Event(int(kind))),
             )
+
+    def _why(self, event: zmq.Event) -> str:
+        """The refusal's reason, with the keys turned away since the last line that named them."""
+        reason = _REFUSALS.get(event, "the handshake failed")
+        turned_away = self._authenticator.turned_away
+        if event != zmq.EVENT_HANDSHAKE_FAILED_AUTH or not turned_away:
+            return reason
+        keys = ", ".join(turned_away.popleft().decode() for _ in range(len(turned_away)))
+        return f"{reason} (keys refused: {keys})"
 
     def close(self) -> None:
         if self._monitor is not None:

@@ -759,6 +759,7 @@ class Intake:
             self._next_forget = now + FORGET_INTERVAL_S
             self.index.forget_idle(now)
         self.limits.forget_full(time.monotonic())
+        self.rejects.say_overdue()
         if self.curve is not None:
             self.curve.reload_if_changed()
             self.curve.note_refusals()

@@ -79,6 +79,19 @@ class WarningLimit:
         self._kinds[kind] = _Kind(now + self.interval_s)
         return seen.left_out if seen is not None else 0
 
+    def overdue(self, now: float) -> list[tuple[str, int]]:
+        """The kinds whose interval has passed with lines left out, and how many: to be said now, not
+        when a next line of their kind comes, which may be never (one refused client, then silence).
+        Each starts a new interval."""
+        due = [
+            (kind, seen.left_out)
+            for kind, seen in self._kinds.items()
+            if seen.left_out and now >= seen.next_line_at
+        ]
+        for kind, _ in due:
+            self._kinds[kind] = _Kind(now + self.interval_s)
+        return due
+
 
 class RejectLog:
     def __init__(
@@ -126,6 +139,16 @@ class RejectLog:
                 reason,
                 path,
                 f"; {left_out} more like it since the last such line were not logged" if left_out else "",
+            )
+
+    def say_overdue(self) -> None:
+        """Log the count of rejects left out of the log whose kind has had no line for an interval."""
+        for kind, left_out in self._warnings.overdue(self._clock()):
+            log.warning(
+                "rejected %d more frames (%s) since the last such line (kept in %s)",
+                left_out,
+                kind,
+                self.directory,
             )
 
     def _record(self, frame: bytes | memoryview, source: str, reason: str, now: datetime) -> bytes:

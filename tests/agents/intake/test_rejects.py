@@ -81,6 +81,26 @@ def test_a_flood_of_one_kind_is_one_warning_and_the_next_says_how_many_were_left
     assert sum(len(path.read_bytes().splitlines()) for path in tmp_path.glob("*.jsonl")) == 10_002
 
 
+def test_rejects_left_out_of_the_log_are_counted_in_a_line_once_their_interval_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Three rejects, then none: the two left out are said when the intake's maintenance asks after
+    the interval, not only if a fourth ever comes."""
+    clock = Clock()
+    rejects = RejectLog(tmp_path, KEY, clock)
+    with caplog.at_level(logging.WARNING, logger="auditship.intake"):
+        for _ in range(3):
+            rejects.write(b"x" * 10, "socket", OVERSIZED)
+        rejects.say_overdue()
+        assert len(warnings(caplog)) == 1
+        clock.now += WARN_INTERVAL_S
+        rejects.say_overdue()
+    assert warnings(caplog)[-1] == (
+        "rejected 2 more frames (frame of # bytes exceeds intake.max_frame_bytes=#) since the last "
+        f"such line (kept in {tmp_path})"
+    )
+
+
 def test_the_limit_admits_one_line_per_kind_per_interval() -> None:
     """Fed timestamps: the first line of a kind is logged, the rest of its interval counted, and the first
     line after the interval reports the count; kinds do not hold each other back."""
@@ -92,6 +112,19 @@ def test_the_limit_admits_one_line_per_kind_per_interval() -> None:
     assert limit.admit("a", 19.0) is None
     assert limit.admit("a", 50.0) == 1
     assert limit.admit("a", 60.0) == 0
+
+
+def test_lines_left_out_are_overdue_once_their_interval_passes_without_another_of_their_kind() -> None:
+    """One refused client, then silence: its count is said at the interval's end, not never."""
+    limit = WarningLimit(10.0)
+    assert limit.admit("a", 0.0) == 0
+    assert limit.admit("a", 2.0) is None
+    assert limit.admit("b", 3.0) == 0
+    assert limit.overdue(9.9) == []
+    assert limit.overdue(10.0) == [("a", 1)]
+    assert limit.overdue(30.0) == []  # said once; "b" left nothing out
+    assert limit.admit("a", 15.0) is None  # the overdue line started a new interval
+    assert limit.overdue(20.0) == [("a", 1)]
 
 
 def test_a_reasons_kind_leaves_out_its_particulars() -> None:

@@ -29,6 +29,14 @@ EXPECTED: dict[str, tuple[list[str], list[str]]] = {
             "dr.smith     view_chart success compliance=['HIPAA', 'GDPR', 'SOX']",
         ],
     ),
+    "detection.py": (
+        [],
+        [
+            "2 findings:",
+            "brute_force_user   high      user_id=mallory-target     10 reached the threshold of 10 in 300 s",
+            "password_spraying  critical  source_ip=198.51.100.4     10 reached the threshold of 10 in 600 s",
+        ],
+    ),
     "performance.py": (["2000"], ["all confirmed after", "sent 2000, confirmed 2000, spilled 0, dropped 0"]),
     "database.py": ([], ["data_create order-0 by bob", "data_create order-2 by bob"]),
     "fastapi_app.py": (

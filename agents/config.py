@@ -182,13 +182,17 @@ too likely (NIST SP 800-38D). `keys.rotate_after_encryptions` stays below it."""
 
 
 class KeysConfig(Section):
-    """When the intake rotates the field key by itself (`audit-agent keys rotate` does it by hand)."""
+    """When the agent rotates the field key and the signing key by itself (`audit-agent keys rotate` does
+    it by hand)."""
 
     rotate_after_encryptions: Positive = 1 << 30
     """A new field key before the active one has sealed more values than this (counted in keys_dir,
     so a restart does not reset it); at most 2^32."""
     rotate_after_days: Positive = 90
     """A new field key once the active one is this many days old (counted at the next value sealed)."""
+    signing_rotate_after_days: Positive = 365
+    """A new signing key for the digests once the active one is this many days old (the supervisor looks
+    once an hour); auditors then need the new public key (`keys export-public`)."""
 
     def check(self, key: str) -> None:
         if self.rotate_after_encryptions > MAX_ENCRYPTIONS_PER_KEY:

@@ -13,7 +13,8 @@ workers and `audit-query retention` only load it. The files are published as the
 Rotation publishes the new key's public file, then replaces the private key file (written privately,
 renamed into place), so the old private key is gone: nothing can sign as it any more, while its public
 key goes on verifying the digests it signed. Each digest names its key, so a chain crosses a rotation.
-A running sink looks at the key file (one stat) before each digest and takes up a new key.
+A running sink looks at the key file (one stat) before each digest and takes up a new key. The
+supervisor also rotates by age (`keys.signing_rotate_after_days`), looking once an hour.
 """
 
 from __future__ import annotations
@@ -131,6 +132,16 @@ def rotate_signing_key(keys_dir: Path) -> tuple[str, str]:
     replace_file(keys_dir / SIGNING_KEY, new.private_bytes_raw())
     logger.info("signing key %s replaces %s; its public key stays for verifying", new_id, old.key_id)
     return old.key_id, new_id
+
+
+def rotate_if_older(keys_dir: Path, max_age_s: float, now: float) -> tuple[str, str] | None:
+    """Rotate the signing key when the active one is older than `max_age_s` at epoch `now` (its age: that
+    of its public key file); (old id, new id), or None when it is younger. Only the supervisor calls
+    this, so two processes never rotate at once; the sinks follow."""
+    active = [info for info in signing_keys(keys_dir) if info.active]
+    if not active or now - active[0].created < max_age_s:
+        return None
+    return rotate_signing_key(keys_dir)
 
 
 class SigningKeyInfo(NamedTuple):

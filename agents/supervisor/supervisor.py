@@ -19,18 +19,22 @@ import zmq
 
 from auditship.agents import messages, retention
 from auditship.agents.config import AgentConfig
+from auditship.agents.integrity.signing import rotate_if_older
 from auditship.agents.messages import Hello, Stats, Stop
 from auditship.agents.supervisor import orphans, runtime, systemd
 from auditship.agents.supervisor.process import State, WorkerProcess
 from auditship.agents.supervisor.spec import WorkerSpec
 from auditship.agents.supervisor.wake_up import WakeUpPipe
 from auditship.ondisk.data_layout import DataLayout
+from auditship.ondisk.errors import AuditshipError
 from shipper import endpoint as endpoints
 from shipper.control import Message, Status, StatusRequest, WorkerStatus
 
 log = logging.getLogger("auditship.supervisor")
 TICK_MS = 100
 SETTLED_TICK_MS = 1000
+KEY_CHECK_S = 3600.0
+"""How often the supervisor looks whether the signing key is due for rotation by age."""
 _SETTLED = frozenset((State.RUNNING, State.FATAL, State.EXITED))
 REAP_TIMEOUT_S = 10.0
 STOP_GRACE_S = 5.0
@@ -106,7 +110,7 @@ class Supervisor:
 
     def _supervise(self) -> None:
         watchdog = systemd.watchdog_interval()
-        next_watchdog = 0.0
+        next_watchdog = next_key_check = 0.0
         while self._stop_signal is None:
             settled = all(worker.state in _SETTLED for worker in self.workers.values())
             timeout_ms = SETTLED_TICK_MS if settled else TICK_MS
@@ -122,10 +126,29 @@ class Supervisor:
                         self.exit_code = 1
                         return
                 worker.maybe_restart(self.config, now)
+            if now >= next_key_check:
+                next_key_check = now + KEY_CHECK_S
+                self._rotate_signing_key_if_due()
             if watchdog is not None and now >= next_watchdog:
                 next_watchdog = now + watchdog
                 systemd.notify("WATCHDOG=1")
         log.info("signal %d: draining", self._stop_signal)
+
+    def _rotate_signing_key_if_due(self) -> None:
+        max_age_s = self.config.keys.signing_rotate_after_days * 86400.0
+        try:
+            rotated = rotate_if_older(self.config.keys_path, max_age_s, time.time())
+        except (OSError, AuditshipError) as exc:  # the old key signs on; tried again in an hour
+            log.error("could not rotate the digests' signing key in %s: %s", self.config.keys_path, exc)
+            return
+        if rotated is not None:
+            log.warning(
+                "signing key %s was over keys.signing_rotate_after_days (%d) old: %s signs the digests now; "
+                "give auditors the new public key (audit-agent keys export-public)",
+                rotated[0],
+                self.config.keys.signing_rotate_after_days,
+                rotated[1],
+            )
 
     def _handle_messages(self, timeout_ms: int) -> None:
         ready = dict(self._poller.poll(timeout_ms))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from auditship.agents.cli import main
-from auditship.agents.integrity.signing import Signer
+from auditship.agents.integrity.signing import Signer, rotate_if_older
 from auditship.ondisk.digests import (
     SIGNING_KEY,
     DigestError,
@@ -91,3 +91,20 @@ def test_rotating_replaces_the_private_key_and_keeps_every_public_key(
     assert set(load_public_keys(tmp_path / "all.pem")) == {old.key_id, new.key_id}
     with pytest.raises(DigestError, match="holds 2 public keys, not one"):
         load_public_key(tmp_path / "all.pem")
+
+
+def test_the_signing_key_rotates_once_it_is_older_than_the_bound_and_not_before(tmp_path: Path) -> None:
+    """Its age is its public key file's: a day short of the bound keeps it, past it a new key signs."""
+    first = Signer.load_or_create(tmp_path)
+    made = public_key_path(tmp_path, first.key_id).stat().st_mtime
+    year = 365 * 86400.0
+    assert rotate_if_older(tmp_path, year, made + year - 86400) is None
+    assert Signer.load(tmp_path).key_id == first.key_id
+    rotated = rotate_if_older(tmp_path, year, made + year + 1)
+    assert rotated is not None and rotated[0] == first.key_id
+    current = Signer.load(tmp_path)
+    assert current.key_id == rotated[1] != first.key_id
+    # The new key was made just now: a look now leaves it.
+    renewed = public_key_path(tmp_path, current.key_id).stat().st_mtime
+    assert rotate_if_older(tmp_path, year, renewed + 60) is None
+    load_public_key(public_key_path(tmp_path, first.key_id))  # the old public key stays, for verifying

@@ -144,14 +144,18 @@ def row_event(row: dict[str, Any]) -> AuditEvent:
     return msgspec.convert(fields, AuditEvent)
 
 
-def test_through_sql(db: Database, keyring: Keyring, tmp_path: Path) -> None:
-    written = sealed(keyring)
+def store_in_sql(db: Database, event: AuditEvent, tmp_path: Path) -> None:
     sink = SqlSink(SqlSinkConfig(enabled=True, url=db.url, table=db.table), tmp_path)
     sink.open()
     try:
-        assert sink.write_batch([Entry(1, written)]) is Delivery.DELIVERED
+        assert sink.write_batch([Entry(1, event)]) is Delivery.DELIVERED
     finally:
         sink.close()
+
+
+def test_through_sql(db: Database, keyring: Keyring, tmp_path: Path) -> None:
+    written = sealed(keyring)
+    store_in_sql(db, written, tmp_path)
 
     assert_opens(row_event(db.row(written.event_id)), written, keyring)
 
@@ -159,12 +163,7 @@ def test_through_sql(db: Database, keyring: Keyring, tmp_path: Path) -> None:
 def test_an_edited_row_does_not_open(db: Database, keyring: Keyring, tmp_path: Path) -> None:
     """UPDATE of a non-sensitive column in the database: the row's envelopes fail, naming the event."""
     written = sealed(keyring)
-    sink = SqlSink(SqlSinkConfig(enabled=True, url=db.url, table=db.table), tmp_path)
-    sink.open()
-    try:
-        assert sink.write_batch([Entry(1, written)]) is Delivery.DELIVERED
-    finally:
-        sink.close()
+    store_in_sql(db, written, tmp_path)
     with db.admin.begin() as connection:
         connection.execute(text(f"UPDATE {db.table} SET user_id = 'mallory'"))
 

@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import socket
 import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from typing import Any
 
@@ -37,6 +39,7 @@ class _Id(msgspec.Struct):
 
 
 id_decoder = msgspec.json.Decoder(_Id)
+_spawn = multiprocessing.get_context("spawn")
 
 
 def _events(name: str, count: int, services: int) -> list[AuditEvent]:
@@ -76,6 +79,23 @@ def _syslog_producer(port: int, name: str, count: int, services: int, ready: Any
         connection.sendall(b"".join(lines))
 
 
+def _released(
+    producers: int, target: Callable[..., None], args_of: Callable[[int, Any, Any], tuple[Any, ...]]
+) -> tuple[list[BaseProcess], float]:
+    """Start `producers` processes of `target` (`args_of(i, ready, go)` their arguments), each built its
+    events and waiting at `ready`, then release them at once with `go`; them, and when they went."""
+    ready, go = _spawn.Barrier(producers + 1), _spawn.Event()
+    processes: list[BaseProcess] = [
+        _spawn.Process(target=target, args=args_of(i, ready, go)) for i in range(producers)
+    ]
+    for process in processes:
+        process.start()
+    ready.wait()
+    started = time.monotonic()
+    go.set()
+    return processes, started
+
+
 def _rsyslog_rate(producers: int, per_producer: int, services: int) -> float:
     """Events/s into rsyslog's file from `producers` processes sending flat out."""
     from tests import rsyslog
@@ -85,19 +105,11 @@ def _rsyslog_rate(producers: int, per_producer: int, services: int) -> float:
     total = producers * per_producer
     server = rsyslog.Rsyslog(raw_lines=True).start()
     try:
-        context = multiprocessing.get_context("spawn")
-        ready, go = context.Barrier(producers + 1), context.Event()
-        processes = [
-            context.Process(
-                target=_syslog_producer, args=(server.port, f"svc{i}", per_producer, services, ready, go)
-            )
-            for i in range(producers)
-        ]
-        for process in processes:
-            process.start()
-        ready.wait()
-        started = time.monotonic()
-        go.set()
+        processes, started = _released(
+            producers,
+            _syslog_producer,
+            lambda i, ready, go: (server.port, f"svc{i}", per_producer, services, ready, go),
+        )
         deadline = started + 600
         while not server.output.exists() or server.output.read_bytes().count(b"\n") < total:
             if time.monotonic() > deadline:
@@ -119,19 +131,12 @@ def run(
     # The spine as the issue measures it: intake -> WAL -> file sink; --with-lake adds the Parquet sink.
     with running_agent(f"[sinks.parquet]\nenabled = {str(with_lake).lower()}\n") as (config, agent):
         env = {key: os.environ[key] for key in ("AUDITSHIP_RUNTIME_DIR", "AUDITSHIP_DATA_DIR")}
-        context = multiprocessing.get_context("spawn")
-        ready, go, results = context.Barrier(producers + 1), context.Event(), context.Queue()
-        processes = [
-            context.Process(
-                target=_producer, args=(env, f"svc{i}", per_producer, services, ready, go, results)
-            )
-            for i in range(producers)
-        ]
-        for process in processes:
-            process.start()
-        ready.wait()
-        started = time.monotonic()
-        go.set()
+        results: Queue[Any] = _spawn.Queue()
+        processes, started = _released(
+            producers,
+            _producer,
+            lambda i, ready, go: (env, f"svc{i}", per_producer, services, ready, go, results),
+        )
         stats = [results.get(timeout=600) for _ in processes]
         emitted = time.monotonic() - started
         last, committed, status = 0, -1, None

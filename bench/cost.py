@@ -166,7 +166,9 @@ def _agent(rate: int, seconds: float, idle_s: float, config_toml: str) -> tuple[
 def run(rate: int, seconds: float, idle_s: float) -> None:
     print(f"{rate:,} events/s for {seconds:.0f} s from one producer; idle over {idle_s:.0f} s before it")
     base, base_idle = _rsyslog(rate, seconds, idle_s)
-    rows = [("rsyslog (imtcp -> omfile, same JSON lines)", base, base_idle, None)]
+    rows: list[tuple[str, float, float, float | None]] = [
+        ("rsyslog (imtcp -> omfile, same JSON lines)", base, base_idle, None)
+    ]
     file_only, file_idle = _agent(rate, seconds, idle_s, FILE_ONLY)
     rows.append(("auditship, file sink only", file_only, file_idle, TARGET_FILE_ONLY))
     defaults, defaults_idle = _agent(rate, seconds, idle_s, "")

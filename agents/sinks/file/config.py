@@ -28,10 +28,11 @@ class FileSinkConfig(SinkConfig):
     """fsync each batch before it counts as delivered. False is faster and still safe against a crash of
     the agent (the kernel keeps the bytes), but a power cut can lose the last batches written."""
     batch_size: Positive = 1000
-    flush_interval_s: float = 0.1
+    flush_interval_s: float = 0.5
     """How long to wait for a fuller batch; 0 writes whatever has arrived at once. Each batch costs a
-    write, an fsync and a cursor commit: at a few thousand events a second, 0.1 s takes a third off the
-    sink's CPU per event."""
+    write, an fsync, a cursor commit and the wake-ups around them: at 5,000 events a second the sink took
+    about 13 µs of CPU an event with 0.1 s, 9.5 with 0.5 s (batches of 1,000). The WAL holds the events
+    meanwhile, so this is the file's lag, not a window of loss."""
 
     @classmethod
     def from_seed(cls, seed: SeedSettings) -> Self:

@@ -161,6 +161,8 @@ def test_a_spool_file_larger_than_the_bound_is_taken_as_the_wal_has_room(served:
         wait_for(lambda: not list(spool.glob("*.claimed")), 30, "the spool file to go")
         assert watch.largest < bound, f"WAL at {watch.largest} bytes, bound {bound}"
         assert len(set(siem_ids(served))) == len(siem_ids(served)) == 40
+        # The file sink goes at its own pace (a batch waits up to its flush interval): wait for it too.
+        wait_for(lambda: len(file_events(agent.dirs.data)) >= 40, 30, "the spooled events in the file")
         assert len(file_events(agent.dirs.data)) == 40
 
 

@@ -15,8 +15,9 @@ from typing import Annotated
 
 import msgspec
 
+from auditship.agents.detect.families.selected import SelectedFamily
 from auditship.agents.detect.families.sliding import PositiveSeconds
-from auditship.agents.detect.family import Context, Family, RuleSettings
+from auditship.agents.detect.family import Context, RuleSettings
 from auditship.agents.detect.finding import Finding, due, moment
 from auditship.agents.detect.kinds import Key, Selection
 from auditship.agents.detect.lake_sql import Lake, Span, findings, source
@@ -54,17 +55,13 @@ class HoursState(msgspec.Struct, array_like=True, gc=False):
     alerted: float = float("-inf")
 
 
-class HoursFamily(Family[HoursState]):
+class HoursFamily(SelectedFamily[HoursState, HoursSettings]):
     state_type = HoursState
 
     def __init__(
         self, name: str, settings: HoursSettings, context: Context, *, selection: Selection, key: Key
     ) -> None:
-        super().__init__(name, context)
-        self.settings = settings
-        self.selection = selection
-        self.key = key
-        self.types = selection.types
+        super().__init__(name, settings, context, selection=selection, key=key)
         self._mask = (1 << (settings.baseline_days + 1)) - 1
         margin = settings.margin_hours
         self._near = [[(hour + offset) % 24 for offset in range(-margin, margin + 1)] for hour in range(24)]

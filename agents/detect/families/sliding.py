@@ -10,9 +10,9 @@ from typing import Annotated, TypeVar
 
 import msgspec
 
-from auditship.agents.detect.family import Context, Family, RuleSettings
+from auditship.agents.detect.families.selected import SelectedFamily
+from auditship.agents.detect.family import RuleSettings
 from auditship.agents.detect.finding import Finding, moment
-from auditship.agents.detect.kinds import Key, Selection
 from auditship.agents.detect.lake_sql import Lake, Span, findings, source
 from auditship.agents.section import Positive
 
@@ -25,20 +25,11 @@ class SlidingSettings(RuleSettings):
     window_s: PositiveSeconds = 300.0
 
 
-class SlidingFamily(Family[S]):
+class SlidingFamily(SelectedFamily[S, SlidingSettings]):
     aggregate = "count(*)"
     """What is counted in the window, in SQL, over the columns `columns_sql` reads."""
     present = "k IS NOT NULL"
     """The rows the streaming side counts too (it skips an event without a key)."""
-
-    def __init__(
-        self, name: str, settings: SlidingSettings, context: Context, *, selection: Selection, key: Key
-    ) -> None:
-        super().__init__(name, context)
-        self.settings = settings
-        self.selection = selection
-        self.key = key
-        self.types = selection.types
 
     def columns_sql(self) -> str:
         """The columns the lake query reads besides `ts` and `event_id`: the key as `k`."""

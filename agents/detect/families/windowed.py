@@ -19,8 +19,9 @@ from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 
+from auditship.agents.detect.families.selected import SelectedFamily
 from auditship.agents.detect.families.sliding import PositiveSeconds
-from auditship.agents.detect.family import Context, Family, RuleSettings
+from auditship.agents.detect.family import Context, RuleSettings
 from auditship.agents.detect.finding import Finding, moment
 from auditship.agents.detect.kinds import Key, Selection
 from auditship.agents.detect.lake_sql import Lake, Span, findings, source
@@ -70,7 +71,7 @@ class WindowState(msgspec.Struct, array_like=True, gc=False):
     alerted: bool = False
 
 
-class WindowedFamily(Family[WindowState]):
+class WindowedFamily(SelectedFamily[WindowState, WindowedSettings]):
     state_type = WindowState
 
     def __init__(
@@ -83,12 +84,8 @@ class WindowedFamily(Family[WindowState]):
         key: Key,
         measure: Measure,
     ) -> None:
-        super().__init__(name, context)
-        self.settings = settings
-        self.selection = selection
-        self.key = key
+        super().__init__(name, settings, context, selection=selection, key=key)
         self.measure = measure
-        self.types = selection.types
         self.cap = MAX_DISTINCT if measure.kind == "distinct" else float("inf")
 
     def observe(self, event: Observed, ts: float, lsn: int) -> Finding | None:

@@ -19,7 +19,7 @@ from auditship.query.filters import EventFilter
 from auditship.query.search import search
 from shipper.emitter import Emitter
 from shipper.event import AuditEvent, AuditEventType
-from tests.agentproc import QUICK_CONFIG, AgentDirs, RunningAgent
+from tests.agentproc import QUICK_CONFIG, RunningAgent, agent_running
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -36,15 +36,9 @@ per_subject_keys = true
 
 
 @pytest.fixture
-def agent(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningAgent]:
-    dirs = AgentDirs()
-    for key, value in dirs.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUDITSHIP_ENDPOINT", raising=False)
-    running = RunningAgent(dirs, CONFIG).start()
-    yield running
-    running.stop()
-    dirs.cleanup()
+def agent() -> Iterator[RunningAgent]:
+    with agent_running(CONFIG) as running:
+        yield running
 
 
 def command(module: str, *args: object) -> subprocess.CompletedProcess[str]:

@@ -6,10 +6,10 @@ One paced producer process sends `rate` events/s for `seconds` (the same JSON li
 event as the agent's file sink writes it). rsyslog takes them on imtcp and writes each message as a line
 with omfile; the agent takes them from an Emitter and runs with the file sink alone, then with the
 defaults (file sink, Parquet lake, detector). CPU is read from /proc for every process of the receiver
-(rsyslogd's threads; the agent's supervisor and workers), from the first event until the last one is in
-the file (and in the lake), so the producer's own cost is not counted; idle is the same reading over a
-quiet stretch before the load. Targets (issue 16): per event, the defaults <= 1.5x rsyslog and the file
-sink alone <= 1.0x; idle <= 0.5% of a core.
+(rsyslogd's threads; the agent's supervisor and workers, each also shown alone), from the first event
+until the last one is in the file (and in the lake), so the producer's own cost is not counted; idle is
+the same reading over a quiet stretch before the load. Targets (issue 16): per event, the defaults <= 1.5x
+rsyslog and the file sink alone <= 1.0x; idle <= 0.5% of a core.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ def _produce_agent(env: dict[str, str], rate: int, seconds: float) -> None:
     emitter.close(timeout=60)
 
 
-def _measure(pids: list[int], done: Callable[[], bool], producer: Any, what: str) -> float:
-    """CPU seconds the pids use from the producer's start until done() (bounded: 10 minutes)."""
-    before = cpu_seconds(pids)
+def _measure(pids: list[int], done: Callable[[], bool], producer: Any, what: str) -> list[float]:
+    """CPU seconds each of the pids uses from the producer's start until done() (bounded: 10 minutes)."""
+    before = [cpu_seconds([pid]) for pid in pids]
     producer.start()
     deadline = time.monotonic() + 600
     while not done():
@@ -107,7 +107,7 @@ def _measure(pids: list[int], done: Callable[[], bool], producer: Any, what: str
             raise TimeoutError(f"{what}: not all events arrived within 10 minutes")
         time.sleep(0.1)
     producer.join(60)
-    return cpu_seconds(pids) - before
+    return [cpu_seconds([pid]) - used for pid, used in zip(pids, before, strict=True)]
 
 
 def _idle_percent(pids: list[int], seconds: float) -> float:
@@ -132,13 +132,16 @@ def _rsyslog(rate: int, seconds: float, idle_s: float) -> tuple[float, float]:
             return server.output.exists() and server.output.read_bytes().count(b"\n") >= total
 
         producer = _spawn.Process(target=_produce_syslog, args=(server.port, rate, seconds))
-        used = _measure(pids, done, producer, "rsyslog")
+        used = sum(_measure(pids, done, producer, "rsyslog"))
     finally:
         server.cleanup()
     return used / total * 1e6, idle
 
 
-def _agent(rate: int, seconds: float, idle_s: float, config_toml: str) -> tuple[float, float]:
+def _agent(
+    rate: int, seconds: float, idle_s: float, config_toml: str
+) -> tuple[float, float, dict[str, float]]:
+    """CPU µs per event of the whole agent, its idle share of a core, and µs per event of each process."""
     from shipper.control import request_status
 
     total = int(rate * seconds)
@@ -146,7 +149,9 @@ def _agent(rate: int, seconds: float, idle_s: float, config_toml: str) -> tuple[
         status = request_status(config.runtime_path)
         if agent.process is None or status is None:
             raise RuntimeError("the agent does not answer")
-        pids = [agent.process.pid] + [worker.pid for worker in status.workers if worker.pid]
+        workers = {worker.name: worker.pid for worker in status.workers if worker.pid}
+        pids = [agent.process.pid, *workers.values()]
+        names = ["supervisor", *workers]
         idle = _idle_percent(pids, idle_s)
 
         def done() -> bool:
@@ -160,21 +165,26 @@ def _agent(rate: int, seconds: float, idle_s: float, config_toml: str) -> tuple[
         env = {key: os.environ[key] for key in ("AUDITSHIP_RUNTIME_DIR", "AUDITSHIP_DATA_DIR")}
         producer = _spawn.Process(target=_produce_agent, args=(env, rate, seconds))
         used = _measure(pids, done, producer, "agent")
-    return used / total * 1e6, idle
+    per_process = {name: seconds_used / total * 1e6 for name, seconds_used in zip(names, used, strict=True)}
+    return sum(used) / total * 1e6, idle, per_process
 
 
 def run(rate: int, seconds: float, idle_s: float) -> None:
     print(f"{rate:,} events/s for {seconds:.0f} s from one producer; idle over {idle_s:.0f} s before it")
     base, base_idle = _rsyslog(rate, seconds, idle_s)
-    rows: list[tuple[str, float, float, float | None]] = [
-        ("rsyslog (imtcp -> omfile, same JSON lines)", base, base_idle, None)
+    rows: list[tuple[str, float, float, float | None, dict[str, float]]] = [
+        ("rsyslog (imtcp -> omfile, same JSON lines)", base, base_idle, None, {})
     ]
-    file_only, file_idle = _agent(rate, seconds, idle_s, FILE_ONLY)
-    rows.append(("auditship, file sink only", file_only, file_idle, TARGET_FILE_ONLY))
-    defaults, defaults_idle = _agent(rate, seconds, idle_s, "")
-    rows.append(("auditship, defaults (file + lake + detector)", defaults, defaults_idle, TARGET_DEFAULTS))
+    file_only, file_idle, file_processes = _agent(rate, seconds, idle_s, FILE_ONLY)
+    rows.append(("auditship, file sink only", file_only, file_idle, TARGET_FILE_ONLY, file_processes))
+    defaults, defaults_idle, processes = _agent(rate, seconds, idle_s, "")
+    rows.append(
+        ("auditship, defaults (file + lake + detector)", defaults, defaults_idle, TARGET_DEFAULTS, processes)
+    )
     print(f"  {'':<46}{'CPU per event':>14}{'vs rsyslog':>12}{'target':>8}{'idle (% core)':>15}")
-    for name, per_event, idle, target in rows:
+    for name, per_event, idle, target, per_process in rows:
         ratio = per_event / base
         goal = f"<= {target:.1f}x" if target is not None else ""
         print(f"  {name:<46}{per_event:>11.1f} µs{ratio:>11.2f}x{goal:>8}{idle:>14.2f}%")
+        for process, share in per_process.items():
+            print(f"    {process:<44}{share:>11.1f} µs")

@@ -99,7 +99,7 @@ _stored_decoder = msgspec.msgpack.Decoder(_StoredFrame)
 
 
 def _dedupe_key(payload: bytes, anonymous: Principal) -> tuple[Key, int]:
-    """The dedupe index's key and the emitter's seq of a WAL record, as `Intake._accept` keyed it;
+    """The dedupe index's key and the emitter's seq of a WAL record, as `Intake._accepted` keyed it;
     `anonymous` stands for a record without a sender. Raises what decoding raises."""
     try:
         stored = _stored_decoder.decode(payload)
@@ -436,41 +436,39 @@ class Intake:
         only an accepted frame's size (its sensitive values encrypted) says what it takes."""
         room = self.wal.room_bytes()
         accepted: list[bytes] = []
-        for index, incoming in enumerate(frames):
+        now = time.time()
+        for index, (raw, sender) in enumerate(frames):
             if room <= 0:
                 return accepted, frames[index:]
-            for stored in self._accept([incoming], source):
+            stored = self._accepted(raw, sender, source, now)
+            if stored is not None:
                 accepted.append(stored)
                 room -= len(stored) + RECORD_OVERHEAD
         return accepted, []
 
-    def _accept(self, frames: list[Incoming], source: str) -> list[bytes]:
-        """Validate and deduplicate; returns what goes into the WAL. No frame can stop the intake:
-        whatever goes wrong with one is its reject's reason."""
-        accepted: list[bytes] = []
-        now = time.time()
-        for raw, sender in frames:
-            self.counters.received += 1
-            who = principal(sender)
-            try:
-                frame, stored = self._validated(self._opened(raw), sender)
-            except FrameRejected as exc:
-                self._reject(raw, source, str(exc), now, who)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a bug met by one frame refuses that frame only
-                self._reject(raw, source, f"frame could not be taken: {exc!r}", now, who)
-                continue
-            # tx numbers transmissions over the socket: a spooled frame was not transmitted, and
-            # the number it carries may have gone to a later frame that was.
-            if frame.tx and source == "socket":
-                self._track(frame.emitter, who, frame.tx, now)
-                # A repeat too: its first copy may be appended and not yet synced.
-                self._sync_wanted |= frame.sync
-            if not self.index.accept((who, frame.emitter), frame.seq, now):
-                self.counters.repeats += 1
-                continue
-            accepted.append(stored)
-        return accepted
+    def _accepted(self, raw: bytes, sender: Sender | None, source: str, now: float) -> bytes | None:
+        """Validate and deduplicate one frame; returns what goes into the WAL, or None (a repeat, or
+        rejected). No frame can stop the intake: whatever goes wrong with one is its reject's reason."""
+        self.counters.received += 1
+        who = principal(sender)
+        try:
+            frame, stored = self._validated(self._opened(raw), sender)
+        except FrameRejected as exc:
+            self._reject(raw, source, str(exc), now, who)
+            return None
+        except Exception as exc:  # noqa: BLE001 - a bug met by one frame refuses that frame only
+            self._reject(raw, source, f"frame could not be taken: {exc!r}", now, who)
+            return None
+        # tx numbers transmissions over the socket: a spooled frame was not transmitted, and
+        # the number it carries may have gone to a later frame that was.
+        if frame.tx and source == "socket":
+            self._track(frame.emitter, who, frame.tx, now)
+            # A repeat too: its first copy may be appended and not yet synced.
+            self._sync_wanted |= frame.sync
+        if not self.index.accept((who, frame.emitter), frame.seq, now):
+            self.counters.repeats += 1
+            return None
+        return stored
 
     def _opened(self, raw: bytes) -> bytes:
         """The frame with its event opened when an emitter sealed it for the wire (TCP with CURVE:

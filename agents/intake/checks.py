@@ -37,8 +37,6 @@ _SCALARS = frozenset((str, int, float, bool, type(None), bytes, datetime))
 # What msgspec's JSON encoder takes as a map key (bool is not one: exact types are compared).
 _KEYS = frozenset((str, int, float, bytes))
 _ALL_SCALARS = _SCALARS.issuperset
-_MAPS = ("details", "changes", "sensitive")
-"""The event's maps of anything."""
 NAME_MAX = 255
 """Bytes of a directory name on Linux filesystems (the lake's own is checked again by its sink)."""
 
@@ -51,11 +49,10 @@ def refusal(event: AuditEvent) -> str | None:
             f"event {event.event_id}: timestamp {timestamp.isoformat()} is outside years 1-9999 in UTC, "
             "which the sinks cannot hold"
         )
-    for name in _MAPS:
-        values = getattr(event, name)
+    for values in (event.details, event.changes, event.sensitive):
         # Nearly every map is flat, of plain values: this test is then all the cost.
-        if values and not _ALL_SCALARS(map(type, values.values())) and (oddity := _oddity(values)):
-            return f"event {event.event_id}: {name}: {oddity}"
+        if values and not _ALL_SCALARS(map(type, values.values())) and not _plain_or_lists(values):
+            return _maps_refusal(event)
     if (unfit := out_of_range(event)) is not None:
         return f"event {event.event_id}: {unfit}"
     if event.service_name and (size := _service_dir_bytes(event.service_name)) > NAME_MAX:
@@ -74,12 +71,17 @@ def _service_dir_bytes(service: str) -> int:
     return len(partition_dir(Path(), "", service).name)
 
 
+def _maps_refusal(event: AuditEvent) -> str | None:
+    for name in ("details", "changes", "sensitive"):
+        if (oddity := _oddity(getattr(event, name))) is not None:
+            return f"event {event.event_id}: {name}: {oddity}"
+    return None
+
+
 def _oddity(values: dict[str, Any]) -> str | None:
     """What in this map JSON cannot hold, or how it nests too deep; None when it is plain.
 
     Level by level, not recursively, so that the check itself has no depth to run out of."""
-    if _plain_or_lists(values):
-        return None
     level: list[Any] = [values]
     for depth in range(MAX_NESTING + 1):
         below: list[Any] = []
@@ -109,7 +111,7 @@ def _oddity(values: dict[str, Any]) -> str | None:
 
 def _plain_or_lists(values: dict[str, Any]) -> bool:
     """Whether every value is a plain one or a list of plain ones (`"fields": ["diagnosis"]`): the
-    usual map that is not flat, told in one pass, where the level walk costs a few times more."""
+    usual map that is not flat, told in one pass, where the walk of _oddity costs a few times more."""
     for value in values.values():
         kind = type(value)
         if kind is list:

@@ -354,7 +354,10 @@ class Intake:
         sender = self._sender(message, peer)
         who = principal(sender)
         key = f"peer {peer}" if who is None else f"sender {who!r}"
-        admitted = [(raw, sender) for raw in frames if self.limits.admit(key, now, len(raw))]
+        if self.limits.admit_all(key, now, len(frames), sum(map(len, frames))):
+            admitted = [(raw, sender) for raw in frames]
+        else:  # the buckets take part of the message: frame by frame, as far as they go
+            admitted = [(raw, sender) for raw in frames if self.limits.admit(key, now, len(raw))]
         refused = len(frames) - len(admitted)
         if refused:
             self.counters.rate_limited += refused
@@ -512,7 +515,8 @@ class Intake:
         if event.sensitive:
             keys = self.keyring if self.subject_keys is None else self.subject_keys.keys_for(event)
             event = encrypt_sensitive(event, keys, self.blinding)
-        return frame, frame_encoder.encode(Frame(frame.emitter, frame.seq, frame.tx, event))
+        # Frame's fields as a tuple, `sync` off: encoded as the array_like Frame is, without building one.
+        return frame, frame_encoder.encode((frame.emitter, frame.seq, frame.tx, event, False))
 
     def _reject(self, raw: bytes, source: str, reason: str, now: float, who: Principal) -> None:
         """To rejects/; and when the frame's header is readable, count its transmission as received, or

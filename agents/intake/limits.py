@@ -36,6 +36,12 @@ class RateLimits:
 
     def admit(self, sender: str, now: float, size: int = 0) -> bool:
         """Take one frame of `size` bytes from `sender`'s buckets; False when either has too little."""
+        return self.admit_all(sender, now, 1, size)
+
+    def admit_all(self, sender: str, now: float, count: int, size: int) -> bool:
+        """Take `count` frames of `size` bytes in all from `sender`'s buckets when both hold enough for
+        all of them (then each one alone would pass too, in any order: a batch costs one call, not one
+        per frame); False, taking nothing, when either has too little."""
         if self.rate <= 0 and self.byte_rate <= 0:
             return True
         bucket = self._buckets.get(sender)
@@ -48,9 +54,9 @@ class RateLimits:
             bucket.at = now
         counts = self.rate > 0
         weighs = self.byte_rate > 0
-        if (counts and bucket.tokens < 1) or (weighs and bucket.bytes < size):
+        if (counts and bucket.tokens < count) or (weighs and bucket.bytes < size):
             return False
-        bucket.tokens -= counts
+        bucket.tokens -= count if counts else 0
         bucket.bytes -= size if weighs else 0
         return True
 

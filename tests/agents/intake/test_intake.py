@@ -66,8 +66,8 @@ def test_bad_messages_and_frames_of_every_kind_are_rejected_with_their_reason_an
 ):
     """A 1 KB message nested 1,000 arrays deep, a frame whose event nests deeper than the decoder
     recurses, one nested past the intake's limit, garbage, a frame over max_frame_bytes, values JSON
-    cannot hold: each is a reject with its reason, the intake is the same process after them, and the
-    valid frames between and after them are delivered."""
+    cannot hold, an emitter id off its pattern: each is a reject with its reason, the intake is the
+    same process after them, and the valid frames between and after them are delivered."""
     config = NO_LAKE + "[intake]\nmax_frame_bytes = 4096\n"
     with agent_running(config) as agent:
         intake_pid = agent.worker_pid("intake")
@@ -91,6 +91,10 @@ def test_bad_messages_and_frames_of_every_kind_are_rejected_with_their_reason_an
             (
                 raw_frame(6, {"status_code": "two hundred"}),
                 "invalid frame: Expected `int | null`, got `str` - at `$[3].status_code`",
+            ),
+            (
+                msgspec.msgpack.encode(["no id/", 7, 0, {"event_type": "data_read"}]),
+                "invalid frame: Expected `str` matching regex '^[0-9A-Za-z_.-]+$' - at `$[0]`",
             ),
         ]
         good = [good_frame(n) for n in range(1, len(bad) + 2)]

@@ -86,6 +86,17 @@ def test_values_json_cannot_hold_are_refused_with_the_field_named() -> None:
         assert f"sensitive: a map key of type {kind}, which JSON cannot hold" in reason
 
 
+def test_lists_of_plain_values_are_accepted_and_one_holding_what_json_cannot_is_refused() -> None:
+    """The one-pass check of a map of plain values and lists of them lets nothing through that the
+    walk refuses: an extension value in a list, in the map that is not flat after one that is."""
+    assert refusal(decoded(details={"fields": ["diagnosis", 1, None], "none": []})) is None
+    ext = msgspec.msgpack.Ext(5, b"\x01")
+    event = {"event_type": "data_read", "details": {"n": 1}, "changes": {"fields": ["a", ext]}}
+    reason = refusal(raw_event(event))
+    assert reason is not None
+    assert "changes: a value of type Ext, which JSON cannot hold" in reason
+
+
 def test_a_refusal_names_the_event_and_the_keys_type_but_not_the_key() -> None:
     """A key may be a sensitive value, and reasons are logged: its type is named, not its value."""
     event = decoded(sensitive={"x": {(4111, 1111): "v"}})

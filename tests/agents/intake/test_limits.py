@@ -47,3 +47,13 @@ def test_a_bucket_is_forgotten_only_once_both_its_budgets_filled_up_again() -> N
     assert len(limits) == 1
     limits.forget_full(now=11.0)
     assert len(limits) == 0
+
+
+def test_a_message_is_taken_whole_only_when_both_buckets_hold_all_of_it() -> None:
+    """admit_all takes every frame or none: a message the buckets cannot hold takes nothing from them,
+    so its frames can still be taken one by one as far as the buckets go."""
+    limits = RateLimits(rate=100, burst=10, byte_rate=1000, byte_burst=1000)
+    assert limits.admit_all("uid 1002", now=0.0, count=4, size=400)
+    assert not limits.admit_all("uid 1002", now=0.0, count=7, size=70)  # 6 frames left
+    assert not limits.admit_all("uid 1002", now=0.0, count=2, size=601)  # 600 bytes left
+    assert sum(limits.admit("uid 1002", now=0.0, size=10) for _ in range(10)) == 6

@@ -54,7 +54,9 @@ SYNC_THREADS = 16
 logger = logging.getLogger("auditship.sinks.parquet")
 
 
-class _Row(msgspec.Struct):
+class _Row(msgspec.Struct, gc=False):
+    """gc=False: a batch makes one per entry, and it refers only to its event (no cycle)."""
+
     k: int
     wal_seq: int
     event: AuditEvent

@@ -22,6 +22,7 @@ left before what was not delivered.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import time
@@ -46,6 +47,12 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 BACKOFF_BASE_S = 0.2
 BACKOFF_CAP_S = 30.0
 REFUSED_WHOLE = "the destination refused the batch"
+YOUNG_COLLECTION_ALLOCATIONS = 10_000
+"""A sink worker's garbage collector looks at its youngest objects after this many allocations, not
+CPython's 700: a batch of 1,000 events allocates about 8,000 objects (events, their dicts, entries) that
+all live until the batch is written, so at 700 each of them was traversed by several collections, a
+tenth of the worker's CPU per event. Only objects in reference cycles wait for the collector, and a
+sink makes next to none."""
 
 
 class DeadLetter(msgspec.Struct):
@@ -121,7 +128,9 @@ def build_sink(name: str, config: AgentConfig) -> BuiltSink:
 
 
 def build_runner(name: str, config: AgentConfig, mailbox: Mailbox) -> SinkRunner:
-    """The runner of the sink called `name`, as its worker runs it."""
+    """The runner of the sink called `name`, as its worker runs it: the worker's process is the
+    runner's alone, so its garbage collector is tuned for batches here."""
+    gc.set_threshold(YOUNG_COLLECTION_ALLOCATIONS, *gc.get_threshold()[1:])
     sink, batch_size, flush_interval_s = build_sink(name, config)
     return SinkRunner(sink, config, mailbox, batch_size, flush_interval_s)
 
@@ -321,10 +330,11 @@ class SinkRunner(WalWorker):
         self._wait(delay)
 
     def _decode(self, records: list[WalRecord]) -> list[Entry]:
-        entries = []
+        entries: list[Entry] = []
+        append, decode = entries.append, frame_decoder.decode  # the hot loop: locals only
         for record in records:
             try:
-                entries.append(Entry(record.lsn, frame_decoder.decode(record.payload).event))
+                append(Entry(record.lsn, decode(record.payload).event))
             except Exception as exc:  # noqa: BLE001 - whatever one record holds, it must not stop the sink
                 # The intake validated it; this is a bug or damage on disk, worth seeing, not stopping for.
                 self.counters.undecodable += 1

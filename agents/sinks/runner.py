@@ -228,14 +228,14 @@ class SinkRunner(WalWorker):
                 self._wait(IDLE_LOOK_S, until_growth=True)
 
     def _note_oldest(self, entries: list[Entry]) -> None:
-        """Lower `_oldest` to the earliest timestamp among `entries`. Naive ones are taken as UTC, as the
-        intake takes them; aware ones compare without overflow whatever their year and offset."""
-        for entry in entries:
-            moment = entry.event.timestamp
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            if self._oldest is None or moment < self._oldest:
-                self._oldest = moment
+        """Lower `_oldest` to the earliest timestamp among `entries`. Each is aware (a decoded AuditEvent
+        takes a naive one as UTC, as the intake does), and aware ones compare without overflow whatever
+        their year and offset."""
+        if not entries:
+            return
+        earliest = min([entry.event.timestamp for entry in entries])
+        if self._oldest is None or earliest < self._oldest:
+            self._oldest = earliest
 
     def _deliver(self, records: list[WalRecord], entries: list[Entry]) -> None:
         """Offer the events of `records` (`entries`: those that decoded) to the sink and settle them."""

@@ -97,8 +97,9 @@ def lines_encoder(line_format: LineFormat) -> LinesEncoder:
 
 
 def encode_json_lines(seqs: Sequence[int], events: Sequence[LineEvent]) -> bytes:
-    """`encode_json` of each event, joined, at a third less CPU: the encoder is called once for the
-    batch (msgspec's encode_lines), and the sequence numbers are spliced into its output."""
+    """`encode_json` of each event, joined, for less CPU (an eighth fewer instructions per event): the
+    encoder is called once for the batch (msgspec's encode_lines), and the sequence numbers are spliced
+    into its output."""
     # msgspec escapes every control character within a string, so the only newlines are those that
     # encode_lines puts after each event, each right after the event's closing brace.
     bodies = _json.encode_lines(events).split(b"}\n")

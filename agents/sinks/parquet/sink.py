@@ -21,7 +21,6 @@ signed digests (digests.py), and the sink writes a final digest when it stops.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from pathlib import Path
@@ -42,8 +41,6 @@ from auditship.ondisk.data_layout import DataLayout
 from auditship.ondisk.errors import AuditshipError
 
 logger = logging.getLogger("auditship.sinks.parquet")
-GC_THRESHOLD = 50_000
-"""Allocations between collections of the youngest generation in the sink's process (Python: 700)."""
 
 
 class ParquetSink(Sink):
@@ -79,12 +76,6 @@ class ParquetSink(Sink):
         return {"quarantined_parts": self._compactor.quarantined if self._compactor is not None else 0}
 
     def open(self) -> None:
-        # This worker holds a batch of up to max_rows decoded events, some 10 tracked objects each, which
-        # outlive the young generations: every collection walks them again. With the first threshold
-        # at Python's 700 allocations, decoding a batch and encoding its rows took 29,800 instructions
-        # an event (callgrind), with GC_THRESHOLD 25,400. The sink is the only user of its process, and
-        # reference cycles are rare here (freed later, not leaked).
-        gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
         try:
             self._lake.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lake.chmod(0o700)

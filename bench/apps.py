@@ -9,6 +9,11 @@ Stacks (STACKS), the first three auditship's, the rest its peers (bench/requirem
 - `plain`: no middleware;
 - `audited`: AuditMiddleware, events to the agent through the process's emitter, as in production;
 - `discarding`: AuditMiddleware with an emit that does nothing: the middleware's own cost;
+- `bare` and `bare-sent`: not a product, a reference: the least a pure-ASGI middleware can do for a
+  request's audit event in Python (an event id, the ids in effect, the request id header, the status,
+  size and duration, one AuditEvent built), with none of AuditMiddleware's route templates, sampling,
+  anomaly scan, user resolution, counters or guard; its event discarded, or sent through the process's
+  emitter;
 - `correlation-id`: asgi-correlation-id alone (returns X-Request-ID, nothing else);
 - `asgi-structlog`: a hand-written pure-ASGI middleware writing one structlog JSON line per request,
   inside asgi-correlation-id: what a service writes for itself to get a record of each request;
@@ -34,7 +39,7 @@ from time import perf_counter
 from typing import Any
 
 BODY = b'{"id": "42", "name": "User 42"}'
-AUDITSHIP = ("plain", "audited", "discarding")
+AUDITSHIP = ("plain", "audited", "discarding", "bare", "bare-sent")
 PEERS = ("correlation-id", "asgi-structlog", "prometheus", "base-http", "otel")
 STACKS = (*AUDITSHIP, *PEERS)
 APPS = {"empty": "/users/42", "items": "/items"}
@@ -122,6 +127,66 @@ def _structlog_access_log(app: Any) -> Any:
     return CorrelationIdMiddleware(access_log)
 
 
+def _bare(app: Any, emit: Any) -> Any:
+    """The `bare` stacks' middleware: what any per-request audit event costs, with nothing more."""
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from shipper.correlation import CorrelationIds, reset_current, set_current
+    from shipper.event import AuditEvent, AuditEventType, new_event_id
+
+    template = AuditEvent(event_type=AuditEventType.API_REQUEST, service_name="bench")
+    replace = msgspec.structs.replace
+
+    async def audited(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started, status, size = perf_counter(), 500, 0
+        event_id = new_event_id()
+        stamp = (b"x-request-id", event_id.encode())
+
+        async def send_recorded(message: Any) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message["headers"], stamp]}
+            else:
+                size += len(message.get("body", b""))
+            await send(message)
+
+        token = set_current(CorrelationIds(event_id, event_id))
+        try:
+            await app(scope, receive, send_recorded)
+        finally:
+            reset_current(token)
+        route, method = scope.get("route"), scope["method"]
+        endpoint = route.path if route is not None else scope["path"]
+        user_agent = dict(scope["headers"]).get(b"user-agent")
+        emit(
+            replace(
+                template,
+                event_id=event_id,
+                timestamp=datetime.now(UTC),
+                message=f"{method} {endpoint} {status}",
+                action=f"{method} {endpoint}",
+                method=method,
+                endpoint=endpoint,
+                status_code=status,
+                duration_ms=(perf_counter() - started) * 1000,
+                response_size=size,
+                correlation_id=event_id,
+                request_id=event_id,
+                source_ip=scope["client"][0],
+                user_agent=user_agent.decode("latin-1") if user_agent else None,
+                details={"path": scope["path"]},
+            )
+        )
+
+    return audited
+
+
 def _otel(app: Any) -> Any:
     from opentelemetry import trace
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
@@ -156,6 +221,13 @@ def build(stack: str, app_name: str, *, linger_ms: float | None = None) -> tuple
             recorder = setup_fastapi_audit_middleware(app, context=context)
             if linger_ms is not None:
                 get_emitter().linger_ms = linger_ms
+    elif stack in ("bare", "bare-sent"):
+        from shipper.dispatch import default_emit
+        from shipper.emitter import get_emitter
+
+        if stack == "bare-sent" and linger_ms is not None:
+            get_emitter().linger_ms = linger_ms
+        return _bare(app, default_emit if stack == "bare-sent" else lambda event: None), None
     elif stack == "correlation-id":
         from asgi_correlation_id import CorrelationIdMiddleware
 

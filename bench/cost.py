@@ -10,6 +10,11 @@ defaults (file sink, Parquet lake, detector). CPU is read from /proc for every p
 until the last one is in the file (and in the lake), so the producer's own cost is not counted; idle is
 the same reading over a quiet stretch before the load. Targets (issue 16): per event, the defaults <= 1.5x
 rsyslog and the file sink alone <= 1.0x; idle <= 0.5% of a core.
+
+A last row is no product but a reference: `bare`, the least a Python receiver does with these events. One
+process takes the same batches (made as the emitter makes them, sent by a plain PUSH socket at the same
+pace) off a PULL socket, validates each frame with the intake's typed decoder and writes it as the file
+sink's JSON line, with neither WAL, acknowledgement, dedupe, rate limit, digests, fsync nor rotation.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -169,6 +176,72 @@ def _agent(
     return sum(used) / total * 1e6, idle, per_process
 
 
+def _produce_bare(endpoint: str, rate: int, seconds: float) -> None:
+    import zmq
+
+    from shipper.wire import Frame, encode_batch, frame_encoder
+
+    frames: list[bytes] = []
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    push.connect(endpoint)
+
+    def send_burst() -> None:
+        push.send(encode_batch(frames))
+        frames.clear()
+
+    _paced(
+        rate,
+        seconds,
+        lambda n: frames.append(frame_encoder.encode(Frame("bare", n, n, _event(n)))),
+        send_burst,
+    )
+    push.close(linger=60_000)
+
+
+def _receive_bare(endpoint: str, path: str, ready: Any) -> None:
+    """The `bare` receiver, until terminated: each frame of each batch validated and written as a line."""
+    import zmq
+
+    from auditship.ondisk.lines import encode_json
+    from shipper.wire import frame_decoder, message_frames
+
+    pull = zmq.Context.instance().socket(zmq.PULL)
+    pull.bind(endpoint)
+    ready.set()
+    seq = 0
+    with open(path, "ab") as output:  # noqa: PTH123 - the receiver's one file
+        while True:
+            lines = []
+            for raw in message_frames(pull.recv()):
+                seq += 1
+                lines.append(encode_json(seq, frame_decoder.decode(raw).event))
+            output.write(b"".join(lines))
+            output.flush()
+
+
+def _bare(rate: int, seconds: float, idle_s: float) -> tuple[float, float]:
+    total = int(rate * seconds)
+    with tempfile.TemporaryDirectory(prefix="as-bare-") as directory:
+        endpoint, output = f"ipc://{directory}/bare.sock", Path(directory) / "bare.jsonl"
+        ready = _spawn.Event()
+        receiver = _spawn.Process(target=_receive_bare, args=(endpoint, str(output), ready))
+        receiver.start()
+        try:
+            if not ready.wait(60) or receiver.pid is None:
+                raise RuntimeError("the bare receiver did not start")
+            idle = _idle_percent([receiver.pid], idle_s)
+
+            def done() -> bool:
+                return output.exists() and output.read_bytes().count(b"\n") >= total
+
+            producer = _spawn.Process(target=_produce_bare, args=(endpoint, rate, seconds))
+            used = _measure([receiver.pid], done, producer, "bare")
+        finally:
+            receiver.terminate()
+            receiver.join(60)
+    return sum(used) / total * 1e6, idle
+
+
 def run(rate: int, seconds: float, idle_s: float) -> None:
     print(f"{rate:,} events/s for {seconds:.0f} s from one producer; idle over {idle_s:.0f} s before it")
     base, base_idle = _rsyslog(rate, seconds, idle_s)
@@ -181,6 +254,8 @@ def run(rate: int, seconds: float, idle_s: float) -> None:
     rows.append(
         ("auditship, defaults (file + lake + detector)", defaults, defaults_idle, TARGET_DEFAULTS, processes)
     )
+    bare, bare_idle = _bare(rate, seconds, idle_s)
+    rows.append(("bare: the least a Python receiver does", bare, bare_idle, None, {}))
     print(f"  {'':<46}{'CPU per event':>14}{'vs rsyslog':>12}{'target':>8}{'idle (% core)':>15}")
     for name, per_event, idle, target, per_process in rows:
         ratio = per_event / base

@@ -40,7 +40,10 @@ from bench.middleware import keep_alive_requests
 # every couple of hundred requests: a thousand spread that over enough of them.
 REQUESTS = {"empty": (300, 2_000), "items": (100, 1_000)}
 # The stacks measured on each app by default: the items app only for the targets, it takes long.
-DEFAULT_STACKS = {"empty": STACKS, "items": ("plain", "discarding", "audited", "correlation-id")}
+DEFAULT_STACKS = {
+    "empty": STACKS,
+    "items": ("plain", "discarding", "audited", "bare", "bare-sent", "correlation-id"),
+}
 LINGER_MS = 600_000.0
 # What the versions line names.
 PACKAGES = (
@@ -58,6 +61,8 @@ LABELS = {
     "plain": "plain",
     "discarding": "auditship, events discarded",
     "audited": "auditship, events sent (batches of 128)",
+    "bare": "bare: the least a Python request event costs, discarded",
+    "bare-sent": "bare: the least a Python request event costs, sent",
     "correlation-id": "asgi-correlation-id alone",
     "asgi-structlog": "pure-ASGI + asgi-correlation-id + structlog JSON line",
     "prometheus": "prometheus-fastapi-instrumentator",

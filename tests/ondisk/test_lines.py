@@ -4,7 +4,15 @@ from datetime import datetime
 
 import msgspec
 
-from auditship.ondisk.lines import decode_json_line, encode_json, encode_text, seq_and_id_of_line, seq_of_line
+from auditship.ondisk.lines import (
+    decode_json_line,
+    encode_json,
+    encode_json_lines,
+    encode_text,
+    encode_text_lines,
+    seq_and_id_of_line,
+    seq_of_line,
+)
 from shipper.event import AuditEvent, AuditEventType, AuditOutcome, AuditSeverity
 
 
@@ -95,3 +103,19 @@ def test_the_seq_and_the_event_id_are_read_back_from_either_format():
             assert seq_and_id_of_line(encode(17, event)[:-1]) == (17, event_id), (encode, event_id)
     assert seq_and_id_of_line(b'{"wal_seq":3}') is None
     assert seq_and_id_of_line(b"hello world seq=3") is None
+
+
+def test_a_batch_of_lines_is_its_events_lines_joined() -> None:
+    """The batch encoders write byte for byte what the one-event encoders write, joined: also for values
+    holding braces, newlines and the end of a line as text."""
+    events = [
+        AuditEvent(event_type=AuditEventType.DATA_READ, message='}\n{"wal_seq":1}\n', details={"x": "}\n"}),
+        AuditEvent(
+            event_type=AuditEventType.USER_LOGIN, changes={"a": ["}", "\n"]}, sensitive={"s": "\u2028}"}
+        ),
+        AuditEvent(event_type=AuditEventType.DATA_UPDATE),
+    ]
+    seqs = [3, 9, 10**15]
+    assert encode_json_lines(seqs, events) == b"".join(map(encode_json, seqs, events))
+    assert encode_text_lines(seqs, events) == b"".join(map(encode_text, seqs, events))
+    assert encode_json_lines([], []) == encode_text_lines([], []) == b""

@@ -74,6 +74,8 @@ class HoursFamily(SelectedFamily[HoursState, HoursSettings]):
         if state is None:
             self.table.put(key, HoursState(day, 1, _first_hours(hour)))
             return None
+        if day == state.day and not state.hours[hour]:
+            return None  # active at this hour today already (so today is counted): nearly every event
         if day < state.day:  # late: remembered, not judged against the days since
             ago = state.day - day
             state.days |= (1 << ago) & self._mask

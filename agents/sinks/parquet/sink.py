@@ -111,6 +111,8 @@ class ParquetSink(Sink):
     def close(self) -> None:
         if self._digests is not None:
             self._digests.close()
+        if self._writer is not None:
+            self._writer.close()
         if self._db is not None:
             self._db.close()
             self._db = self._writer = self._compactor = None

@@ -12,9 +12,9 @@ import pytest
 from auditship.agents.errors import WalError
 from auditship.agents.wal import WalReader, WalRecord
 from auditship.agents.wal.cursor import cursor_path, write_cursor
-from auditship.agents.wal.record import LSN
+from auditship.agents.wal.record import LSN, encode_records
 from auditship.agents.wal.scanner import CHUNK_BYTES, SegmentScanner
-from shipper.records import encode_record
+from shipper.records import encode_record, scan_records
 from tests.agents.wal.sample import on_disk_size, open_wal, payload_for, segment_files
 
 RECORD = on_disk_size(payload_for(1))
@@ -340,3 +340,15 @@ def test_a_salvaged_segment_replaced_under_a_reader_is_read_on_undisturbed(wal_d
     assert [r.lsn for r in read_all(reader)] == [4, 5, 6, 8, 9, 10, 11]
     reader.close()
     wal.close()
+
+
+def test_a_batch_of_records_is_what_encode_record_makes_of_each_and_reads_back() -> None:
+    """encode_records writes each payload once into the batch, with its checksum run on from its LSN's:
+    the bytes must be those of shipper.records.encode_record (what every other reader of the format
+    checks), and the scanner must give each record back."""
+    payloads = [b"", b"x", payload_for(7), bytes(range(256)) * 3]
+    written = encode_records(41, payloads)
+    assert written == b"".join(encode_record(LSN.pack(lsn) + p) for lsn, p in enumerate(payloads, 41))
+    assert [(LSN.unpack(body[: LSN.size])[0], body[LSN.size :]) for _, body in scan_records(written)] == [
+        (41 + index, payload) for index, payload in enumerate(payloads)
+    ]

@@ -55,6 +55,7 @@ from shipper.event import Sender
 from shipper.wire import (
     Confirmation,
     Frame,
+    checked_frame_decoder,
     frame_decoder,
     frame_encoder,
     header_decoder,
@@ -98,13 +99,6 @@ class _StoredFrame(msgspec.Struct, array_like=True):
 _stored_decoder = msgspec.msgpack.Decoder(_StoredFrame)
 
 
-class _AnyIdFrame(Frame, array_like=True):
-    """A Frame whose emitter id is any string: what Intake._decoded decodes once the id matched."""
-
-    emitter: str
-
-
-_any_id_decoder = msgspec.msgpack.Decoder(_AnyIdFrame)
 MAX_EMITTER_IDS = 4096
 """Emitter ids whose pattern was matched, kept at most; the set is emptied when full."""
 
@@ -530,7 +524,7 @@ class Intake:
         id: a frame of an id not seen yet, and any frame the decode refuses, is decoded as a Frame, so
         that a reason is the same whichever way it came."""
         try:
-            frame: Frame = _any_id_decoder.decode(raw)
+            frame: Frame = checked_frame_decoder.decode(raw)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             pass
         else:

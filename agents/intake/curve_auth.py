@@ -15,6 +15,8 @@ are dropped by name (`allows`) from the next look on, and its emitter spills the
 A refused handshake (a key not in the allow-list, a client without CURVE or with another server key)
 is seen on the PULL socket's monitor: counted (`tcp_refused`) and logged at most once every 10 s with
 the keys the handler turned away meanwhile, for an operator who means to allow one.
+A client without CURVE does not try again after the mechanism mismatch, and libzmq may see it hang up
+before its greeting is read: a disconnect, which is neither counted nor logged.
 """
 
 from __future__ import annotations
